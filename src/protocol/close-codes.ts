@@ -1,0 +1,71 @@
+/**
+ * Every close code websocket-stabilizer sends, in one table.
+ *
+ * - 1000–1015: standard codes from RFC 6455.
+ * - 4000–4499: **retryable**. The client should reconnect (with backoff) and resume its session.
+ * - 4500–4999: **terminal**. The client must not reconnect on its own; a new login or a fix is needed.
+ *
+ * A client can act on the range alone; see {@link isRetryableCloseCode}.
+ */
+export const CloseCode = {
+  /** Normal closure, initiated by the application. */
+  Normal: 1000,
+  /** Server shutting down for good (or for an unknown time). Reconnect later, honour the hint. */
+  GoingAway: 1001,
+  /** Policy violation (RFC 6455). Not sent by the library itself; listed for completeness. */
+  PolicyViolation: 1008,
+  /** A frame was larger than `maxPayloadBytes`. */
+  MessageTooBig: 1009,
+  /** A user handler threw; only that connection is closed. */
+  InternalError: 1011,
+  /** Server restarting (graceful shutdown with `restart: true`). Reconnect after the hint. */
+  ServiceRestart: 1012,
+  /** Over capacity (`maxConnections` or per-IP limit) for a socket accepted elsewhere. Try again later. */
+  TryAgainLater: 1013,
+
+  /** No frame from the peer within the ping interval plus the pong timeout. */
+  HeartbeatTimeout: 4000,
+  /** Buffered outbound bytes over `maxBufferedBytes`; resume replays what the client missed. */
+  SlowConsumer: 4001,
+  /** Inbound message rate over the configured limit. Reconnect after a delay. */
+  RateLimited: 4002,
+  /** The `hello` did not arrive within `handshakeTimeoutMs`. */
+  HandshakeTimeout: 4003,
+  /** The server is overloaded and asks the client to come back after the reconnect hint. */
+  Overloaded: 4004,
+
+  /** The reconnect token was forged, expired, replayed or malformed (plain-mode token endpoint). */
+  TokenRejected: 4500,
+  /** A newer connection with the same client id replaced this one. Reconnecting would fight it. */
+  Replaced: 4501,
+  /** The peer broke the wire protocol (bad frame, unknown type, sequence gap). */
+  ProtocolViolation: 4502,
+  /** The application's authorization hook refused the connection or the resume. */
+  Forbidden: 4503,
+} as const;
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];
+
+/** First and last code of the retryable custom range. */
+export const RETRYABLE_CLOSE_RANGE = [4000, 4499] as const;
+/** First and last code of the terminal custom range. */
+export const TERMINAL_CLOSE_RANGE = [4500, 4999] as const;
+
+/**
+ * Whether a client should reconnect after a close with this code.
+ * Standard codes: 1008, 1002, 1003, 1007 and 1010 are terminal (the same frames would fail again);
+ * everything else below 4000 (abnormal 1006, 1001, 1011, 1012, 1013, ...) is retryable.
+ */
+export function isRetryableCloseCode(code: number): boolean {
+  if (code >= TERMINAL_CLOSE_RANGE[0] && code <= TERMINAL_CLOSE_RANGE[1]) return false;
+  if (code >= RETRYABLE_CLOSE_RANGE[0] && code <= RETRYABLE_CLOSE_RANGE[1]) return true;
+  return !(code === 1002 || code === 1003 || code === 1007 || code === 1008 || code === 1010);
+}
+
+/** Close reasons are at most 123 bytes on the wire (RFC 6455 §5.5). Truncate safely. */
+export function clampCloseReason(reason: string): string {
+  if (reason.length <= 40) return reason;
+  let out = reason.slice(0, 123);
+  while (new TextEncoder().encode(out).length > 123) out = out.slice(0, -1);
+  return out;
+}

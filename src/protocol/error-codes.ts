@@ -1,0 +1,33 @@
+/**
+ * Stable string codes carried by every typed error (`err.code`) and by `error` frames on the wire.
+ * They never change meaning once shipped.
+ */
+export const ErrorCode = {
+  InvalidConfig: 'INVALID_CONFIG',
+  UnknownClient: 'UNKNOWN_CLIENT',
+  NotOpen: 'NOT_OPEN',
+  SendFailed: 'SEND_FAILED',
+  ShuttingDown: 'SHUTTING_DOWN',
+  ConnectionLimit: 'CONNECTION_LIMIT',
+
+  TokenExpired: 'TOKEN_EXPIRED',
+  TokenBadSignature: 'TOKEN_BAD_SIGNATURE',
+  TokenReplayed: 'TOKEN_REPLAYED',
+  TokenMalformed: 'TOKEN_MALFORMED',
+  TokenUnknownKey: 'TOKEN_UNKNOWN_KEY',
+  TokensDisabled: 'TOKENS_DISABLED',
+
+  HandshakeTimeout: 'HANDSHAKE_TIMEOUT',
+  ProtocolViolation: 'PROTOCOL_VIOLATION',
+  Forbidden: 'FORBIDDEN',
+  BackendUnavailable: 'BACKEND_UNAVAILABLE',
+
+  /** Client: a reliable message was sent on a session the server no longer has; delivery is unknown. */
+  SessionLost: 'SESSION_LOST',
+  /** Client: the offline queue is full and the drop policy rejected this message. */
+  QueueFull: 'QUEUE_FULL',
+  /** Client: `close()` was called, or a terminal close code ended the client, before the message was acked. */
+  ClientClosed: 'CLIENT_CLOSED',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

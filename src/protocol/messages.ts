@@ -1,0 +1,185 @@
+/**
+ * Wire messages of the `stabilizer.v1` subprotocol. Text frames carry one JSON object whose `t` field names the
+ * type; binary frames carry data messages with a binary payload (see {@link encodeBinaryData}).
+ * This file has no Node or DOM dependency: client and server share it. PROTOCOL.md is the normative text.
+ */
+
+/** The `Sec-WebSocket-Protocol` value that turns on the protocol. Without it a socket runs in plain mode. */
+export const SUBPROTOCOL = 'stabilizer.v1';
+
+/** Why a session started fresh instead of resuming. */
+export type FreshReason =
+  /** The client presented no token: a first connection. */
+  | 'new'
+  /** The token or the session it names has outlived its TTL. */
+  | 'expired'
+  /** The server does not know the session (restarted with in-memory storage, or another cluster). */
+  | 'unknown-session'
+  /** Messages the client missed were evicted from the replay buffer (count, bytes or age). */
+  | 'gap'
+  /** The token was forged, tampered, replayed or malformed. */
+  | 'token-rejected';
+
+/** Client → server, first frame on every connection. */
+export interface HelloMessage {
+  t: 'hello';
+  /** Protocol revision the client speaks. Currently 1. */
+  v: 1;
+  /** Resume token from the previous `welcome`; absent on a first connection. */
+  token?: string;
+  /** Highest server sequence number received in order (0 if none). */
+  lastSeq?: number;
+}
+
+/** Server → client, answer to `hello`. */
+export interface WelcomeMessage {
+  t: 'welcome';
+  /** Session id, which is also the client id on the server. */
+  sessionId: string;
+  /** Fresh single-use resume token for the next reconnect. */
+  token: string;
+  /** `resumed`: missed messages follow, in order, exactly once. `fresh`: a new session, see `reason`. */
+  resume: 'resumed' | 'fresh';
+  /** Why the session is fresh. Absent when resumed. */
+  reason?: FreshReason;
+  /** Highest server sequence already sent on this session before replay (0 on a fresh session). */
+  lastSeq: number;
+  /** Highest client sequence the server has processed; the client resends everything after it. */
+  lastClientSeq: number;
+  /** The server sends a ping when a connection is idle this long. */
+  pingIntervalMs: number;
+  /** How long the server waits for any frame after its ping before it drops the connection. */
+  pongTimeoutMs: number;
+}
+
+/** Either direction. Reliable when `s` is present (acked, replayed on resume); volatile when absent. */
+export interface DataMessage<P = unknown> {
+  t: 'd';
+  s?: number;
+  p: P;
+}
+
+/** Either direction. Cumulative: every reliable message with sequence ≤ `s` has been received. */
+export interface AckMessage {
+  t: 'ack';
+  s: number;
+}
+
+/** Either direction. Application-level ping (browsers cannot see protocol pings). */
+export interface PingMessage {
+  t: 'ping';
+}
+
+/** Answer to `ping`. From the client it carries the highest server sequence received, so the server can trim. */
+export interface PongMessage {
+  t: 'pong';
+  s?: number;
+}
+
+/** Server → client. Come back after `retryAfterMs` (shutdown, overload). */
+export interface ReconnectHintMessage {
+  t: 'reconnect';
+  retryAfterMs: number;
+  reason: string;
+}
+
+/** Server → client, usually followed by a close. */
+export interface ErrorMessage {
+  t: 'error';
+  code: string;
+  message: string;
+}
+
+export type ClientMessage = HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage;
+export type ServerMessage =
+  | WelcomeMessage
+  | DataMessage
+  | AckMessage
+  | PingMessage
+  | PongMessage
+  | ReconnectHintMessage
+  | ErrorMessage;
+export type ProtocolMessage = ClientMessage | ServerMessage;
+
+/** Binary data frames: byte 0 is the kind, then (reliable only) the sequence as a float64 big-endian. */
+export const BinaryKind = { Reliable: 1, Volatile: 2 } as const;
+
+const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** A frame that does not follow the protocol. `reason` is safe to put in a close frame. */
+export interface DecodeFailure {
+  error: string;
+}
+
+/**
+ * Decode a text frame into a message, checking every field the receiver relies on.
+ * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception.
+ */
+export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return { error: 'invalid JSON' };
+  }
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return { error: 'not an object' };
+  const o = m as Record<string, unknown>;
+  switch (o.t) {
+    case 'd':
+      if (!('p' in o)) return { error: 'data without payload' };
+      if (o.s !== undefined && !isSeq(o.s)) return { error: 'bad sequence' };
+      return o as unknown as DataMessage;
+    case 'ack':
+      return isSeq(o.s) ? (o as unknown as AckMessage) : { error: 'bad ack' };
+    case 'ping':
+      return { t: 'ping' };
+    case 'pong':
+      return o.s === undefined || isSeq(o.s) ? (o as unknown as PongMessage) : { error: 'bad pong' };
+    case 'hello':
+      if (o.v !== 1) return { error: 'unsupported protocol revision' };
+      if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
+      if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
+      return o as unknown as HelloMessage;
+    case 'welcome':
+      return typeof o.sessionId === 'string' && typeof o.token === 'string' && isSeq(o.lastSeq)
+        ? (o as unknown as WelcomeMessage)
+        : { error: 'bad welcome' };
+    case 'reconnect':
+      return isSeq(o.retryAfterMs) ? (o as unknown as ReconnectHintMessage) : { error: 'bad hint' };
+    case 'error':
+      return typeof o.code === 'string' ? (o as unknown as ErrorMessage) : { error: 'bad error' };
+    default:
+      return { error: 'unknown message type' };
+  }
+}
+
+/** Encode a binary data message: `[kind][seq:f64be if reliable][payload]`. */
+export function encodeBinaryData(payload: Uint8Array, seq?: number): Uint8Array {
+  const headerBytes = seq === undefined ? 1 : 9;
+  const out = new Uint8Array(headerBytes + payload.byteLength);
+  const view = new DataView(out.buffer);
+  if (seq === undefined) out[0] = BinaryKind.Volatile;
+  else {
+    out[0] = BinaryKind.Reliable;
+    view.setFloat64(1, seq);
+  }
+  out.set(payload, headerBytes);
+  return out;
+}
+
+/** Decode a binary data frame. The payload is a view into `frame`, not a copy. */
+export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | DecodeFailure {
+  const kind = frame[0];
+  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  if (kind === BinaryKind.Volatile) return { t: 'd', p: frame.subarray(1) };
+  if (kind === BinaryKind.Reliable && frame.byteLength >= 9) {
+    const s = view.getFloat64(1);
+    if (!isSeq(s)) return { error: 'bad sequence' };
+    return { t: 'd', s, p: frame.subarray(9) };
+  }
+  return { error: 'bad binary frame' };
+}
+
+export function isDecodeFailure(v: unknown): v is DecodeFailure {
+  return typeof v === 'object' && v !== null && 'error' in v && !('t' in v);
+}

@@ -1,0 +1,27 @@
+import { defineConfig } from 'tsup';
+
+export default defineConfig([
+  {
+    entry: {
+      index: 'src/server/index.ts',
+      protocol: 'src/protocol/index.ts',
+      redis: 'src/redis/index.ts',
+    },
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    clean: true,
+    target: 'node20',
+    platform: 'node',
+    external: ['ioredis'],
+  },
+  {
+    // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node.
+    entry: { client: 'src/client/index.ts' },
+    format: ['esm', 'cjs'],
+    dts: true,
+    sourcemap: true,
+    target: 'es2020',
+    platform: 'neutral',
+  },
+]);
