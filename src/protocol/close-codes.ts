@@ -53,13 +53,13 @@ export const TERMINAL_CLOSE_RANGE = [4500, 4999] as const;
 
 /**
  * Whether a client should reconnect after a close with this code.
- * Standard codes: 1008, 1002, 1003, 1007 and 1010 are terminal (the same frames would fail again);
+ * Standard codes: 1000 (the server ended the session on purpose), 1002, 1003, 1007, 1008 and 1010 are terminal;
  * everything else below 4000 (abnormal 1006, 1001, 1011, 1012, 1013, ...) is retryable.
  */
 export function isRetryableCloseCode(code: number): boolean {
   if (code >= TERMINAL_CLOSE_RANGE[0] && code <= TERMINAL_CLOSE_RANGE[1]) return false;
   if (code >= RETRYABLE_CLOSE_RANGE[0] && code <= RETRYABLE_CLOSE_RANGE[1]) return true;
-  return !(code === 1002 || code === 1003 || code === 1007 || code === 1008 || code === 1010);
+  return !(code === 1000 || code === 1002 || code === 1003 || code === 1007 || code === 1008 || code === 1010);
 }
 
 /** Close reasons are at most 123 bytes on the wire (RFC 6455 §5.5). Truncate safely. */

@@ -15,6 +15,7 @@ export const ErrorCode = {
   TokenReplayed: 'TOKEN_REPLAYED',
   TokenMalformed: 'TOKEN_MALFORMED',
   TokenUnknownKey: 'TOKEN_UNKNOWN_KEY',
+  TokenWrongSession: 'TOKEN_WRONG_SESSION',
   TokensDisabled: 'TOKENS_DISABLED',
 
   HandshakeTimeout: 'HANDSHAKE_TIMEOUT',

@@ -27,6 +27,8 @@ export interface HelloMessage {
   v: 1;
   /** Resume token from the previous `welcome`; absent on a first connection. */
   token?: string;
+  /** Session the client believes it resumes; if present it must match the token's session. */
+  sessionId?: string;
   /** Highest server sequence number received in order (0 if none). */
   lastSeq?: number;
 }
@@ -83,6 +85,15 @@ export interface ReconnectHintMessage {
   reason: string;
 }
 
+/**
+ * Server → client. A replacement resume token, sent before the current one expires on a long-lived connection.
+ * The client keeps only the newest token.
+ */
+export interface TokenMessage {
+  t: 'token';
+  token: string;
+}
+
 /** Server → client, usually followed by a close. */
 export interface ErrorMessage {
   t: 'error';
@@ -98,6 +109,7 @@ export type ServerMessage =
   | PingMessage
   | PongMessage
   | ReconnectHintMessage
+  | TokenMessage
   | ErrorMessage;
 export type ProtocolMessage = ClientMessage | ServerMessage;
 
@@ -138,6 +150,7 @@ export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure
     case 'hello':
       if (o.v !== 1) return { error: 'unsupported protocol revision' };
       if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
+      if (o.sessionId !== undefined && typeof o.sessionId !== 'string') return { error: 'bad sessionId' };
       if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
       return o as unknown as HelloMessage;
     case 'welcome':
@@ -146,6 +159,8 @@ export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure
         : { error: 'bad welcome' };
     case 'reconnect':
       return isSeq(o.retryAfterMs) ? (o as unknown as ReconnectHintMessage) : { error: 'bad hint' };
+    case 'token':
+      return typeof o.token === 'string' ? (o as unknown as TokenMessage) : { error: 'bad token message' };
     case 'error':
       return typeof o.code === 'string' ? (o as unknown as ErrorMessage) : { error: 'bad error' };
     default:

@@ -1,0 +1,103 @@
+import { ReplayBuffer, type ReplayLimits } from './replay-buffer.js';
+import type { SessionLookup, SessionRecord, StorageBackend } from './types.js';
+
+export interface MemoryBackendOptions {
+  /**
+   * How many expired session ids are remembered, so a late resume hears `expired` rather than `unknown-session`.
+   * @default 10000
+   */
+  maxTombstones?: number;
+  /**
+   * How long a tombstone is kept.
+   * @default 3600000 (1 hour)
+   */
+  tombstoneTtlMs?: number;
+}
+
+/**
+ * The default backend: everything in this process's memory. Sessions do not survive a restart (a resume after a
+ * restart gets `fresh` with `unknown-session`), and nothing is shared between processes.
+ */
+export class MemoryBackend implements StorageBackend {
+  readonly name = 'memory';
+  /** Nonce → expiry. Insertion order is close to expiry order, so the sweep stops at the first live one. */
+  private readonly nonces = new Map<string, number>();
+  private readonly sessionsById = new Map<string, SessionRecord>();
+  /** Expired session id → when the tombstone itself expires. */
+  private readonly tombstones = new Map<string, number>();
+  private readonly maxTombstones: number;
+  private readonly tombstoneTtlMs: number;
+
+  constructor(options: MemoryBackendOptions = {}) {
+    this.maxTombstones = options.maxTombstones ?? 10_000;
+    this.tombstoneTtlMs = options.tombstoneTtlMs ?? 3_600_000;
+  }
+
+  claimNonce(nonce: string, expiresAtMs: number): boolean {
+    if (this.nonces.has(nonce)) return false;
+    this.nonces.set(nonce, expiresAtMs);
+    return true;
+  }
+
+  /** Number of nonces currently remembered (for tests and stats). */
+  get nonceCount(): number {
+    return this.nonces.size;
+  }
+
+  createSession(id: string, limits: ReplayLimits): SessionRecord {
+    const session: SessionRecord = {
+      id,
+      lastSeq: 0,
+      lastClientSeq: 0,
+      buffer: new ReplayBuffer(limits),
+      detachedAtMs: undefined,
+    };
+    this.sessionsById.set(id, session);
+    this.tombstones.delete(id);
+    return session;
+  }
+
+  getSession(id: string): SessionRecord | undefined {
+    return this.sessionsById.get(id);
+  }
+
+  async findSession(id: string): Promise<SessionLookup> {
+    const session = this.sessionsById.get(id);
+    if (session) return { found: true, session };
+    return { found: false, reason: this.tombstones.has(id) ? 'expired' : 'unknown-session' };
+  }
+
+  deleteSession(id: string, expired: boolean): void {
+    if (!this.sessionsById.delete(id) || !expired) return;
+    if (this.tombstones.size >= this.maxTombstones) {
+      const oldest = this.tombstones.keys().next().value;
+      if (oldest !== undefined) this.tombstones.delete(oldest);
+    }
+    this.tombstones.set(id, Date.now() + this.tombstoneTtlMs);
+  }
+
+  sessions(): IterableIterator<SessionRecord> {
+    return this.sessionsById.values();
+  }
+
+  get sessionCount(): number {
+    return this.sessionsById.size;
+  }
+
+  sweep(nowMs: number): void {
+    for (const [nonce, expiresAtMs] of this.nonces) {
+      if (expiresAtMs > nowMs) break;
+      this.nonces.delete(nonce);
+    }
+    for (const [id, untilMs] of this.tombstones) {
+      if (untilMs > nowMs) break;
+      this.tombstones.delete(id);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.nonces.clear();
+    this.sessionsById.clear();
+    this.tombstones.clear();
+  }
+}

@@ -1,0 +1,96 @@
+import type { Payload } from '../server/payload.js';
+
+/** One reliable message kept for replay. The payload object is shared with other sessions' buffers. */
+export interface ReplayEntry {
+  readonly seq: number;
+  readonly payload: Payload;
+  readonly atMs: number;
+}
+
+export interface ReplayLimits {
+  maxMessages: number;
+  maxBytes: number;
+  maxAgeMs: number;
+}
+
+/**
+ * A session's sent, not yet acknowledged reliable messages, bounded by count, bytes and age. Evicting an
+ * unacknowledged message records `evictedThrough`, which turns the next resume from that point into a `gap`.
+ * A ring of entries with a moving head: push and trim are O(1) amortized.
+ */
+export class ReplayBuffer {
+  private entries: ReplayEntry[] = [];
+  private head = 0;
+  private totalBytes = 0;
+  /** Highest sequence dropped before it was acknowledged (0 if none). */
+  evictedThrough = 0;
+
+  constructor(private readonly limits: ReplayLimits) {}
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  get bytes(): number {
+    return this.totalBytes;
+  }
+
+  push(entry: ReplayEntry): void {
+    this.entries.push(entry);
+    this.totalBytes += entry.payload.bytes;
+    while (this.size > this.limits.maxMessages || this.totalBytes > this.limits.maxBytes) this.evictOne();
+    this.compact();
+  }
+
+  /** Drop every entry with a sequence `≤ seq` (a cumulative ack). */
+  ack(seq: number): void {
+    while (this.size > 0 && this.entries[this.head]!.seq <= seq) this.dropHead();
+    this.compact();
+  }
+
+  /** Drop entries older than `maxAgeMs` (they count as evicted). */
+  expire(nowMs: number): void {
+    const oldest = nowMs - this.limits.maxAgeMs;
+    while (this.size > 0 && this.entries[this.head]!.atMs < oldest) this.evictOne();
+    this.compact();
+  }
+
+  /**
+   * The entries after `lastSeq`, or `undefined` if any of them was evicted: a replay is all or nothing.
+   * `lastSeq` must not be ahead of the session's last sequence (the caller checks).
+   */
+  since(lastSeq: number): ReplayEntry[] | undefined {
+    if (lastSeq < this.evictedThrough) return undefined;
+    const out: ReplayEntry[] = [];
+    for (let i = this.head; i < this.entries.length; i++) {
+      const e = this.entries[i]!;
+      if (e.seq > lastSeq) out.push(e);
+    }
+    return out;
+  }
+
+  clear(): void {
+    this.entries = [];
+    this.head = 0;
+    this.totalBytes = 0;
+  }
+
+  private evictOne(): void {
+    this.evictedThrough = this.entries[this.head]!.seq;
+    this.dropHead();
+  }
+
+  private dropHead(): void {
+    const e = this.entries[this.head]!;
+    this.entries[this.head] = undefined as unknown as ReplayEntry;
+    this.head++;
+    this.totalBytes -= e.payload.bytes;
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
+      this.head = 0;
+    }
+  }
+}

@@ -1,0 +1,355 @@
+import {
+  CloseCode,
+  decodeBinaryData,
+  decodeTextMessage,
+  ErrorCode,
+  isDecodeFailure,
+  isRetryableCloseCode,
+  SUBPROTOCOL,
+  type DataMessage,
+  type WelcomeMessage,
+} from '../protocol/index.js';
+import { backoffDelayMs } from './backoff.js';
+import { Emitter } from './emitter.js';
+import { watchEnvironment } from './environment.js';
+import { ClientError } from './errors.js';
+import { dataFrame, toBytes, type BinaryPayload } from './frames.js';
+import { DEFAULTS, type ClientEvents, type ClientOptions, type CloseInfo } from './options.js';
+import { Outbox, type OutboxEntry } from './outbox.js';
+import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+
+/** `connecting` until the welcome, `open` after it, `reconnecting` while waiting to retry, `closed` for good. */
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
+type Timer = ReturnType<typeof setTimeout> | undefined;
+
+const noop = (): void => {};
+
+/**
+ * A WebSocket client that speaks `stabilizer.v1` (PROTOCOL.md): it reconnects with jittered backoff, resumes its
+ * session, delivers reliable messages exactly once in both directions, queues while offline and notices dead
+ * connections on the wall clock. It connects at once.
+ *
+ * `In` is the type of server payloads, `Out` of client payloads.
+ *
+ * ```ts
+ * const client = new StabilizerClient<ChatEvent, ChatCommand>('wss://example.com/ws');
+ * client.on('message', (event) => render(event));
+ * await client.send({ type: 'say', text: 'hi' }); // resolves when the server acked it
+ * ```
+ */
+export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<ClientEvents<In>> {
+  private readonly o: typeof DEFAULTS;
+  private readonly WS: WebSocketConstructor;
+  private readonly outbox: Outbox;
+  private ws?: WebSocketLike;
+  private st: ClientState = 'connecting';
+  private sid?: string;
+  private token?: string;
+  /** Highest server sequence received in order. */
+  private lastSeq = 0;
+  /** Reliable server messages received since the last ack. */
+  private unacked = 0;
+  /** Reconnects scheduled since the last welcome. */
+  private attempt = 0;
+  /** The server's `retryAfterMs` hint, added to the next delay. */
+  private hintMs = 0;
+  /** Wall-clock time of the last frame from the server (or of the connect). */
+  private rxAt = 0;
+  private pinged = false;
+  private pingMs = 0;
+  private pongMs = 0;
+  private livenessTimer: Timer;
+  private ackTimer: Timer;
+  private retryTimer: Timer;
+  private unwatch?: () => void;
+
+  /**
+   * @param url `ws:` or `wss:` URL of the server endpoint.
+   * @throws ClientError `INVALID_CONFIG` when there is no WebSocket implementation.
+   */
+  constructor(
+    readonly url: string,
+    options: ClientOptions = {},
+  ) {
+    super();
+    this.WS = resolveWebSocket(options.WebSocket);
+    this.o = { ...DEFAULTS };
+    for (const k in options) {
+      const v = options[k as keyof ClientOptions];
+      if (v !== undefined) Object.assign(this.o, { [k]: v });
+    }
+    this.outbox = new Outbox(this.o.maxQueuedMessages, this.o.maxQueuedBytes);
+    this.connect();
+  }
+
+  get state(): ClientState {
+    return this.st;
+  }
+
+  /** Id of the current (or last) session, once welcomed. */
+  get sessionId(): string | undefined {
+    return this.sid;
+  }
+
+  /** Reliable messages waiting for an ack; see `maxQueuedMessages`. */
+  get queuedMessages(): number {
+    return this.outbox.q.length;
+  }
+
+  /** Bytes waiting for an ack; see `maxQueuedBytes`. */
+  get queuedBytes(): number {
+    return this.outbox.bytes;
+  }
+
+  /**
+   * Sends a reliable message: numbered, kept until the server acks it, resent after a resume, queued while
+   * disconnected. Resolves when the server acked it. Rejects with a {@link ClientError}:
+   * - `QUEUE_FULL` at once when the queue bounds are reached (the new message is refused, nothing else dropped);
+   * - `SESSION_LOST` when the session was replaced before the ack and the message had been written;
+   * - `CLIENT_CLOSED` when the client is or becomes closed before the ack;
+   *
+   * or with a `TypeError` when the payload is not JSON-serialisable. Ignoring the promise is safe: a rejection is
+   * never reported as unhandled. Uint8Array / ArrayBuffer payloads go as binary frames.
+   */
+  send(payload: Out | BinaryPayload): Promise<void> {
+    const p = new Promise<void>((ok, no) => {
+      this.alive();
+      if (this.st === 'closed') throw new ClientError(ErrorCode.ClientClosed, 'client is closed');
+      const e = this.outbox.add(payload, ok, no);
+      if (this.st === 'open') this.put(e);
+    });
+    p.catch(noop);
+    return p;
+  }
+
+  /**
+   * Sends a volatile message: now or never, no sequence, no ack, no queue. Returns whether it was written to an
+   * open, welcomed socket. @throws TypeError when the payload is not JSON-serialisable.
+   */
+  sendVolatile(payload: Out | BinaryPayload): boolean {
+    this.alive();
+    return this.st === 'open' && this.write(dataFrame(payload));
+  }
+
+  /**
+   * Drops the current socket (if any) and connects again at once, resuming the session. Also revives a client
+   * that is `closed`.
+   */
+  reconnect(): void {
+    if (this.ws) this.end({ code: CloseCode.Normal, reason: 'reconnect' }, true, 0);
+    this.attempt = 0;
+    this.connect();
+  }
+
+  /**
+   * Closes for good: no more reconnects; unacked messages reject with `CLIENT_CLOSED`. Emits a last `close`.
+   * @param code sent in the close frame; browsers accept 1000 and 3000–4999.
+   */
+  close(code: number = CloseCode.Normal, reason = ''): void {
+    this.unwatch?.();
+    this.unwatch = undefined;
+    clearTimeout(this.retryTimer);
+    if (this.st === 'closed') return;
+    if (this.ackTimer) this.ack('ack');
+    this.end({ code, reason }, false, code);
+  }
+
+  private connect(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.unwatch ??= watchEnvironment((now) => this.wake(now));
+    this.st = 'connecting';
+    this.rxAt = this.o.now();
+    const ws = (this.ws = new this.WS(this.url, SUBPROTOCOL));
+    ws.binaryType = 'arraybuffer';
+    ws.onopen = () => {
+      if (ws === this.ws) this.write(JSON.stringify({ t: 'hello', v: 1, token: this.token, lastSeq: this.lastSeq }));
+    };
+    ws.onmessage = (e) => {
+      if (ws === this.ws) this.rx(e.data);
+    };
+    ws.onclose = (e) => {
+      if (ws === this.ws) this.lost(e, isRetryableCloseCode(e.code));
+    };
+    // A close event always follows. (`ws` also throws on an 'error' event without a listener.)
+    ws.onerror = noop;
+    this.tick();
+  }
+
+  private rx(data: unknown): void {
+    this.rxAt = this.o.now();
+    this.pinged = false;
+    const bytes = toBytes(data);
+    const m =
+      typeof data === 'string'
+        ? decodeTextMessage(data)
+        : bytes
+          ? decodeBinaryData(bytes)
+          : { error: 'unexpected frame' };
+    if (isDecodeFailure(m)) return this.violation(m.error);
+    const open = this.st === 'open';
+    if (m.t === 'welcome') return open ? this.violation('second welcome') : this.welcome(m);
+    if (!open && m.t !== 'error' && m.t !== 'reconnect') return this.violation('frame before welcome');
+    switch (m.t) {
+      case 'd':
+        return this.data(m);
+      case 'ack':
+        return this.outbox.ack(m.s);
+      case 'ping':
+        return this.ack('pong');
+      case 'pong':
+        return;
+      case 'reconnect':
+        this.hintMs = m.retryAfterMs;
+        return;
+      case 'error':
+        return this.emit('error', new ClientError(m.code as ErrorCode, m.message));
+      default:
+        return this.violation(`unexpected ${m.t}`);
+    }
+  }
+
+  private welcome(m: WelcomeMessage): void {
+    if (!(m.pingIntervalMs > 0 && m.pongTimeoutMs >= 0 && m.lastClientSeq >= 0)) {
+      return this.violation('bad welcome');
+    }
+    const resumed = m.resume === 'resumed';
+    const sessionId = (this.sid = m.sessionId);
+    this.st = 'open';
+    this.token = m.token;
+    this.pingMs = m.pingIntervalMs;
+    this.pongMs = m.pongTimeoutMs;
+    this.attempt = this.hintMs = 0;
+    if (resumed) this.outbox.ack(m.lastClientSeq);
+    else {
+      this.lastSeq = 0;
+      this.outbox.fresh();
+    }
+    for (const e of this.outbox.q) this.put(e);
+    this.tick();
+    if (resumed) this.emit('resumed', { sessionId });
+    else this.emit('fresh', { sessionId, reason: m.reason ?? 'new' });
+    this.emit('open', { sessionId, resumed });
+  }
+
+  private data(m: DataMessage): void {
+    const s = m.s;
+    if (s !== undefined) {
+      if (s > this.lastSeq + 1) return this.violation(`sequence gap: ${s} after ${this.lastSeq}`);
+      // A duplicate (s ≤ lastSeq) is acked again but not delivered.
+      const fresh = s > this.lastSeq;
+      if (fresh) this.lastSeq = s;
+      if (++this.unacked >= this.o.ackEveryMessages) this.ack('ack');
+      else this.ackTimer ??= setTimeout(() => this.ack('ack'), this.o.ackDelayMs);
+      if (!fresh) return;
+    }
+    this.emit('message', m.p as In);
+  }
+
+  /** Sends a cumulative `ack`, or a `pong` (which acks too). */
+  private ack(t: 'ack' | 'pong'): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.unacked = 0;
+    this.write(`{"t":"${t}","s":${this.lastSeq}}`);
+  }
+
+  private put(e: OutboxEntry): void {
+    if (this.write(e.f)) e.w = true;
+  }
+
+  private write(data: string | Uint8Array): boolean {
+    const ws = this.ws;
+    if (ws?.readyState !== 1) return false;
+    try {
+      ws.send(data);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** How long the server may stay silent: the heartbeat window once welcomed, else the connect timeout. */
+  private limitMs(): number {
+    return this.st === 'open' ? this.pingMs + this.pongMs : this.o.connectTimeoutMs;
+  }
+
+  /** Wall-clock check for callers outside the timer (a throttled tab may not have run it). */
+  private alive(): void {
+    if (this.ws && this.o.now() - this.rxAt >= this.limitMs()) this.tick();
+  }
+
+  /**
+   * Liveness on the wall clock: drops a socket silent for longer than {@link limitMs}, pings the server after
+   * `pingIntervalMs + pongTimeoutMs / 2` of silence (in case only the client is talking), and re-arms the timer.
+   */
+  private tick = (): void => {
+    clearTimeout(this.livenessTimer);
+    const open = this.st === 'open';
+    const idleMs = this.o.now() - this.rxAt;
+    const limitMs = this.limitMs();
+    const probeMs = this.pingMs + this.pongMs / 2;
+    if (idleMs >= limitMs) {
+      return this.lost(
+        open
+          ? { code: CloseCode.HeartbeatTimeout, reason: 'heartbeat timeout' }
+          : { code: CloseCode.HandshakeTimeout, reason: 'connect timeout' },
+        true,
+        0,
+      );
+    }
+    if (open && idleMs >= probeMs && !this.pinged) this.pinged = this.write('{"t":"ping"}');
+    this.livenessTimer = setTimeout(this.tick, (open && idleMs < probeMs ? probeMs : limitMs) - idleMs);
+  };
+
+  /** The environment says timers may have slept (`reconnectNow` false) or the network is back (true). */
+  private wake(reconnectNow: boolean): void {
+    if (reconnectNow && this.st === 'reconnecting') this.reconnect();
+    else if (this.ws) this.tick();
+  }
+
+  private violation(reason: string): void {
+    this.emit('error', new ClientError(ErrorCode.ProtocolViolation, reason));
+    this.lost({ code: CloseCode.ProtocolViolation, reason }, true, CloseCode.ProtocolViolation);
+  }
+
+  /** The socket is gone or useless: end it, then schedule a reconnect if allowed. */
+  private lost(info: CloseInfo, retryable: boolean, kill?: number): void {
+    if (this.st === 'closed') return;
+    const { code, reason } = info;
+    this.end({ code, reason }, retryable && this.attempt < this.o.maxAttempts && this.o.shouldReconnect(info), kill);
+    // A `close` listener may have called close() or reconnect().
+    if (this.st !== 'reconnecting' || this.ws || this.retryTimer) return;
+    const { minDelayMs, maxDelayMs, random } = this.o;
+    const delayMs = this.hintMs + backoffDelayMs(this.attempt++, minDelayMs, maxDelayMs, random);
+    this.hintMs = 0;
+    this.retryTimer = setTimeout(() => this.connect(), delayMs);
+    this.emit('reconnecting', { attempt: this.attempt, delayMs });
+  }
+
+  /**
+   * Detaches the socket and stops its timers; closes it with `kill` (a code, or 0 to terminate) unless the peer
+   * did. Without `willReconnect` the client is closed for good. Emits `close`.
+   */
+  private end(info: CloseInfo, willReconnect: boolean, kill?: number): void {
+    const ws = this.ws;
+    this.ws = undefined;
+    clearTimeout(this.livenessTimer);
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
+    this.unacked = 0;
+    try {
+      if (ws && kill !== undefined) {
+        if (kill) ws.close(kill, info.reason);
+        else if (ws.terminate) ws.terminate();
+        else ws.close();
+      }
+    } catch {
+      // closing already, or a code the browser refuses: the socket is detached either way
+    }
+    this.st = willReconnect ? 'reconnecting' : 'closed';
+    if (!willReconnect) this.outbox.fail(new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`));
+    this.emit('close', { ...info, willReconnect });
+  }
+}

@@ -1,0 +1,44 @@
+import { encodeBinaryData } from '../protocol/index.js';
+
+/** A payload that `send` and `sendVolatile` write as a binary frame (any `ArrayBufferView` works too). */
+export type BinaryPayload = Uint8Array | ArrayBuffer;
+
+/** The bytes of binary data (a view, not a copy), or `undefined` for anything else. */
+export const toBytes = (data: unknown): Uint8Array | undefined =>
+  data instanceof ArrayBuffer
+    ? new Uint8Array(data)
+    : ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : undefined;
+
+/**
+ * A data frame (PROTOCOL.md §2.2): binary for binary payloads, else `{"t":"d","s":seq,"p":…}` text.
+ * Reliable when `seq` is given.
+ * @throws TypeError when the payload is not JSON-serialisable (`undefined`, a function, a cycle, a BigInt).
+ */
+export function dataFrame(payload: unknown, seq?: number): string | Uint8Array {
+  const bytes = toBytes(payload);
+  if (bytes) return encodeBinaryData(bytes, seq);
+  const json = JSON.stringify(payload) as string | undefined;
+  if (json === undefined) throw new TypeError('payload is not JSON-serialisable');
+  return `{"t":"d",${seq === undefined ? '' : `"s":${seq},`}"p":${json}}`;
+}
+
+/** The same frame with another sequence number. Binary frames are changed in place. */
+export function renumber(frame: string | Uint8Array, seq: number): string | Uint8Array {
+  if (typeof frame === 'string') return frame.replace(/"s":\d+/, `"s":${seq}`);
+  new DataView(frame.buffer, frame.byteOffset).setFloat64(1, seq);
+  return frame;
+}
+
+/** Size of a frame on the wire: UTF-8 bytes for text. */
+export function frameBytes(frame: string | Uint8Array): number {
+  if (typeof frame !== 'string') return frame.byteLength;
+  let n = frame.length;
+  for (let i = 0; i < frame.length; i++) {
+    const c = frame.charCodeAt(i);
+    // 2 bytes below U+0800, 3 above; a surrogate pair is 2 units × 2 = 4 bytes
+    if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
+  }
+  return n;
+}

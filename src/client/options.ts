@@ -1,0 +1,120 @@
+import type { FreshReason } from '../protocol/index.js';
+import type { ClientError } from './errors.js';
+import type { WebSocketConstructor } from './socket.js';
+
+/** Why a socket closed. For closes the client decides itself, see {@link ClientEvents.close}. */
+export interface CloseInfo {
+  code: number;
+  reason: string;
+}
+
+/** Options of {@link StabilizerClient}. Every one is optional. */
+export interface ClientOptions {
+  /**
+   * The WebSocket class. Browsers (and Node ≥ 22) have one; on Node 20 pass `WebSocket` from `ws`.
+   * @default globalThis.WebSocket
+   */
+  WebSocket?: WebSocketConstructor;
+  /**
+   * Shortest reconnect delay, and the base of the exponential backoff. The delay before retry `attempt`
+   * (0 first) is `minDelayMs + random() · (min(maxDelayMs, minDelayMs · 2^(attempt+1)) − minDelayMs)`.
+   * @default 500
+   */
+  minDelayMs?: number;
+  /**
+   * Longest reconnect delay (a server `reconnect` hint comes on top of it).
+   * @default 30000
+   */
+  maxDelayMs?: number;
+  /**
+   * Reconnect attempts in a row without a welcome before the client gives up and closes for good.
+   * @default Infinity
+   */
+  maxAttempts?: number;
+  /**
+   * Asked after every close that would be retried (a retryable code, or a dead or misbehaving connection the client
+   * dropped itself). Return `false` to close for good instead. Terminal codes (4500–4999, 1002, 1003, 1007, 1008,
+   * 1010) never reconnect, whatever this returns; call `reconnect()` for that.
+   * @default () => true
+   */
+  shouldReconnect?: (close: CloseInfo) => boolean;
+  /**
+   * Ack received reliable messages after this many, at the latest.
+   * @default 32
+   */
+  ackEveryMessages?: number;
+  /**
+   * Ack received reliable messages this long after the first unacked one, at the latest.
+   * @default 200
+   */
+  ackDelayMs?: number;
+  /**
+   * Most reliable messages waiting for an ack (queued offline or in flight). A `send` over the bound rejects at
+   * once with `QUEUE_FULL`; messages already accepted are never dropped.
+   * @default 1000
+   */
+  maxQueuedMessages?: number;
+  /**
+   * Most bytes (encoded frames) waiting for an ack; same policy as {@link maxQueuedMessages}.
+   * @default 1048576 (1 MiB)
+   */
+  maxQueuedBytes?: number;
+  /**
+   * How long a connection attempt may take from creating the socket to the server's `welcome`.
+   * @default 10000
+   */
+  connectTimeoutMs?: number;
+  /**
+   * Wall clock in milliseconds, for liveness checks. Inject for tests.
+   * @default () => Date.now()
+   */
+  now?: () => number;
+  /**
+   * Random number in [0, 1), for backoff jitter. Inject for tests.
+   * @default Math.random
+   */
+  random?: () => number;
+}
+
+/** The defaults of {@link ClientOptions}, documented there. */
+export const DEFAULTS: Required<Omit<ClientOptions, 'WebSocket'>> = {
+  minDelayMs: 500,
+  maxDelayMs: 30_000,
+  maxAttempts: Infinity,
+  shouldReconnect: () => true,
+  ackEveryMessages: 32,
+  ackDelayMs: 200,
+  maxQueuedMessages: 1000,
+  maxQueuedBytes: 1 << 20,
+  connectTimeoutMs: 10_000,
+  now: () => Date.now(),
+  random: () => Math.random(),
+};
+
+/** Events of {@link StabilizerClient}, each with its argument. */
+export interface ClientEvents<In> {
+  /** The server welcomed the connection (after `resumed` or `fresh`); queued messages are on their way. */
+  open: { sessionId: string; resumed: boolean };
+  /**
+   * A data message from the server, reliable ones exactly once and in order. Binary frames arrive as `Uint8Array`
+   * (declare `In` as `T | Uint8Array` if the server sends them).
+   */
+  message: In;
+  /** The session resumed: missed server messages follow, unacked client messages are resent. */
+  resumed: { sessionId: string };
+  /**
+   * A new session started. Client messages written to the old one and not acked were rejected with
+   * `SESSION_LOST`; server messages not received are gone.
+   */
+  fresh: { sessionId: string; reason: FreshReason };
+  /** A reconnect is scheduled: `attempt` counts from 1 since the last welcome. */
+  reconnecting: { attempt: number; delayMs: number };
+  /**
+   * A socket closed, or the client closed it. Closes the client decides itself use: `4000` (no frame from the
+   * server in time), `4003` (no welcome within `connectTimeoutMs`), `4502` (the server broke the protocol),
+   * `1000` (`close()` or `reconnect()`). When `willReconnect` is false the client is closed for good.
+   */
+  close: CloseInfo & { willReconnect: boolean };
+  /** An `error` frame from the server (its `code`), or a protocol violation by the server (`PROTOCOL_VIOLATION`). */
+  error: ClientError;
+}

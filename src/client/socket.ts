@@ -1,0 +1,37 @@
+import { ClientError } from './errors.js';
+import { ErrorCode } from '../protocol/index.js';
+
+/** An event-handler property. Bivariant, so that the DOM `WebSocket` and the `ws` package both fit. */
+type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'] | null;
+
+/**
+ * The part of a WebSocket the client uses. The browser's `WebSocket` and `ws`'s `WebSocket` both fit, and so
+ * does any object with these members.
+ */
+export interface WebSocketLike {
+  readonly readyState: number;
+  binaryType: string;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  /** `ws` only: destroys the socket at once, without a closing handshake. Used when the peer is dead. */
+  terminate?(): void;
+  onopen: Handler<unknown>;
+  onmessage: Handler<{ data: unknown }>;
+  onclose: Handler<{ code: number; reason: string }>;
+  onerror: Handler<unknown>;
+}
+
+/** A WebSocket class: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node. */
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+
+/** The injected WebSocket class, else the global one. Throws `INVALID_CONFIG` when there is neither. */
+export function resolveWebSocket(injected?: WebSocketConstructor): WebSocketConstructor {
+  const WS = injected ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (!WS) {
+    throw new ClientError(
+      ErrorCode.InvalidConfig,
+      'No WebSocket implementation: pass options.WebSocket (e.g. `import { WebSocket } from "ws"`)',
+    );
+  }
+  return WS;
+}

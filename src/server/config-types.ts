@@ -1,0 +1,170 @@
+import type { Logger } from './logger.js';
+import type { StorageBackend } from '../backends/types.js';
+
+/** Named heartbeat settings. See README "Choosing a preset" for which fits behind which proxy. */
+export type PresetName = 'conservative' | 'aggressive' | 'relaxed';
+
+/** A signing key for reconnect tokens. */
+export interface TokenKey {
+  /** Key id written into each token, so a verifier knows which key signed it. Short, `[A-Za-z0-9_-]`. */
+  keyId: string;
+  /** HMAC-SHA256 secret, at least 32 bytes (a string is taken as UTF-8). */
+  secret: string | Uint8Array;
+}
+
+/** Reconnect token settings. Without `secret`, `generateReconnectToken` throws `TOKENS_DISABLED`. */
+export interface TokenConfig {
+  /** Current signing key material. Required for tokens. */
+  secret?: string | Uint8Array;
+  /**
+   * Key id of `secret`.
+   * @default 'k1'
+   */
+  keyId?: string;
+  /** The previous key, still accepted for validation until `acceptUntil` (a rotation window). */
+  previous?: TokenKey & {
+    /** Last moment (epoch ms or Date) tokens signed with this key are accepted. */
+    acceptUntil: number | Date;
+  };
+  /**
+   * Lifetime of a token.
+   * @default 120000 (2 minutes)
+   */
+  ttlMs?: number;
+  /**
+   * Tokens longer than this are rejected as malformed before any decoding.
+   * @default 512
+   */
+  maxTokenLength?: number;
+}
+
+/** Bounds of each session's replay buffer (protocol mode). The first bound reached evicts the oldest message. */
+export interface ReplayConfig {
+  /** @default 1000 */
+  maxMessages?: number;
+  /** @default 1048576 (1 MiB) */
+  maxBytes?: number;
+  /** @default 300000 (5 minutes) */
+  maxAgeMs?: number;
+}
+
+/** Token-bucket limit on inbound messages per connection. Over it, the connection is closed with 4002. */
+export interface RateLimitConfig {
+  /** Sustained rate. */
+  messagesPerSecond: number;
+  /**
+   * Bucket size: how many messages may arrive at once.
+   * @default messagesPerSecond
+   */
+  burst?: number;
+}
+
+/** Configuration of a {@link WebSocketConnectionManager}. Every field is optional. */
+export interface WebSocketConfig {
+  /**
+   * Heartbeat preset applied before the explicit fields below.
+   * @default 'conservative'
+   */
+  preset?: PresetName;
+  /**
+   * A connection with no frame in either direction for this long gets a ping.
+   * @default 30000 (conservative), 5000 (aggressive), 60000 (relaxed)
+   */
+  pingIntervalMs?: number;
+  /**
+   * After a ping, a connection that sends no frame at all for this long is terminated (`heartbeat-timeout`, 4000).
+   * @default 10000 (conservative), 10000 (aggressive), 30000 (relaxed)
+   */
+  pongTimeoutMs?: number;
+  /**
+   * Most simultaneous connections. Over it: HTTP 503 at upgrade, or close 1013 for a socket passed to `connect`.
+   * @default undefined (no limit)
+   */
+  maxConnections?: number;
+  /**
+   * Most simultaneous connections per remote IP (checked at upgrade, HTTP 503).
+   * @default undefined (no limit)
+   */
+  maxConnectionsPerIp?: number;
+  /**
+   * Largest inbound frame. Larger frames close the connection with 1009.
+   * @default 1048576 (1 MiB)
+   */
+  maxPayloadBytes?: number;
+  /**
+   * Cap on bytes queued for one connection. Over it, reliable traffic closes the connection with 4001 (the client
+   * resumes and gets the replay); volatile messages are dropped instead.
+   * @default 4194304 (4 MiB)
+   */
+  maxBufferedBytes?: number;
+  /**
+   * Origins allowed at upgrade (exact match of the `Origin` header). Others get HTTP 403.
+   * @default undefined (any origin)
+   */
+  allowedOrigins?: string[];
+  /**
+   * What `connect` does when the id is already connected: `replace` closes the old socket with 4501,
+   * `reject` closes the new one with 4501.
+   * @default 'replace'
+   */
+  duplicateIdPolicy?: 'replace' | 'reject';
+  /**
+   * Protocol mode: time allowed between the upgrade and the client's `hello`. Then close 4003.
+   * @default 10000
+   */
+  handshakeTimeoutMs?: number;
+  /**
+   * Protocol mode: how long a disconnected session (and its replay buffer) is kept for a resume.
+   * @default 120000 (2 minutes)
+   */
+  sessionTtlMs?: number;
+  /** Protocol mode: replay buffer bounds. */
+  replay?: ReplayConfig;
+  /** Reconnect tokens. */
+  tokens?: TokenConfig;
+  /**
+   * Inbound rate limit per connection.
+   * @default undefined (no limit)
+   */
+  rateLimit?: RateLimitConfig;
+  /**
+   * Default `retryAfterMs` of the reconnect hint sent on graceful shutdown.
+   * @default 1000
+   */
+  shutdownRetryAfterMs?: number;
+  /**
+   * Structured logger (pino-compatible). The library is silent without one.
+   * @default undefined (silent)
+   */
+  logger?: Logger;
+  /**
+   * Storage for sessions, replay buffers and token nonces.
+   * @default new MemoryBackend()
+   */
+  backend?: StorageBackend;
+}
+
+/** The validated configuration with every default filled in. */
+export interface ResolvedConfig {
+  preset: PresetName;
+  pingIntervalMs: number;
+  pongTimeoutMs: number;
+  maxConnections: number | undefined;
+  maxConnectionsPerIp: number | undefined;
+  maxPayloadBytes: number;
+  maxBufferedBytes: number;
+  allowedOrigins: string[] | undefined;
+  duplicateIdPolicy: 'replace' | 'reject';
+  handshakeTimeoutMs: number;
+  sessionTtlMs: number;
+  replay: Required<ReplayConfig>;
+  tokens: {
+    secret: Uint8Array | undefined;
+    keyId: string;
+    previous: { keyId: string; secret: Uint8Array; acceptUntilMs: number } | undefined;
+    ttlMs: number;
+    maxTokenLength: number;
+  };
+  rateLimit: { messagesPerSecond: number; burst: number } | undefined;
+  shutdownRetryAfterMs: number;
+}

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+import type { PresetName, ResolvedConfig, WebSocketConfig } from './config-types.js';
+
+export type * from './config-types.js';
+
+/**
+ * Heartbeat presets. Proxies cut idle connections: nginx `proxy_read_timeout` 60 s, AWS ALB 60 s, Cloudflare
+ * 100 s. A connection is pinged after `pingIntervalMs` of silence (plus at most half a sweep), so:
+ * - `conservative` (30 s): safe behind all three. The default.
+ * - `aggressive` (5 s, dead peers found within ~15 s): low-latency apps, mobile networks that drop silently.
+ * - `relaxed` (60 s): only direct connections or Cloudflare (100 s); NOT behind nginx or ALB at their defaults.
+ */
+export const presets: Readonly<Record<PresetName, { pingIntervalMs: number; pongTimeoutMs: number }>> = {
+  conservative: { pingIntervalMs: 30_000, pongTimeoutMs: 10_000 },
+  aggressive: { pingIntervalMs: 5_000, pongTimeoutMs: 10_000 },
+  relaxed: { pingIntervalMs: 60_000, pongTimeoutMs: 30_000 },
+};
+
+const posInt = (what: string) =>
+  z
+    .number({ error: `${what} must be a number` })
+    .int(`${what} must be an integer`)
+    .positive(`${what} must be positive`);
+const secret = z.union([z.string(), z.instanceof(Uint8Array)]).refine((s) => byteLength(s) >= 32, {
+  message: 'must be at least 32 bytes',
+});
+const keyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9_-]');
+
+const schema = z
+  .object({
+    preset: z.enum(['conservative', 'aggressive', 'relaxed']).default('conservative'),
+    pingIntervalMs: posInt('pingIntervalMs').optional(),
+    pongTimeoutMs: posInt('pongTimeoutMs').optional(),
+    maxConnections: posInt('maxConnections').optional(),
+    maxConnectionsPerIp: posInt('maxConnectionsPerIp').optional(),
+    maxPayloadBytes: posInt('maxPayloadBytes').default(1024 * 1024),
+    maxBufferedBytes: posInt('maxBufferedBytes').default(4 * 1024 * 1024),
+    allowedOrigins: z.array(z.string().min(1)).optional(),
+    duplicateIdPolicy: z.enum(['replace', 'reject']).default('replace'),
+    handshakeTimeoutMs: posInt('handshakeTimeoutMs').default(10_000),
+    sessionTtlMs: posInt('sessionTtlMs').default(120_000),
+    replay: z
+      .object({
+        maxMessages: posInt('replay.maxMessages').default(1000),
+        maxBytes: posInt('replay.maxBytes').default(1024 * 1024),
+        maxAgeMs: posInt('replay.maxAgeMs').default(300_000),
+      })
+      .strict()
+      .default({ maxMessages: 1000, maxBytes: 1024 * 1024, maxAgeMs: 300_000 }),
+    tokens: z
+      .object({
+        secret: secret.optional(),
+        keyId: keyId.default('k1'),
+        previous: z
+          .object({
+            keyId,
+            secret,
+            acceptUntil: z.union([z.number(), z.date()]),
+          })
+          .strict()
+          .optional(),
+        ttlMs: posInt('tokens.ttlMs').optional(),
+        maxTokenLength: posInt('tokens.maxTokenLength').default(512),
+      })
+      .strict()
+      .refine((t) => t.secret !== undefined || (t.ttlMs === undefined && t.previous === undefined), {
+        message: 'a token TTL or previous key needs tokens.secret',
+        path: ['secret'],
+      })
+      .refine((t) => t.previous === undefined || t.previous.keyId !== t.keyId, {
+        message: 'must differ from tokens.keyId',
+        path: ['previous', 'keyId'],
+      })
+      .default({ keyId: 'k1', maxTokenLength: 512 }),
+    rateLimit: z
+      .object({ messagesPerSecond: posInt('rateLimit.messagesPerSecond'), burst: posInt('rateLimit.burst').optional() })
+      .strict()
+      .optional(),
+    shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),
+    logger: z.any().optional(),
+    backend: z.any().optional(),
+  })
+  .strict();
+
+function byteLength(s: string | Uint8Array): number {
+  return typeof s === 'string' ? Buffer.byteLength(s) : s.byteLength;
+}
+
+function toBytes(s: string | Uint8Array): Uint8Array {
+  return typeof s === 'string' ? Buffer.from(s, 'utf8') : s;
+}
+
+/**
+ * Validate a {@link WebSocketConfig} and fill in defaults. Throws a {@link ConfigError} (`INVALID_CONFIG`) whose
+ * message names every wrong field and why, e.g. `pongTimeoutMs: pongTimeoutMs must be positive`.
+ */
+export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: i.path.join('.') || '(root)',
+      message: i.code === 'unrecognized_keys' ? `unknown option(s): ${i.keys.join(', ')}` : i.message,
+    }));
+    throw new ConfigError(
+      `Invalid WebSocketConfig: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      issues,
+    );
+  }
+  const c = parsed.data;
+  const preset = presets[c.preset];
+  const t = c.tokens;
+  return {
+    preset: c.preset,
+    pingIntervalMs: c.pingIntervalMs ?? preset.pingIntervalMs,
+    pongTimeoutMs: c.pongTimeoutMs ?? preset.pongTimeoutMs,
+    maxConnections: c.maxConnections,
+    maxConnectionsPerIp: c.maxConnectionsPerIp,
+    maxPayloadBytes: c.maxPayloadBytes,
+    maxBufferedBytes: c.maxBufferedBytes,
+    allowedOrigins: c.allowedOrigins,
+    duplicateIdPolicy: c.duplicateIdPolicy,
+    handshakeTimeoutMs: c.handshakeTimeoutMs,
+    sessionTtlMs: c.sessionTtlMs,
+    replay: c.replay,
+    tokens: {
+      secret: t.secret === undefined ? undefined : toBytes(t.secret),
+      keyId: t.keyId,
+      previous: t.previous && {
+        keyId: t.previous.keyId,
+        secret: toBytes(t.previous.secret),
+        acceptUntilMs: +t.previous.acceptUntil,
+      },
+      ttlMs: t.ttlMs ?? 120_000,
+      maxTokenLength: t.maxTokenLength,
+    },
+    rateLimit: c.rateLimit && {
+      messagesPerSecond: c.rateLimit.messagesPerSecond,
+      burst: c.rateLimit.burst ?? c.rateLimit.messagesPerSecond,
+    },
+    shutdownRetryAfterMs: c.shutdownRetryAfterMs,
+  };
+}

@@ -1,0 +1,33 @@
+import { ErrorCode } from '../protocol/error-codes.js';
+
+export { ErrorCode };
+
+/**
+ * The one error class the server throws or reports. `code` is stable (see {@link ErrorCode}); tests and apps
+ * switch on it, never on the message.
+ */
+export class StabilizerError extends Error {
+  override readonly name = 'StabilizerError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A reconnect token was refused. `code` says why: expired, bad signature, replayed, malformed, unknown key. */
+export class TokenError extends StabilizerError {
+  override readonly name = 'StabilizerError';
+}
+
+/** `WebSocketConfig` failed validation; `issues` lists each wrong field with the reason. */
+export class ConfigError extends StabilizerError {
+  constructor(
+    message: string,
+    readonly issues: ReadonlyArray<{ path: string; message: string }>,
+  ) {
+    super(ErrorCode.InvalidConfig, message);
+  }
+}

@@ -1,0 +1,90 @@
+import type { FreshReason } from '../protocol/messages.js';
+
+/** Why a connection ended, as reported to `disconnect` listeners and logs. */
+export type DisconnectReason =
+  | 'client-closed'
+  | 'server-closed'
+  | 'heartbeat-timeout'
+  | 'send-failed'
+  | 'slow-consumer'
+  | 'rate-limited'
+  | 'message-too-big'
+  | 'handler-error'
+  | 'protocol-violation'
+  | 'handshake-timeout'
+  | 'replaced'
+  | 'forbidden'
+  | 'shutdown'
+  | 'socket-error';
+
+/** The manager's typed events. Listeners may be async; a throw or rejection in `message` closes that one socket. */
+export interface ManagerEvents {
+  connect: {
+    clientId: string;
+    mode: 'plain' | 'protocol';
+    /** Protocol mode: `resumed` or `fresh` (with `freshReason`). Plain mode: always `fresh`. */
+    resume: 'resumed' | 'fresh';
+    freshReason?: FreshReason;
+    /** Messages replayed on resume. */
+    replayed: number;
+    remoteAddress: string | undefined;
+    /** Whatever the `authenticate` hook returned as `data`. */
+    data: unknown;
+  };
+  disconnect: {
+    clientId: string;
+    code: number;
+    reason: DisconnectReason;
+    /** Protocol mode: the session is kept for `sessionTtlMs` and messages sent meanwhile are buffered. */
+    sessionRetained: boolean;
+  };
+  message: {
+    clientId: string;
+    /** Plain mode: `string` for text, `Buffer` for binary. Protocol mode: the decoded JSON value or a `Buffer`. */
+    data: unknown;
+    isBinary: boolean;
+    /** Protocol mode: `true` for sequenced messages (delivered exactly once), `false` for volatile ones. */
+    reliable: boolean;
+  };
+  error: { clientId: string | undefined; error: Error };
+}
+
+export type Listener<T> = (event: T) => void | Promise<void>;
+
+/**
+ * A minimal typed emitter. Unlike Node's EventEmitter it catches listener throws and rejections and hands them to
+ * `onListenerError`, so one bad handler never escapes into the event loop.
+ */
+export class TypedEmitter<E extends { [K in keyof E]: object }> {
+  private readonly listeners: { [K in keyof E]?: Array<Listener<E[K]>> } = {};
+
+  /** Subscribe; returns a function that unsubscribes. */
+  on<K extends keyof E>(name: K, listener: Listener<E[K]>): () => void {
+    (this.listeners[name] ??= []).push(listener);
+    return () => this.off(name, listener);
+  }
+
+  off<K extends keyof E>(name: K, listener: Listener<E[K]>): void {
+    const list = this.listeners[name];
+    if (list) this.listeners[name] = list.filter((l) => l !== listener);
+  }
+
+  listenerCount(name: keyof E): number {
+    return this.listeners[name]?.length ?? 0;
+  }
+
+  protected emitSafely<K extends keyof E>(name: K, event: E[K], onListenerError: (err: unknown) => void): void {
+    const list = this.listeners[name];
+    if (!list) return;
+    for (const listener of list) {
+      try {
+        const result = listener(event);
+        if (result && typeof (result as Promise<void>).then === 'function') {
+          (result as Promise<void>).then(undefined, onListenerError);
+        }
+      } catch (err) {
+        onListenerError(err);
+      }
+    }
+  }
+}

@@ -1,0 +1,44 @@
+import type { Connection } from './connection.js';
+
+/** What one sweep needs from the manager. */
+export interface SweepTarget {
+  readonly connections: ReadonlyMap<string, Connection>;
+  readonly pingIntervalMs: number;
+  readonly pongTimeoutMs: number;
+  /** Send a heartbeat ping (protocol ping frame in plain mode, `{"t":"ping"}` in protocol mode). */
+  ping(conn: Connection, nowMs: number): void;
+  /** Drop a connection that did not answer. */
+  expire(conn: Connection): void;
+}
+
+/** Sweep period: often enough to honour both deadlines within half of the shorter one. */
+export function sweepIntervalMs(pingIntervalMs: number, pongTimeoutMs: number): number {
+  return Math.max(10, Math.floor(Math.min(pingIntervalMs, pongTimeoutMs) / 2));
+}
+
+/**
+ * One pass over every connection; one timer drives it for all of them (no per-connection timer).
+ * - Only idle connections are pinged: no frame received, or none sent, for `pingIntervalMs`. Sending keeps
+ *   proxies (nginx, ALB) from cutting a connection whose client never talks.
+ * - Any inbound frame after the ping counts as the answer. With none for `pongTimeoutMs`, the connection expires.
+ * Times are the sweep's coarse clock: an inbound frame stamps the time of the latest sweep, so `>=` means
+ * "after the ping was sent".
+ */
+export function sweepHeartbeats(target: SweepTarget, nowMs: number): void {
+  for (const conn of target.connections.values()) {
+    if (conn.pingSentAtMs !== 0) {
+      if (conn.lastInboundMs >= conn.pingSentAtMs) conn.pingSentAtMs = 0;
+      else if (nowMs - conn.pingSentAtMs >= target.pongTimeoutMs) {
+        target.expire(conn);
+        continue;
+      } else continue;
+    }
+    if (
+      nowMs - conn.lastInboundMs >= target.pingIntervalMs ||
+      nowMs - conn.lastOutboundMs >= target.pingIntervalMs
+    ) {
+      conn.pingSentAtMs = nowMs;
+      target.ping(conn, nowMs);
+    }
+  }
+}

@@ -1,0 +1,498 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { CloseCode, isRetryableCloseCode } from '../protocol/close-codes.js';
+import { ErrorCode } from '../protocol/error-codes.js';
+import { SUBPROTOCOL } from '../protocol/messages.js';
+import { MemoryBackend } from '../backends/memory.js';
+import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import { fanOut, type BroadcastOptions, type BroadcastResult, type FanOutTarget } from './broadcast.js';
+import { resolveConfig } from './config.js';
+import type { ResolvedConfig, WebSocketConfig } from './config-types.js';
+import { Connection, type WriteOutcome } from './connection.js';
+import { StabilizerError } from './errors.js';
+import { TypedEmitter, type DisconnectReason, type ManagerEvents } from './events.js';
+import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
+import { silentLogger, type Logger } from './logger.js';
+import { Payload, type SendData } from './payload.js';
+import { ProtocolHandler } from './protocol-handler.js';
+import { takeRateToken } from './rate-limit.js';
+import type { AuthorizeResume } from './resume.js';
+import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
+import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
+import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
+import type { Server } from 'node:http';
+
+const kConnection = Symbol('stabilizer.connection');
+type TaggedSocket = WebSocket & { [kConnection]?: Connection };
+
+/** Options of `connect`. */
+export interface ConnectOptions {
+  /** Remote IP, for logs and the per-IP limit. */
+  remoteAddress?: string;
+  /** Application data (e.g. the authenticated user), echoed in `connect` events and `authorizeResume`. */
+  data?: unknown;
+}
+
+/** Outcome of `sendToClient`. */
+export type SendOutcome = 'sent' | 'buffered' | 'dropped';
+
+/** Server-wide options that are functions, so they stay out of the validated config. */
+export interface ManagerHooks {
+  /** Protocol mode: re-check authorization when a session resumes. Refusal closes with 4503. */
+  authorizeResume?: AuthorizeResume;
+}
+
+/**
+ * Keeps WebSocket connections healthy: a registry with O(1) lookup, direct send and broadcast with a
+ * partial-failure report, one heartbeat sweep for all sockets, signed single-use reconnect tokens, exactly-once
+ * session resume for `stabilizer.v1` clients, limits, and graceful shutdown.
+ *
+ * Concurrency: everything runs on Node's single-threaded event loop. Registry changes are synchronous, so no two
+ * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
+ * the handshake re-checks the registry and the session after each await before it changes anything.
+ */
+export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> implements FanOutTarget, SweepTarget {
+  readonly config: ResolvedConfig;
+  readonly backend: StorageBackend;
+  readonly log: Logger;
+  /** Registry of open (and handshaken) connections by client id. */
+  readonly connections = new Map<string, Connection>();
+  /** Protocol sessions without a socket, kept for resume; broadcasts buffer into them. */
+  readonly detachedSessions = new Set<SessionRecord>();
+  /** Coarse clock, advanced by the sweep and by `touchClock`. */
+  nowMs = Date.now();
+  /** Sockets accepted but not yet in the registry (protocol handshake), counted against the limits. */
+  private readonly handshaking = new Set<Connection>();
+  private readonly perIp = new Map<string, number>();
+  private readonly tokens: ReconnectTokenService;
+  private readonly protocol: ProtocolHandler;
+  private sweepTimer: ReturnType<typeof setInterval> | undefined;
+  private shuttingDown = false;
+  private readonly onSocketMessage: (this: TaggedSocket, data: Buffer, isBinary: boolean) => void;
+  private readonly onSocketPong: (this: TaggedSocket) => void;
+  private readonly onSocketClose: (this: TaggedSocket, code: number) => void;
+  private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
+
+  constructor(config: WebSocketConfig = {}, hooks: ManagerHooks = {}) {
+    super();
+    this.config = resolveConfig(config);
+    this.log = config.logger ?? silentLogger;
+    this.backend = config.backend ?? new MemoryBackend();
+    const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
+    this.tokens = new ReconnectTokenService(this.config.tokens, claim);
+    // Protocol sessions always need tokens: without a configured secret, an ephemeral one serves this process.
+    const sessionTokens = this.tokens.enabled
+      ? this.tokens
+      : new ReconnectTokenService({ ...this.config.tokens, secret: randomBytes(32) }, claim);
+    this.protocol = new ProtocolHandler(this, sessionTokens, hooks.authorizeResume);
+
+    // One set of handlers shared by every socket (no closures per connection).
+    const manager = this;
+    this.onSocketMessage = function (data, isBinary) {
+      const conn = this[kConnection];
+      if (conn) manager.handleFrame(conn, data, isBinary);
+    };
+    this.onSocketPong = function () {
+      const conn = this[kConnection];
+      if (conn) conn.lastInboundMs = manager.nowMs;
+    };
+    this.onSocketClose = function (code) {
+      const conn = this[kConnection];
+      if (conn) manager.handleClosed(conn, code);
+    };
+    this.onSocketError = function (err) {
+      const conn = this[kConnection];
+      if (!conn) return;
+      conn.closeReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message-too-big' : 'socket-error';
+      manager.reportError(conn.id, err);
+    };
+    this.startSweep();
+  }
+
+  // ---------------------------------------------------------------- registry
+
+  /**
+   * Register an accepted `ws` socket. Plain sockets are registered at once under `clientId` (or a new UUID).
+   * Sockets that negotiated `stabilizer.v1` resolve after the `hello`/`welcome` handshake with the session id
+   * (a resumed session keeps its id). Over `maxConnections`, or while shutting down, the socket is closed with
+   * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`.
+   */
+  connect(socket: WebSocket, clientId?: string, options: ConnectOptions = {}): Promise<string> {
+    const remote = options.remoteAddress;
+    if (this.shuttingDown) {
+      socket.close(CloseCode.GoingAway, 'server shutting down');
+      return Promise.reject(new StabilizerError(ErrorCode.ShuttingDown, 'server is shutting down'));
+    }
+    if (!this.hasCapacity(remote)) {
+      socket.close(CloseCode.TryAgainLater, 'server at connection limit');
+      return Promise.reject(new StabilizerError(ErrorCode.ConnectionLimit, 'connection limit reached'));
+    }
+    const isProtocol = socket.protocol === SUBPROTOCOL;
+    const conn = new Connection(
+      clientId ?? randomUUID(),
+      socket,
+      isProtocol,
+      remote,
+      options.data,
+      this.nowMs,
+      this.config.maxBufferedBytes,
+    );
+    (socket as TaggedSocket)[kConnection] = conn;
+    socket.on('message', this.onSocketMessage);
+    socket.on('pong', this.onSocketPong);
+    socket.on('close', this.onSocketClose);
+    socket.on('error', this.onSocketError);
+    if (remote !== undefined) this.perIp.set(remote, (this.perIp.get(remote) ?? 0) + 1);
+    if (socket.readyState !== 1) {
+      conn.state = 'closed';
+      return Promise.reject(new StabilizerError(ErrorCode.NotOpen, 'socket is not open'));
+    }
+    if (isProtocol) {
+      this.handshaking.add(conn);
+      return this.protocol.awaitHello(conn);
+    }
+    if (!this.register(conn)) {
+      return Promise.reject(new StabilizerError(ErrorCode.ConnectionLimit, `client id ${conn.id} is taken`));
+    }
+    this.announceConnect(conn, 'fresh', undefined, 0);
+    return Promise.resolve(conn.id);
+  }
+
+  /** Whether one more connection (from `remoteAddress`) fits the limits. */
+  hasCapacity(remoteAddress?: string, pending = 0): boolean {
+    const { maxConnections, maxConnectionsPerIp } = this.config;
+    if (maxConnections !== undefined && this.connections.size + this.handshaking.size + pending >= maxConnections) {
+      return false;
+    }
+    if (maxConnectionsPerIp !== undefined && remoteAddress !== undefined) {
+      if ((this.perIp.get(remoteAddress) ?? 0) >= maxConnectionsPerIp) return false;
+    }
+    return true;
+  }
+
+  /** Put a connection in the registry, applying `duplicateIdPolicy`. Returns false if the new one was refused. */
+  register(conn: Connection): boolean {
+    this.handshaking.delete(conn);
+    const existing = this.connections.get(conn.id);
+    if (existing && existing !== conn) {
+      if (this.config.duplicateIdPolicy === 'reject' && !conn.session) {
+        conn.close(CloseCode.Replaced, 'client id already connected', 'replaced');
+        return false;
+      }
+      this.connections.delete(conn.id);
+      existing.close(CloseCode.Replaced, 'replaced by a newer connection', 'replaced');
+    }
+    this.connections.set(conn.id, conn);
+    conn.state = 'open';
+    return true;
+  }
+
+  announceConnect(
+    conn: Connection,
+    resume: 'resumed' | 'fresh',
+    freshReason: ManagerEvents['connect']['freshReason'],
+    replayed: number,
+  ): void {
+    const mode = conn.protocol ? 'protocol' : 'plain';
+    this.log.info({ event: 'connect', clientId: conn.id, mode, resume, freshReason, replayed }, 'client connected');
+    this.emitFor(conn, 'connect', {
+      clientId: conn.id,
+      mode,
+      resume,
+      freshReason,
+      replayed,
+      remoteAddress: conn.remoteAddress,
+      data: conn.data,
+    });
+  }
+
+  /**
+   * Close a client's connection with the close handshake. Resolves `true` once it has closed, `false` if the id
+   * is unknown. A terminal code (1000, 45xx) also ends its protocol session; a retryable one keeps it for resume.
+   */
+  disconnect(clientId: string, code: number = CloseCode.Normal, reason = ''): Promise<boolean> {
+    const conn = this.connections.get(clientId);
+    if (!conn) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      conn.socket.once('close', () => resolve(true));
+      conn.close(code, reason, 'server-closed');
+    });
+  }
+
+  /** Ids of the connected clients. */
+  getActiveConnections(): string[] {
+    return [...this.connections.keys()];
+  }
+
+  getConnectionCount(): number {
+    return this.connections.size;
+  }
+
+  isConnected(clientId: string): boolean {
+    return this.connections.has(clientId);
+  }
+
+  /**
+   * Serve WebSocket upgrades of an `http.Server` on `options.path`, with the limit, origin and auth checks.
+   * Returns a function that detaches.
+   */
+  attach(server: Server, options?: AttachOptions): () => void {
+    return attachToServer(this, server, options);
+  }
+
+  /** An `upgrade` handler with the same checks, for servers that route upgrades themselves. */
+  createUpgradeHandler(options?: AttachOptions): UpgradeHandler {
+    return createUpgradeHandler(this, options);
+  }
+
+  // ---------------------------------------------------------------- messaging
+
+  /**
+   * Send to one client: text as a text frame, bytes as binary, anything else as JSON. For a protocol client the
+   * message is reliable (sequenced, kept for replay) unless `volatile`; for a detached session it is buffered.
+   * Throws `UNKNOWN_CLIENT` for an id with neither a connection nor a session, and `SEND_FAILED` when the write
+   * failed (the client is then disconnected).
+   */
+  sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    const conn = this.connections.get(clientId);
+    if (!conn) {
+      const session = this.backend.getSession(clientId);
+      if (!session || session.detachedAtMs === undefined) {
+        throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
+      }
+      if (options.volatile) return 'dropped';
+      this.sequence(session, payload);
+      return 'buffered';
+    }
+    const seq = conn.session && !options.volatile ? this.sequence(conn.session, payload) : undefined;
+    const outcome = conn.writePayload(payload, seq, this.nowMs);
+    if (outcome === 'ok') return 'sent';
+    if (outcome === 'slow' && options.volatile) return 'dropped';
+    const reason = this.onWriteFailure(conn, outcome);
+    throw new StabilizerError(ErrorCode.SendFailed, `send to ${clientId} failed: ${reason}`);
+  }
+
+  /**
+   * Send to every connected client (and buffer for detached protocol sessions). Serializes once. Never throws
+   * because of a socket: failures are listed in the result and those clients are disconnected.
+   */
+  broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
+    return fanOut(this, data, options);
+  }
+
+  /** Assign the next sequence on a session and keep the message for replay. */
+  sequence(session: SessionRecord, payload: Payload): number {
+    const seq = ++session.lastSeq;
+    session.buffer.push({ seq, payload, atMs: this.nowMs });
+    return seq;
+  }
+
+  onWriteFailure(conn: Connection, outcome: WriteOutcome): 'slow-consumer' | 'send-failed' {
+    if (outcome === 'slow') {
+      this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'slow-consumer' }, 'slow consumer');
+      conn.close(CloseCode.SlowConsumer, 'slow consumer', 'slow-consumer');
+      return 'slow-consumer';
+    }
+    this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'send-failed' }, 'send failed');
+    conn.terminate('send-failed');
+    return 'send-failed';
+  }
+
+  /** Application-level liveness: call when a plain-mode client sends its own pong (browsers can't see pings). */
+  handlePong(clientId: string): boolean {
+    const conn = this.connections.get(clientId);
+    if (!conn) return false;
+    conn.lastInboundMs = this.nowMs;
+    return true;
+  }
+
+  // ---------------------------------------------------------------- tokens
+
+  /** Issue a signed, single-use reconnect token. Throws `TOKENS_DISABLED` without `tokens.secret`. */
+  generateReconnectToken(clientId: string, options: { ttlMs?: number } = {}): string {
+    const token = this.tokens.generate(clientId, options.ttlMs);
+    this.log.info({ event: 'token.issued', clientId }, 'reconnect token issued');
+    return token;
+  }
+
+  /** Validate and consume a token; rejects with a `TokenError` (stable `code`) if it is not acceptable. */
+  async validateReconnectToken(token: unknown, options: { clientId?: string } = {}): Promise<VerifiedToken> {
+    try {
+      return await this.tokens.validate(token, options.clientId);
+    } catch (err) {
+      const code = err instanceof StabilizerError ? err.code : undefined;
+      this.log.warn({ event: 'token.rejected', code }, 'reconnect token rejected');
+      throw err;
+    }
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  private handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
+    conn.lastInboundMs = this.nowMs;
+    if (conn.state === 'closed') return;
+    if (data.length > this.config.maxPayloadBytes) {
+      conn.close(CloseCode.MessageTooBig, 'message too big', 'message-too-big');
+      return;
+    }
+    const limit = this.config.rateLimit;
+    if (limit && !takeRateToken(conn, limit, Date.now())) {
+      this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
+      conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
+      conn.state = 'closed';
+      return;
+    }
+    if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
+    else this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+  }
+
+  /** Hand an inbound message to `message` listeners; a throw closes this connection with 1011. */
+  deliver(conn: Connection, data: unknown, isBinary: boolean, reliable: boolean): void {
+    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable });
+  }
+
+  private emitFor<K extends keyof ManagerEvents>(conn: Connection, name: K, event: ManagerEvents[K]): void {
+    this.emitSafely(name, event, (err) => {
+      this.reportError(conn.id, err);
+      conn.close(CloseCode.InternalError, 'internal error', 'handler-error');
+    });
+  }
+
+  reportError(clientId: string | undefined, err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.log.error({ event: 'error', clientId, err: error }, error.message);
+    this.emitSafely('error', { clientId, error }, (e) =>
+      this.log.error({ event: 'error.listener', err: e }, 'error listener threw'),
+    );
+  }
+
+  private handleClosed(conn: Connection, code: number): void {
+    conn.state = 'closed';
+    this.handshaking.delete(conn);
+    this.protocol.abandon(conn);
+    const remote = conn.remoteAddress;
+    if (remote !== undefined) {
+      const n = (this.perIp.get(remote) ?? 1) - 1;
+      if (n <= 0) this.perIp.delete(remote);
+      else this.perIp.set(remote, n);
+    }
+    if (this.connections.get(conn.id) !== conn) return; // never registered, or replaced
+    this.connections.delete(conn.id);
+    const reason: DisconnectReason = conn.closeReason ?? 'client-closed';
+    let sessionRetained = false;
+    const session = conn.session;
+    if (session) {
+      const ended = conn.closeReason === 'server-closed' && !isRetryableCloseCode(code);
+      if (ended || this.shuttingDown) this.backend.deleteSession(session.id, false);
+      else {
+        session.detachedAtMs = this.nowMs;
+        this.detachedSessions.add(session);
+        sessionRetained = true;
+      }
+    }
+    const level = reason === 'client-closed' || reason === 'server-closed' ? 'info' : 'warn';
+    this.log[level]({ event: 'disconnect', clientId: conn.id, code, reason }, 'client disconnected');
+    this.emitSafely('disconnect', { clientId: conn.id, code, reason, sessionRetained }, (err) =>
+      this.reportError(conn.id, err),
+    );
+  }
+
+  // ---------------------------------------------------------------- background work
+
+  get pingIntervalMs(): number {
+    return this.config.pingIntervalMs;
+  }
+
+  get pongTimeoutMs(): number {
+    return this.config.pongTimeoutMs;
+  }
+
+  private startSweep(): void {
+    const period = sweepIntervalMs(this.config.pingIntervalMs, this.config.pongTimeoutMs);
+    this.sweepTimer = setInterval(() => this.sweep(Date.now()), period);
+    this.sweepTimer.unref();
+  }
+
+  /** One heartbeat and expiry pass. Runs on the sweep timer; exposed for tests with fake clocks. */
+  sweep(nowMs: number): void {
+    this.nowMs = nowMs;
+    sweepHeartbeats(this, nowMs);
+    this.protocol.refreshTokens(nowMs);
+    for (const session of this.detachedSessions) {
+      if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) {
+        this.detachedSessions.delete(session);
+        this.backend.deleteSession(session.id, true);
+      }
+    }
+    for (const session of this.backend.sessions()) session.buffer.expire(nowMs);
+    this.backend.sweep(nowMs);
+  }
+
+  ping(conn: Connection, nowMs: number): void {
+    if (conn.protocol) conn.write('{"t":"ping"}', false, nowMs);
+    else {
+      try {
+        conn.socket.ping();
+        conn.lastOutboundMs = nowMs;
+      } catch {
+        // closed meanwhile; the close event cleans up
+      }
+    }
+  }
+
+  expire(conn: Connection): void {
+    this.log.warn({ event: 'heartbeat.timeout', clientId: conn.id }, 'heartbeat timeout');
+    // Terminate: a peer that answers nothing will not finish a close handshake either.
+    conn.closeReason ??= 'heartbeat-timeout';
+    conn.close(CloseCode.HeartbeatTimeout, 'heartbeat timeout', 'heartbeat-timeout');
+    setImmediate(() => conn.socket.terminate());
+  }
+
+  // ---------------------------------------------------------------- shutdown and stats
+
+  get isShuttingDown(): boolean {
+    return this.shuttingDown;
+  }
+
+  /**
+   * Refuse new connections (HTTP 503), send every protocol client a reconnect hint, close every socket with 1001
+   * (or 1012 with `restart: true`), terminate those that have not closed by `timeoutMs`, and stop all background
+   * work. Idempotent: a second call resolves with the same statistics.
+   */
+  gracefulShutdown(options: ShutdownOptions = {}): Promise<ShutdownStats> {
+    if (this.shutdownPromise) return this.shutdownPromise;
+    this.shuttingDown = true;
+    clearInterval(this.sweepTimer);
+    this.log.info({ event: 'shutdown', connections: this.connections.size }, 'graceful shutdown started');
+    const all = [...this.connections.values(), ...this.handshaking];
+    this.shutdownPromise = runGracefulShutdown(all, this.config.shutdownRetryAfterMs, options).then((stats) => {
+      this.protocol.stop();
+      this.detachedSessions.clear();
+      this.log.info({ event: 'shutdown.done', ...stats }, 'graceful shutdown finished');
+      return stats;
+    });
+    return this.shutdownPromise;
+  }
+
+  private shutdownPromise: Promise<ShutdownStats> | undefined;
+
+  /** Counts for dashboards and `GET /stats`. */
+  getStats(): {
+    connections: number;
+    handshaking: number;
+    sessions: number;
+    detachedSessions: number;
+    backend: string;
+    shuttingDown: boolean;
+  } {
+    return {
+      connections: this.connections.size,
+      handshaking: this.handshaking.size,
+      sessions: this.backend.sessionCount,
+      detachedSessions: this.detachedSessions.size,
+      backend: this.backend.name,
+      shuttingDown: this.shuttingDown,
+    };
+  }
+}

@@ -1,0 +1,211 @@
+import { CloseCode } from '../protocol/close-codes.js';
+import { ErrorCode } from '../protocol/error-codes.js';
+import {
+  decodeBinaryData,
+  decodeTextMessage,
+  isDecodeFailure,
+  type DataMessage,
+  type HelloMessage,
+  type WelcomeMessage,
+} from '../protocol/messages.js';
+import type { Connection } from './connection.js';
+import { StabilizerError } from './errors.js';
+import type { WebSocketConnectionManager } from './manager.js';
+import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from './resume.js';
+import type { ReconnectTokenService } from './tokens.js';
+
+interface PendingHandshake {
+  resolve: (id: string) => void;
+  reject: (err: Error) => void;
+  helloSeen: boolean;
+}
+
+/**
+ * The `stabilizer.v1` side of a connection: the hello/welcome handshake with resume, and inbound frames (data
+ * with client sequence numbers, acks, pings). Outbound framing lives in `Connection.writePayload`.
+ */
+export class ProtocolHandler {
+  private readonly pending = new Map<Connection, PendingHandshake>();
+
+  constructor(
+    private readonly manager: WebSocketConnectionManager,
+    private readonly tokens: ReconnectTokenService,
+    private readonly authorizeResume: AuthorizeResume | undefined,
+  ) {}
+
+  /** Wait for the client's `hello`; resolves with the session id once `welcome` (and any replay) is sent. */
+  awaitHello(conn: Connection): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.pending.set(conn, { resolve, reject, helloSeen: false });
+      conn.handshakeTimer = setTimeout(() => {
+        this.fail(conn, CloseCode.HandshakeTimeout, 'handshake-timeout', ErrorCode.HandshakeTimeout, 'no hello');
+      }, this.manager.config.handshakeTimeoutMs);
+      conn.handshakeTimer.unref?.();
+    });
+  }
+
+  /** The socket closed: settle a pending handshake. */
+  abandon(conn: Connection): void {
+    clearTimeout(conn.handshakeTimer);
+    const p = this.pending.get(conn);
+    if (!p) return;
+    this.pending.delete(conn);
+    p.reject(new StabilizerError(ErrorCode.NotOpen, 'socket closed during the handshake'));
+  }
+
+  stop(): void {
+    for (const conn of [...this.pending.keys()]) this.abandon(conn);
+  }
+
+  handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
+    const msg = isBinary ? decodeBinaryData(data) : decodeTextMessage(data.toString('utf8'));
+    if (isDecodeFailure(msg)) return this.violation(conn, msg.error);
+    if (conn.state === 'handshaking') {
+      const p = this.pending.get(conn);
+      if (msg.t !== 'hello' || !p || p.helloSeen) return this.violation(conn, 'expected hello');
+      p.helloSeen = true;
+      void this.answerHello(conn, msg, p);
+      return;
+    }
+    const session = conn.session!;
+    switch (msg.t) {
+      case 'd':
+        return this.handleData(conn, msg, isBinary);
+      case 'ack':
+      case 'pong':
+        if (msg.s === undefined) return;
+        if (msg.s > session.lastSeq) return this.violation(conn, 'ack ahead of sent');
+        session.buffer.ack(msg.s);
+        return;
+      case 'ping':
+        conn.write('{"t":"pong"}', false, this.manager.nowMs);
+        return;
+      default:
+        return this.violation(conn, `unexpected ${msg.t}`);
+    }
+  }
+
+  private handleData(conn: Connection, msg: DataMessage, isBinary: boolean): void {
+    const session = conn.session!;
+    if (msg.s === undefined) return this.manager.deliver(conn, msg.p, isBinary, false);
+    if (msg.s <= session.lastClientSeq) {
+      this.ack(conn, session.lastClientSeq); // duplicate after a resume: ack again, deliver nothing
+      return;
+    }
+    if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
+    session.lastClientSeq = msg.s;
+    this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true);
+    this.ack(conn, msg.s);
+  }
+
+  private ack(conn: Connection, seq: number): void {
+    conn.write(`{"t":"ack","s":${seq}}`, false, this.manager.nowMs);
+  }
+
+  private async answerHello(conn: Connection, hello: HelloMessage, p: PendingHandshake): Promise<void> {
+    const m = this.manager;
+    let outcome: HelloOutcome;
+    try {
+      outcome = await decideHello(
+        hello,
+        { remoteAddress: conn.remoteAddress, data: conn.data },
+        {
+          tokens: this.tokens,
+          backend: m.backend,
+          limits: m.config.replay,
+          log: m.log,
+          authorizeResume: this.authorizeResume,
+        },
+      );
+    } catch (err) {
+      m.reportError(conn.id, err);
+      return this.fail(conn, CloseCode.InternalError, 'handler-error', ErrorCode.BackendUnavailable, 'resume failed');
+    }
+    if (this.pending.get(conn) !== p || !conn.isOpen) return; // closed while we waited
+    if (outcome.kind === 'forbidden') {
+      return this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'resume not authorized');
+    }
+    // Re-plan synchronously: messages sent to the session while we awaited are now in its buffer.
+    const plan = outcome.kind === 'resumed' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
+    this.pending.delete(conn);
+    clearTimeout(conn.handshakeTimer);
+    conn.handshakeTimer = undefined;
+
+    let session;
+    if (plan.kind === 'resumed') {
+      session = plan.session;
+      session.buffer.ack(plan.lastSeq);
+      m.detachedSessions.delete(session);
+      session.detachedAtMs = undefined;
+    } else {
+      const staleId = hello.sessionId;
+      if (staleId !== undefined && plan.reason === 'gap') this.dropSession(staleId);
+      const previous = m.backend.getSession(conn.id);
+      if (previous) this.dropSession(previous.id);
+      session = m.backend.createSession(conn.id, m.config.replay);
+    }
+    conn.id = session.id;
+    conn.session = session;
+    m.register(conn);
+    const welcome: WelcomeMessage = {
+      t: 'welcome',
+      sessionId: session.id,
+      token: this.issueToken(conn),
+      resume: plan.kind,
+      lastSeq: session.lastSeq,
+      lastClientSeq: session.lastClientSeq,
+      pingIntervalMs: m.config.pingIntervalMs,
+      pongTimeoutMs: m.config.pongTimeoutMs,
+    };
+    if (plan.kind === 'fresh') welcome.reason = plan.reason;
+    const replay = plan.kind === 'resumed' ? plan.replay : [];
+    conn.cork();
+    conn.write(JSON.stringify(welcome), false, m.nowMs);
+    for (const entry of replay) conn.writePayload(entry.payload, entry.seq, m.nowMs);
+    conn.uncork();
+    m.announceConnect(conn, plan.kind, welcome.reason, replay.length);
+    p.resolve(session.id);
+  }
+
+  /** A resume token lives as long as a detached session; it is refreshed at half its life (see `refreshTokens`). */
+  private issueToken(conn: Connection): string {
+    const ttlMs = Math.max(this.manager.config.tokens.ttlMs, this.manager.config.sessionTtlMs);
+    conn.tokenRefreshAtMs = this.manager.nowMs + Math.floor(ttlMs / 2);
+    return this.tokens.generate(conn.id, ttlMs);
+  }
+
+  /** Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. */
+  refreshTokens(nowMs: number): void {
+    for (const conn of this.manager.connections.values()) {
+      if (conn.session && conn.state === 'open' && nowMs >= conn.tokenRefreshAtMs) {
+        conn.write(JSON.stringify({ t: 'token', token: this.issueToken(conn) }), false, nowMs);
+      }
+    }
+  }
+
+  private dropSession(id: string): void {
+    const m = this.manager;
+    const session = m.backend.getSession(id);
+    if (!session) return;
+    m.detachedSessions.delete(session);
+    m.connections.get(id)?.close(CloseCode.Replaced, 'session replaced', 'replaced');
+    m.backend.deleteSession(id, false);
+  }
+
+  private violation(conn: Connection, why: string): void {
+    this.fail(conn, CloseCode.ProtocolViolation, 'protocol-violation', ErrorCode.ProtocolViolation, why);
+  }
+
+  private fail(
+    conn: Connection,
+    code: number,
+    why: Parameters<Connection['close']>[2],
+    errorCode: string,
+    message: string,
+  ): void {
+    this.manager.log.warn({ event: 'protocol.error', clientId: conn.id, code: errorCode, message }, message);
+    conn.write(JSON.stringify({ t: 'error', code: errorCode, message }), false, this.manager.nowMs);
+    conn.close(code, message, why);
+    conn.state = 'closed';
+  }
+}

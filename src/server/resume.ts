@@ -1,0 +1,69 @@
+import { ErrorCode } from '../protocol/error-codes.js';
+import type { FreshReason, HelloMessage } from '../protocol/messages.js';
+import type { ReplayEntry, ReplayLimits } from '../backends/replay-buffer.js';
+import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import { StabilizerError } from './errors.js';
+import type { Logger } from './logger.js';
+import type { ReconnectTokenService } from './tokens.js';
+
+/** Context handed to the application's `authorizeResume` hook. */
+export interface ResumeAuthorizationContext {
+  /** The session (client id) the token resumes. */
+  clientId: string;
+  remoteAddress: string | undefined;
+  /** What the `authenticate` hook returned for this upgrade, if any. */
+  data: unknown;
+}
+
+/** Re-checks authorization on resume. Return `false` to refuse (close 4503); resume never bypasses it. */
+export type AuthorizeResume = (ctx: ResumeAuthorizationContext) => boolean | Promise<boolean>;
+
+/** What a `hello` leads to. A resume is all or nothing: `replay` holds the whole gap. */
+export type ResumePlan =
+  | { kind: 'resumed'; session: SessionRecord; lastSeq: number; replay: ReplayEntry[] }
+  | { kind: 'fresh'; reason: FreshReason };
+export type HelloOutcome = ResumePlan | { kind: 'forbidden' };
+
+export interface ResumeDeps {
+  tokens: ReconnectTokenService;
+  backend: StorageBackend;
+  limits: ReplayLimits;
+  log: Logger;
+  authorizeResume: AuthorizeResume | undefined;
+}
+
+/**
+ * Decide how to answer a `hello`: validate the token (single use), re-check authorization, find the session and
+ * compute the replay. Pure decision; the manager applies it synchronously so that nothing sent meanwhile is lost.
+ */
+export async function decideHello(
+  hello: HelloMessage,
+  ctx: Omit<ResumeAuthorizationContext, 'clientId'>,
+  deps: ResumeDeps,
+): Promise<HelloOutcome> {
+  if (hello.token === undefined) return { kind: 'fresh', reason: 'new' };
+  let clientId: string;
+  try {
+    clientId = (await deps.tokens.validate(hello.token, hello.sessionId)).clientId;
+  } catch (err) {
+    const code = err instanceof StabilizerError ? err.code : 'UNKNOWN';
+    deps.log.warn({ event: 'token.rejected', code, remoteAddress: ctx.remoteAddress }, 'resume token rejected');
+    return { kind: 'fresh', reason: code === ErrorCode.TokenExpired ? 'expired' : 'token-rejected' };
+  }
+  if (deps.authorizeResume && !(await deps.authorizeResume({ ...ctx, clientId }))) return { kind: 'forbidden' };
+
+  const lookup = await deps.backend.findSession(clientId, deps.limits);
+  if (!lookup.found) return { kind: 'fresh', reason: lookup.reason };
+  return planReplay(lookup.session, hello.lastSeq ?? 0, deps.backend);
+}
+
+/**
+ * Compute the replay for `lastSeq` on `session`, or `fresh`/`gap` if any message after it is gone.
+ * Called again right before the socket is attached, so the replay reflects every message sent meanwhile.
+ */
+export function planReplay(session: SessionRecord, lastSeq: number, backend: StorageBackend): ResumePlan {
+  if (backend.getSession(session.id) !== session) return { kind: 'fresh', reason: 'expired' };
+  const replay = lastSeq <= session.lastSeq ? session.buffer.since(lastSeq) : undefined;
+  if (!replay) return { kind: 'fresh', reason: 'gap' };
+  return { kind: 'resumed', session, lastSeq, replay };
+}

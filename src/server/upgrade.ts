@@ -1,0 +1,125 @@
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
+import { SUBPROTOCOL } from '../protocol/messages.js';
+import type { WebSocketConnectionManager } from './manager.js';
+
+/** Result of the `authenticate` hook: `false` refuses (401); an object accepts with an optional id and data. */
+export type AuthResult = boolean | { clientId?: string; data?: unknown };
+
+/** Options of `attach` / `createUpgradeHandler`. */
+export interface AttachOptions {
+  /**
+   * Only upgrades to this path are handled; others get 404 (unless another `upgrade` listener exists).
+   * @default '/'
+   */
+  path?: string;
+  /** Runs before the upgrade is accepted. Return `false` (or throw) to answer HTTP 401. */
+  authenticate?: (request: IncomingMessage) => AuthResult | Promise<AuthResult>;
+  /**
+   * Trust `X-Forwarded-For` for the client IP (only behind a proxy you control).
+   * @default false
+   */
+  trustProxy?: boolean;
+}
+
+export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
+
+function reject(socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void {
+  const lines = [`HTTP/1.1 ${status} ${text}`, 'Connection: close', 'Content-Length: 0'];
+  for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
+  socket.end(`${lines.join('\r\n')}\r\n\r\n`);
+}
+
+function clientIp(request: IncomingMessage, trustProxy: boolean): string | undefined {
+  if (trustProxy) {
+    const fwd = request.headers['x-forwarded-for'];
+    const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(',')[0]?.trim();
+    if (first) return first;
+  }
+  return request.socket.remoteAddress;
+}
+
+/**
+ * Build an `upgrade` handler that runs every check before a WebSocket exists: path (404), shutdown (503 with
+ * Retry-After), origin allowlist (403), connection limits (503), `authenticate` (401). Accepted sockets negotiate
+ * `stabilizer.v1` if the client offers it, and go to `manager.connect`. The request is not retained.
+ */
+export function createUpgradeHandler(manager: WebSocketConnectionManager, options: AttachOptions = {}): UpgradeHandler {
+  const { config } = manager;
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: config.maxPayloadBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
+  let pending = 0;
+
+  return (request, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const retryAfterS = String(Math.ceil(config.shutdownRetryAfterMs / 1000));
+    if (manager.isShuttingDown) return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+    const origin = request.headers.origin;
+    if (config.allowedOrigins && (origin === undefined || !config.allowedOrigins.includes(origin))) {
+      return reject(socket, 403, 'Forbidden');
+    }
+    const ip = clientIp(request, options.trustProxy ?? false);
+    if (!manager.hasCapacity(ip, pending)) {
+      return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+    }
+    // Reserve a slot until the socket is handed over or gone, so concurrent upgrades cannot overshoot the limit.
+    pending++;
+    let reserved = true;
+    const release = () => {
+      if (reserved) pending--;
+      reserved = false;
+    };
+    socket.once('close', release);
+    const proceed = (auth: AuthResult) => {
+      if (auth === false) {
+        release();
+        return reject(socket, 401, 'Unauthorized');
+      }
+      if (manager.isShuttingDown) {
+        release();
+        return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+      }
+      const { clientId, data } = typeof auth === 'object' ? auth : { clientId: undefined, data: undefined };
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        release();
+        manager.connect(ws, clientId, { remoteAddress: ip, data }).catch(() => {
+          // The socket was closed with a documented code; the error is already logged/emitted.
+        });
+      });
+    };
+    const fail = (err: unknown) => {
+      release();
+      manager.reportError(undefined, err);
+      reject(socket, 401, 'Unauthorized');
+    };
+    if (!options.authenticate) return proceed(true);
+    try {
+      Promise.resolve(options.authenticate(request)).then(proceed, fail);
+    } catch (err) {
+      fail(err);
+    }
+  };
+}
+
+/** Attach to an `http.Server`: handles upgrades on `options.path`. Returns a function that detaches. */
+export function attachToServer(
+  manager: WebSocketConnectionManager,
+  server: Server,
+  options: AttachOptions = {},
+): () => void {
+  const handle = createUpgradeHandler(manager, options);
+  const path = options.path ?? '/';
+  const listener: UpgradeHandler = (request, socket, head) => {
+    const pathname = (request.url ?? '/').split('?')[0];
+    if (pathname === path) return handle(request, socket, head);
+    if (server.listenerCount('upgrade') === 1) reject(socket, 404, 'Not Found');
+  };
+  server.on('upgrade', listener);
+  return () => server.off('upgrade', listener);
+}
