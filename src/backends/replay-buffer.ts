@@ -24,6 +24,8 @@ export class ReplayBuffer {
   private totalBytes = 0;
   /** Highest sequence dropped before it was acknowledged (0 if none). */
   evictedThrough = 0;
+  /** Highest sequence no longer held, for any reason (ack or eviction): entries after it are contiguous. */
+  droppedThrough = 0;
 
   constructor(private readonly limits: ReplayLimits) {}
 
@@ -60,7 +62,8 @@ export class ReplayBuffer {
    * `lastSeq` must not be ahead of the session's last sequence (the caller checks).
    */
   since(lastSeq: number): ReplayEntry[] | undefined {
-    if (lastSeq < this.evictedThrough) return undefined;
+    // Below what is held: evicted, or acknowledged earlier (a client contradicting its own ack). Never partial.
+    if (lastSeq < this.droppedThrough) return undefined;
     const out: ReplayEntry[] = [];
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i]!;
@@ -82,6 +85,7 @@ export class ReplayBuffer {
 
   private dropHead(): void {
     const e = this.entries[this.head]!;
+    this.droppedThrough = e.seq;
     this.entries[this.head] = undefined as unknown as ReplayEntry;
     this.head++;
     this.totalBytes -= e.payload.bytes;

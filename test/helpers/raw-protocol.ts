@@ -1,0 +1,93 @@
+import { WebSocket } from 'ws';
+import { SUBPROTOCOL, type WelcomeMessage } from '../../src/protocol/index.js';
+
+/** A hand-driven stabilizer.v1 client on a raw ws socket, for black-box protocol tests. */
+export class RawProtocolClient {
+  readonly frames: Array<Record<string, unknown>> = [];
+  readonly data: Array<{ s?: number; p: unknown }> = [];
+  closeInfo: { code: number; reason: string } | undefined;
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (raw, isBinary) => {
+      if (isBinary) return;
+      const msg = JSON.parse(raw.toString()) as Record<string, unknown>;
+      this.frames.push(msg);
+      if (msg.t === 'd') this.data.push({ s: msg.s as number | undefined, p: msg.p });
+      this.wake();
+    });
+    ws.on('close', (code, reason) => {
+      this.closeInfo = { code, reason: reason.toString() };
+      this.wake();
+    });
+    ws.on('error', () => {});
+  }
+
+  static open(url: string): Promise<RawProtocolClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, SUBPROTOCOL);
+      ws.once('open', () => resolve(new RawProtocolClient(ws)));
+      ws.once('error', reject);
+    });
+  }
+
+  /** Open, send hello, and wait for the welcome. */
+  static async handshake(
+    url: string,
+    hello: { token?: string; lastSeq?: number; sessionId?: string } = {},
+  ): Promise<{ client: RawProtocolClient; welcome: WelcomeMessage }> {
+    const client = await RawProtocolClient.open(url);
+    client.send({ t: 'hello', v: 1, ...hello });
+    const welcome = (await client.waitFor((f) => f.t === 'welcome')) as unknown as WelcomeMessage;
+    return { client, welcome };
+  }
+
+  send(msg: object): void {
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Wait for the first frame matching `pred` (including ones already received). */
+  async waitFor(pred: (f: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const hit = this.frames.find(pred);
+      if (hit) return hit;
+      if (this.closeInfo) throw new Error(`closed ${this.closeInfo.code} while waiting`);
+      if (Date.now() > deadline) throw new Error('timed out waiting for a frame');
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
+    }
+  }
+
+  async waitForData(count: number, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.data.length < count) {
+      if (Date.now() > deadline) throw new Error(`timed out: ${this.data.length}/${count} data messages`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
+  async waitClose(timeoutMs = 5000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closeInfo) {
+      if (Date.now() > deadline) throw new Error('timed out waiting for close');
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return this.closeInfo;
+  }
+
+  /** Highest in-order data sequence received. */
+  get lastSeq(): number {
+    let last = 0;
+    for (const d of this.data) if (d.s === last + 1) last = d.s;
+    return last;
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}
