@@ -25,6 +25,21 @@ type Timer = ReturnType<typeof setTimeout> | undefined;
 
 const noop = (): void => {};
 
+/** Closes with `code` (0: none, terminate where possible). A code or reason the browser refuses: without. */
+function close(ws: WebSocketLike, code: number, reason: string): void {
+  try {
+    if (code) return ws.close(code, reason);
+  } catch {
+    // e.g. 1001 or a reason over 123 bytes in a browser
+  }
+  try {
+    if (ws.terminate) ws.terminate();
+    else ws.close();
+  } catch {
+    // closing already
+  }
+}
+
 /**
  * A WebSocket client that speaks `stabilizer.v1` (PROTOCOL.md): it reconnects with jittered backoff, resumes its
  * session, delivers reliable messages exactly once in both directions, queues while offline and notices dead
@@ -137,7 +152,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
    * that is `closed`.
    */
   reconnect(): void {
-    if (this.ws) this.end({ code: CloseCode.Normal, reason: 'reconnect' }, true, 0);
+    // 1005, "no status": 1000 would say the session ended (PROTOCOL.md §5)
+    if (this.ws) this.end({ code: 1005, reason: 'reconnect' }, true, 0);
     this.attempt = 0;
     this.connect();
   }
@@ -164,13 +180,15 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     const ws = (this.ws = new this.WS(this.url, SUBPROTOCOL));
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
-      if (ws === this.ws) this.write(JSON.stringify({ t: 'hello', v: 1, token: this.token, lastSeq: this.lastSeq }));
+      const { token, sid: sessionId, lastSeq } = this;
+      // the session id goes with its token (PROTOCOL.md §2.1); JSON drops both while undefined
+      if (ws === this.ws) this.write(JSON.stringify({ t: 'hello', v: 1, token, sessionId, lastSeq }));
     };
     ws.onmessage = (e) => {
       if (ws === this.ws) this.rx(e.data);
     };
     ws.onclose = (e) => {
-      if (ws === this.ws) this.lost(e, isRetryableCloseCode(e.code));
+      if (ws === this.ws) this.lost({ code: e.code, reason: e.reason }, isRetryableCloseCode(e.code));
     };
     // A close event always follows. (`ws` also throws on an 'error' event without a listener.)
     ws.onerror = noop;
@@ -203,6 +221,9 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
       case 'reconnect':
         this.hintMs = m.retryAfterMs;
         return;
+      case 'token':
+        this.token = m.token;
+        return;
       case 'error':
         return this.emit('error', new ClientError(m.code as ErrorCode, m.message));
       default:
@@ -221,11 +242,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     this.pingMs = m.pingIntervalMs;
     this.pongMs = m.pongTimeoutMs;
     this.attempt = this.hintMs = 0;
-    if (resumed) this.outbox.ack(m.lastClientSeq);
-    else {
-      this.lastSeq = 0;
-      this.outbox.fresh();
-    }
+    if (!resumed) this.lastSeq = 0;
+    this.outbox.welcome(m.lastClientSeq, !resumed);
     for (const e of this.outbox.q) this.put(e);
     this.tick();
     if (resumed) this.emit('resumed', { sessionId });
@@ -317,8 +335,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
   /** The socket is gone or useless: end it, then schedule a reconnect if allowed. */
   private lost(info: CloseInfo, retryable: boolean, kill?: number): void {
     if (this.st === 'closed') return;
-    const { code, reason } = info;
-    this.end({ code, reason }, retryable && this.attempt < this.o.maxAttempts && this.o.shouldReconnect(info), kill);
+    this.end(info, retryable && this.attempt < this.o.maxAttempts && this.o.shouldReconnect(info), kill);
     // A `close` listener may have called close() or reconnect().
     if (this.st !== 'reconnecting' || this.ws || this.retryTimer) return;
     const { minDelayMs, maxDelayMs, random } = this.o;
@@ -339,17 +356,10 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     this.unacked = 0;
-    try {
-      if (ws && kill !== undefined) {
-        if (kill) ws.close(kill, info.reason);
-        else if (ws.terminate) ws.terminate();
-        else ws.close();
-      }
-    } catch {
-      // closing already, or a code the browser refuses: the socket is detached either way
-    }
+    if (ws && kill !== undefined) close(ws, kill, info.reason);
     this.st = willReconnect ? 'reconnecting' : 'closed';
-    if (!willReconnect) this.outbox.fail(new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`));
+    if (!willReconnect)
+      this.outbox.fail(new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`));
     this.emit('close', { ...info, willReconnect });
   }
 }

@@ -33,8 +33,8 @@ export interface ClientOptions {
   maxAttempts?: number;
   /**
    * Asked after every close that would be retried (a retryable code, or a dead or misbehaving connection the client
-   * dropped itself). Return `false` to close for good instead. Terminal codes (4500–4999, 1002, 1003, 1007, 1008,
-   * 1010) never reconnect, whatever this returns; call `reconnect()` for that.
+   * dropped itself). Return `false` to close for good instead. Terminal codes (4500–4999, 1000, 1002, 1003, 1007,
+   * 1008, 1010) never reconnect, whatever this returns; call `reconnect()` for that.
    * @default () => true
    */
   shouldReconnect?: (close: CloseInfo) => boolean;
@@ -112,7 +112,7 @@ export interface ClientEvents<In> {
   /**
    * A socket closed, or the client closed it. Closes the client decides itself use: `4000` (no frame from the
    * server in time), `4003` (no welcome within `connectTimeoutMs`), `4502` (the server broke the protocol),
-   * `1000` (`close()` or `reconnect()`). When `willReconnect` is false the client is closed for good.
+   * the code given to `close()`, `1005` (`reconnect()`). When `willReconnect` is false the client is closed for good.
    */
   close: CloseInfo & { willReconnect: boolean };
   /** An `error` frame from the server (its `code`), or a protocol violation by the server (`PROTOCOL_VIOLATION`). */

@@ -63,29 +63,32 @@ export class Outbox {
   }
 
   /**
-   * The session was replaced by a fresh one: entries that were written may or may not have arrived, so they are
-   * rejected with `SESSION_LOST`; the others are renumbered from 1 for the new session.
+   * After a welcome, numbers the entries for the server: on `resumed`, drops those up to `lastClientSeq` (the
+   * server processed them) and numbers the rest from `lastClientSeq + 1`, which keeps their original sequences
+   * unless `fail()` left a hole. On `fresh`, entries that were written may or may not have arrived, so they are
+   * rejected with `SESSION_LOST`; the others are numbered from 1.
    */
-  fresh(): void {
+  welcome(lastClientSeq: number, fresh: boolean): void {
+    const base = fresh ? 0 : lastClientSeq;
+    this.ack(base);
     const q = this.q;
     const lost = new ClientError(ErrorCode.SessionLost, 'session lost before the server acked this message');
     this.q = [];
-    this.bytes = this.seq = 0;
+    this.bytes = 0;
+    this.seq = base;
     for (const e of q) {
-      if (e.w) e.no(lost);
+      if (fresh && e.w) e.no(lost);
       else {
-        e.f = renumber(e.f, (e.s = ++this.seq));
+        if (e.s !== ++this.seq) e.n = frameBytes((e.f = renumber(e.f, (e.s = this.seq))));
         this.bytes += e.n;
         this.q.push(e);
       }
     }
   }
 
-  /** Rejects every entry with `err`. Sequences never written are given back, so a later resume has no gap. */
+  /** Rejects every entry with `err`. The next welcome renumbers what is sent after. */
   fail(err: Error): void {
     const q = this.q;
-    const unsent = q.find((e) => !e.w);
-    if (unsent) this.seq = unsent.s - 1;
     this.q = [];
     this.bytes = 0;
     for (const e of q) e.no(err);

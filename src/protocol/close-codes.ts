@@ -59,7 +59,14 @@ export const TERMINAL_CLOSE_RANGE = [4500, 4999] as const;
 export function isRetryableCloseCode(code: number): boolean {
   if (code >= TERMINAL_CLOSE_RANGE[0] && code <= TERMINAL_CLOSE_RANGE[1]) return false;
   if (code >= RETRYABLE_CLOSE_RANGE[0] && code <= RETRYABLE_CLOSE_RANGE[1]) return true;
-  return !(code === 1000 || code === 1002 || code === 1003 || code === 1007 || code === 1008 || code === 1010);
+  return !(
+    code === 1000 ||
+    code === 1002 ||
+    code === 1003 ||
+    code === 1007 ||
+    code === 1008 ||
+    code === 1010
+  );
 }
 
 /** Close reasons are at most 123 bytes on the wire (RFC 6455 §5.5). Truncate safely. */

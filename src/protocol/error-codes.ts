@@ -22,6 +22,8 @@ export const ErrorCode = {
   ProtocolViolation: 'PROTOCOL_VIOLATION',
   Forbidden: 'FORBIDDEN',
   BackendUnavailable: 'BACKEND_UNAVAILABLE',
+  /** Cluster backend: shared storage lost its history (e.g. Redis restarted empty); the operation was dropped. */
+  HistoryLost: 'HISTORY_LOST',
 
   /** Client: a reliable message was sent on a session the server no longer has; delivery is unknown. */
   SessionLost: 'SESSION_LOST',

@@ -154,7 +154,13 @@ export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure
       if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
       return o as unknown as HelloMessage;
     case 'welcome':
-      return typeof o.sessionId === 'string' && typeof o.token === 'string' && isSeq(o.lastSeq)
+      return typeof o.sessionId === 'string' &&
+        typeof o.token === 'string' &&
+        (o.resume === 'resumed' || o.resume === 'fresh') &&
+        isSeq(o.lastSeq) &&
+        isSeq(o.lastClientSeq) &&
+        isSeq(o.pingIntervalMs) &&
+        isSeq(o.pongTimeoutMs)
         ? (o as unknown as WelcomeMessage)
         : { error: 'bad welcome' };
     case 'reconnect':
