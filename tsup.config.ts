@@ -5,6 +5,7 @@ export default defineConfig([
     entry: {
       index: 'src/server/index.ts',
       protocol: 'src/protocol/index.ts',
+      redis: 'src/redis/index.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,

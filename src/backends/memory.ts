@@ -20,7 +20,10 @@ export interface MemoryBackendOptions {
  */
 export class MemoryBackend implements StorageBackend {
   readonly name = 'memory';
-  /** Nonce → expiry. Insertion order is close to expiry order, so the sweep stops at the first live one. */
+  /**
+   * Nonce → expiry. Tokens carry different TTLs (`generateReconnectToken(id, { ttlMs })`, resume tokens), so
+   * insertion order is not expiry order: the sweep checks every entry rather than stopping at the first live one.
+   */
   private readonly nonces = new Map<string, number>();
   private readonly sessionsById = new Map<string, SessionRecord>();
   /** Expired session id → when the tombstone itself expires. */
@@ -37,6 +40,10 @@ export class MemoryBackend implements StorageBackend {
     if (this.nonces.has(nonce)) return false;
     this.nonces.set(nonce, expiresAtMs);
     return true;
+  }
+
+  releaseNonce(nonce: string): void {
+    this.nonces.delete(nonce);
   }
 
   /** Number of nonces currently remembered (for tests and stats). */
@@ -86,8 +93,7 @@ export class MemoryBackend implements StorageBackend {
 
   sweep(nowMs: number): void {
     for (const [nonce, expiresAtMs] of this.nonces) {
-      if (expiresAtMs > nowMs) break;
-      this.nonces.delete(nonce);
+      if (expiresAtMs <= nowMs) this.nonces.delete(nonce);
     }
     for (const [id, untilMs] of this.tombstones) {
       if (untilMs > nowMs) break;

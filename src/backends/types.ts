@@ -1,4 +1,8 @@
 import type { ReplayBuffer, ReplayLimits } from './replay-buffer.js';
+import type { BroadcastOptions, BroadcastResult, DeliveryFailure } from '../server/broadcast.js';
+import type { Connection, WriteOutcome } from '../server/connection.js';
+import type { Logger } from '../server/logger.js';
+import type { Payload } from '../server/payload.js';
 
 /**
  * A protocol-mode session: the state that outlives one socket. Held in memory by the process that serves it;
@@ -30,6 +34,11 @@ export interface StorageBackend {
   readonly name: string;
   /** Record a reconnect token's nonce as used until `expiresAtMs`. Resolves `false` if it was used before. */
   claimNonce(nonce: string, expiresAtMs: number): boolean | Promise<boolean>;
+  /**
+   * Forget a claimed nonce: a resume whose `welcome` the client never confirmed (the socket died first) gives
+   * its token back, so a welcome lost in transit does not burn the session.
+   */
+  releaseNonce(nonce: string): void | Promise<void>;
   /** Create a new session with empty buffers. */
   createSession(id: string, limits: ReplayLimits): SessionRecord;
   /** A session held by this process, synchronously (hot path). */
@@ -46,4 +55,50 @@ export interface StorageBackend {
   sweep(nowMs: number): void;
   /** Release resources the backend opened itself. */
   close(): Promise<void>;
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Optional cluster hooks. `MemoryBackend` implements none of them; `websocket-stabilizer/redis` implements all.
+  // The manager calls each one (if present) at the point named, synchronously, and never awaits except where a
+  // hook returns a promise (`persistClientSeq`).
+
+  /** Called once by the manager's constructor: the backend delivers cluster messages to this manager's sockets. */
+  bind?(host: BackendHost): void;
+  /**
+   * `sendToClient`: take over the send. Return `undefined` to let the manager write it locally (plain or volatile
+   * to a local socket, or the backend is degraded). A cluster backend sequences reliable messages in shared
+   * storage and writes them to the socket only once they are durable.
+   */
+  routeSend?(clientId: string, payload: Payload, volatile: boolean): 'sent' | 'buffered' | 'dropped' | undefined;
+  /** `broadcast`: take over the fan-out to every node, or return `undefined` for the local in-memory path. */
+  routeBroadcast?(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined;
+  /**
+   * A reliable client message with sequence `seq` was delivered to the application. The server acks it only when
+   * the promise resolves (the sequence is durable); `undefined` means ack at once.
+   */
+  persistClientSeq?(session: SessionRecord, seq: number): Promise<void> | undefined;
+  /** The client acknowledged every server message up to `seq` (the manager already trimmed `session.buffer`). */
+  onAck?(session: SessionRecord, seq: number): void;
+  /** A connection entered the registry (with its session in protocol mode). */
+  onAttach?(clientId: string, session: SessionRecord | undefined): void;
+  /** A registered connection closed. `retained`: its session is kept for a resume. */
+  onDetach?(clientId: string, session: SessionRecord | undefined, retained: boolean): void;
+}
+
+/** What a cluster backend may use of the manager that bound it (the manager implements it). */
+export interface BackendHost {
+  readonly connections: ReadonlyMap<string, Connection>;
+  /** Sessions without a socket; a backend that loads a session for a resume adds it here until it attaches. */
+  readonly detachedSessions: Set<SessionRecord>;
+  readonly nowMs: number;
+  readonly log: Logger;
+  readonly isShuttingDown: boolean;
+  readonly config: {
+    readonly sessionTtlMs: number;
+    readonly replay: ReplayLimits;
+    readonly tokens: { readonly secret: Uint8Array | undefined };
+  };
+  /** Disconnect a client whose write failed and report it. */
+  onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];
+  /** Log and emit an `error` event. */
+  reportError(clientId: string | undefined, err: unknown): void;
 }

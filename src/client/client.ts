@@ -245,6 +245,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     if (!resumed) this.lastSeq = 0;
     this.outbox.welcome(m.lastClientSeq, !resumed);
     for (const e of this.outbox.q) this.put(e);
+    // Confirms the welcome at once: until then the server may give the spent token back (PROTOCOL.md §3).
+    this.ack('ack');
     this.tick();
     if (resumed) this.emit('resumed', { sessionId });
     else this.emit('fresh', { sessionId, reason: m.reason ?? 'new' });

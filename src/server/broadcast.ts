@@ -25,12 +25,28 @@ export interface DeliveryFailure {
 export interface BroadcastResult {
   /** Sockets the frame was written to. */
   delivered: number;
-  /** Detached protocol sessions that buffered it for replay on resume. */
+  /**
+   * Protocol sessions that keep it for replay on resume: detached ones, and those whose socket could not take it
+   * (closing, failed or over `maxBufferedBytes`: the socket is dropped with a resumable code).
+   */
   buffered: number;
   /** Volatile messages skipped for a slow consumer. */
   dropped: number;
-  /** Recipients whose write failed; each was disconnected and reported through `error`/`disconnect`. */
+  /** Plain-mode recipients whose write failed: the message is lost for them, and each was disconnected. */
   failed: DeliveryFailure[];
+  /**
+   * Cluster backends only: the counts above are 0 and delivery happens on every node once Redis has sequenced the
+   * message. Resolves then (the message is durable), rejects with `BACKEND_UNAVAILABLE` or `HISTORY_LOST`.
+   */
+  cluster?: Promise<ClusterBroadcastReport>;
+}
+
+/** What a cluster broadcast reached. */
+export interface ClusterBroadcastReport {
+  /** Protocol sessions (attached or detached, on any node) it was sequenced on. */
+  sessions: number;
+  /** Nodes it was published to. */
+  nodes: number;
 }
 
 /** What the broadcast path needs from the manager. */
@@ -61,6 +77,11 @@ export function fanOut(target: FanOutTarget, data: SendData, options: BroadcastO
     const seq = session && !volatile ? target.sequence(session, payload) : undefined;
     const outcome = conn.writePayload(payload, seq, now);
     if (outcome === 'ok') result.delivered++;
+    else if (seq !== undefined) {
+      // Reliable protocol message: it is in the replay buffer. Drop the socket; the resume delivers it.
+      result.buffered++;
+      if (outcome !== 'closed') target.onWriteFailure(conn, outcome);
+    } else if (outcome === 'closed') continue; // already closing (e.g. 4001 sent): not a failure, no terminate
     else if (outcome === 'slow' && volatile) result.dropped++;
     else result.failed.push({ clientId: conn.id, reason: target.onWriteFailure(conn, outcome) });
   }

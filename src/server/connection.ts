@@ -3,12 +3,56 @@ import { clampCloseReason } from '../protocol/close-codes.js';
 import { encodeBinaryData } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { DisconnectReason } from './events.js';
-import type { Payload } from './payload.js';
+import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
 
 const OPEN = 1;
+/** `Sender#_state` of ws when it is neither compressing nor reading a Blob, i.e. it writes synchronously. */
+const SENDER_IDLE = 0;
+
+/** The TCP socket under a `ws` WebSocket (a `net.Socket`, or any Duplex with cork/uncork). */
+interface RawSocket {
+  readonly writableCorked: number;
+  write(chunk: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+}
+
+/** The `ws` internals the direct write path relies on. Feature-detected on every write, never assumed. */
+interface WsInternals {
+  _isServer?: boolean;
+  _socket?: RawSocket | null;
+  _sender?: { _state?: number; _firstFragment?: boolean } | null;
+  _extensions?: Record<string, unknown>;
+}
+
+// Per-turn write coalescing. A socket written to directly is corked on its first write in an event-loop turn and
+// uncorked together with every other such socket in one `process.nextTick` batch, so that all the frames one
+// socket gets in a turn (10 broadcasts, a welcome and its replay, ...) leave in one writev syscall.
+// ws's `bufferedAmount` counts corked bytes (`_socket.writableLength`), so the slow-consumer cap still holds.
+let corked: RawSocket[] = [];
+let spare: RawSocket[] = [];
+let flushQueued = false;
+
+function flushCorked(): void {
+  flushQueued = false;
+  const list = corked;
+  corked = spare;
+  for (let i = 0; i < list.length; i++) list[i]!.uncork();
+  list.length = 0;
+  spare = list;
+}
+
+function corkForTurn(raw: RawSocket): void {
+  raw.cork();
+  corked.push(raw);
+  if (!flushQueued) {
+    flushQueued = true;
+    process.nextTick(flushCorked);
+  }
+}
 
 /**
  * One live socket and its small per-connection state. This is the only place that touches the `ws` socket: the
@@ -29,6 +73,8 @@ export class Connection {
   /** Rate limiter bucket. */
   rateTokens = 0;
   rateRefilledAtMs = 0;
+  /** Protocol mode: the nonce of the token this resume consumed, until the client's first frame confirms it. */
+  unconfirmedNonce: string | undefined = undefined;
   /** Protocol mode: when the sweep sends a replacement resume token (half its lifetime). */
   tokenRefreshAtMs = 0;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
@@ -60,6 +106,88 @@ export class Connection {
   write(data: string | Buffer, isBinary: boolean, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
+    const raw = this.directSocket();
+    if (raw) return this.writeDirect(raw, dataFrame(data, isBinary), undefined, nowMs, true);
+    return this.send(data, isBinary, nowMs);
+  }
+
+  /**
+   * Send a payload the way this connection's mode wants it; `seq` makes it reliable in protocol mode. The frame
+   * comes from the payload, built once for all recipients; a reliable protocol frame only gets its own small
+   * `{"t":"d","s":N,"p":` head.
+   */
+  writePayload(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
+    if (!this.isOpen) return 'closed';
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
+    const raw = this.directSocket();
+    if (!raw) {
+      if (!this.protocol) return this.send(payload.plain, payload.isBinary, nowMs);
+      if (payload.isBinary) return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
+      return this.send(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
+    }
+    if (!this.protocol) return this.writeDirect(raw, payload.plainFrame(), undefined, nowMs, true);
+    if (seq === undefined) return this.writeDirect(raw, payload.volatileFrameBytes(), undefined, nowMs, true);
+    const head = payload.reliableFrameHead(seq);
+    return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
+  }
+
+  /**
+   * Heartbeat: a protocol-level ping (plain mode) or `{"t":"ping"}` (protocol mode), both framed once for all
+   * connections. Not coalesced: a sweep writes one frame per socket, so corking would only add work.
+   */
+  ping(nowMs: number): WriteOutcome {
+    if (!this.isOpen) return 'closed';
+    if (this.protocol && this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
+    const raw = this.directSocket();
+    if (raw) return this.writeDirect(raw, this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME, undefined, nowMs, false);
+    if (this.protocol) return this.send('{"t":"ping"}', false, nowMs);
+    try {
+      this.socket.ping();
+    } catch {
+      return 'failed';
+    }
+    this.lastOutboundMs = nowMs;
+    return 'ok';
+  }
+
+  /**
+   * The TCP socket, when a frame may be written to it directly: a server-side `ws` socket (frames unmasked) with
+   * no permessage-deflate, whose sender is idle (nothing queued that the frame could overtake) and not in the
+   * middle of a fragmented message. `undefined` means: go through `ws.send`.
+   */
+  private directSocket(): RawSocket | undefined {
+    const ws = this.socket as unknown as WsInternals;
+    const sender = ws._sender;
+    if (ws._isServer !== true || !sender || sender._state !== SENDER_IDLE || sender._firstFragment === false) {
+      return undefined;
+    }
+    const extensions = ws._extensions;
+    if (!extensions || extensions['permessage-deflate'] !== undefined) return undefined;
+    const raw = ws._socket;
+    return raw && typeof raw.cork === 'function' ? raw : undefined;
+  }
+
+  /** Write pre-built frame bytes (`tail` shared between recipients), corked for the turn when `coalesce`. */
+  private writeDirect(
+    raw: RawSocket,
+    head: Buffer,
+    tail: Buffer | undefined,
+    nowMs: number,
+    coalesce: boolean,
+  ): WriteOutcome {
+    try {
+      if (coalesce && raw.writableCorked === 0) corkForTurn(raw);
+      raw.write(head);
+      if (tail) raw.write(tail);
+    } catch {
+      return 'failed';
+    }
+    this.lastOutboundMs = nowMs;
+    return 'ok';
+  }
+
+  /** The public-API path: `ws.send`, which frames (and maybe compresses) the data itself. */
+  private send(data: string | Buffer, isBinary: boolean, nowMs: number): WriteOutcome {
     try {
       this.socket.send(data, { binary: isBinary });
     } catch {
@@ -69,16 +197,10 @@ export class Connection {
     return 'ok';
   }
 
-  /** Send a payload the way this connection's mode wants it; `seq` makes it reliable in protocol mode. */
-  writePayload(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
-    if (!this.protocol) return this.write(payload.plain, payload.isBinary, nowMs);
-    if (payload.isBinary) return this.write(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
-    return this.write(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
-  }
-
-  /** Start the close handshake. Never throws. */
+  /** Start the close handshake. Never throws. From here on, inbound frames are ignored. */
   close(code: number, reason: string, why: DisconnectReason): void {
     this.closeReason ??= why;
+    this.state = 'closed';
     try {
       this.socket.close(code, clampCloseReason(reason));
     } catch {
@@ -89,6 +211,7 @@ export class Connection {
   /** Drop the TCP connection at once (no close handshake). */
   terminate(why: DisconnectReason): void {
     this.closeReason ??= why;
+    this.state = 'closed';
     this.socket.terminate();
   }
 

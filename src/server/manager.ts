@@ -85,6 +85,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
       ? this.tokens
       : new ReconnectTokenService({ ...this.config.tokens, secret: randomBytes(32) }, claim);
     this.protocol = new ProtocolHandler(this, sessionTokens, hooks.authorizeResume);
+    this.backend.bind?.(this);
 
     // One set of handlers shared by every socket (no closures per connection).
     const manager = this;
@@ -142,7 +143,8 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     socket.on('pong', this.onSocketPong);
     socket.on('close', this.onSocketClose);
     socket.on('error', this.onSocketError);
-    if (remote !== undefined) this.perIp.set(remote, (this.perIp.get(remote) ?? 0) + 1);
+    // A CLOSED socket emits no more 'close', so counting it would leak a per-IP slot for good.
+    if (remote !== undefined && socket.readyState !== 3) this.perIp.set(remote, (this.perIp.get(remote) ?? 0) + 1);
     if (socket.readyState !== 1) {
       conn.state = 'closed';
       return Promise.reject(new StabilizerError(ErrorCode.NotOpen, 'socket is not open'));
@@ -158,14 +160,14 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     return Promise.resolve(conn.id);
   }
 
-  /** Whether one more connection (from `remoteAddress`) fits the limits. */
-  hasCapacity(remoteAddress?: string, pending = 0): boolean {
+  /** Whether one more connection (from `remoteAddress`) fits the limits, counting upgrades still `pending`. */
+  hasCapacity(remoteAddress?: string, pending = 0, pendingFromIp = 0): boolean {
     const { maxConnections, maxConnectionsPerIp } = this.config;
     if (maxConnections !== undefined && this.connections.size + this.handshaking.size + pending >= maxConnections) {
       return false;
     }
     if (maxConnectionsPerIp !== undefined && remoteAddress !== undefined) {
-      if ((this.perIp.get(remoteAddress) ?? 0) >= maxConnectionsPerIp) return false;
+      if ((this.perIp.get(remoteAddress) ?? 0) + pendingFromIp >= maxConnectionsPerIp) return false;
     }
     return true;
   }
@@ -184,6 +186,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     }
     this.connections.set(conn.id, conn);
     conn.state = 'open';
+    this.backend.onAttach?.(conn.id, conn.session);
     return true;
   }
 
@@ -255,6 +258,8 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
    */
   sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
     const payload = data instanceof Payload ? data : new Payload(data);
+    const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
+    if (routed !== undefined) return routed;
     const conn = this.connections.get(clientId);
     if (!conn) {
       const session = this.backend.getSession(clientId);
@@ -268,6 +273,11 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     const seq = conn.session && !options.volatile ? this.sequence(conn.session, payload) : undefined;
     const outcome = conn.writePayload(payload, seq, this.nowMs);
     if (outcome === 'ok') return 'sent';
+    if (seq !== undefined) {
+      // In the replay buffer already: drop the socket (unless it is closing anyway); the resume delivers it.
+      if (outcome !== 'closed') this.onWriteFailure(conn, outcome);
+      return 'buffered';
+    }
     if (outcome === 'slow' && options.volatile) return 'dropped';
     const reason = this.onWriteFailure(conn, outcome);
     throw new StabilizerError(ErrorCode.SendFailed, `send to ${clientId} failed: ${reason}`);
@@ -278,7 +288,9 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
    * because of a socket: failures are listed in the result and those clients are disconnected.
    */
   broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
-    return fanOut(this, data, options);
+    if (!this.backend.routeBroadcast) return fanOut(this, data, options);
+    const payload = data instanceof Payload ? data : new Payload(data);
+    return this.backend.routeBroadcast(payload, options ?? {}) ?? fanOut(this, payload, options);
   }
 
   /** Assign the next sequence on a session and keep the message for replay. */
@@ -295,7 +307,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
       return 'slow-consumer';
     }
     this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'send-failed' }, 'send failed');
-    conn.terminate('send-failed');
+    if (outcome !== 'closed') conn.terminate('send-failed'); // a closing socket keeps its close handshake
     return 'send-failed';
   }
 
@@ -371,6 +383,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     conn.state = 'closed';
     this.handshaking.delete(conn);
     this.protocol.abandon(conn);
+    if (conn.unconfirmedNonce !== undefined) this.protocol.releaseNonce(conn, conn.unconfirmedNonce);
     const remote = conn.remoteAddress;
     if (remote !== undefined) {
       const n = (this.perIp.get(remote) ?? 1) - 1;
@@ -391,6 +404,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
         sessionRetained = true;
       }
     }
+    this.backend.onDetach?.(conn.id, session, sessionRetained);
     const level = reason === 'client-closed' || reason === 'server-closed' ? 'info' : 'warn';
     this.log[level]({ event: 'disconnect', clientId: conn.id, code, reason }, 'client disconnected');
     this.emitSafely('disconnect', { clientId: conn.id, code, reason, sessionRetained }, (err) =>
@@ -430,15 +444,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
   }
 
   ping(conn: Connection, nowMs: number): void {
-    if (conn.protocol) conn.write('{"t":"ping"}', false, nowMs);
-    else {
-      try {
-        conn.socket.ping();
-        conn.lastOutboundMs = nowMs;
-      } catch {
-        // closed meanwhile; the close event cleans up
-      }
-    }
+    conn.ping(nowMs); // pre-framed; a socket closed meanwhile is cleaned up by its close event
   }
 
   expire(conn: Connection): void {

@@ -11,6 +11,11 @@ export class Payload {
   readonly isBinary: boolean;
   private jsonText: string | undefined;
   private volatileFrame: string | undefined;
+  /** Wire frames, built on first use and then shared by every recipient (see `Connection.writePayload`). */
+  private plainWire: Buffer | undefined;
+  private volatileWire: Buffer | undefined;
+  /** Protocol mode, reliable: the bytes after the per-recipient header (`<json>}`, or the binary payload). */
+  private reliableTail: Buffer | undefined;
 
   constructor(data: SendData) {
     if (typeof data === 'string') {
@@ -53,4 +58,137 @@ export class Payload {
   volatileText(): string {
     return (this.volatileFrame ??= `{"t":"d","p":${this.json}}`);
   }
+
+  /** The complete WebSocket frame of a plain-mode send (built once, written to every plain recipient). */
+  plainFrame(): Buffer {
+    return (this.plainWire ??= this.isBinary
+      ? frame(OPCODE_BINARY, this.plain as Buffer)
+      : textFrame(this.plain as string));
+  }
+
+  /** The complete WebSocket frame of a protocol-mode volatile message (built once). */
+  volatileFrameBytes(): Buffer {
+    if (this.volatileWire) return this.volatileWire;
+    if (!this.isBinary) return (this.volatileWire = frame(OPCODE_TEXT, Buffer.from(this.volatileText())));
+    const bytes = this.plain as Buffer;
+    const body = Buffer.allocUnsafe(1 + bytes.length);
+    body[0] = BINARY_VOLATILE;
+    bytes.copy(body, 1);
+    return (this.volatileWire = frame(OPCODE_BINARY, body));
+  }
+
+  /**
+   * The frame of a protocol-mode reliable message for sequence `seq`, as a per-recipient head and the tail
+   * shared by all recipients (`undefined` when the tail is small enough to be copied into the head: one write
+   * is cheaper than two for small messages). Only the head is built per recipient; the payload is never
+   * serialized again.
+   */
+  reliableFrameHead(seq: number): Buffer {
+    const tail = (this.reliableTail ??= this.isBinary ? (this.plain as Buffer) : Buffer.from(`${this.json}}`));
+    const inline = tail.length <= INLINE_TAIL_BYTES;
+    if (this.isBinary) {
+      const length = 9 + tail.length;
+      const head = Buffer.allocUnsafe(headerBytes(length) + 9 + (inline ? tail.length : 0));
+      let at = writeHeader(head, OPCODE_BINARY, length);
+      head[at] = BINARY_RELIABLE;
+      head.writeDoubleBE(seq, at + 1);
+      at += 9;
+      if (inline) tail.copy(head, at);
+      return head;
+    }
+    const digits = decimalDigits(seq);
+    const length = RELIABLE_PREFIX.length + digits + RELIABLE_INFIX.length + tail.length;
+    const headLength = length - (inline ? 0 : tail.length);
+    const head = Buffer.allocUnsafe(headerBytes(length) + headLength);
+    let at = writeHeader(head, OPCODE_TEXT, length);
+    at += RELIABLE_PREFIX.copy(head, at);
+    at = writeDecimal(head, at, seq, digits);
+    at += RELIABLE_INFIX.copy(head, at);
+    if (inline) tail.copy(head, at);
+    return head;
+  }
+
+  /** The shared tail of `reliableFrameHead`, or `undefined` when the head holds the whole frame. */
+  reliableFrameTail(): Buffer | undefined {
+    const tail = this.reliableTail;
+    return tail && tail.length > INLINE_TAIL_BYTES ? tail : undefined;
+  }
+}
+
+// ------------------------------------------------------------------ WebSocket framing (RFC 6455 §5.2)
+// Server frames are never masked, so a frame can be built once and written to any number of sockets.
+
+const OPCODE_TEXT = 0x81; // FIN + text
+const OPCODE_BINARY = 0x82; // FIN + binary
+const OPCODE_PING = 0x89; // FIN + ping
+const BINARY_RELIABLE = 1; // PROTOCOL.md §2: byte 0 of a binary data frame
+const BINARY_VOLATILE = 2;
+const RELIABLE_PREFIX = Buffer.from('{"t":"d","s":');
+const RELIABLE_INFIX = Buffer.from(',"p":');
+/** Tails up to this size are copied into each recipient's head (one write) instead of written separately. */
+const INLINE_TAIL_BYTES = 1024;
+
+function headerBytes(length: number): number {
+  return length < 126 ? 2 : length < 65536 ? 4 : 10;
+}
+
+function writeHeader(buf: Buffer, opcode: number, length: number): number {
+  buf[0] = opcode;
+  if (length < 126) {
+    buf[1] = length;
+    return 2;
+  }
+  if (length < 65536) {
+    buf[1] = 126;
+    buf.writeUInt16BE(length, 2);
+    return 4;
+  }
+  buf[1] = 127;
+  buf.writeUInt16BE(0, 2);
+  buf.writeUIntBE(length, 4, 6);
+  return 10;
+}
+
+/** One buffer holding the header and `data`. */
+export function frame(opcode: number, data: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(headerBytes(data.length) + data.length);
+  data.copy(out, writeHeader(out, opcode, data.length));
+  return out;
+}
+
+/** The frame `ws.send(data, { binary: isBinary })` would write. */
+export function dataFrame(data: string | Buffer, isBinary: boolean): Buffer {
+  if (typeof data === 'string') return isBinary ? frame(OPCODE_BINARY, Buffer.from(data)) : textFrame(data);
+  return frame(isBinary ? OPCODE_BINARY : OPCODE_TEXT, data);
+}
+
+/** A text frame for a control message (`{"t":"ack",...}`, `welcome`, ...). */
+export function textFrame(text: string): Buffer {
+  const length = Buffer.byteLength(text);
+  const out = Buffer.allocUnsafe(headerBytes(length) + length);
+  out.write(text, writeHeader(out, OPCODE_TEXT, length));
+  return out;
+}
+
+/** A protocol-level ping frame with an empty body (plain-mode heartbeat). Shared: frames are never mutated. */
+export const PING_FRAME: Buffer = Buffer.from([OPCODE_PING, 0]);
+/** The protocol-mode heartbeat `{"t":"ping"}`, framed once. */
+export const PROTOCOL_PING_FRAME: Buffer = textFrame('{"t":"ping"}');
+
+function decimalDigits(n: number): number {
+  let digits = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    digits++;
+  }
+  return digits;
+}
+
+function writeDecimal(buf: Buffer, at: number, n: number, digits: number): number {
+  for (let i = at + digits - 1; i >= at; i--) {
+    const q = Math.floor(n / 10);
+    buf[i] = 48 + (n - q * 10);
+    n = q;
+  }
+  return at + digits;
 }

@@ -8,6 +8,7 @@ import {
   type HelloMessage,
   type WelcomeMessage,
 } from '../protocol/messages.js';
+import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
 import { StabilizerError } from './errors.js';
 import type { WebSocketConnectionManager } from './manager.js';
@@ -38,7 +39,13 @@ export class ProtocolHandler {
     return new Promise((resolve, reject) => {
       this.pending.set(conn, { resolve, reject, helloSeen: false });
       conn.handshakeTimer = setTimeout(() => {
-        this.fail(conn, CloseCode.HandshakeTimeout, 'handshake-timeout', ErrorCode.HandshakeTimeout, 'no hello');
+        this.fail(
+          conn,
+          CloseCode.HandshakeTimeout,
+          'handshake-timeout',
+          ErrorCode.HandshakeTimeout,
+          'no hello',
+        );
       }, this.manager.config.handshakeTimeoutMs);
       conn.handshakeTimer.unref?.();
     });
@@ -68,6 +75,7 @@ export class ProtocolHandler {
       return;
     }
     const session = conn.session!;
+    conn.unconfirmedNonce = undefined; // the client heard the welcome: its old token is spent for good
     switch (msg.t) {
       case 'd':
         return this.handleData(conn, msg, isBinary);
@@ -76,6 +84,7 @@ export class ProtocolHandler {
         if (msg.s === undefined) return;
         if (msg.s > session.lastSeq) return this.violation(conn, 'ack ahead of sent');
         session.buffer.ack(msg.s);
+        this.manager.backend.onAck?.(session, msg.s);
         return;
       case 'ping':
         conn.write('{"t":"pong"}', false, this.manager.nowMs);
@@ -89,13 +98,24 @@ export class ProtocolHandler {
     const session = conn.session!;
     if (msg.s === undefined) return this.manager.deliver(conn, msg.p, isBinary, false);
     if (msg.s <= session.lastClientSeq) {
-      this.ack(conn, session.lastClientSeq); // duplicate after a resume: ack again, deliver nothing
+      this.ackDurable(conn, session, session.lastClientSeq); // duplicate after a resume: ack again, deliver nothing
       return;
     }
     if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
     session.lastClientSeq = msg.s;
     this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true);
-    this.ack(conn, msg.s);
+    this.ackDurable(conn, session, msg.s);
+  }
+
+  /** Ack once the backend has stored the client sequence (a cluster backend); at once otherwise. */
+  private ackDurable(conn: Connection, session: SessionRecord, seq: number): void {
+    const durable = this.manager.backend.persistClientSeq?.(session, seq);
+    if (!durable) return this.ack(conn, seq);
+    // On failure there is no ack: the client resends after its resume and the server drops the duplicate.
+    durable.then(
+      () => this.ack(conn, seq),
+      () => {},
+    );
   }
 
   private ack(conn: Connection, seq: number): void {
@@ -119,14 +139,27 @@ export class ProtocolHandler {
       );
     } catch (err) {
       m.reportError(conn.id, err);
-      return this.fail(conn, CloseCode.InternalError, 'handler-error', ErrorCode.BackendUnavailable, 'resume failed');
+      return this.fail(
+        conn,
+        CloseCode.InternalError,
+        'handler-error',
+        ErrorCode.BackendUnavailable,
+        'resume failed',
+      );
     }
-    if (this.pending.get(conn) !== p || !conn.isOpen) return; // closed while we waited
+    if (this.pending.get(conn) !== p || !conn.isOpen) {
+      // Closed while we waited: the client never saw a welcome, so give its token back.
+      if (outcome.kind === 'resumed') this.releaseNonce(conn, outcome.nonce);
+      return;
+    }
     if (outcome.kind === 'forbidden') {
       return this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'resume not authorized');
     }
     // Re-plan synchronously: messages sent to the session while we awaited are now in its buffer.
-    const plan = outcome.kind === 'resumed' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
+    const plan =
+      outcome.kind === 'resumed'
+        ? planReplay(outcome.session, outcome.lastSeq, m.backend, outcome.nonce)
+        : outcome;
     this.pending.delete(conn);
     clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = undefined;
@@ -134,6 +167,7 @@ export class ProtocolHandler {
     let session;
     if (plan.kind === 'resumed') {
       session = plan.session;
+      conn.unconfirmedNonce = plan.nonce;
       session.buffer.ack(plan.lastSeq);
       m.detachedSessions.delete(session);
       session.detachedAtMs = undefined;
@@ -181,6 +215,13 @@ export class ProtocolHandler {
         conn.write(JSON.stringify({ t: 'token', token: this.issueToken(conn) }), false, nowMs);
       }
     }
+  }
+
+  /** Give a consumed token back (its resume never reached the client). */
+  releaseNonce(conn: Connection, nonce: string): void {
+    Promise.resolve()
+      .then(() => this.manager.backend.releaseNonce(nonce))
+      .catch((err: unknown) => this.manager.reportError(conn.id, err));
   }
 
   private dropSession(id: string): void {

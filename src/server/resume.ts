@@ -20,7 +20,7 @@ export type AuthorizeResume = (ctx: ResumeAuthorizationContext) => boolean | Pro
 
 /** What a `hello` leads to. A resume is all or nothing: `replay` holds the whole gap. */
 export type ResumePlan =
-  | { kind: 'resumed'; session: SessionRecord; lastSeq: number; replay: ReplayEntry[] }
+  | { kind: 'resumed'; session: SessionRecord; lastSeq: number; replay: ReplayEntry[]; nonce: string }
   | { kind: 'fresh'; reason: FreshReason };
 export type HelloOutcome = ResumePlan | { kind: 'forbidden' };
 
@@ -43,10 +43,12 @@ export async function decideHello(
 ): Promise<HelloOutcome> {
   if (hello.token === undefined) return { kind: 'fresh', reason: 'new' };
   let clientId: string;
+  let nonce: string;
   try {
-    clientId = (await deps.tokens.validate(hello.token, hello.sessionId)).clientId;
+    ({ clientId, nonce } = await deps.tokens.validate(hello.token, hello.sessionId));
   } catch (err) {
     const code = err instanceof StabilizerError ? err.code : 'UNKNOWN';
+    if (code === ErrorCode.BackendUnavailable) throw err; // the nonce store is down: retry later, keep the session
     deps.log.warn({ event: 'token.rejected', code, remoteAddress: ctx.remoteAddress }, 'resume token rejected');
     return { kind: 'fresh', reason: code === ErrorCode.TokenExpired ? 'expired' : 'token-rejected' };
   }
@@ -54,16 +56,21 @@ export async function decideHello(
 
   const lookup = await deps.backend.findSession(clientId, deps.limits);
   if (!lookup.found) return { kind: 'fresh', reason: lookup.reason };
-  return planReplay(lookup.session, hello.lastSeq ?? 0, deps.backend);
+  return planReplay(lookup.session, hello.lastSeq ?? 0, deps.backend, nonce);
 }
 
 /**
  * Compute the replay for `lastSeq` on `session`, or `fresh`/`gap` if any message after it is gone.
  * Called again right before the socket is attached, so the replay reflects every message sent meanwhile.
  */
-export function planReplay(session: SessionRecord, lastSeq: number, backend: StorageBackend): ResumePlan {
+export function planReplay(
+  session: SessionRecord,
+  lastSeq: number,
+  backend: StorageBackend,
+  nonce: string,
+): ResumePlan {
   if (backend.getSession(session.id) !== session) return { kind: 'fresh', reason: 'expired' };
   const replay = lastSeq <= session.lastSeq ? session.buffer.since(lastSeq) : undefined;
   if (!replay) return { kind: 'fresh', reason: 'gap' };
-  return { kind: 'resumed', session, lastSeq, replay };
+  return { kind: 'resumed', session, lastSeq, replay, nonce };
 }

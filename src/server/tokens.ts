@@ -8,6 +8,8 @@ export interface VerifiedToken {
   clientId: string;
   keyId: string;
   expiresAtMs: number;
+  /** The single-use nonce this validation consumed. */
+  nonce: string;
 }
 
 /** Stores a token's nonce once; `false` means it was already used. Implemented by each storage backend. */
@@ -70,10 +72,10 @@ export class ReconnectTokenService {
     if (!(await this.claimNonce(verified.nonce, verified.expiresAtMs))) {
       throw new TokenError(ErrorCode.TokenReplayed, 'token was already used');
     }
-    return { clientId: verified.clientId, keyId: verified.keyId, expiresAtMs: verified.expiresAtMs };
+    return verified;
   }
 
-  private verify(token: unknown): VerifiedToken & { nonce: string } {
+  private verify(token: unknown): VerifiedToken {
     const malformed = (why: string) => new TokenError(ErrorCode.TokenMalformed, `malformed token: ${why}`);
     if (typeof token !== 'string' || token.length === 0) throw malformed('not a string');
     if (token.length > this.config.maxTokenLength) throw malformed('too long');

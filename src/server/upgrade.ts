@@ -55,6 +55,7 @@ export function createUpgradeHandler(manager: WebSocketConnectionManager, option
     handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
   let pending = 0;
+  const pendingByIp = new Map<string, number>();
 
   return (request, socket, head) => {
     socket.on('error', () => socket.destroy());
@@ -65,15 +66,22 @@ export function createUpgradeHandler(manager: WebSocketConnectionManager, option
       return reject(socket, 403, 'Forbidden');
     }
     const ip = clientIp(request, options.trustProxy ?? false);
-    if (!manager.hasCapacity(ip, pending)) {
+    if (!manager.hasCapacity(ip, pending, ip === undefined ? 0 : (pendingByIp.get(ip) ?? 0))) {
       return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
     }
-    // Reserve a slot until the socket is handed over or gone, so concurrent upgrades cannot overshoot the limit.
+    // Reserve a slot (global and per IP) until the socket is handed over or gone, so concurrent upgrades cannot
+    // overshoot a limit.
     pending++;
+    if (ip !== undefined) pendingByIp.set(ip, (pendingByIp.get(ip) ?? 0) + 1);
     let reserved = true;
     const release = () => {
-      if (reserved) pending--;
+      if (!reserved) return;
       reserved = false;
+      pending--;
+      if (ip === undefined) return;
+      const n = (pendingByIp.get(ip) ?? 1) - 1;
+      if (n > 0) pendingByIp.set(ip, n);
+      else pendingByIp.delete(ip);
     };
     socket.once('close', release);
     const proceed = (auth: AuthResult) => {

@@ -72,7 +72,7 @@ export class FakeWebSocket {
   /** Opens (if needed) and sends a welcome; defaults describe a fresh session `s1`. */
   welcome(fields: Partial<WelcomeMessage> = {}): this {
     if (this.readyState === 0) this.open();
-    return this.receive({
+    const welcome = {
       t: 'welcome',
       sessionId: 's1',
       token: 'tok1',
@@ -83,7 +83,18 @@ export class FakeWebSocket {
       pingIntervalMs: 25_000,
       pongTimeoutMs: 10_000,
       ...fields,
-    });
+    };
+    const before = this.sent.length;
+    this.receive(welcome);
+    // The client confirms every welcome at once with an ack of its lastSeq (PROTOCOL.md §3, item 4). Check that
+    // here for every welcome, then drop that frame so tests see only what follows.
+    const confirm = this.sent.findIndex(
+      (f, i) => i >= before && typeof f === 'string' && f.startsWith('{"t":"ack"'),
+    );
+    if (this.readyState === 1 && confirm < 0)
+      throw new Error('the client did not confirm the welcome with an ack');
+    if (confirm >= 0) this.sent.splice(confirm, 1);
+    return this;
   }
 
   /** Sends reliable data messages with these sequence numbers; payload `m<seq>`. */

@@ -47,7 +47,10 @@ export class RawProtocolClient {
   }
 
   /** Wait for the first frame matching `pred` (including ones already received). */
-  async waitFor(pred: (f: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
+  async waitFor(
+    pred: (f: Record<string, unknown>) => boolean,
+    timeoutMs = 5000,
+  ): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const hit = this.frames.find(pred);

@@ -1,7 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket } from 'ws';
-import { WebSocketConnectionManager, type WebSocketConfig, type ManagerHooks } from '../../src/server/index.js';
+import {
+  WebSocketConnectionManager,
+  type WebSocketConfig,
+  type ManagerHooks,
+} from '../../src/server/index.js';
 import type { AttachOptions } from '../../src/server/upgrade.js';
 
 export interface TestServer {
@@ -47,7 +51,11 @@ export async function closeAllServers(): Promise<void> {
 }
 
 /** Open a plain ws client and wait until it is open. */
-export function openClient(url: string, options: ConstructorParameters<typeof WebSocket>[2] = {}, protocols?: string | string[]): Promise<WebSocket> {
+export function openClient(
+  url: string,
+  options: ConstructorParameters<typeof WebSocket>[2] = {},
+  protocols?: string | string[],
+): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, options);
     ws.once('open', () => resolve(ws));

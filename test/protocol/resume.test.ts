@@ -93,7 +93,10 @@ describe('resume', () => {
     await waitFor(() => !s.manager.isConnected(welcome.sessionId));
     s.manager.sendToClient(welcome.sessionId, 'a');
     s.manager.sendToClient(welcome.sessionId, 'b');
-    const { client: c2, welcome: w2 } = await RawProtocolClient.handshake(s.url, { token: welcome.token, lastSeq: 0 });
+    const { client: c2, welcome: w2 } = await RawProtocolClient.handshake(s.url, {
+      token: welcome.token,
+      lastSeq: 0,
+    });
     expect(w2.resume).toBe('resumed');
     await c2.waitForData(2);
     expect(c2.data).toEqual([
@@ -111,7 +114,10 @@ describe('resume', () => {
     client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(id));
     // seq 1 and 2 were evicted unacked: resuming from 1 needs seq 2, which is gone.
-    const { client: c2, welcome: w2 } = await RawProtocolClient.handshake(s.url, { token: welcome.token, lastSeq: 1 });
+    const { client: c2, welcome: w2 } = await RawProtocolClient.handshake(s.url, {
+      token: welcome.token,
+      lastSeq: 1,
+    });
     expect(w2).toMatchObject({ resume: 'fresh', reason: 'gap', lastSeq: 0 });
     expect(w2.sessionId).not.toBe(id);
     await new Promise((r) => setTimeout(r, 50));
@@ -129,7 +135,10 @@ describe('resume', () => {
     for (let i = 4; i <= 6; i++) s.manager.sendToClient(id, i);
     client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(id));
-    const { client: c2, welcome: w2 } = await RawProtocolClient.handshake(s.url, { token: welcome.token, lastSeq: 3 });
+    const { client: c2, welcome: w2 } = await RawProtocolClient.handshake(s.url, {
+      token: welcome.token,
+      lastSeq: 3,
+    });
     expect(w2.resume).toBe('resumed');
     await c2.waitForData(3);
     expect(c2.data.map((d) => d.p)).toEqual([4, 5, 6]);
@@ -181,12 +190,16 @@ describe('resume', () => {
   it('re-checks authorization on resume and closes with 4503 when refused', async () => {
     let allow = true;
     const seen: string[] = [];
-    const s = await startServer({ tokens: { secret } }, {}, {
-      authorizeResume: ({ clientId }) => {
-        seen.push(clientId);
-        return allow;
+    const s = await startServer(
+      { tokens: { secret } },
+      {},
+      {
+        authorizeResume: ({ clientId }) => {
+          seen.push(clientId);
+          return allow;
+        },
       },
-    });
+    );
     const a = await RawProtocolClient.handshake(s.url);
     a.client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));

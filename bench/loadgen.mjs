@@ -1,0 +1,359 @@
+// Load generator process: many raw `ws` clients that speak the wire format of each system directly
+// (plain WebSocket, stabilizer.v1 per PROTOCOL.md, or Engine.IO v4 / Socket.IO v5), so that the client side
+// costs as little as possible and the same client code measures every server.
+import { WebSocket } from 'ws';
+import { serve } from './lib/ipc.mjs';
+import { histogram, nowUs, parseMessage, sleep, summarize } from './lib/common.mjs';
+
+const SUBPROTOCOL = 'stabilizer.v1';
+const ACK_EVERY = 32; // the client library's default ackEveryMessages
+const ACK_DELAY_MS = 200; // and ackDelayMs
+
+/** Per-client state. Kept on the socket as `ws.c`; handlers are shared, not closures per socket. */
+class Client {
+  constructor(index, opts) {
+    this.index = index;
+    this.dialect = opts.dialect;
+    this.localAddress = opts.localAddresses[index % opts.localAddresses.length];
+    this.slow = false;
+    this.ws = null;
+    this.ready = false;
+    this.readyAtUs = 0;
+    // stabilizer.v1
+    this.sessionId = undefined;
+    this.token = undefined;
+    this.lastSeq = 0;
+    this.lastAcked = 0;
+    this.resume = undefined;
+    // Socket.IO recovery
+    this.pid = undefined;
+    this.offset = undefined;
+    // delivery check: how often each message number arrived
+    this.seen = opts.trackIds ? new Uint8Array(opts.trackIds + 1) : null;
+    this.received = 0;
+  }
+}
+
+let clients = [];
+let url = '';
+let hist = histogram();
+let counters;
+let trackIds = 0;
+let ackTimer;
+let onAllReady;
+let ackEnabled = true;
+
+function resetCounters() {
+  counters = { received: 0, measured: 0, pings: 0, seqErrors: 0, closes: 0, closeCodes: {}, errors: 0 };
+  hist = histogram();
+}
+resetCounters();
+
+const scratch = { ph: 0, ts: 0, n: 0 };
+
+function record(c, buf) {
+  if (!parseMessage(buf, scratch)) return;
+  c.received++;
+  counters.received++;
+  if (c.seen && scratch.n <= trackIds) c.seen[scratch.n]++;
+  if (scratch.ph === 1 && !c.slow) {
+    counters.measured++;
+    const lat = nowUs() - scratch.ts;
+    hist.recordValue(lat > 0 ? lat : 1);
+  }
+}
+
+function markReady(c) {
+  if (c.ready) return;
+  c.ready = true;
+  c.readyAtUs = nowUs();
+  onAllReady?.();
+}
+
+// ---------------------------------------------------------------- message handlers (shared by all sockets)
+
+function onPlainMessage(data) {
+  record(this.c, data);
+}
+
+function onPing() {
+  counters.pings++;
+}
+
+/** stabilizer.v1: data frames are parsed by hand; control messages with JSON.parse. */
+function onStabilizerMessage(data) {
+  const c = this.c;
+  // {"t":"d","s":N,"p":...}  or  {"t":"d","p":...}
+  if (data[6] === 0x64 && data[2] === 0x74 && data[7] === 0x22) {
+    if (data[10] === 0x73) {
+      let s = 0;
+      let i = 13;
+      for (let ch = data[i]; ch >= 48 && ch <= 57; ch = data[++i]) s = s * 10 + (ch - 48);
+      if (s !== c.lastSeq + 1) {
+        counters.seqErrors++;
+        if (s <= c.lastSeq) return; // duplicate: drop, as the client library does
+      }
+      c.lastSeq = s;
+      if (ackEnabled && s - c.lastAcked >= ACK_EVERY) {
+        c.lastAcked = s;
+        this.send(`{"t":"ack","s":${s}}`);
+      }
+    }
+    record(c, data);
+    return;
+  }
+  const m = JSON.parse(data.toString());
+  switch (m.t) {
+    case 'welcome':
+      c.sessionId = m.sessionId;
+      c.token = m.token;
+      c.resume = m.resume;
+      if (m.resume === 'fresh') {
+        c.lastSeq = 0;
+        c.lastAcked = 0;
+      }
+      markReady(c);
+      return;
+    case 'ping':
+      counters.pings++;
+      this.send(`{"t":"pong","s":${c.lastSeq}}`);
+      c.lastAcked = c.lastSeq;
+      return;
+    case 'token':
+      c.token = m.token;
+      return;
+    default:
+      return;
+  }
+}
+
+/** Engine.IO v4 + Socket.IO v5 packets over a raw WebSocket. */
+function onEngineMessage(data) {
+  const c = this.c;
+  const type = data[0];
+  if (type === 0x34 /* 4 message */) {
+    const sub = data[1];
+    if (sub === 0x32 /* 2 event */) {
+      if (c.pid !== undefined) {
+        // With connection state recovery every packet ends with its offset: 42["m",{...},"offset"]
+        const s = data.toString('latin1');
+        const q = s.lastIndexOf('"', s.length - 3);
+        c.offset = s.slice(q + 1, s.length - 2);
+      }
+      record(c, data);
+      return;
+    }
+    if (sub === 0x30 /* 0 connect */) {
+      const body = data.length > 2 ? JSON.parse(data.toString('utf8', 2)) : {};
+      if (body.pid !== undefined) c.pid = body.pid;
+      markReady(c);
+    }
+    return;
+  }
+  if (type === 0x32 /* 2 ping */) {
+    counters.pings++;
+    this.send('3');
+    return;
+  }
+  if (type === 0x30 /* 0 open */) {
+    if (c.pid !== undefined && c.offset !== undefined) {
+      this.send(`40${JSON.stringify({ pid: c.pid, offset: c.offset })}`);
+    } else this.send('40');
+  }
+}
+
+function onOpen() {
+  const c = this.c;
+  if (c.dialect === 'stabilizer') {
+    const hello = { t: 'hello', v: 1 };
+    if (c.token) {
+      hello.token = c.token;
+      hello.sessionId = c.sessionId;
+      hello.lastSeq = c.lastSeq;
+    }
+    this.send(JSON.stringify(hello));
+  } else if (c.dialect === 'plain') markReady(c);
+}
+
+function onClose(code) {
+  counters.closes++;
+  counters.closeCodes[code] = (counters.closeCodes[code] ?? 0) + 1;
+  const c = this.c;
+  if (c.ws === this) {
+    c.ready = false;
+    c.ws = null;
+  }
+}
+
+function onError() {
+  counters.errors++;
+}
+
+function open(c) {
+  const target = c.dialect === 'socketio' ? `${url}socket.io/?EIO=4&transport=websocket` : url;
+  const ws = new WebSocket(target, c.dialect === 'stabilizer' ? SUBPROTOCOL : undefined, {
+    localAddress: c.localAddress,
+    perMessageDeflate: false,
+    skipUTF8Validation: true,
+    autoPong: true,
+  });
+  ws.c = c;
+  c.ws = ws;
+  c.ready = false;
+  ws.on('open', onOpen);
+  ws.on(
+    'message',
+    c.dialect === 'stabilizer' ? onStabilizerMessage : c.dialect === 'socketio' ? onEngineMessage : onPlainMessage,
+  );
+  ws.on('ping', onPing);
+  ws.on('close', onClose);
+  ws.on('error', onError);
+}
+
+/** Open `list` with at most `concurrency` handshakes in flight; resolves when all are ready (or timeout). */
+async function openAll(list, concurrency, timeoutMs) {
+  const t0 = nowUs();
+  let next = 0;
+  let pending = 0;
+  const ready = () => list.reduce((n, c) => n + (c.ready ? 1 : 0), 0);
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      onAllReady = undefined;
+      reject(new Error(`only ${ready()} of ${list.length} clients ready after ${timeoutMs} ms`));
+    }, timeoutMs);
+    let done = 0;
+    const pump = () => {
+      while (pending < concurrency && next < list.length) {
+        const c = list[next++];
+        pending++;
+        open(c);
+      }
+    };
+    onAllReady = () => {
+      pending--;
+      done++;
+      if (done === list.length) {
+        clearTimeout(timer);
+        onAllReady = undefined;
+        resolve();
+      } else pump();
+    };
+    pump();
+  });
+  return (nowUs() - t0) / 1000;
+}
+
+function ackTick() {
+  for (const c of clients) {
+    if (c.ws && c.ready && !c.slow && c.lastSeq > c.lastAcked) {
+      c.lastAcked = c.lastSeq;
+      c.ws.send(`{"t":"ack","s":${c.lastSeq}}`);
+    }
+  }
+}
+
+serve({
+  async connect(opts) {
+    url = opts.url;
+    trackIds = opts.trackIds ?? 0;
+    const from = clients.length;
+    const list = [];
+    for (let i = 0; i < opts.n; i++) list.push(new Client(from + i, opts));
+    clients.push(...list);
+    ackEnabled = opts.ack !== false;
+    if (opts.dialect === 'stabilizer' && ackEnabled && !ackTimer) ackTimer = setInterval(ackTick, ACK_DELAY_MS);
+    const ms = await openAll(list, opts.concurrency ?? 200, opts.timeoutMs ?? 120_000);
+    return { ms, ready: clients.filter((c) => c.ready).length };
+  },
+
+  reset() {
+    resetCounters();
+    return true;
+  },
+
+  /** Stop reading on `fraction` of the clients (they keep their sockets open). */
+  pauseSlow({ fraction }) {
+    const every = Math.round(1 / fraction);
+    let n = 0;
+    for (const c of clients) {
+      if (c.index % every === 0) {
+        c.slow = true;
+        c.ws?.pause();
+        n++;
+      }
+    }
+    return n;
+  },
+
+  stats() {
+    return { ...counters, latency: summarize(hist), ready: clients.filter((c) => c.ready).length };
+  },
+
+  /** Wait until `expected` measured messages arrived (or `timeoutMs` passed). */
+  async waitMeasured({ expected, timeoutMs }) {
+    const until = Date.now() + timeoutMs;
+    while (counters.measured < expected && Date.now() < until) await sleep(10);
+    return { ...counters, latency: summarize(hist) };
+  },
+
+  /** Resume storm, step 1: every socket dies at once (TCP destroyed, no close handshake). */
+  cut() {
+    for (const c of clients) {
+      const ws = c.ws;
+      c.ws = null;
+      c.ready = false;
+      ws?.terminate();
+    }
+    return true;
+  },
+
+  /**
+   * Resume storm, step 2: every client reconnects at once and resumes (token + lastSeq, or pid + offset).
+   * Resolves when every client is ready again and holds every message up to `lastN`.
+   */
+  async reconnectAll({ lastN, timeoutMs, concurrency }) {
+    const t0 = nowUs();
+    const resumedAt = new Float64Array(clients.length);
+    await openAll(clients, concurrency ?? clients.length, timeoutMs);
+    const until = Date.now() + timeoutMs;
+    const complete = (c) => c.seen[lastN] > 0;
+    for (;;) {
+      let all = true;
+      for (const c of clients) {
+        if (resumedAt[c.index] === 0 && c.ready && complete(c)) resumedAt[c.index] = nowUs();
+        if (resumedAt[c.index] === 0) all = false;
+      }
+      if (all || Date.now() > until) break;
+      await sleep(5);
+    }
+    const done = [...resumedAt].filter((t) => t > 0);
+    return {
+      ms: done.length ? (Math.max(...done) - t0) / 1000 : null,
+      completed: done.length,
+      resumed: clients.filter((c) => c.resume === 'resumed' || (c.dialect === 'socketio' && c.ready)).length,
+      fresh: clients.filter((c) => c.resume === 'fresh').length,
+    };
+  },
+
+  /** Count, over every client, the message numbers 1..lastN that never arrived or arrived more than once. */
+  verify({ firstN, lastN }) {
+    let lost = 0;
+    let duplicated = 0;
+    for (const c of clients) {
+      for (let n = firstN; n <= lastN; n++) {
+        const k = c.seen[n];
+        if (k === 0) lost++;
+        else if (k > 1) duplicated += k - 1;
+      }
+    }
+    return { lost, duplicated, clients: clients.length, messages: lastN - firstN + 1, seqErrors: counters.seqErrors };
+  },
+
+  async closeAll() {
+    clearInterval(ackTimer);
+    ackTimer = undefined;
+    for (const c of clients) c.ws?.terminate();
+    clients = [];
+    return true;
+  },
+});

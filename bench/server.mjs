@@ -1,0 +1,325 @@
+// Benchmark server process: one system under test per process. Driven over IPC by run.mjs.
+// Server CPU is measured here with process.cpuUsage(), around exactly the work being measured.
+import { createServer } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { Sender, WebSocketServer } from 'ws';
+import { Server as SocketIOServer } from 'socket.io';
+import { WebSocketConnectionManager } from '../dist/index.js';
+import { serve } from './lib/ipc.mjs';
+import { fullGc, makeMessage, memory, nowUs, padFor, sleep } from './lib/common.mjs';
+
+const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
+
+/** @type {{ name: string, broadcast(msg: object): number, count(): number, close(): Promise<void>, [k: string]: any }} */
+let system;
+let httpServer;
+let watch;
+
+// ------------------------------------------------------------------ systems
+
+function stabilizer(opts) {
+  const manager = new WebSocketConnectionManager({
+    pingIntervalMs: opts.heartbeatMs ?? 30_000,
+    pongTimeoutMs: opts.pongTimeoutMs ?? 10_000,
+    maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
+    tokens: { secret: SECRET },
+    handshakeTimeoutMs: 60_000,
+  });
+  manager.attach(httpServer, { path: '/' });
+  const volatile = opts.volatile === true;
+  const stats = { slowClosed: 0, dropped: 0, resumed: 0, fresh: 0 };
+  manager.on('disconnect', (e) => {
+    if (e.reason === 'slow-consumer') stats.slowClosed++;
+  });
+  manager.on('connect', (e) => {
+    if (e.resume === 'resumed') stats.resumed++;
+    else stats.fresh++;
+  });
+  return {
+    name: 'stabilizer',
+    manager,
+    stats,
+    broadcast(msg) {
+      const r = manager.broadcast(msg, volatile ? { volatile: true } : undefined);
+      stats.dropped += r.dropped;
+      return r.delivered;
+    },
+    count: () => manager.getConnectionCount(),
+    detached: () => manager.getStats().detachedSessions,
+    async close() {
+      await manager.gracefulShutdown({ timeoutMs: 200 });
+    },
+  };
+}
+
+/** Raw ws. `mode`: `naive` (one JSON.stringify per broadcast, ws.send per client) or `limit` (pre-framed, corked). */
+function rawWs(opts, mode) {
+  const wss = new WebSocketServer({ server: httpServer, perMessageDeflate: false });
+  const stats = {};
+  let interval;
+  if (opts.heartbeatMs) {
+    // The heartbeat recipe of the ws README, as it is.
+    function heartbeat() {
+      this.isAlive = true;
+    }
+    wss.on('connection', function connection(ws) {
+      ws.isAlive = true;
+      ws.on('error', console.error);
+      ws.on('pong', heartbeat);
+    });
+    interval = setInterval(function ping() {
+      wss.clients.forEach(function each(ws) {
+        if (ws.isAlive === false) return ws.terminate();
+        ws.isAlive = false;
+        ws.ping();
+      });
+    }, opts.heartbeatMs);
+  } else {
+    wss.on('connection', (ws) => ws.on('error', () => {}));
+  }
+
+  // The limit: every socket touched in a turn is corked once and uncorked once, and the frame is built once.
+  const touched = [];
+  let scheduled = false;
+  const flush = () => {
+    scheduled = false;
+    for (let i = 0; i < touched.length; i++) touched[i].uncork();
+    touched.length = 0;
+  };
+  const limitBroadcast = (msg) => {
+    const data = Buffer.from(JSON.stringify(msg));
+    const frame = Buffer.concat(Sender.frame(data, { fin: true, opcode: 1, mask: false, readOnly: false }));
+    let n = 0;
+    for (const ws of wss.clients) {
+      if (ws.readyState !== 1) continue;
+      const s = ws._socket;
+      if (s.writableCorked === 0) {
+        s.cork();
+        touched.push(s);
+      }
+      s.write(frame);
+      n++;
+    }
+    if (!scheduled) {
+      scheduled = true;
+      process.nextTick(flush);
+    }
+    return n;
+  };
+  const naiveBroadcast = (msg) => {
+    const text = JSON.stringify(msg);
+    let n = 0;
+    for (const ws of wss.clients) {
+      if (ws.readyState !== 1) continue;
+      ws.send(text);
+      n++;
+    }
+    return n;
+  };
+  return {
+    name: mode === 'limit' ? 'ws-limit' : 'ws-naive',
+    stats,
+    broadcast: mode === 'limit' ? limitBroadcast : naiveBroadcast,
+    count: () => wss.clients.size,
+    async close() {
+      clearInterval(interval);
+      for (const ws of wss.clients) ws.terminate();
+      wss.close();
+    },
+  };
+}
+
+function socketio(opts) {
+  const io = new SocketIOServer(httpServer, {
+    transports: ['websocket'],
+    perMessageDeflate: false,
+    serveClient: false,
+    pingInterval: opts.heartbeatMs ?? 25_000,
+    pingTimeout: opts.pongTimeoutMs ?? 20_000,
+    connectionStateRecovery: opts.recovery ? { maxDisconnectionDuration: 120_000, skipMiddlewares: true } : undefined,
+  });
+  const stats = { resumed: 0, fresh: 0 };
+  io.on('connection', (socket) => {
+    if (socket.recovered) stats.resumed++;
+    else stats.fresh++;
+  });
+  return {
+    name: 'socketio',
+    io,
+    stats,
+    broadcast(msg) {
+      io.emit('m', msg);
+      return io.engine.clientsCount;
+    },
+    count: () => io.engine.clientsCount,
+    async close() {
+      io.close();
+    },
+  };
+}
+
+// ------------------------------------------------------------------ commands
+
+const cpuNow = () => {
+  const c = process.cpuUsage();
+  return c.user + c.system;
+};
+
+serve({
+  async start(opts) {
+    httpServer = createServer((_req, res) => res.writeHead(404).end());
+    httpServer.maxConnections = 100_000;
+    if (opts.system === 'stabilizer') system = stabilizer(opts);
+    else if (opts.system === 'ws-naive') system = rawWs(opts, 'naive');
+    else if (opts.system === 'ws-limit') system = rawWs(opts, 'limit');
+    else if (opts.system === 'socketio') system = socketio(opts);
+    else throw new Error(`unknown system ${opts.system}`);
+    await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', 4096, resolve));
+    return { port: httpServer.address().port, pid: process.pid };
+  },
+
+  count: () => system.count(),
+
+  async waitCount({ n, timeoutMs = 60_000 }) {
+    const until = Date.now() + timeoutMs;
+    while (system.count() < n) {
+      if (Date.now() > until) throw new Error(`only ${system.count()} of ${n} clients connected`);
+      await sleep(20);
+    }
+    return system.count();
+  },
+
+  /**
+   * Open-loop broadcast schedule: a turn every `periodMs` (fixed schedule from the start time, never adjusted to
+   * how fast the system is), `bpt` broadcasts per turn. Each message carries its turn's intended time, so late
+   * turns show up as latency (no coordinated omission). CPU is measured over exactly the measured turns.
+   */
+  async broadcastRun({ bpt, bytes, periodMs, warmupTurns, measureTurns }) {
+    const pad = padFor(bytes);
+    const periodUs = periodMs * 1000;
+    const total = warmupTurns + measureTurns;
+    const startUs = nowUs() + 20_000;
+    const eld = monitorEventLoopDelay({ resolution: 10 });
+    let cpuStart = 0;
+    let cpuEnd = 0;
+    let cpuSplit;
+    let wallStart = 0;
+    let wallEnd = 0;
+    let deliveries = 0;
+    let broadcasts = 0;
+    let maxLateUs = 0;
+    let n = 0;
+    await new Promise((resolve) => {
+      let turn = 0;
+      const step = () => {
+        const intended = startUs + turn * periodUs;
+        const late = nowUs() - intended;
+        if (late < -1000) {
+          // Woke up early (timer granularity): wait again.
+          setTimeout(step, Math.max(0, Math.floor(-late / 1000) - 1));
+          return;
+        }
+        if (turn === warmupTurns) {
+          cpuSplit = process.cpuUsage();
+          cpuStart = cpuNow();
+          wallStart = nowUs();
+          eld.enable();
+        }
+        if (turn === total) {
+          cpuEnd = cpuNow();
+          cpuSplit = process.cpuUsage(cpuSplit);
+          wallEnd = nowUs();
+          eld.disable();
+          resolve();
+          return;
+        }
+        const phase = turn >= warmupTurns ? 1 : 0;
+        if (phase) maxLateUs = Math.max(maxLateUs, late);
+        for (let b = 0; b < bpt; b++) {
+          const d = system.broadcast(makeMessage(phase, intended, ++n, pad));
+          if (phase) {
+            deliveries += d;
+            broadcasts++;
+          }
+        }
+        turn++;
+        const wait = (startUs + turn * periodUs - nowUs()) / 1000;
+        setTimeout(step, Math.max(0, Math.floor(wait)));
+      };
+      setTimeout(step, 20);
+    });
+    return {
+      broadcasts,
+      deliveries,
+      cpuUs: cpuEnd - cpuStart,
+      userUs: cpuSplit.user,
+      systemUs: cpuSplit.system,
+      windowStartUs: wallStart,
+      wallUs: wallEnd - wallStart,
+      maxLateUs,
+      eventLoopP99Ms: eld.count ? eld.percentile(99) / 1e6 : null,
+      stats: system.stats,
+    };
+  },
+
+  /** Send `count` broadcasts now (one turn), e.g. while the clients of a resume storm are away. */
+  broadcastNow({ count, bytes, startN }) {
+    const pad = padFor(bytes);
+    let delivered = 0;
+    for (let i = 0; i < count; i++) delivered += system.broadcast(makeMessage(0, nowUs(), startN + i, pad));
+    return { delivered };
+  },
+
+  async waitDetached({ n, timeoutMs = 60_000 }) {
+    const until = Date.now() + timeoutMs;
+    while (system.detached() < n) {
+      if (Date.now() > until) throw new Error(`only ${system.detached()} of ${n} sessions detached`);
+      await sleep(20);
+    }
+    return system.detached();
+  },
+
+  async memory({ gc = true } = {}) {
+    if (gc) await fullGc();
+    return memory();
+  },
+
+  /** CPU used over `ms` of wall time while nothing but background work (heartbeats) runs. */
+  async idleCpu({ ms }) {
+    const c0 = cpuNow();
+    const w0 = nowUs();
+    await sleep(ms);
+    return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0 };
+  },
+
+  /** Event-loop delay and CPU from now until `stopWatch`. */
+  startWatch() {
+    watch = { eld: monitorEventLoopDelay({ resolution: 10 }), cpu0: cpuNow(), wall0: nowUs(), mem0: memory() };
+    watch.eld.enable();
+    return true;
+  },
+  stopWatch() {
+    const { eld, cpu0, wall0, mem0 } = watch;
+    eld.disable();
+    return {
+      cpuUs: cpuNow() - cpu0,
+      wallUs: nowUs() - wall0,
+      eventLoopP99Ms: eld.count ? eld.percentile(99) / 1e6 : null,
+      eventLoopMaxMs: eld.count ? eld.max / 1e6 : null,
+      mem0,
+      mem1: memory(),
+    };
+  },
+
+  stats: () => ({ ...system.stats, count: system.count(), ...memory() }),
+
+  async stop() {
+    await system?.close();
+    return true;
+  },
+
+  exit() {
+    setTimeout(() => process.exit(0), 50);
+    return true;
+  },
+});

@@ -1,0 +1,420 @@
+import { randomBytes } from 'node:crypto';
+import type { ReplayLimits } from '../backends/replay-buffer.js';
+import type { BackendHost, SessionLookup, SessionRecord, StorageBackend } from '../backends/types.js';
+import { ErrorCode } from '../protocol/error-codes.js';
+import type { BroadcastOptions, BroadcastResult, ClusterBroadcastReport } from '../server/broadcast.js';
+import type { Connection } from '../server/connection.js';
+import { StabilizerError } from '../server/errors.js';
+import type { Listener } from '../server/events.js';
+import { silentLogger } from '../server/logger.js';
+import { Payload, type SendData } from '../server/payload.js';
+import { decodePayload, encodePayload, parseNodeMessage } from './codec.js';
+import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
+import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
+import { LocalSessions, type LocalSession } from './sessions.js';
+
+/** Outcome of a cluster-wide {@link RedisBackend.send}. */
+export type ClusterSendOutcome = 'sent' | 'buffered' | 'dropped';
+
+const DEFAULT_LIMITS: ReplayLimits = { maxMessages: 1000, maxBytes: 1_048_576, maxAgeMs: 300_000 };
+const msgId = (): string => randomBytes(12).toString('base64url');
+
+/** Connect to Redis, validate it and join the cluster. Rejects with `BACKEND_UNAVAILABLE` and the reason. */
+export function createRedisBackend(options: RedisBackendOptions = {}): Promise<RedisBackend> {
+  return RedisBackend.connect(options);
+}
+
+/**
+ * The cluster backend: sessions, replay buffers and token nonces in Redis; sequence numbers assigned in Redis by
+ * Lua scripts; fan-out to every node through one channel per node. Any node can resume any session exactly-once,
+ * and a node that dies loses nothing it acknowledged. See docs/cluster-data-flow.md for the argument.
+ *
+ * One backend serves one manager: `new WebSocketConnectionManager({ backend: await createRedisBackend({ url }) })`.
+ */
+export class RedisBackend implements StorageBackend {
+  readonly name = 'redis';
+  readonly nodeId: string;
+  private readonly local: LocalSessions;
+  private readonly acks = new Map<LocalSession, number>();
+  private ackFlush: ReturnType<typeof setImmediate> | undefined;
+
+  private constructor(
+    private readonly link: RedisLink,
+    private readonly opts: ResolvedRedisOptions,
+    private readonly ownLogger: boolean,
+  ) {
+    this.nodeId = opts.nodeId;
+    this.local = new LocalSessions(link);
+    link.handlers = {
+      message: (text) => this.onMessage(text),
+      resync: (reaped) => this.resync(reaped),
+      historyLost: () => this.historyLost(),
+    };
+  }
+
+  /** See {@link createRedisBackend}. */
+  static async connect(options: RedisBackendOptions = {}): Promise<RedisBackend> {
+    const opts = resolveRedisOptions(options);
+    const link = await RedisLink.open(options, opts, options.logger ?? silentLogger);
+    return new RedisBackend(link, opts, options.logger !== undefined);
+  }
+
+  /** `true` while Redis is unreachable, stalled, or its lost history is being handled. */
+  get degraded(): boolean {
+    return this.link.degraded;
+  }
+
+  /** The id of the Redis history this node belongs to (changes when Redis loses its data). */
+  get epoch(): string {
+    return this.link.epoch;
+  }
+
+  /** Redis operations in flight or queued. */
+  get pendingOps(): number {
+    return this.link.pending;
+  }
+
+  /** Subscribe to `degraded`, `recovered` and `history-lost`; returns a function that unsubscribes. */
+  on<K extends keyof RedisBackendEvents>(name: K, listener: Listener<RedisBackendEvents[K]>): () => void {
+    return this.link.on(name, listener);
+  }
+
+  private get host(): BackendHost | undefined {
+    return this.local.host;
+  }
+
+  private get limits(): ReplayLimits {
+    return this.host?.config.replay ?? DEFAULT_LIMITS;
+  }
+
+  private get ttlMs(): number {
+    return this.host?.config.sessionTtlMs ?? 120_000;
+  }
+
+  private get prefix(): string {
+    return this.opts.keyPrefix;
+  }
+
+  // ------------------------------------------------------------------------------------------ StorageBackend
+
+  async claimNonce(nonce: string, expiresAtMs: number): Promise<boolean> {
+    this.assertAvailable('token check');
+    const ttl = Math.max(1, Math.ceil(expiresAtMs - Date.now()));
+    const ok = await this.link.cmd.set(`${this.prefix}nonce:${nonce}`, '1', 'PX', ttl, 'NX');
+    return ok === 'OK';
+  }
+
+  async releaseNonce(nonce: string): Promise<void> {
+    await this.link.cmd.del(`${this.prefix}nonce:${nonce}`);
+  }
+
+  createSession(id: string, limits: ReplayLimits): SessionRecord {
+    const old = this.local.byId.get(id);
+    if (old) this.local.forget(old);
+    const ls = this.local.create(id, limits);
+    this.link.call('wssCreate', [id, ls.g, this.nodeId]).catch((err: unknown) => this.fail(id, err));
+    return ls.record;
+  }
+
+  getSession(id: string): SessionRecord | undefined {
+    return this.local.byId.get(id)?.record;
+  }
+
+  async findSession(id: string, limits: ReplayLimits): Promise<SessionLookup> {
+    this.assertAvailable('resume');
+    try {
+      return await this.local.claim(id, limits, this.ttlMs, this.opts.tombstoneTtlMs);
+    } catch (err) {
+      throw this.typed(err, 'resume');
+    }
+  }
+
+  deleteSession(id: string, expired: boolean): void {
+    const ls = this.local.byId.get(id);
+    if (!ls) return;
+    this.local.forget(ls);
+    const onError = (err: unknown) => this.fail(id, err);
+    // A node shutting down keeps its sessions in Redis: their clients resume on the other nodes.
+    if (this.host?.isShuttingDown && !expired) {
+      this.link.call('wssDetach', [id, ls.g, this.nodeId, this.ttlMs]).catch(onError);
+    } else {
+      this.link.call('wssDelete', [id, ls.g, expired ? 1 : 0, this.opts.tombstoneTtlMs]).catch(onError);
+    }
+  }
+
+  *sessions(): IterableIterator<SessionRecord> {
+    for (const ls of this.local.byId.values()) yield ls.record;
+  }
+
+  get sessionCount(): number {
+    return this.local.byId.size;
+  }
+
+  sweep(_nowMs: number): void {
+    // Redis-side expiry runs in the heartbeat script; acks are flushed on their own.
+  }
+
+  /** Leave the cluster. Sessions still attached here start their TTL in Redis (resumable elsewhere). */
+  async close(): Promise<void> {
+    this.flushAcks();
+    const detaching: Array<Promise<unknown>> = [];
+    if (!this.link.degraded) {
+      for (const ls of this.local.byId.values()) {
+        if (this.local.connectionOf(ls)) {
+          detaching.push(this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {}));
+        }
+      }
+    }
+    await Promise.race([Promise.all(detaching), new Promise((r) => setTimeout(r, 1000))]);
+    this.local.byId.clear();
+    await this.link.close();
+  }
+
+  // ------------------------------------------------------------------------------------------ manager hooks
+
+  bind(host: BackendHost): void {
+    if (this.host && this.host !== host) {
+      throw new StabilizerError(ErrorCode.InvalidConfig, 'a RedisBackend serves exactly one manager');
+    }
+    this.local.host = host;
+    this.link.sessionTtlMs = host.config.sessionTtlMs;
+    if (!this.ownLogger) this.link.log = host.log;
+    if (!host.config.tokens.secret) {
+      host.log.warn(
+        { event: 'redis.config', nodeId: this.nodeId },
+        'tokens.secret is not set: resume tokens are signed per process, so sessions resume only on their own node',
+      );
+    }
+  }
+
+  routeSend(clientId: string, payload: Payload, volatile: boolean): ClusterSendOutcome | undefined {
+    const conn = this.host?.connections.get(clientId);
+    if (conn && (!conn.session || volatile)) return undefined; // a local write, nothing to sequence
+    if (volatile && this.link.degraded) return 'dropped';
+    this.assertCapacity();
+    this.sendPayload(clientId, payload, volatile).catch((err: unknown) => this.host?.reportError(clientId, err));
+    return conn ? 'sent' : volatile ? 'sent' : 'buffered';
+  }
+
+  routeBroadcast(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
+    const volatile = options.volatile === true;
+    if (volatile && (this.link.degraded || this.link.pending >= this.opts.maxPendingOps)) return undefined; // local
+    const cluster = this.publishPayload(payload, options);
+    cluster.catch((err: unknown) => this.host?.reportError(undefined, err));
+    return { delivered: 0, buffered: 0, dropped: 0, failed: [], cluster };
+  }
+
+  persistClientSeq(session: SessionRecord, seq: number): Promise<void> {
+    const ls = this.local.of(session);
+    if (!ls) return Promise.reject(new StabilizerError(ErrorCode.HistoryLost, 'session is no longer held here'));
+    return this.link.call('wssClientSeq', [session.id, ls.g, seq]).then((r) => {
+      if (r !== 1) throw new StabilizerError(ErrorCode.BackendUnavailable, 'session moved to another node');
+    });
+  }
+
+  onAck(session: SessionRecord, seq: number): void {
+    const ls = this.local.of(session);
+    if (!ls || this.link.degraded) return; // trimming is an optimisation: the next ack covers it
+    this.acks.set(ls, Math.max(seq, this.acks.get(ls) ?? 0));
+    this.ackFlush ??= setImmediate(() => this.flushAcks());
+  }
+
+  onAttach(clientId: string, session: SessionRecord | undefined): void {
+    this.link.cmd.sadd(`${this.prefix}n:${this.nodeId}:c`, clientId).catch(() => {});
+    const ls = session && this.local.of(session);
+    if (ls) this.attach(ls);
+  }
+
+  onDetach(clientId: string, session: SessionRecord | undefined, retained: boolean): void {
+    this.link.cmd.srem(`${this.prefix}n:${this.nodeId}:c`, clientId).catch(() => {});
+    if (!session || !retained) return;
+    const ls = this.local.of(session);
+    // Not ours any more (resumed elsewhere, history lost): the manager must not keep it as detached here.
+    if (!ls) return void this.host?.detachedSessions.delete(session);
+    this.link.call('wssDetach', [session.id, ls.g, this.nodeId, this.ttlMs]).catch((e: unknown) => this.fail(clientId, e));
+  }
+
+  // ------------------------------------------------------------------------------------------ cluster API
+
+  /**
+   * Broadcast to every client on every node. Resolves once the message is sequenced in Redis (durable) and
+   * published to every node, with the number of sessions it was sequenced on. `manager.broadcast` does the same
+   * and exposes this promise as `result.cluster`.
+   */
+  broadcast(data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
+    return this.publishPayload(data instanceof Payload ? data : new Payload(data), options);
+  }
+
+  /**
+   * Send to one client wherever it is connected (or to its detached session). Resolves with `sent`, `buffered`
+   * (detached: replayed on resume) or `dropped` (volatile to a detached session); rejects `UNKNOWN_CLIENT`.
+   */
+  send(clientId: string, data: SendData, options: { volatile?: boolean } = {}): Promise<ClusterSendOutcome> {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    const conn = this.host?.connections.get(clientId);
+    if (conn && (!conn.session || options.volatile)) {
+      const out = conn.writePayload(payload, undefined, this.host!.nowMs);
+      return Promise.resolve(out === 'ok' ? 'sent' : 'dropped');
+    }
+    return this.sendPayload(clientId, payload, options.volatile === true);
+  }
+
+  /** Connections open on every live node. */
+  async getClusterConnectionCount(): Promise<number> {
+    return Number(await this.link.run('wssCluster', [this.prefix, this.opts.nodeTimeoutMs, 'count']));
+  }
+
+  /** Every open connection on every live node, with the node that holds it. */
+  async getClusterConnections(): Promise<Array<{ clientId: string; nodeId: string }>> {
+    const flat = (await this.link.run('wssCluster', [this.prefix, this.opts.nodeTimeoutMs, 'list'])) as string[];
+    const out: Array<{ clientId: string; nodeId: string }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ nodeId: flat[i]!, clientId: flat[i + 1]! });
+    return out;
+  }
+
+  // ------------------------------------------------------------------------------------------ internals
+
+  private async publishPayload(payload: Payload, options: BroadcastOptions): Promise<ClusterBroadcastReport> {
+    this.assertCapacity();
+    const l = this.limits;
+    const exclude = JSON.stringify(options.exclude ? [...options.exclude] : []);
+    try {
+      const reply = (await this.link.call('wssBroadcast', [
+        msgId(),
+        encodePayload(payload),
+        payload.bytes,
+        options.volatile ? 1 : 0,
+        exclude,
+        l.maxMessages,
+        l.maxBytes,
+        l.maxAgeMs,
+        l.maxAgeMs + 60_000,
+        this.opts.nodeTimeoutMs,
+      ])) as number[];
+      return { sessions: Number(reply[0]), nodes: Number(reply[1]) };
+    } catch (err) {
+      throw this.typed(err, 'broadcast');
+    }
+  }
+
+  private async sendPayload(clientId: string, payload: Payload, volatile: boolean): Promise<ClusterSendOutcome> {
+    this.assertCapacity();
+    const l = this.limits;
+    let out: unknown;
+    try {
+      out = await this.link.call('wssSend', [
+        msgId(),
+        clientId,
+        encodePayload(payload),
+        payload.bytes,
+        volatile ? 1 : 0,
+        l.maxMessages,
+        l.maxBytes,
+        l.maxAgeMs,
+        l.maxAgeMs + 60_000,
+        this.opts.nodeTimeoutMs,
+      ]);
+    } catch (err) {
+      throw this.typed(err, 'send');
+    }
+    if (out === 'unknown') throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
+    return out as ClusterSendOutcome;
+  }
+
+  private onMessage(text: string): void {
+    const host = this.host;
+    const m = parseNodeMessage(text);
+    if (!m) return void (host ?? this.link).log.warn({ event: 'redis.bad-message' }, 'unexpected message');
+    if (!host) return;
+    if (m.k === 'c') return this.local.claimedElsewhere(m.id, m.g);
+    const payload = decodePayload(m.p);
+    if (m.k === 'd') {
+      if (m.s) return this.local.offer(String(m.s[0]), String(m.s[1]), Number(m.s[2]), payload);
+      const conn = m.t === undefined ? undefined : host.connections.get(m.t);
+      if (conn) this.write(conn, payload, m.v === 1);
+      return;
+    }
+    const s = m.s;
+    for (let i = 0; i + 2 < s.length; i += 3) this.local.offer(String(s[i]), String(s[i + 1]), Number(s[i + 2]), payload);
+    const excluded = m.x.length > 0 ? new Set(m.x) : undefined;
+    const volatile = m.v === 1;
+    for (const conn of host.connections.values()) {
+      if ((conn.session && !volatile) || excluded?.has(conn.id)) continue; // sequenced sessions were served above
+      this.write(conn, payload, volatile);
+    }
+  }
+
+  /** An unsequenced write (plain socket, or volatile): a slow volatile consumer just misses it. */
+  private write(conn: Connection, payload: Payload, volatile: boolean): void {
+    const host = this.host!;
+    const outcome = conn.writePayload(payload, undefined, host.nowMs);
+    if (outcome === 'ok' || outcome === 'closed' || (outcome === 'slow' && volatile)) return;
+    host.onWriteFailure(conn, outcome);
+  }
+
+  private attach(ls: LocalSession): void {
+    const g = ls.g;
+    this.link.call('wssAttach', [ls.record.id, g, this.nodeId]).then(
+      (r) => {
+        if (r === 0 && ls.g === g) this.local.lose(ls, 'session ended in redis');
+      },
+      (err: unknown) => this.fail(ls.record.id, err),
+    );
+  }
+
+  private resync(reaped: boolean): void {
+    if (reaped) {
+      // Another node took this one for dead: put our sessions and connections back.
+      for (const ls of this.local.byId.values()) {
+        if (this.local.connectionOf(ls)) this.attach(ls);
+        else this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {});
+      }
+      this.readdConnections();
+    }
+    this.local.resyncAll();
+  }
+
+  private historyLost(): number {
+    this.acks.clear();
+    const dropped = this.local.dropAll();
+    this.readdConnections();
+    return dropped;
+  }
+
+  private readdConnections(): void {
+    const ids = this.host ? [...this.host.connections.keys()] : [];
+    if (ids.length > 0) this.link.cmd.sadd(`${this.prefix}n:${this.nodeId}:c`, ...ids).catch(() => {});
+  }
+
+  private flushAcks(): void {
+    this.ackFlush = undefined;
+    for (const [ls, seq] of this.acks) {
+      this.link.call('wssAck', [ls.record.id, ls.g, seq]).catch(() => {});
+    }
+    this.acks.clear();
+  }
+
+  private assertAvailable(what: string): void {
+    if (this.link.degraded) {
+      throw new StabilizerError(ErrorCode.BackendUnavailable, `redis is unavailable: ${what} deferred`);
+    }
+  }
+
+  private assertCapacity(): void {
+    if (this.link.pending >= this.opts.maxPendingOps) {
+      throw new StabilizerError(ErrorCode.BackendUnavailable, 'too many redis operations pending');
+    }
+  }
+
+  private typed(err: unknown, what: string): StabilizerError {
+    if (err instanceof StabilizerError) return err;
+    if (isEpochError(err)) return new StabilizerError(ErrorCode.HistoryLost, `${what}: redis lost its history`);
+    const why = err instanceof Error ? err.message : String(err);
+    return new StabilizerError(ErrorCode.BackendUnavailable, `${what} failed: ${why}`, { cause: err });
+  }
+
+  private fail(clientId: string, err: unknown): void {
+    if (isEpochError(err)) return; // handled once, by the history-lost path
+    this.host?.reportError(clientId, this.typed(err, 'redis'));
+  }
+}

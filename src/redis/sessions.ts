@@ -1,0 +1,216 @@
+import { randomBytes } from 'node:crypto';
+import { ReplayBuffer, type ReplayLimits } from '../backends/replay-buffer.js';
+import type { BackendHost, SessionLookup, SessionRecord } from '../backends/types.js';
+import { CloseCode } from '../protocol/close-codes.js';
+import type { Connection } from '../server/connection.js';
+import type { Payload } from '../server/payload.js';
+import { decodePayload, parseEntries } from './codec.js';
+import { isEpochError, type RedisLink } from './link.js';
+
+/** A session held by this node: the manager's record plus what the cluster needs to keep it in step with Redis. */
+export interface LocalSession {
+  readonly record: SessionRecord;
+  /** Generation this node owns in Redis (random per create or claim); messages of another generation are stale. */
+  g: string;
+  /**
+   * `live`: messages are applied as they arrive. `loading` (a claim is in flight) and `catching-up` (a fetch of
+   * missed entries is in flight): arriving messages wait in `held`.
+   */
+  state: 'live' | 'loading' | 'catching-up';
+  held: Array<{ seq: number; payload: Payload }>;
+}
+
+export const newGeneration = (): string => randomBytes(9).toString('base64url');
+
+/**
+ * This node's sessions and the one rule that keeps them exactly-once: a reliable message reaches a socket only
+ * after Redis assigned its sequence (it arrives here through the node channel or a fetch), and it is applied only
+ * as `lastSeq + 1`. A gap triggers a fetch of the missing entries from the session's stream before anything else.
+ */
+export class LocalSessions {
+  readonly byId = new Map<string, LocalSession>();
+  host: BackendHost | undefined;
+
+  constructor(private readonly link: RedisLink) {}
+
+  create(id: string, limits: ReplayLimits): LocalSession {
+    const ls: LocalSession = {
+      record: { id, lastSeq: 0, lastClientSeq: 0, buffer: new ReplayBuffer(limits), detachedAtMs: undefined },
+      g: newGeneration(),
+      state: 'live',
+      held: [],
+    };
+    this.byId.set(id, ls);
+    return ls;
+  }
+
+  /** The local session whose record is `session`, if this node still holds it. */
+  of(session: SessionRecord): LocalSession | undefined {
+    const ls = this.byId.get(session.id);
+    return ls && ls.record === session ? ls : undefined;
+  }
+
+  /** Forget a session locally (no Redis write). */
+  forget(ls: LocalSession): void {
+    if (this.byId.get(ls.record.id) === ls) this.byId.delete(ls.record.id);
+    this.host?.detachedSessions.delete(ls.record);
+    ls.held = [];
+  }
+
+  /** The attached connection of a session on this node, if any. */
+  connectionOf(ls: LocalSession): Connection | undefined {
+    const conn = this.host?.connections.get(ls.record.id);
+    return conn && conn.session === ls.record ? conn : undefined;
+  }
+
+  /**
+   * Claim a session in Redis for a resume here: take ownership (the previous owner hears `claimed` and closes its
+   * socket), load its sequences and replay buffer. The record object is kept if this node already held it.
+   */
+  async claim(id: string, limits: ReplayLimits, ttlMs: number, tombstoneTtlMs: number): Promise<SessionLookup> {
+    const known = this.byId.get(id);
+    const ls = known ?? this.create(id, limits);
+    const g = newGeneration();
+    ls.g = g;
+    ls.state = 'loading';
+    ls.held = [];
+    let reply: unknown[];
+    try {
+      const o = this.link.opts;
+      reply = (await this.link.call('wssClaim', [id, o.nodeId, g, ttlMs, limits.maxAgeMs, tombstoneTtlMs])) as unknown[];
+    } catch (err) {
+      if (ls.g === g) this.forget(ls);
+      throw err;
+    }
+    if (ls.g !== g) return { found: false, reason: 'unknown-session' }; // superseded meanwhile
+    if (reply[0] !== 'ok') {
+      this.forget(ls);
+      return { found: false, reason: reply[0] === 'expired' ? 'expired' : 'unknown-session' };
+    }
+    const r = ls.record;
+    const redisNow = Number(reply[5]);
+    const localNow = this.host?.nowMs ?? Date.now();
+    r.lastSeq = Number(reply[1]);
+    r.lastClientSeq = Number(reply[2]);
+    r.buffer.clear();
+    for (const e of parseEntries(reply, 6)) {
+      r.buffer.push({ seq: e.seq, payload: decodePayload(e.enc), atMs: localNow - (redisNow - e.atMs) });
+    }
+    r.buffer.evictedThrough = Math.max(r.buffer.evictedThrough, Number(reply[3]));
+    const detachedAt = reply[4] === '' ? redisNow : Number(reply[4]);
+    r.detachedAtMs = localNow - (redisNow - detachedAt);
+    this.byId.set(id, ls);
+    this.host?.detachedSessions.add(r);
+    this.goLive(ls);
+    return { found: true, session: r };
+  }
+
+  /** A sequenced message for session `id` of generation `g` arrived on this node's channel. */
+  offer(id: string, g: string, seq: number, payload: Payload): void {
+    const ls = this.byId.get(id);
+    if (!ls || ls.g !== g) return; // not ours (any more): its owner delivers it
+    if (ls.state !== 'live') {
+      ls.held.push({ seq, payload });
+      return;
+    }
+    const r = ls.record;
+    if (seq <= r.lastSeq) return;
+    if (seq === r.lastSeq + 1) return this.apply(ls, seq, payload);
+    ls.held.push({ seq, payload });
+    this.catchUp(ls);
+  }
+
+  private apply(ls: LocalSession, seq: number, payload: Payload): void {
+    const r = ls.record;
+    const host = this.host!;
+    r.lastSeq = seq;
+    r.buffer.push({ seq, payload, atMs: host.nowMs });
+    const conn = this.connectionOf(ls);
+    if (!conn) return;
+    const outcome = conn.writePayload(payload, seq, host.nowMs);
+    if (outcome !== 'ok' && outcome !== 'closed') host.onWriteFailure(conn, outcome);
+  }
+
+  /** Apply held messages in order; start a catch-up if one is still missing. */
+  private goLive(ls: LocalSession): void {
+    ls.state = 'live';
+    const held = ls.held.sort((a, b) => a.seq - b.seq);
+    ls.held = [];
+    for (let i = 0; i < held.length; i++) {
+      const m = held[i]!;
+      if (m.seq <= ls.record.lastSeq) continue;
+      if (m.seq === ls.record.lastSeq + 1) this.apply(ls, m.seq, m.payload);
+      else {
+        ls.held = held.slice(i);
+        this.catchUp(ls);
+        return;
+      }
+    }
+  }
+
+  /** Fetch the entries after `lastSeq` from the session's stream, then continue with what arrived meanwhile. */
+  catchUp(ls: LocalSession): void {
+    if (ls.state !== 'live') return;
+    ls.state = 'catching-up';
+    const g = ls.g;
+    const after = ls.record.lastSeq;
+    const o = this.link.opts;
+    const maxAge = this.host?.config.replay.maxAgeMs ?? 300_000;
+    this.link.call('wssFetch', [ls.record.id, g, after, maxAge]).then(
+      (reply) => {
+        if (ls.g !== g || this.byId.get(ls.record.id) !== ls) return;
+        const r = reply as unknown[];
+        if (r[0] !== 'ok') return this.lose(ls, 'session moved or ended');
+        for (const e of parseEntries(r, 4)) {
+          if (e.seq <= ls.record.lastSeq) continue;
+          if (e.seq !== ls.record.lastSeq + 1) return this.lose(ls, 'missed messages were evicted');
+          this.apply(ls, e.seq, decodePayload(e.enc));
+        }
+        // Everything after `after` that still exists was returned: anything beyond lastSeq now was evicted.
+        if (Number(r[1]) > ls.record.lastSeq) return this.lose(ls, 'missed messages were evicted');
+        this.goLive(ls);
+      },
+      (err: unknown) => {
+        if (ls.g !== g) return;
+        ls.state = 'live'; // retried by the next resync (recovery) or the next gap
+        if (!isEpochError(err)) this.host?.log.warn({ event: 'redis.fetch-failed', nodeId: o.nodeId, err }, 'fetch failed');
+      },
+    );
+  }
+
+  /**
+   * The session cannot continue here (evicted gap, claimed elsewhere, deleted): forget it and close its socket
+   * with a retryable code; the resume then decides (`resumed` elsewhere, or `fresh` with a reason).
+   */
+  lose(ls: LocalSession, why: string): void {
+    this.forget(ls);
+    const conn = this.connectionOf(ls);
+    this.host?.log.warn({ event: 'redis.session-lost', clientId: ls.record.id, why }, `session dropped: ${why}`);
+    conn?.close(CloseCode.ServiceRestart, 'session moved, please resume', 'server-closed');
+  }
+
+  /** Another node resumed (or replaced) a session of ours: close our socket for it with 4501, forget it. */
+  claimedElsewhere(id: string, g: string): void {
+    const ls = this.byId.get(id);
+    if (!ls || ls.g !== g) return;
+    const conn = this.connectionOf(ls);
+    this.forget(ls);
+    conn?.close(CloseCode.Replaced, 'session resumed on another connection', 'replaced');
+  }
+
+  /** After missed messages or a stall: fetch what every live session may have missed. */
+  resyncAll(): void {
+    for (const ls of this.byId.values()) this.catchUp(ls);
+  }
+
+  /** Redis lost the history: every protocol socket of this node is closed with 1012, every session forgotten. */
+  dropAll(): number {
+    const all = [...this.byId.values()];
+    for (const ls of all) {
+      const conn = this.connectionOf(ls);
+      this.forget(ls);
+      conn?.close(CloseCode.ServiceRestart, 'session history lost, please reconnect', 'server-closed');
+    }
+    return all.length;
+  }
+}

@@ -1,0 +1,84 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CloseCode } from '../../src/server/index.js';
+import { closed, waitFor } from '../helpers/server.js';
+import { cleanup, client } from './support.js';
+
+const fixture = fileURLToPath(new URL('../fixtures/sigterm-server.mjs', import.meta.url));
+const dist = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
+const children: ChildProcess[] = [];
+
+afterEach(async () => {
+  for (const child of children.splice(0))
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  await cleanup();
+});
+
+/** Start the fixture; resolves once it prints its port. `lines` collects its JSON output. */
+function startChild(): Promise<{
+  child: ChildProcess;
+  port: number;
+  lines: Array<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}> {
+  const child = spawn(process.execPath, [fixture], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  const lines: Array<Record<string, unknown>> = [];
+  let stderr = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return new Promise((resolve, reject) => {
+    let buffered = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+        buffered = buffered.slice(nl + 1);
+        lines.push(line);
+        if (line.event === 'listening') resolve({ child, port: line.port as number, lines, exited });
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (code) => reject(new Error(`fixture exited early (${code}): ${stderr}`)));
+  });
+}
+
+describe('closeOnSignals (child process)', () => {
+  it('on SIGTERM, clients get 1001 with the retry hint and the process exits with code 0', async () => {
+    expect(existsSync(dist), 'dist/index.js is missing: run `npm run build` (or `npx tsup`) first').toBe(
+      true,
+    );
+    const { child, port, lines, exited } = await startChild();
+    const url = `ws://127.0.0.1:${port}/ws`;
+    const a = await client(url);
+    const b = await client(url);
+    await waitFor(
+      () => lines.filter((l) => l.event === 'connect').length === 2,
+      'both connected in the child',
+    );
+    const closes = [closed(a), closed(b)];
+
+    child.kill('SIGTERM');
+
+    for (const c of await Promise.all(closes)) {
+      expect(c).toEqual({ code: CloseCode.GoingAway, reason: 'shutting down; retry-after=1500' });
+    }
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(lines.find((l) => l.event === 'closed')).toMatchObject({
+      stats: { closed: 2, terminated: 0, failed: 0 },
+    });
+  });
+
+  it('on SIGTERM with no clients, the process exits with code 0', async () => {
+    const { child, exited, lines } = await startChild();
+    child.kill('SIGTERM');
+    expect(await exited).toEqual({ code: 0, signal: null });
+    expect(lines.find((l) => l.event === 'closed')).toMatchObject({
+      stats: { closed: 0, terminated: 0, failed: 0 },
+    });
+  });
+});
