@@ -21,8 +21,15 @@ export function createChatServer({ logger, config = {} } = {}) {
   manager.on('connect', ({ clientId, resume }) => {
     if (resume === 'resumed') return; // the same person, back from a network blip
     names.set(clientId, `guest-${clientId.slice(0, 4)}`);
-    manager.sendToClient(clientId, { type: 'welcome', you: nameOf(clientId), online: manager.getConnectionCount() });
-    manager.broadcast({ type: 'join', name: nameOf(clientId), online: manager.getConnectionCount() }, { exclude: [clientId] });
+    manager.sendToClient(clientId, {
+      type: 'welcome',
+      you: nameOf(clientId),
+      online: manager.getConnectionCount(),
+    });
+    manager.broadcast(
+      { type: 'join', name: nameOf(clientId), online: manager.getConnectionCount() },
+      { exclude: [clientId] },
+    );
   });
   manager.on('disconnect', ({ clientId, sessionRetained }) => {
     if (sessionRetained) return; // it may resume; its messages are buffered meanwhile

@@ -8,6 +8,9 @@ const logger = pino({ level: process.env.LOG_LEVEL ?? 'info' });
 const { server, manager } = createChatServer({ logger });
 
 server.listen(port, () => {
-  logger.info({ port }, `chat demo: open http://localhost:${port}/  (WebSocket: ws://localhost:${port}/ws, stats: /stats)`);
+  logger.info(
+    { port },
+    `chat demo: open http://localhost:${port}/  (WebSocket: ws://localhost:${port}/ws, stats: /stats)`,
+  );
 });
 closeOnSignals(manager, server, { timeoutMs: 5000, onClosed: () => process.exit(0) });

@@ -29,7 +29,11 @@ export function createReconnectServer({ secret = 'reconnect-example-secret-01234
       try {
         const { clientId } = await manager.validateReconnectToken(url.searchParams.get('token'));
         await manager.connect(ws, clientId, { remoteAddress: req.socket.remoteAddress });
-        manager.sendToClient(clientId, { type: 'restored', clientId, token: manager.generateReconnectToken(clientId) });
+        manager.sendToClient(clientId, {
+          type: 'restored',
+          clientId,
+          token: manager.generateReconnectToken(clientId),
+        });
       } catch (err) {
         // The code says why (TOKEN_EXPIRED, TOKEN_REPLAYED, ...); the close code is the same for all.
         ws.close(CloseCode.TokenRejected, err.code ?? 'TOKEN_REJECTED');
@@ -42,5 +46,9 @@ export function createReconnectServer({ secret = 'reconnect-example-secret-01234
 if (import.meta.url === `file://${process.argv[1]}`) {
   const port = Number(process.env.PORT ?? 3001);
   const { server } = createReconnectServer();
-  server.listen(port, () => console.log(`reconnect example: GET http://localhost:${port}/token, then ws://localhost:${port}/ws?token=...`));
+  server.listen(port, () =>
+    console.log(
+      `reconnect example: GET http://localhost:${port}/token, then ws://localhost:${port}/ws?token=...`,
+    ),
+  );
 }

@@ -51,7 +51,10 @@ export interface ManagerHooks {
  * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
-export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> implements FanOutTarget, SweepTarget {
+export class WebSocketConnectionManager
+  extends TypedEmitter<ManagerEvents>
+  implements FanOutTarget, SweepTarget
+{
   readonly config: ResolvedConfig;
   readonly backend: StorageBackend;
   readonly log: Logger;
@@ -88,6 +91,7 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     this.backend.bind?.(this);
 
     // One set of handlers shared by every socket (no closures per connection).
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- inside these handlers `this` is the socket
     const manager = this;
     this.onSocketMessage = function (data, isBinary) {
       const conn = this[kConnection];
@@ -104,7 +108,8 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     this.onSocketError = function (err) {
       const conn = this[kConnection];
       if (!conn) return;
-      conn.closeReason ??= err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message-too-big' : 'socket-error';
+      conn.closeReason ??=
+        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message-too-big' : 'socket-error';
       manager.reportError(conn.id, err);
     };
     this.startSweep();
@@ -144,7 +149,8 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     socket.on('close', this.onSocketClose);
     socket.on('error', this.onSocketError);
     // A CLOSED socket emits no more 'close', so counting it would leak a per-IP slot for good.
-    if (remote !== undefined && socket.readyState !== 3) this.perIp.set(remote, (this.perIp.get(remote) ?? 0) + 1);
+    if (remote !== undefined && socket.readyState !== 3)
+      this.perIp.set(remote, (this.perIp.get(remote) ?? 0) + 1);
     if (socket.readyState !== 1) {
       conn.state = 'closed';
       return Promise.reject(new StabilizerError(ErrorCode.NotOpen, 'socket is not open'));
@@ -163,7 +169,10 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
   /** Whether one more connection (from `remoteAddress`) fits the limits, counting upgrades still `pending`. */
   hasCapacity(remoteAddress?: string, pending = 0, pendingFromIp = 0): boolean {
     const { maxConnections, maxConnectionsPerIp } = this.config;
-    if (maxConnections !== undefined && this.connections.size + this.handshaking.size + pending >= maxConnections) {
+    if (
+      maxConnections !== undefined &&
+      this.connections.size + this.handshaking.size + pending >= maxConnections
+    ) {
       return false;
     }
     if (maxConnectionsPerIp !== undefined && remoteAddress !== undefined) {
@@ -197,7 +206,10 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     replayed: number,
   ): void {
     const mode = conn.protocol ? 'protocol' : 'plain';
-    this.log.info({ event: 'connect', clientId: conn.id, mode, resume, freshReason, replayed }, 'client connected');
+    this.log.info(
+      { event: 'connect', clientId: conn.id, mode, resume, freshReason, replayed },
+      'client connected',
+    );
     this.emitFor(conn, 'connect', {
       clientId: conn.id,
       mode,
@@ -472,12 +484,14 @@ export class WebSocketConnectionManager extends TypedEmitter<ManagerEvents> impl
     clearInterval(this.sweepTimer);
     this.log.info({ event: 'shutdown', connections: this.connections.size }, 'graceful shutdown started');
     const all = [...this.connections.values(), ...this.handshaking];
-    this.shutdownPromise = runGracefulShutdown(all, this.config.shutdownRetryAfterMs, options).then((stats) => {
-      this.protocol.stop();
-      this.detachedSessions.clear();
-      this.log.info({ event: 'shutdown.done', ...stats }, 'graceful shutdown finished');
-      return stats;
-    });
+    this.shutdownPromise = runGracefulShutdown(all, this.config.shutdownRetryAfterMs, options).then(
+      (stats) => {
+        this.protocol.stop();
+        this.detachedSessions.clear();
+        this.log.info({ event: 'shutdown.done', ...stats }, 'graceful shutdown finished');
+        return stats;
+      },
+    );
     return this.shutdownPromise;
   }
 
