@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { CloseCode } from '../../src/protocol/index.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, openClient, startServer, waitFor } from '../helpers/server.js';
@@ -185,6 +185,22 @@ describe('resume', () => {
     const other = await startServer({ tokens: { secret } }); // same secret, empty memory: a restarted server
     const u = await RawProtocolClient.handshake(other.url, { token: e.welcome.token });
     expect(u.welcome).toMatchObject({ resume: 'fresh', reason: 'unknown-session' });
+  });
+
+  it('answers expired for an expired token even while its session still exists', async () => {
+    const s = await startServer({ tokens: { secret }, sessionTtlMs: 60_000 });
+    const a = await RawProtocolClient.handshake(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    // Protocol tokens live max(tokens.ttlMs, sessionTtlMs) = 120 s here; jump past that without a sweep.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 121_000 });
+    try {
+      const e = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
+      expect(e.welcome).toMatchObject({ resume: 'fresh', reason: 'expired' });
+      expect(s.manager.backend.getSession(a.welcome.sessionId)).toBeDefined(); // not swept: the token decided
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('re-checks authorization on resume and closes with 4503 when refused', async () => {
