@@ -34,7 +34,7 @@ export class ReconnectTokenService {
   constructor(
     private readonly config: ResolvedConfig['tokens'],
     private readonly claimNonce: NonceClaimer,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => Date.now(),
   ) {}
 
   get enabled(): boolean {
