@@ -5,15 +5,15 @@ export default defineConfig([
     entry: {
       index: 'src/server/index.ts',
       protocol: 'src/protocol/index.ts',
+      metrics: 'src/metrics/index.ts',
       redis: 'src/redis/index.ts',
     },
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
-    clean: true,
     target: 'node20',
     platform: 'node',
-    external: ['ioredis'],
+    external: ['ioredis', 'prom-client'],
   },
   {
     // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node.
