@@ -22,8 +22,7 @@ export interface SessionRecord {
 
 /** What a session lookup for a resume found. */
 export type SessionLookup =
-  | { found: true; session: SessionRecord }
-  | { found: false; reason: 'unknown-session' | 'expired' };
+  { found: true; session: SessionRecord } | { found: false; reason: 'unknown-session' | 'expired' };
 
 /**
  * The storage seam: everything the manager keeps beyond one socket goes through this interface. `MemoryBackend`
@@ -68,7 +67,11 @@ export interface StorageBackend {
    * to a local socket, or the backend is degraded). A cluster backend sequences reliable messages in shared
    * storage and writes them to the socket only once they are durable.
    */
-  routeSend?(clientId: string, payload: Payload, volatile: boolean): 'sent' | 'buffered' | 'dropped' | undefined;
+  routeSend?(
+    clientId: string,
+    payload: Payload,
+    volatile: boolean,
+  ): 'sent' | 'buffered' | 'dropped' | undefined;
   /** `broadcast`: take over the fan-out to every node, or return `undefined` for the local in-memory path. */
   routeBroadcast?(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined;
   /**

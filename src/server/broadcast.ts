@@ -64,7 +64,11 @@ export interface FanOutTarget {
  * The one broadcast path: the payload is serialized once (a `Payload` is shared by every recipient and every
  * replay buffer); per recipient only a sequence header is added. A bad socket never makes it throw.
  */
-export function fanOut(target: FanOutTarget, data: SendData, options: BroadcastOptions = {}): BroadcastResult {
+export function fanOut(
+  target: FanOutTarget,
+  data: SendData,
+  options: BroadcastOptions = {},
+): BroadcastResult {
   const payload = data instanceof Payload ? data : new Payload(data);
   const volatile = options.volatile === true;
   const exclude = options.exclude ? new Set(options.exclude) : undefined;
@@ -81,7 +85,8 @@ export function fanOut(target: FanOutTarget, data: SendData, options: BroadcastO
       // Reliable protocol message: it is in the replay buffer. Drop the socket; the resume delivers it.
       result.buffered++;
       if (outcome !== 'closed') target.onWriteFailure(conn, outcome);
-    } else if (outcome === 'closed') continue; // already closing (e.g. 4001 sent): not a failure, no terminate
+    } else if (outcome === 'closed')
+      continue; // already closing (e.g. 4001 sent): not a failure, no terminate
     else if (outcome === 'slow' && volatile) result.dropped++;
     else result.failed.push({ clientId: conn.id, reason: target.onWriteFailure(conn, outcome) });
   }

@@ -74,7 +74,10 @@ const schema = z
       })
       .default({ keyId: 'k1', maxTokenLength: 512 }),
     rateLimit: z
-      .object({ messagesPerSecond: posInt('rateLimit.messagesPerSecond'), burst: posInt('rateLimit.burst').optional() })
+      .object({
+        messagesPerSecond: posInt('rateLimit.messagesPerSecond'),
+        burst: posInt('rateLimit.burst').optional(),
+      })
       .strict()
       .optional(),
     shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),

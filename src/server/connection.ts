@@ -122,7 +122,8 @@ export class Connection {
     const raw = this.directSocket();
     if (!raw) {
       if (!this.protocol) return this.send(payload.plain, payload.isBinary, nowMs);
-      if (payload.isBinary) return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
+      if (payload.isBinary)
+        return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
       return this.send(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
     }
     if (!this.protocol) return this.writeDirect(raw, payload.plainFrame(), undefined, nowMs, true);
@@ -139,7 +140,8 @@ export class Connection {
     if (!this.isOpen) return 'closed';
     if (this.protocol && this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
-    if (raw) return this.writeDirect(raw, this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME, undefined, nowMs, false);
+    if (raw)
+      return this.writeDirect(raw, this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME, undefined, nowMs, false);
     if (this.protocol) return this.send('{"t":"ping"}', false, nowMs);
     try {
       this.socket.ping();
@@ -158,7 +160,12 @@ export class Connection {
   private directSocket(): RawSocket | undefined {
     const ws = this.socket as unknown as WsInternals;
     const sender = ws._sender;
-    if (ws._isServer !== true || !sender || sender._state !== SENDER_IDLE || sender._firstFragment === false) {
+    if (
+      ws._isServer !== true ||
+      !sender ||
+      sender._state !== SENDER_IDLE ||
+      sender._firstFragment === false
+    ) {
       return undefined;
     }
     const extensions = ws._extensions;

@@ -73,7 +73,11 @@ export class TypedEmitter<E extends { [K in keyof E]: object }> {
     return this.listeners[name]?.length ?? 0;
   }
 
-  protected emitSafely<K extends keyof E>(name: K, event: E[K], onListenerError: (err: unknown) => void): void {
+  protected emitSafely<K extends keyof E>(
+    name: K,
+    event: E[K],
+    onListenerError: (err: unknown) => void,
+  ): void {
     const list = this.listeners[name];
     if (!list) return;
     for (const listener of list) {

@@ -395,7 +395,7 @@ export class WebSocketConnectionManager
     conn.state = 'closed';
     this.handshaking.delete(conn);
     this.protocol.abandon(conn);
-    if (conn.unconfirmedNonce !== undefined) this.protocol.releaseNonce(conn, conn.unconfirmedNonce);
+    if (conn.unconfirmedNonce !== undefined) this.protocol.settleNonce(conn, true);
     const remote = conn.remoteAddress;
     if (remote !== undefined) {
       const n = (this.perIp.get(remote) ?? 1) - 1;

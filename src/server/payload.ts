@@ -84,7 +84,9 @@ export class Payload {
    * serialized again.
    */
   reliableFrameHead(seq: number): Buffer {
-    const tail = (this.reliableTail ??= this.isBinary ? (this.plain as Buffer) : Buffer.from(`${this.json}}`));
+    const tail = (this.reliableTail ??= this.isBinary
+      ? (this.plain as Buffer)
+      : Buffer.from(`${this.json}}`));
     const inline = tail.length <= INLINE_TAIL_BYTES;
     if (this.isBinary) {
       const length = 9 + tail.length;
@@ -126,7 +128,7 @@ const BINARY_VOLATILE = 2;
 const RELIABLE_PREFIX = Buffer.from('{"t":"d","s":');
 const RELIABLE_INFIX = Buffer.from(',"p":');
 /** Tails up to this size are copied into each recipient's head (one write) instead of written separately. */
-const INLINE_TAIL_BYTES = 1024;
+const INLINE_TAIL_BYTES = 64;
 
 function headerBytes(length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10;

@@ -27,6 +27,11 @@ interface PendingHandshake {
  */
 export class ProtocolHandler {
   private readonly pending = new Map<Connection, PendingHandshake>();
+  /**
+   * Token nonces consumed by a hello whose welcome the client has not confirmed yet (no frame since), by the
+   * connection holding them. A retry with the same token takes the nonce over; a close gives it back.
+   */
+  private readonly unconfirmed = new Map<string, Connection>();
 
   constructor(
     private readonly manager: WebSocketConnectionManager,
@@ -75,7 +80,7 @@ export class ProtocolHandler {
       return;
     }
     const session = conn.session!;
-    conn.unconfirmedNonce = undefined; // the client heard the welcome: its old token is spent for good
+    if (conn.unconfirmedNonce !== undefined) this.settleNonce(conn, false); // it heard the welcome: token spent
     switch (msg.t) {
       case 'd':
         return this.handleData(conn, msg, isBinary);
@@ -135,6 +140,17 @@ export class ProtocolHandler {
           limits: m.config.replay,
           log: m.log,
           authorizeResume: this.authorizeResume,
+          onClaimed: (nonce) => {
+            this.unconfirmed.set(nonce, conn);
+            conn.unconfirmedNonce = nonce;
+          },
+          reclaim: (nonce) => {
+            const holder = this.unconfirmed.get(nonce);
+            if (!holder || holder === conn) return false;
+            // The same client retried before it saw our welcome: the older attempt is dead to it.
+            holder.terminate('replaced');
+            return true;
+          },
         },
       );
     } catch (err) {
@@ -148,8 +164,7 @@ export class ProtocolHandler {
       );
     }
     if (this.pending.get(conn) !== p || !conn.isOpen) {
-      // Closed while we waited: the client never saw a welcome, so give its token back.
-      if (outcome.kind === 'resumed') this.releaseNonce(conn, outcome.nonce);
+      this.settleNonce(conn, true); // closed while we waited: the client never saw a welcome
       return;
     }
     if (outcome.kind === 'forbidden') {
@@ -167,7 +182,6 @@ export class ProtocolHandler {
     let session;
     if (plan.kind === 'resumed') {
       session = plan.session;
-      conn.unconfirmedNonce = plan.nonce;
       session.buffer.ack(plan.lastSeq);
       m.detachedSessions.delete(session);
       session.detachedAtMs = undefined;
@@ -217,8 +231,16 @@ export class ProtocolHandler {
     }
   }
 
-  /** Give a consumed token back (its resume never reached the client). */
-  releaseNonce(conn: Connection, nonce: string): void {
+  /**
+   * Stop tracking the nonce `conn` consumed. `release`: the client never confirmed the welcome (the socket closed
+   * first), so the token is given back to the backend, unless a retry already took the nonce over.
+   */
+  settleNonce(conn: Connection, release: boolean): void {
+    const nonce = conn.unconfirmedNonce;
+    conn.unconfirmedNonce = undefined;
+    if (nonce === undefined || this.unconfirmed.get(nonce) !== conn) return;
+    this.unconfirmed.delete(nonce);
+    if (!release) return;
     Promise.resolve()
       .then(() => this.manager.backend.releaseNonce(nonce))
       .catch((err: unknown) => this.manager.reportError(conn.id, err));

@@ -21,7 +21,7 @@ export type AuthorizeResume = (ctx: ResumeAuthorizationContext) => boolean | Pro
 /** What a `hello` leads to. A resume is all or nothing: `replay` holds the whole gap. */
 export type ResumePlan =
   | { kind: 'resumed'; session: SessionRecord; lastSeq: number; replay: ReplayEntry[]; nonce: string }
-  | { kind: 'fresh'; reason: FreshReason };
+  | { kind: 'fresh'; reason: FreshReason; nonce?: string }; // nonce: the token was valid and is now spent
 export type HelloOutcome = ResumePlan | { kind: 'forbidden' };
 
 export interface ResumeDeps {
@@ -30,6 +30,10 @@ export interface ResumeDeps {
   limits: ReplayLimits;
   log: Logger;
   authorizeResume: AuthorizeResume | undefined;
+  /** The token's nonce was claimed for this hello (see `ProtocolHandler` for the confirmation rule). */
+  onClaimed?: (nonce: string) => void;
+  /** Whether an already-claimed nonce may be taken over (its resume was never confirmed by the client). */
+  reclaim?: (nonce: string) => boolean;
 }
 
 /**
@@ -45,17 +49,22 @@ export async function decideHello(
   let clientId: string;
   let nonce: string;
   try {
-    ({ clientId, nonce } = await deps.tokens.validate(hello.token, hello.sessionId));
+    ({ clientId, nonce } = await deps.tokens.validate(hello.token, hello.sessionId, deps.reclaim));
+    deps.onClaimed?.(nonce);
   } catch (err) {
     const code = err instanceof StabilizerError ? err.code : 'UNKNOWN';
     if (code === ErrorCode.BackendUnavailable) throw err; // the nonce store is down: retry later, keep the session
-    deps.log.warn({ event: 'token.rejected', code, remoteAddress: ctx.remoteAddress }, 'resume token rejected');
+    deps.log.warn(
+      { event: 'token.rejected', code, remoteAddress: ctx.remoteAddress },
+      'resume token rejected',
+    );
     return { kind: 'fresh', reason: code === ErrorCode.TokenExpired ? 'expired' : 'token-rejected' };
   }
-  if (deps.authorizeResume && !(await deps.authorizeResume({ ...ctx, clientId }))) return { kind: 'forbidden' };
+  if (deps.authorizeResume && !(await deps.authorizeResume({ ...ctx, clientId })))
+    return { kind: 'forbidden' };
 
   const lookup = await deps.backend.findSession(clientId, deps.limits);
-  if (!lookup.found) return { kind: 'fresh', reason: lookup.reason };
+  if (!lookup.found) return { kind: 'fresh', reason: lookup.reason, nonce };
   return planReplay(lookup.session, hello.lastSeq ?? 0, deps.backend, nonce);
 }
 
@@ -71,6 +80,6 @@ export function planReplay(
 ): ResumePlan {
   if (backend.getSession(session.id) !== session) return { kind: 'fresh', reason: 'expired' };
   const replay = lastSeq <= session.lastSeq ? session.buffer.since(lastSeq) : undefined;
-  if (!replay) return { kind: 'fresh', reason: 'gap' };
+  if (!replay) return { kind: 'fresh', reason: 'gap', nonce };
   return { kind: 'resumed', session, lastSeq, replay, nonce };
 }

@@ -46,7 +46,11 @@ export async function runGracefulShutdown(
   const retryAfterMs = options.retryAfterMs ?? defaultRetryAfterMs;
   const code = options.restart ? CloseCode.ServiceRestart : CloseCode.GoingAway;
   const reason = `${options.restart ? 'restarting' : 'shutting down'}; retry-after=${retryAfterMs}`;
-  const hint = JSON.stringify({ t: 'reconnect', retryAfterMs, reason: options.restart ? 'restart' : 'shutdown' });
+  const hint = JSON.stringify({
+    t: 'reconnect',
+    retryAfterMs,
+    reason: options.restart ? 'restart' : 'shutdown',
+  });
   let closed = 0;
   let failed = 0;
   const waits: Array<Promise<boolean>> = [];

@@ -63,13 +63,18 @@ export class ReconnectTokenService {
    * Check a token and consume its nonce. Throws a {@link TokenError} whose code is one of `TOKEN_MALFORMED`,
    * `TOKEN_UNKNOWN_KEY`, `TOKEN_BAD_SIGNATURE`, `TOKEN_EXPIRED`, `TOKEN_REPLAYED`, `TOKEN_WRONG_SESSION`.
    * The nonce is consumed only once everything else checks out, so a forged token cannot burn a real one.
+   * `reclaim` may accept an already-claimed nonce (a resume retried before its first attempt was confirmed).
    */
-  async validate(token: unknown, expectedClientId?: string): Promise<VerifiedToken> {
+  async validate(
+    token: unknown,
+    expectedClientId?: string,
+    reclaim?: (nonce: string) => boolean,
+  ): Promise<VerifiedToken> {
     const verified = this.verify(token);
     if (expectedClientId !== undefined && verified.clientId !== expectedClientId) {
       throw new TokenError(ErrorCode.TokenWrongSession, 'token was issued for another session');
     }
-    if (!(await this.claimNonce(verified.nonce, verified.expiresAtMs))) {
+    if (!(await this.claimNonce(verified.nonce, verified.expiresAtMs)) && !reclaim?.(verified.nonce)) {
       throw new TokenError(ErrorCode.TokenReplayed, 'token was already used');
     }
     return verified;

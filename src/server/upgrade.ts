@@ -25,6 +25,11 @@ export interface AttachOptions {
 
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
+/** Shared by every upgrading socket: a listener per socket would be a closure over its request. */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
 function reject(socket: Duplex, status: number, text: string, headers: Record<string, string> = {}): void {
   const lines = [`HTTP/1.1 ${status} ${text}`, 'Connection: close', 'Content-Length: 0'];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
@@ -45,7 +50,10 @@ function clientIp(request: IncomingMessage, trustProxy: boolean): string | undef
  * Retry-After), origin allowlist (403), connection limits (503), `authenticate` (401). Accepted sockets negotiate
  * `stabilizer.v1` if the client offers it, and go to `manager.connect`. The request is not retained.
  */
-export function createUpgradeHandler(manager: WebSocketConnectionManager, options: AttachOptions = {}): UpgradeHandler {
+export function createUpgradeHandler(
+  manager: WebSocketConnectionManager,
+  options: AttachOptions = {},
+): UpgradeHandler {
   const { config } = manager;
   const wss = new WebSocketServer({
     noServer: true,
@@ -58,9 +66,10 @@ export function createUpgradeHandler(manager: WebSocketConnectionManager, option
   const pendingByIp = new Map<string, number>();
 
   return (request, socket, head) => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     const retryAfterS = String(Math.ceil(config.shutdownRetryAfterMs / 1000));
-    if (manager.isShuttingDown) return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+    if (manager.isShuttingDown)
+      return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
     const origin = request.headers.origin;
     if (config.allowedOrigins && (origin === undefined || !config.allowedOrigins.includes(origin))) {
       return reject(socket, 403, 'Forbidden');
@@ -77,6 +86,8 @@ export function createUpgradeHandler(manager: WebSocketConnectionManager, option
     const release = () => {
       if (!reserved) return;
       reserved = false;
+      // Drop the listener: its closure shares a scope with `request` and `head`, which must not outlive the upgrade.
+      socket.removeListener('close', release);
       pending--;
       if (ip === undefined) return;
       const n = (pendingByIp.get(ip) ?? 1) - 1;

@@ -31,14 +31,25 @@ export class RawProtocolClient {
     });
   }
 
-  /** Open, send hello, and wait for the welcome. */
+  /** Open, send hello, wait for the welcome and (unless `confirm` is false) confirm it as the real client does. */
   static async handshake(
     url: string,
     hello: { token?: string; lastSeq?: number; sessionId?: string } = {},
+    confirm = true,
   ): Promise<{ client: RawProtocolClient; welcome: WelcomeMessage }> {
     const client = await RawProtocolClient.open(url);
     client.send({ t: 'hello', v: 1, ...hello });
     const welcome = (await client.waitFor((f) => f.t === 'welcome')) as unknown as WelcomeMessage;
+    if (confirm) {
+      // Confirm the welcome like the real client does, and wait for a round trip so the server has processed it.
+      client.send({ t: 'ack', s: welcome.resume === 'resumed' ? (hello.lastSeq ?? 0) : 0 });
+      client.send({ t: 'ping' });
+      await client.waitFor((f) => f.t === 'pong');
+      client.frames.splice(
+        client.frames.findIndex((f) => f.t === 'pong'),
+        1,
+      );
+    }
     return { client, welcome };
   }
 

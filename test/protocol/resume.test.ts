@@ -172,6 +172,35 @@ describe('resume', () => {
     expect(ok.welcome.resume).toBe('resumed');
   });
 
+  it('lets a retry with the same token take over an attempt whose welcome was never confirmed', async () => {
+    const s = await startServer({ tokens: { secret } });
+    const a = await RawProtocolClient.handshake(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    // First attempt: welcomed, but the client never confirms (its socket is about to die).
+    const first = await RawProtocolClient.handshake(s.url, { token: a.welcome.token }, false);
+    expect(first.welcome.resume).toBe('resumed');
+    // The client retries with the token it still holds, before the server noticed the first socket died.
+    const retry = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
+    expect(retry.welcome).toMatchObject({ resume: 'resumed', sessionId: a.welcome.sessionId });
+    await first.client.waitClose();
+    // Once confirmed, the token is spent for good.
+    const again = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
+    expect(again.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
+  });
+
+  it('gives a token back when the socket closes before the welcome is confirmed', async () => {
+    const s = await startServer({ tokens: { secret } });
+    const a = await RawProtocolClient.handshake(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    const lost = await RawProtocolClient.handshake(s.url, { token: a.welcome.token }, false);
+    lost.client.ws.terminate(); // the welcome never reached the application
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    const retry = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
+    expect(retry.welcome).toMatchObject({ resume: 'resumed', sessionId: a.welcome.sessionId });
+  });
+
   it('answers expired for a session past sessionTtlMs and unknown-session after a restart', async () => {
     const s = await startServer({ tokens: { secret }, sessionTtlMs: 1 });
     const a = await RawProtocolClient.handshake(s.url);

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode, WebSocketConnectionManager, type ManagerEvents } from '../../src/server/index.js';
 import { closeAllServers, closed, startServer, upgradeStatus, waitFor } from '../helpers/server.js';
-import { cleanup, client, directPair, directServer, idFromQuery, sleep } from './support.js';
+import { cleanup, client, directPair, directServer, idFromQuery, sleep, upgradeResponse } from './support.js';
 
 afterEach(async () => {
   await closeAllServers();
@@ -124,6 +124,22 @@ describe('upgrade checks', () => {
     await client(`${s.url}?id=user-42`);
     await waitFor(() => s.manager.isConnected('user-42'), 'registered as user-42');
     expect(s.manager.getActiveConnections()).toEqual(['user-42']);
+  });
+
+  it('a malformed upgrade gets HTTP 400 and does not keep a connection slot', async () => {
+    const s = await startServer({ maxConnections: 1 });
+    expect((await upgradeResponse(s.port, '/ws', { 'Sec-WebSocket-Key': 'not a key' })).status).toBe(400);
+    expect((await upgradeResponse(s.port, '/ws', { 'Sec-WebSocket-Key': undefined })).status).toBe(400);
+    expect((await upgradeResponse(s.port, '/ws', { 'Sec-WebSocket-Version': '7' })).status).toBe(400);
+    // The refused attempts released their reservation: the single slot is still free.
+    expect(await upgradeStatus(s.url)).toBe(101);
+  });
+
+  it('a refusal at the limit carries Retry-After from shutdownRetryAfterMs (rounded up to seconds)', async () => {
+    const s = await startServer({ maxConnections: 1, shutdownRetryAfterMs: 1_200 });
+    await client(s.url);
+    await waitFor(() => s.manager.getConnectionCount() === 1, 'registered');
+    expect(await upgradeResponse(s.port, '/ws')).toEqual({ status: 503, retryAfter: '2' });
   });
 
   it('a wrong path gets HTTP 404; the right path with a query string is upgraded', async () => {

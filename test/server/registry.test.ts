@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { CloseCode, WebSocketConnectionManager, type ManagerEvents } from '../../src/server/index.js';
 import { closeAllServers, closed, startServer, waitFor } from '../helpers/server.js';
-import { cleanup, client, directPair, directServer } from './support.js';
+import { cleanup, client, directPair, directServer, idFromQuery } from './support.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const managers: WebSocketConnectionManager[] = [];
@@ -163,6 +163,29 @@ describe('registry: disconnect', () => {
     expect(await c).toEqual({ code: 4321, reason: 'kicked' });
     expect(s.manager.isConnected(id)).toBe(false);
     expect(reasons).toEqual(['server-closed']);
+  });
+
+  it('disconnect clamps a long close reason to the 123-byte limit', async () => {
+    const s = await startServer({}, { authenticate: idFromQuery });
+    const ws = await client(`${s.url}?id=long`);
+    await waitFor(() => s.manager.isConnected('long'), 'register');
+    const c = closed(ws);
+    expect(await s.manager.disconnect('long', 4000, 'é'.repeat(100))).toBe(true);
+    const { code, reason } = await c;
+    expect(code).toBe(4000);
+    expect(Buffer.byteLength(reason)).toBeLessThanOrEqual(123);
+    expect(reason.length).toBeGreaterThan(40);
+    expect(reason).toBe('é'.repeat(reason.length));
+  });
+
+  it('disconnect with a code that may not be sent (1005) terminates instead of throwing', async () => {
+    const s = await startServer({}, { authenticate: idFromQuery });
+    const ws = await client(`${s.url}?id=bad-code`);
+    await waitFor(() => s.manager.isConnected('bad-code'), 'register');
+    const c = closed(ws);
+    expect(await s.manager.disconnect('bad-code', 1005)).toBe(true);
+    expect((await c).code).toBe(1006);
+    expect(s.manager.isConnected('bad-code')).toBe(false);
   });
 
   it('disconnect of an unknown id resolves false and touches nothing', async () => {

@@ -1,4 +1,3 @@
-import { request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import {
@@ -8,7 +7,15 @@ import {
   type ManagerEvents,
 } from '../../src/server/index.js';
 import { closeAllServers, closed, startServer, upgradeStatus, waitFor } from '../helpers/server.js';
-import { cleanup, client, directPair, directServer, idFromQuery, rawSocket } from './support.js';
+import {
+  cleanup,
+  client,
+  directPair,
+  directServer,
+  idFromQuery,
+  rawSocket,
+  upgradeResponse,
+} from './support.js';
 
 afterEach(async () => {
   await closeAllServers();
@@ -23,33 +30,6 @@ async function withClients(n: number, config = {}) {
   for (let i = 0; i < n; i++) clients.push(await client(`${s.url}?id=c${i}`));
   await waitFor(() => s.manager.getConnectionCount() === n, `${n} registered`);
   return { s, clients, disconnects };
-}
-
-/** Raw upgrade request, to read the status and the Retry-After header of a refusal. */
-function upgradeResponse(port: number): Promise<{ status: number; retryAfter: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1',
-      port,
-      path: '/ws',
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': Buffer.from('0123456789abcdef').toString('base64'),
-      },
-    });
-    req.on('response', (res) => {
-      resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined });
-      res.resume();
-    });
-    req.on('upgrade', (_res, socket) => {
-      socket.destroy();
-      resolve({ status: 101, retryAfter: undefined });
-    });
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 describe('graceful shutdown', () => {
@@ -93,7 +73,7 @@ describe('graceful shutdown', () => {
     rawSocket(clients[0]!).pause(); // keeps the shutdown pending until its timeout
     const done = s.manager.gracefulShutdown({ timeoutMs: 300 });
     expect(s.manager.isShuttingDown).toBe(true);
-    expect(await upgradeResponse(s.port)).toEqual({ status: 503, retryAfter: '3' });
+    expect(await upgradeResponse(s.port, '/ws')).toEqual({ status: 503, retryAfter: '3' });
     const stats = await done;
     expect(stats.terminated).toBe(1);
     expect(await upgradeStatus(s.url)).toBe(503);
@@ -162,6 +142,17 @@ describe('graceful shutdown', () => {
     await expect(m.connect(late.serverSide)).rejects.toMatchObject({ code: 'SHUTTING_DOWN' });
     expect((await c).code).toBe(CloseCode.GoingAway);
     expect(m.getConnectionCount()).toBe(0);
+  });
+
+  it('closes a protocol client that is still in its handshake (no hello yet) and counts it', async () => {
+    const s = await startServer();
+    const ws = await client(s.url, {}, SUBPROTOCOL);
+    await waitFor(() => s.manager.getStats().handshaking === 1, 'handshaking');
+    const c = closed(ws);
+    const stats = await s.manager.gracefulShutdown({ timeoutMs: 2_000 });
+    expect((await c).code).toBe(CloseCode.GoingAway);
+    expect(stats).toMatchObject({ closed: 1, terminated: 0, failed: 0 });
+    expect(s.manager.getStats()).toMatchObject({ connections: 0, handshaking: 0 });
   });
 
   it('protocol clients get a reconnect hint before the close', async () => {

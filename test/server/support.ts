@@ -3,7 +3,7 @@
  * Builds on test/helpers/server.ts and adds client tracking, a server that hands raw sockets to
  * `manager.connect`, and a recording logger.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../../src/server/index.js';
@@ -125,7 +125,21 @@ export async function protocolHello(
     ws.once('close', (code) => reject(new Error(`closed with ${code} before welcome`)));
   });
   ws.send(JSON.stringify({ t: 'hello', v: 1, ...fields }));
-  return { ws, welcome: await welcome };
+  const w = await welcome;
+  // Confirm the welcome as the real client does (PROTOCOL.md §3), and wait for a round trip so the server has it.
+  const pong = new Promise<void>((resolve) => {
+    const onMessage = (data: Buffer) => {
+      if ((JSON.parse(data.toString()) as { t?: string }).t !== 'pong') return;
+      ws.off('message', onMessage);
+      resolve();
+    };
+    ws.on('message', onMessage);
+    ws.once('close', () => resolve());
+  });
+  ws.send(JSON.stringify({ t: 'ack', s: w.resume === 'resumed' ? ((fields.lastSeq as number) ?? 0) : 0 }));
+  ws.send('{"t":"ping"}');
+  await pong;
+  return { ws, welcome: w };
 }
 
 /**
@@ -139,4 +153,39 @@ export function breakWrites(serverSide: WebSocket): void {
   serverSide.send = fail;
   const raw = (serverSide as unknown as { _socket?: { write: unknown } })._socket;
   if (raw) raw.write = fail;
+}
+
+/**
+ * A raw upgrade request (no ws client), to read the status and `Retry-After` of a refusal, or to send a malformed
+ * upgrade. `headers` are merged over valid WebSocket upgrade headers; `undefined` removes one.
+ */
+export function upgradeResponse(
+  port: number,
+  path: string,
+  headers: Record<string, string | undefined> = {},
+): Promise<{ status: number; retryAfter: string | undefined }> {
+  const all: Record<string, string | undefined> = {
+    Connection: 'Upgrade',
+    Upgrade: 'websocket',
+    'Sec-WebSocket-Version': '13',
+    'Sec-WebSocket-Key': Buffer.from('0123456789abcdef').toString('base64'),
+    ...headers,
+  };
+  const sent = Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as Record<
+    string,
+    string
+  >;
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: sent });
+    req.on('response', (res) => {
+      resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] as string | undefined });
+      res.resume();
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve({ status: 101, retryAfter: undefined });
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
