@@ -9,6 +9,9 @@ export default defineConfig([
       redis: 'src/redis/index.ts',
     },
     format: ['esm', 'cjs'],
+    // Shared chunks in CJS too: otherwise redis.cjs carries its own copy of StabilizerError, Payload, ... and
+    // `instanceof` checks between the entry points fail for require() users.
+    splitting: true,
     dts: true,
     sourcemap: true,
     target: 'node20',

@@ -3,12 +3,11 @@ import type { ReplayLimits } from '../backends/replay-buffer.js';
 import type { BackendHost, SessionLookup, SessionRecord, StorageBackend } from '../backends/types.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { BroadcastOptions, BroadcastResult, ClusterBroadcastReport } from '../server/broadcast.js';
-import type { Connection } from '../server/connection.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
-import { decodePayload, encodePayload, parseNodeMessage } from './codec.js';
+import { encodePayload } from './codec.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { LocalSessions, type LocalSession } from './sessions.js';
@@ -46,7 +45,7 @@ export class RedisBackend implements StorageBackend {
     this.nodeId = opts.nodeId;
     this.local = new LocalSessions(link);
     link.handlers = {
-      message: (text) => this.onMessage(text),
+      message: (text) => this.local.dispatch(text),
       resync: (reaped) => this.resync(reaped),
       historyLost: () => this.historyLost(),
     };
@@ -100,8 +99,11 @@ export class RedisBackend implements StorageBackend {
   async claimNonce(nonce: string, expiresAtMs: number): Promise<boolean> {
     this.assertAvailable('token check');
     const ttl = Math.max(1, Math.ceil(expiresAtMs - Date.now()));
-    const ok = await this.link.cmd.set(`${this.prefix}nonce:${nonce}`, '1', 'PX', ttl, 'NX');
-    return ok === 'OK';
+    const key = `${this.prefix}nonce:${nonce}`;
+    // A unique mark makes the claim idempotent: ioredis resends a SET whose reply a reconnect lost.
+    const mark = msgId();
+    if ((await this.link.cmd.set(key, mark, 'PX', ttl, 'NX')) === 'OK') return true;
+    return (await this.link.cmd.get(key)) === mark;
   }
 
   async releaseNonce(nonce: string): Promise<void> {
@@ -161,7 +163,9 @@ export class RedisBackend implements StorageBackend {
     if (!this.link.degraded) {
       for (const ls of this.local.byId.values()) {
         if (this.local.connectionOf(ls)) {
-          detaching.push(this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {}));
+          detaching.push(
+            this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {}),
+          );
         }
       }
     }
@@ -192,7 +196,9 @@ export class RedisBackend implements StorageBackend {
     if (conn && (!conn.session || volatile)) return undefined; // a local write, nothing to sequence
     if (volatile && this.link.degraded) return 'dropped';
     this.assertCapacity();
-    this.sendPayload(clientId, payload, volatile).catch((err: unknown) => this.host?.reportError(clientId, err));
+    this.sendPayload(clientId, payload, volatile).catch((err: unknown) =>
+      this.host?.reportError(clientId, err),
+    );
     return conn ? 'sent' : volatile ? 'sent' : 'buffered';
   }
 
@@ -206,7 +212,8 @@ export class RedisBackend implements StorageBackend {
 
   persistClientSeq(session: SessionRecord, seq: number): Promise<void> {
     const ls = this.local.of(session);
-    if (!ls) return Promise.reject(new StabilizerError(ErrorCode.HistoryLost, 'session is no longer held here'));
+    if (!ls)
+      return Promise.reject(new StabilizerError(ErrorCode.HistoryLost, 'session is no longer held here'));
     return this.link.call('wssClientSeq', [session.id, ls.g, seq]).then((r) => {
       if (r !== 1) throw new StabilizerError(ErrorCode.BackendUnavailable, 'session moved to another node');
     });
@@ -231,7 +238,9 @@ export class RedisBackend implements StorageBackend {
     const ls = this.local.of(session);
     // Not ours any more (resumed elsewhere, history lost): the manager must not keep it as detached here.
     if (!ls) return void this.host?.detachedSessions.delete(session);
-    this.link.call('wssDetach', [session.id, ls.g, this.nodeId, this.ttlMs]).catch((e: unknown) => this.fail(clientId, e));
+    this.link
+      .call('wssDetach', [session.id, ls.g, this.nodeId, this.ttlMs])
+      .catch((e: unknown) => this.fail(clientId, e));
   }
 
   // ------------------------------------------------------------------------------------------ cluster API
@@ -239,7 +248,8 @@ export class RedisBackend implements StorageBackend {
   /**
    * Broadcast to every client on every node. Resolves once the message is sequenced in Redis (durable) and
    * published to every node, with the number of sessions it was sequenced on. `manager.broadcast` does the same
-   * and exposes this promise as `result.cluster`.
+   * and exposes this promise as `result.cluster`. Works without a manager (e.g. from a worker process); the replay
+   * bounds are then the defaults, so keep `replay` at its defaults on the servers or broadcast from a server.
    */
   broadcast(data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
     return this.publishPayload(data instanceof Payload ? data : new Payload(data), options);
@@ -266,7 +276,11 @@ export class RedisBackend implements StorageBackend {
 
   /** Every open connection on every live node, with the node that holds it. */
   async getClusterConnections(): Promise<Array<{ clientId: string; nodeId: string }>> {
-    const flat = (await this.link.run('wssCluster', [this.prefix, this.opts.nodeTimeoutMs, 'list'])) as string[];
+    const flat = (await this.link.run('wssCluster', [
+      this.prefix,
+      this.opts.nodeTimeoutMs,
+      'list',
+    ])) as string[];
     const out: Array<{ clientId: string; nodeId: string }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ nodeId: flat[i]!, clientId: flat[i + 1]! });
     return out;
@@ -297,7 +311,11 @@ export class RedisBackend implements StorageBackend {
     }
   }
 
-  private async sendPayload(clientId: string, payload: Payload, volatile: boolean): Promise<ClusterSendOutcome> {
+  private async sendPayload(
+    clientId: string,
+    payload: Payload,
+    volatile: boolean,
+  ): Promise<ClusterSendOutcome> {
     this.assertCapacity();
     const l = this.limits;
     let out: unknown;
@@ -317,39 +335,9 @@ export class RedisBackend implements StorageBackend {
     } catch (err) {
       throw this.typed(err, 'send');
     }
-    if (out === 'unknown') throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
+    if (out === 'unknown')
+      throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
     return out as ClusterSendOutcome;
-  }
-
-  private onMessage(text: string): void {
-    const host = this.host;
-    const m = parseNodeMessage(text);
-    if (!m) return void (host ?? this.link).log.warn({ event: 'redis.bad-message' }, 'unexpected message');
-    if (!host) return;
-    if (m.k === 'c') return this.local.claimedElsewhere(m.id, m.g);
-    const payload = decodePayload(m.p);
-    if (m.k === 'd') {
-      if (m.s) return this.local.offer(String(m.s[0]), String(m.s[1]), Number(m.s[2]), payload);
-      const conn = m.t === undefined ? undefined : host.connections.get(m.t);
-      if (conn) this.write(conn, payload, m.v === 1);
-      return;
-    }
-    const s = m.s;
-    for (let i = 0; i + 2 < s.length; i += 3) this.local.offer(String(s[i]), String(s[i + 1]), Number(s[i + 2]), payload);
-    const excluded = m.x.length > 0 ? new Set(m.x) : undefined;
-    const volatile = m.v === 1;
-    for (const conn of host.connections.values()) {
-      if ((conn.session && !volatile) || excluded?.has(conn.id)) continue; // sequenced sessions were served above
-      this.write(conn, payload, volatile);
-    }
-  }
-
-  /** An unsequenced write (plain socket, or volatile): a slow volatile consumer just misses it. */
-  private write(conn: Connection, payload: Payload, volatile: boolean): void {
-    const host = this.host!;
-    const outcome = conn.writePayload(payload, undefined, host.nowMs);
-    if (outcome === 'ok' || outcome === 'closed' || (outcome === 'slow' && volatile)) return;
-    host.onWriteFailure(conn, outcome);
   }
 
   private attach(ls: LocalSession): void {
@@ -408,7 +396,8 @@ export class RedisBackend implements StorageBackend {
 
   private typed(err: unknown, what: string): StabilizerError {
     if (err instanceof StabilizerError) return err;
-    if (isEpochError(err)) return new StabilizerError(ErrorCode.HistoryLost, `${what}: redis lost its history`);
+    if (isEpochError(err))
+      return new StabilizerError(ErrorCode.HistoryLost, `${what}: redis lost its history`);
     const why = err instanceof Error ? err.message : String(err);
     return new StabilizerError(ErrorCode.BackendUnavailable, `${what} failed: ${why}`, { cause: err });
   }

@@ -87,7 +87,10 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   static async open(o: RedisBackendOptions, opts: ResolvedRedisOptions, log: Logger): Promise<RedisLink> {
     const url = o.url ?? 'redis://127.0.0.1:6379';
     if (!o.client && !/^rediss?:\/\//.test(url)) {
-      throw new StabilizerError(ErrorCode.InvalidConfig, `redis backend: not a redis:// or rediss:// URL: ${redactUrl(url)}`);
+      throw new StabilizerError(
+        ErrorCode.InvalidConfig,
+        `redis backend: not a redis:// or rediss:// URL: ${redactUrl(url)}`,
+      );
     }
     const where = o.client ? 'the given client' : redactUrl(url);
     const cmd = o.client ? o.client.duplicate(OVERRIDES) : new Redis(url, OVERRIDES);
@@ -114,7 +117,9 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       sub.disconnect();
       const cause = lastError ?? err;
       const why = cause instanceof Error ? cause.message : String(cause);
-      throw new StabilizerError(ErrorCode.BackendUnavailable, `cannot use Redis at ${where}: ${why}`, { cause });
+      throw new StabilizerError(ErrorCode.BackendUnavailable, `cannot use Redis at ${where}: ${why}`, {
+        cause,
+      });
     }
     cmd.off('error', onError);
     sub.off('error', onError);
@@ -130,10 +135,12 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   call(name: ScriptName, args: ScriptArg[]): Promise<unknown> {
     this.pending++;
     const p = this.run(name, [this.opts.keyPrefix, this.epoch, ...args]);
-    return p.finally(() => this.pending--).catch((err: unknown) => {
-      if (isEpochError(err)) void this.onEpochMismatch();
-      throw err;
-    });
+    return p
+      .finally(() => this.pending--)
+      .catch((err: unknown) => {
+        if (isEpochError(err)) void this.onEpochMismatch();
+        throw err;
+      });
   }
 
   private async joinEpoch(): Promise<void> {
@@ -146,7 +153,9 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
 
   private watch(): void {
     const { cmd, sub } = this;
-    cmd.on('error', (err: Error) => this.log.debug({ event: 'redis.error', err }, 'redis command connection error'));
+    cmd.on('error', (err: Error) =>
+      this.log.debug({ event: 'redis.error', err }, 'redis command connection error'),
+    );
     sub.on('error', (err: Error) => this.log.debug({ event: 'redis.error', err }, 'redis subscriber error'));
     cmd.on('close', () => this.setDown('cmd', 'redis connection lost'));
     sub.on('close', () => this.setDown('sub', 'redis subscriber connection lost'));
@@ -167,7 +176,10 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
 
   private enterDegraded(reason: string): void {
     this.degradedSinceMs = Date.now();
-    this.log.warn({ event: 'redis.degraded', reason, nodeId: this.opts.nodeId }, `redis backend degraded: ${reason}`);
+    this.log.warn(
+      { event: 'redis.degraded', reason, nodeId: this.opts.nodeId },
+      `redis backend degraded: ${reason}`,
+    );
     this.emitSafely('degraded', { reason }, () => {});
   }
 
@@ -228,7 +240,13 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       }
       const sessionsDropped = this.handlers?.historyLost() ?? 0;
       this.log.error(
-        { event: 'redis.history-lost', previousEpoch, epoch: this.epoch, sessionsDropped, nodeId: this.opts.nodeId },
+        {
+          event: 'redis.history-lost',
+          previousEpoch,
+          epoch: this.epoch,
+          sessionsDropped,
+          nodeId: this.opts.nodeId,
+        },
         'redis lost the cluster history: local sessions were restarted',
       );
       this.emitSafely('history-lost', { previousEpoch, epoch: this.epoch, sessionsDropped }, () => {});

@@ -82,10 +82,16 @@ export function resolveRedisOptions(o: RedisBackendOptions): ResolvedRedisOption
   const keyPrefix = o.keyPrefix ?? 'wss:';
   const nodeId = o.nodeId ?? randomBytes(6).toString('base64url');
   if (!/^[\w.:{}-]{1,64}$/.test(keyPrefix)) {
-    throw new StabilizerError(ErrorCode.InvalidConfig, 'redis backend: keyPrefix must be 1-64 of [A-Za-z0-9_.:{}-]');
+    throw new StabilizerError(
+      ErrorCode.InvalidConfig,
+      'redis backend: keyPrefix must be 1-64 of [A-Za-z0-9_.:{}-]',
+    );
   }
   if (!/^[\w.-]{1,64}$/.test(nodeId)) {
-    throw new StabilizerError(ErrorCode.InvalidConfig, 'redis backend: nodeId must be 1-64 of [A-Za-z0-9_.-]');
+    throw new StabilizerError(
+      ErrorCode.InvalidConfig,
+      'redis backend: nodeId must be 1-64 of [A-Za-z0-9_.-]',
+    );
   }
   const resolved = {
     keyPrefix,
@@ -97,7 +103,10 @@ export function resolveRedisOptions(o: RedisBackendOptions): ResolvedRedisOption
     tombstoneTtlMs: positiveInt('tombstoneTtlMs', o.tombstoneTtlMs, 3_600_000),
   };
   if (resolved.nodeTimeoutMs < resolved.nodeHeartbeatMs * 2) {
-    throw new StabilizerError(ErrorCode.InvalidConfig, 'redis backend: nodeTimeoutMs must be ≥ 2 × nodeHeartbeatMs');
+    throw new StabilizerError(
+      ErrorCode.InvalidConfig,
+      'redis backend: nodeTimeoutMs must be ≥ 2 × nodeHeartbeatMs',
+    );
   }
   return resolved;
 }

@@ -4,7 +4,7 @@ import type { BackendHost, SessionLookup, SessionRecord } from '../backends/type
 import { CloseCode } from '../protocol/close-codes.js';
 import type { Connection } from '../server/connection.js';
 import type { Payload } from '../server/payload.js';
-import { decodePayload, parseEntries } from './codec.js';
+import { decodePayload, parseEntries, parseNodeMessage } from './codec.js';
 import { isEpochError, type RedisLink } from './link.js';
 
 /** A session held by this node: the manager's record plus what the cluster needs to keep it in step with Redis. */
@@ -67,7 +67,12 @@ export class LocalSessions {
    * Claim a session in Redis for a resume here: take ownership (the previous owner hears `claimed` and closes its
    * socket), load its sequences and replay buffer. The record object is kept if this node already held it.
    */
-  async claim(id: string, limits: ReplayLimits, ttlMs: number, tombstoneTtlMs: number): Promise<SessionLookup> {
+  async claim(
+    id: string,
+    limits: ReplayLimits,
+    ttlMs: number,
+    tombstoneTtlMs: number,
+  ): Promise<SessionLookup> {
     const known = this.byId.get(id);
     const ls = known ?? this.create(id, limits);
     const g = newGeneration();
@@ -77,7 +82,14 @@ export class LocalSessions {
     let reply: unknown[];
     try {
       const o = this.link.opts;
-      reply = (await this.link.call('wssClaim', [id, o.nodeId, g, ttlMs, limits.maxAgeMs, tombstoneTtlMs])) as unknown[];
+      reply = (await this.link.call('wssClaim', [
+        id,
+        o.nodeId,
+        g,
+        ttlMs,
+        limits.maxAgeMs,
+        tombstoneTtlMs,
+      ])) as unknown[];
     } catch (err) {
       if (ls.g === g) this.forget(ls);
       throw err;
@@ -92,17 +104,61 @@ export class LocalSessions {
     const localNow = this.host?.nowMs ?? Date.now();
     r.lastSeq = Number(reply[1]);
     r.lastClientSeq = Number(reply[2]);
-    r.buffer.clear();
-    for (const e of parseEntries(reply, 6)) {
-      r.buffer.push({ seq: e.seq, payload: decodePayload(e.enc), atMs: localNow - (redisNow - e.atMs) });
-    }
-    r.buffer.evictedThrough = Math.max(r.buffer.evictedThrough, Number(reply[3]));
+    const b = r.buffer;
+    b.clear();
+    b.evictedThrough = 0;
+    b.droppedThrough = 0;
+    const entries = parseEntries(reply, 6);
+    for (const e of entries)
+      b.push({ seq: e.seq, payload: decodePayload(e.enc), atMs: localNow - (redisNow - e.atMs) });
+    // What Redis no longer holds (acked, or evicted: `e`) is dropped here too, so a resume below it is a gap.
+    const evicted = Number(reply[3]);
+    b.evictedThrough = Math.max(b.evictedThrough, evicted);
+    b.droppedThrough = Math.max(
+      b.droppedThrough,
+      evicted,
+      entries.length > 0 ? entries[0]!.seq - 1 : r.lastSeq,
+    );
     const detachedAt = reply[4] === '' ? redisNow : Number(reply[4]);
     r.detachedAtMs = localNow - (redisNow - detachedAt);
     this.byId.set(id, ls);
     this.host?.detachedSessions.add(r);
     this.goLive(ls);
     return { found: true, session: r };
+  }
+
+  /** A message on this node's channel: sequenced deliveries, plain or volatile fan-out, `claimed` notices. */
+  dispatch(text: string): void {
+    const host = this.host;
+    const m = parseNodeMessage(text);
+    if (!m)
+      return void (host?.log ?? this.link.log).warn({ event: 'redis.bad-message' }, 'unexpected message');
+    if (!host) return;
+    if (m.k === 'c') return this.claimedElsewhere(m.id, m.g);
+    const payload = decodePayload(m.p);
+    if (m.k === 'd') {
+      if (m.s) return this.offer(String(m.s[0]), String(m.s[1]), Number(m.s[2]), payload);
+      const conn = m.t === undefined ? undefined : host.connections.get(m.t);
+      if (conn) this.write(conn, payload, m.v === 1);
+      return;
+    }
+    const s = m.s;
+    for (let i = 0; i + 2 < s.length; i += 3)
+      this.offer(String(s[i]), String(s[i + 1]), Number(s[i + 2]), payload);
+    const excluded = m.x.length > 0 ? new Set(m.x) : undefined;
+    const volatile = m.v === 1;
+    for (const conn of host.connections.values()) {
+      if ((conn.session && !volatile) || excluded?.has(conn.id)) continue; // sequenced sessions were served above
+      this.write(conn, payload, volatile);
+    }
+  }
+
+  /** An unsequenced write (plain socket, or volatile): a slow volatile consumer just misses it. */
+  private write(conn: Connection, payload: Payload, volatile: boolean): void {
+    const host = this.host!;
+    const outcome = conn.writePayload(payload, undefined, host.nowMs);
+    if (outcome === 'ok' || outcome === 'closed' || (outcome === 'slow' && volatile)) return;
+    host.onWriteFailure(conn, outcome);
   }
 
   /** A sequenced message for session `id` of generation `g` arrived on this node's channel. */
@@ -161,6 +217,8 @@ export class LocalSessions {
         if (ls.g !== g || this.byId.get(ls.record.id) !== ls) return;
         const r = reply as unknown[];
         if (r[0] !== 'ok') return this.lose(ls, 'session moved or ended');
+        // Redis restored an older state (e.g. from an AOF that missed the last writes): never renumber.
+        if (Number(r[1]) < ls.record.lastSeq) return this.lose(ls, 'redis history went backwards');
         for (const e of parseEntries(r, 4)) {
           if (e.seq <= ls.record.lastSeq) continue;
           if (e.seq !== ls.record.lastSeq + 1) return this.lose(ls, 'missed messages were evicted');
@@ -173,7 +231,8 @@ export class LocalSessions {
       (err: unknown) => {
         if (ls.g !== g) return;
         ls.state = 'live'; // retried by the next resync (recovery) or the next gap
-        if (!isEpochError(err)) this.host?.log.warn({ event: 'redis.fetch-failed', nodeId: o.nodeId, err }, 'fetch failed');
+        if (!isEpochError(err))
+          this.host?.log.warn({ event: 'redis.fetch-failed', nodeId: o.nodeId, err }, 'fetch failed');
       },
     );
   }
@@ -185,7 +244,10 @@ export class LocalSessions {
   lose(ls: LocalSession, why: string): void {
     this.forget(ls);
     const conn = this.connectionOf(ls);
-    this.host?.log.warn({ event: 'redis.session-lost', clientId: ls.record.id, why }, `session dropped: ${why}`);
+    this.host?.log.warn(
+      { event: 'redis.session-lost', clientId: ls.record.id, why },
+      `session dropped: ${why}`,
+    );
     conn?.close(CloseCode.ServiceRestart, 'session moved, please resume', 'server-closed');
   }
 

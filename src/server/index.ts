@@ -5,7 +5,12 @@ export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
 export type { Logger } from './logger.js';
 export type { ManagerEvents, DisconnectReason, Listener } from './events.js';
-export type { BroadcastOptions, BroadcastResult, DeliveryFailure } from './broadcast.js';
+export type {
+  BroadcastOptions,
+  BroadcastResult,
+  ClusterBroadcastReport,
+  DeliveryFailure,
+} from './broadcast.js';
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
@@ -13,6 +18,6 @@ export type { VerifiedToken } from './tokens.js';
 export { Payload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
-export type { StorageBackend, SessionRecord, SessionLookup } from '../backends/types.js';
+export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
 export { ReplayBuffer, type ReplayEntry, type ReplayLimits } from '../backends/replay-buffer.js';
 export { CloseCode, ErrorCode, SUBPROTOCOL, isRetryableCloseCode } from '../protocol/index.js';

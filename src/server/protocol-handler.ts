@@ -32,6 +32,8 @@ export class ProtocolHandler {
    * connection holding them. A retry with the same token takes the nonce over; a close gives it back.
    */
   private readonly unconfirmed = new Map<string, Connection>();
+  /** Fresh-with-gap welcomes not yet confirmed: the stale session they replace is dropped on confirmation. */
+  private readonly dropOnConfirm = new Map<Connection, string>();
 
   constructor(
     private readonly manager: WebSocketConnectionManager,
@@ -187,7 +189,11 @@ export class ProtocolHandler {
       session.detachedAtMs = undefined;
     } else {
       const staleId = hello.sessionId;
-      if (staleId !== undefined && plan.reason === 'gap') this.dropSession(staleId);
+      if (staleId !== undefined && plan.reason === 'gap') {
+        // Until the client confirms this welcome its token may come back (released): it must hear `gap` again.
+        if (conn.unconfirmedNonce !== undefined) this.dropOnConfirm.set(conn, staleId);
+        else this.dropSession(staleId);
+      }
       const previous = m.backend.getSession(conn.id);
       if (previous) this.dropSession(previous.id);
       session = m.backend.createSession(conn.id, m.config.replay);
@@ -238,6 +244,9 @@ export class ProtocolHandler {
   settleNonce(conn: Connection, release: boolean): void {
     const nonce = conn.unconfirmedNonce;
     conn.unconfirmedNonce = undefined;
+    const stale = this.dropOnConfirm.get(conn);
+    this.dropOnConfirm.delete(conn);
+    if (stale !== undefined && !release) this.dropSession(stale);
     if (nonce === undefined || this.unconfirmed.get(nonce) !== conn) return;
     this.unconfirmed.delete(nonce);
     if (!release) return;

@@ -145,7 +145,8 @@ export class ProtocolClient {
       this.lastAckedClientSeq = 0;
       for (const p of pending) this.send(p);
     } else {
-      if (w.lastSeq < this.lastSeq) this.anomalies.push(`welcome lastSeq ${w.lastSeq} < client ${this.lastSeq}`);
+      if (w.lastSeq < this.lastSeq)
+        this.anomalies.push(`welcome lastSeq ${w.lastSeq} < client ${this.lastSeq}`);
       for (const s of [...this.outbox.keys()]) if (s <= w.lastClientSeq) this.outbox.delete(s);
       this.lastAckedClientSeq = Math.max(this.lastAckedClientSeq, w.lastClientSeq);
       for (const [s, p] of this.outbox) this.ws!.send(JSON.stringify({ t: 'd', s, p }));

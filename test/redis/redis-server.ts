@@ -46,7 +46,7 @@ function waitForPong(port: number, timeoutMs: number): Promise<void> {
       sock.once('error', retry);
       sock.on('data', (d) => {
         buf += d.toString();
-        if (buf.includes('+PONG')) {
+        if (buf.includes('+PONG') || buf.includes('-NOAUTH')) {
           sock.destroy();
           resolve();
         } else if (buf.includes('-')) retry(); // e.g. -LOADING
@@ -57,10 +57,22 @@ function waitForPong(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
-function launch(port: number): ChildProcess {
+function launch(port: number, extraArgs: string[]): ChildProcess {
   const child = spawn(
     'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--loglevel',
+      'warning',
+      ...extraArgs,
+    ],
     { stdio: 'ignore' },
   );
   child.unref();
@@ -78,11 +90,12 @@ function killAndWait(child: ChildProcess): Promise<void> {
 /**
  * Start a private redis-server (`redis-server --port N --bind 127.0.0.1 --save '' --appendonly no`) on a free
  * port. The Redis on 6379 is never touched. Tests that use it should `stop()` it in `afterAll`.
+ * `extraArgs` are appended to the command line (e.g. `['--requirepass', 'x']`).
  */
-export async function startRedis(): Promise<TestRedis> {
+export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
-    let child = launch(port);
+    let child = launch(port, extraArgs);
     let paused = false;
     try {
       await waitForPong(port, 5000);
@@ -102,7 +115,7 @@ export async function startRedis(): Promise<TestRedis> {
       },
       async restart() {
         await killAndWait(child);
-        child = launch(port);
+        child = launch(port, extraArgs);
         await waitForPong(port, 5000);
       },
       pause() {
