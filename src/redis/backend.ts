@@ -26,7 +26,7 @@ export function createRedisBackend(options: RedisBackendOptions = {}): Promise<R
 /**
  * The cluster backend: sessions, replay buffers and token nonces in Redis; sequence numbers assigned in Redis by
  * Lua scripts; fan-out to every node through one channel per node. Any node can resume any session exactly-once,
- * and a node that dies loses nothing it acknowledged. See docs/cluster-data-flow.md for the argument.
+ * and a node that dies loses nothing it acknowledged. See ARCHITECTURE.md, "Cluster data flow", for the argument.
  *
  * One backend serves one manager: `new WebSocketConnectionManager({ backend: await createRedisBackend({ url }) })`.
  */

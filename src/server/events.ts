@@ -45,6 +45,12 @@ export interface ManagerEvents {
     isBinary: boolean;
     /** Protocol mode: `true` for sequenced messages (delivered exactly once), `false` for volatile ones. */
     reliable: boolean;
+    /**
+     * Protocol mode, reliable messages: the client sequence number (per session, from 1). With a cluster backend
+     * a node crash can hand one message to the application twice (see "Scaling out"); `(clientId, seq)` lets an
+     * application that must not see it twice drop the repeat.
+     */
+    seq?: number;
   };
   error: { clientId: string | undefined; error: Error };
 }

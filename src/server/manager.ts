@@ -372,8 +372,8 @@ export class WebSocketConnectionManager
   }
 
   /** Hand an inbound message to `message` listeners; a throw closes this connection with 1011. */
-  deliver(conn: Connection, data: unknown, isBinary: boolean, reliable: boolean): void {
-    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable });
+  deliver(conn: Connection, data: unknown, isBinary: boolean, reliable: boolean, seq?: number): void {
+    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq });
   }
 
   private emitFor<K extends keyof ManagerEvents>(conn: Connection, name: K, event: ManagerEvents[K]): void {

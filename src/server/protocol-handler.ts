@@ -110,7 +110,7 @@ export class ProtocolHandler {
     }
     if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
     session.lastClientSeq = msg.s;
-    this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true);
+    this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true, msg.s);
     this.ackDurable(conn, session, msg.s);
   }
 
