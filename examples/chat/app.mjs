@@ -31,10 +31,18 @@ export function createChatServer({ logger, config = {} } = {}) {
       { exclude: [clientId] },
     );
   });
-  manager.on('disconnect', ({ clientId, sessionRetained }) => {
-    if (sessionRetained) return; // it may resume; its messages are buffered meanwhile
+  const leave = (clientId) => {
     manager.broadcast({ type: 'leave', name: nameOf(clientId), online: manager.getConnectionCount() });
     names.delete(clientId);
+  };
+  manager.on('disconnect', ({ clientId, reason, sessionRetained }) => {
+    // A retained session may resume (its messages are buffered meanwhile); a replaced socket's id lives on.
+    if (!sessionRetained && reason !== 'replaced') leave(clientId);
+  });
+  manager.on('session-end', ({ clientId, reason }) => {
+    if (reason === 'expired')
+      leave(clientId); // it never came back
+    else names.delete(clientId);
   });
   manager.on('message', ({ clientId, data }) => {
     const text = typeof data === 'string' ? data : typeof data?.text === 'string' ? data.text : undefined;

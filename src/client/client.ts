@@ -121,6 +121,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
    * Sends a reliable message: numbered, kept until the server acks it, resent after a resume, queued while
    * disconnected. Resolves when the server acked it. Rejects with a {@link ClientError}:
    * - `QUEUE_FULL` at once when the queue bounds are reached (the new message is refused, nothing else dropped);
+   * - `MESSAGE_TOO_BIG` when the frame is over the server's `maxPayloadBytes` (at once once welcomed, else at the
+   *   welcome): it would only get the connection closed with 1009, again after every reconnect;
    * - `SESSION_LOST` when the session was replaced before the ack and the message had been written;
    * - `CLIENT_CLOSED` when the client is or becomes closed before the ack;
    *
@@ -243,6 +245,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     this.pongMs = m.pongTimeoutMs;
     this.attempt = this.hintMs = 0;
     if (!resumed) this.lastSeq = 0;
+    this.outbox.maxFrame = m.maxPayloadBytes ?? Infinity;
     this.outbox.welcome(m.lastClientSeq, !resumed);
     for (const e of this.outbox.q) this.put(e);
     // Confirms the welcome at once: until then the server may give the spent token back (PROTOCOL.md §3).

@@ -8,4 +8,4 @@ export type { ClientEvents, ClientOptions, CloseInfo } from './options.js';
 export type { Listener } from './emitter.js';
 export type { BinaryPayload } from './frames.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
-export { CloseCode, ErrorCode, type FreshReason } from '../protocol/index.js';
+export { CloseCode, ErrorCode, isRetryableCloseCode, type FreshReason } from '../protocol/index.js';

@@ -28,6 +28,8 @@ export class Outbox {
   bytes = 0;
   /** Last sequence number assigned in this session. */
   private seq = 0;
+  /** Largest frame the server accepts (from its welcome). */
+  maxFrame = Infinity;
 
   constructor(
     private readonly maxMessages: number,
@@ -39,6 +41,7 @@ export class Outbox {
     const s = this.seq + 1;
     const f = dataFrame(payload, s);
     const n = frameBytes(f);
+    if (n > this.maxFrame) throw tooBig(n, this.maxFrame);
     if (this.q.length >= this.maxMessages || this.bytes + n > this.maxBytes) {
       throw new ClientError(
         ErrorCode.QueueFull,
@@ -77,7 +80,8 @@ export class Outbox {
     this.bytes = 0;
     this.seq = base;
     for (const e of q) {
-      if (fresh && e.w) e.no(lost);
+      if (e.n > this.maxFrame) e.no(tooBig(e.n, this.maxFrame));
+      else if (fresh && e.w) e.no(lost);
       else {
         if (e.s !== ++this.seq) e.n = frameBytes((e.f = renumber(e.f, (e.s = this.seq))));
         this.bytes += e.n;
@@ -94,3 +98,6 @@ export class Outbox {
     for (const e of q) e.no(err);
   }
 }
+
+const tooBig = (n: number, max: number) =>
+  new ClientError(ErrorCode.MessageTooBig, `message of ${n} bytes is over the server's limit of ${max}`);

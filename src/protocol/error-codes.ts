@@ -9,6 +9,8 @@ export const ErrorCode = {
   SendFailed: 'SEND_FAILED',
   ShuttingDown: 'SHUTTING_DOWN',
   ConnectionLimit: 'CONNECTION_LIMIT',
+  /** `duplicateIdPolicy: 'reject'` refused a connection whose client id is already connected. */
+  DuplicateClientId: 'DUPLICATE_CLIENT_ID',
 
   TokenExpired: 'TOKEN_EXPIRED',
   TokenBadSignature: 'TOKEN_BAD_SIGNATURE',
@@ -27,6 +29,8 @@ export const ErrorCode = {
 
   /** Client: a reliable message was sent on a session the server no longer has; delivery is unknown. */
   SessionLost: 'SESSION_LOST',
+  /** Client: the message is larger than the server's `maxPayloadBytes` (from the welcome); it is never sent. */
+  MessageTooBig: 'MESSAGE_TOO_BIG',
   /** Client: the offline queue is full and the drop policy rejected this message. */
   QueueFull: 'QUEUE_FULL',
   /** Client: `close()` was called, or a terminal close code ended the client, before the message was acked. */

@@ -52,6 +52,8 @@ export interface WelcomeMessage {
   pingIntervalMs: number;
   /** How long the server waits for any frame after its ping before it drops the connection. */
   pongTimeoutMs: number;
+  /** Largest frame the server accepts; a client refuses to send larger ones (the server would close with 1009). */
+  maxPayloadBytes?: number;
 }
 
 /** Either direction. Reliable when `s` is present (acked, replayed on resume); volatile when absent. */

@@ -42,7 +42,10 @@ export interface TokenConfig {
 export interface ReplayConfig {
   /** @default 1000 */
   maxMessages?: number;
-  /** @default 1048576 (1 MiB) */
+  /**
+   * Bytes of payload kept per session. At most half of `maxBufferedBytes`, so a whole replay fits an empty socket.
+   * @default min(1048576, maxBufferedBytes / 2)
+   */
   maxBytes?: number;
   /** @default 300000 (5 minutes) */
   maxAgeMs?: number;

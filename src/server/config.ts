@@ -43,11 +43,11 @@ const schema = z
     replay: z
       .object({
         maxMessages: posInt('replay.maxMessages').default(1000),
-        maxBytes: posInt('replay.maxBytes').default(1024 * 1024),
+        maxBytes: posInt('replay.maxBytes').optional(),
         maxAgeMs: posInt('replay.maxAgeMs').default(300_000),
       })
       .strict()
-      .default({ maxMessages: 1000, maxBytes: 1024 * 1024, maxAgeMs: 300_000 }),
+      .default({ maxMessages: 1000, maxAgeMs: 300_000 }),
     tokens: z
       .object({
         secret: secret.optional(),
@@ -84,7 +84,11 @@ const schema = z
     logger: z.any().optional(),
     backend: z.any().optional(),
   })
-  .strict();
+  .strict()
+  .refine((c) => c.replay.maxBytes === undefined || c.replay.maxBytes <= c.maxBufferedBytes / 2, {
+    message: 'must be at most half of maxBufferedBytes, so a whole replay always fits an empty socket buffer',
+    path: ['replay', 'maxBytes'],
+  });
 
 function byteLength(s: string | Uint8Array): number {
   return typeof s === 'string' ? Buffer.byteLength(s) : s.byteLength;
@@ -125,7 +129,11 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
     duplicateIdPolicy: c.duplicateIdPolicy,
     handshakeTimeoutMs: c.handshakeTimeoutMs,
     sessionTtlMs: c.sessionTtlMs,
-    replay: c.replay,
+    replay: {
+      maxMessages: c.replay.maxMessages,
+      maxBytes: c.replay.maxBytes ?? Math.min(1024 * 1024, Math.floor(c.maxBufferedBytes / 2)),
+      maxAgeMs: c.replay.maxAgeMs,
+    },
     tokens: {
       secret: t.secret === undefined ? undefined : toBytes(t.secret),
       keyId: t.keyId,

@@ -29,9 +29,12 @@ interface WsInternals {
 }
 
 // Per-turn write coalescing. A socket written to directly is corked on its first write in an event-loop turn and
-// uncorked together with every other such socket in one `process.nextTick` batch, so that all the frames one
-// socket gets in a turn (10 broadcasts, a welcome and its replay, ...) leave in one writev syscall.
-// ws's `bufferedAmount` counts corked bytes (`_socket.writableLength`), so the slow-consumer cap still holds.
+// uncorked together with every other such socket in one batch in the check phase of the same loop iteration
+// (`setImmediate`), so that all the frames one socket gets in a turn leave in one writev syscall: 10 broadcasts
+// from one callback, a welcome and its replay, and also broadcasts triggered by many inbound messages that one
+// poll phase delivers. ws's `bufferedAmount` counts corked bytes (`_socket.writableLength`), so the slow-consumer
+// cap still holds. The real `setImmediate` is kept at load, so fake timers in a test cannot hold writes back.
+const schedule = setImmediate;
 let corked: RawSocket[] = [];
 let spare: RawSocket[] = [];
 let flushQueued = false;
@@ -50,7 +53,7 @@ function corkForTurn(raw: RawSocket): void {
   corked.push(raw);
   if (!flushQueued) {
     flushQueued = true;
-    process.nextTick(flushCorked);
+    schedule(flushCorked);
   }
 }
 
@@ -70,6 +73,8 @@ export class Connection {
   session: SessionRecord | undefined = undefined;
   /** Why the server closed it, reported in `disconnect`; unset means the peer closed. */
   closeReason: DisconnectReason | undefined = undefined;
+  /** The close code the server sent, if it closed first: it decides the session's fate, not the peer's echo. */
+  sentCloseCode: number | undefined = undefined;
   /** Rate limiter bucket. */
   rateTokens = 0;
   rateRefilledAtMs = 0;
@@ -207,6 +212,7 @@ export class Connection {
   /** Start the close handshake. Never throws. From here on, inbound frames are ignored. */
   close(code: number, reason: string, why: DisconnectReason): void {
     this.closeReason ??= why;
+    this.sentCloseCode ??= code;
     this.state = 'closed';
     try {
       this.socket.close(code, clampCloseReason(reason));

@@ -52,6 +52,12 @@ export interface ManagerEvents {
      */
     seq?: number;
   };
+  /**
+   * Protocol mode: a session is gone for good, so per-client state can be dropped. `expired`: not resumed within
+   * `sessionTtlMs`. `ended`: the server closed it with a terminal code. `replaced`: a fresh session replaced it (a
+   * `gap`, or a new connection under the same id). `shutdown`: graceful shutdown of an in-memory backend.
+   */
+  'session-end': { clientId: string; reason: 'expired' | 'ended' | 'replaced' | 'shutdown' };
   error: { clientId: string | undefined; error: Error };
 }
 

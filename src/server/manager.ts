@@ -67,6 +67,8 @@ export class WebSocketConnectionManager
   /** Sockets accepted but not yet in the registry (protocol handshake), counted against the limits. */
   private readonly handshaking = new Set<Connection>();
   private readonly perIp = new Map<string, number>();
+  /** Registered connections that a newer one with the same id replaced; their close reports `replaced`. */
+  private readonly replaced = new WeakSet<Connection>();
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -130,7 +132,11 @@ export class WebSocketConnectionManager
       return Promise.reject(new StabilizerError(ErrorCode.ShuttingDown, 'server is shutting down'));
     }
     if (!this.hasCapacity(remote)) {
-      socket.close(CloseCode.TryAgainLater, 'server at connection limit');
+      const retryAfterMs = this.config.shutdownRetryAfterMs;
+      if (socket.protocol === SUBPROTOCOL && socket.readyState === 1) {
+        socket.send(JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }));
+      }
+      socket.close(CloseCode.TryAgainLater, `server at connection limit; retry-after=${retryAfterMs}`);
       return Promise.reject(new StabilizerError(ErrorCode.ConnectionLimit, 'connection limit reached'));
     }
     const isProtocol = socket.protocol === SUBPROTOCOL;
@@ -160,7 +166,9 @@ export class WebSocketConnectionManager
       return this.protocol.awaitHello(conn);
     }
     if (!this.register(conn)) {
-      return Promise.reject(new StabilizerError(ErrorCode.ConnectionLimit, `client id ${conn.id} is taken`));
+      return Promise.reject(
+        new StabilizerError(ErrorCode.DuplicateClientId, `client id ${conn.id} is taken`),
+      );
     }
     this.announceConnect(conn, 'fresh', undefined, 0);
     return Promise.resolve(conn.id);
@@ -191,6 +199,7 @@ export class WebSocketConnectionManager
         return false;
       }
       this.connections.delete(conn.id);
+      this.replaced.add(existing);
       existing.close(CloseCode.Replaced, 'replaced by a newer connection', 'replaced');
     }
     this.connections.set(conn.id, conn);
@@ -360,15 +369,18 @@ export class WebSocketConnectionManager
       conn.close(CloseCode.MessageTooBig, 'message too big', 'message-too-big');
       return;
     }
-    const limit = this.config.rateLimit;
-    if (limit && !takeRateToken(conn, limit, Date.now())) {
-      this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
-      conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
-      conn.state = 'closed';
-      return;
-    }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
-    else this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+    else if (this.withinRateLimit(conn))
+      this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+  }
+
+  /** Charge one application message to the connection's rate limit (control frames are free); close 4002 if over. */
+  withinRateLimit(conn: Connection): boolean {
+    const limit = this.config.rateLimit;
+    if (!limit || takeRateToken(conn, limit, Date.now())) return true;
+    this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
+    conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
+    return false;
   }
 
   /** Hand an inbound message to `message` listeners; a throw closes this connection with 1011. */
@@ -402,25 +414,51 @@ export class WebSocketConnectionManager
       if (n <= 0) this.perIp.delete(remote);
       else this.perIp.set(remote, n);
     }
-    if (this.connections.get(conn.id) !== conn) return; // never registered, or replaced
+    // The code the server sent decides (a peer may echo another, or just drop the TCP connection).
+    const sentCode = conn.sentCloseCode;
+    const reportedCode = sentCode ?? code;
+    if (this.replaced.delete(conn)) {
+      // Its id lives on in a newer connection (and session, in protocol mode).
+      return this.announceDisconnect(conn, reportedCode, 'replaced', conn.session !== undefined);
+    }
+    if (this.connections.get(conn.id) !== conn) return; // never registered
     this.connections.delete(conn.id);
-    const reason: DisconnectReason = conn.closeReason ?? 'client-closed';
     let sessionRetained = false;
     const session = conn.session;
     if (session) {
-      const ended = conn.closeReason === 'server-closed' && !isRetryableCloseCode(code);
-      if (ended || this.shuttingDown) this.backend.deleteSession(session.id, false);
+      if (this.shuttingDown) this.endSession(session, 'shutdown');
+      else if (sentCode !== undefined && !isRetryableCloseCode(sentCode)) this.endSession(session, 'ended');
       else {
-        session.detachedAtMs = this.nowMs;
+        session.detachedAtMs = Date.now();
         this.detachedSessions.add(session);
         sessionRetained = true;
       }
     }
     this.backend.onDetach?.(conn.id, session, sessionRetained);
-    const level = reason === 'client-closed' || reason === 'server-closed' ? 'info' : 'warn';
+    this.announceDisconnect(conn, reportedCode, conn.closeReason ?? 'client-closed', sessionRetained);
+  }
+
+  private announceDisconnect(
+    conn: Connection,
+    code: number,
+    reason: DisconnectReason,
+    sessionRetained: boolean,
+  ) {
+    const level =
+      reason === 'client-closed' || reason === 'server-closed' || reason === 'replaced' ? 'info' : 'warn';
     this.log[level]({ event: 'disconnect', clientId: conn.id, code, reason }, 'client disconnected');
     this.emitSafely('disconnect', { clientId: conn.id, code, reason, sessionRetained }, (err) =>
       this.reportError(conn.id, err),
+    );
+  }
+
+  /** Forget a protocol session for good and say so (`session-end`). */
+  endSession(session: SessionRecord, reason: ManagerEvents['session-end']['reason']): void {
+    this.detachedSessions.delete(session);
+    this.backend.deleteSession(session.id, reason === 'expired');
+    this.log.info({ event: 'session.end', clientId: session.id, reason }, 'session ended');
+    this.emitSafely('session-end', { clientId: session.id, reason }, (err) =>
+      this.reportError(session.id, err),
     );
   }
 
@@ -446,10 +484,7 @@ export class WebSocketConnectionManager
     sweepHeartbeats(this, nowMs);
     this.protocol.refreshTokens(nowMs);
     for (const session of this.detachedSessions) {
-      if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) {
-        this.detachedSessions.delete(session);
-        this.backend.deleteSession(session.id, true);
-      }
+      if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) this.endSession(session, 'expired');
     }
     for (const session of this.backend.sessions()) session.buffer.expire(nowMs);
     this.backend.sweep(nowMs);

@@ -127,8 +127,12 @@ const BINARY_RELIABLE = 1; // PROTOCOL.md §2: byte 0 of a binary data frame
 const BINARY_VOLATILE = 2;
 const RELIABLE_PREFIX = Buffer.from('{"t":"d","s":');
 const RELIABLE_INFIX = Buffer.from(',"p":');
-/** Tails up to this size are copied into each recipient's head (one write) instead of written separately. */
-const INLINE_TAIL_BYTES = 64;
+/**
+ * Tails up to this size are copied into each recipient's head: one chunk per frame, so a socket that gets one
+ * message in a turn takes the single-buffer write path instead of writev, and a corked turn queues half the
+ * chunks. Larger tails are written as they are, shared by every recipient (no copy per recipient).
+ */
+const INLINE_TAIL_BYTES = 1024;
 
 function headerBytes(length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10;

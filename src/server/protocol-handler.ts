@@ -78,7 +78,17 @@ export class ProtocolHandler {
       const p = this.pending.get(conn);
       if (msg.t !== 'hello' || !p || p.helloSeen) return this.violation(conn, 'expected hello');
       p.helloSeen = true;
-      void this.answerHello(conn, msg, p);
+      this.answerHello(conn, msg, p).catch((err: unknown) => {
+        this.manager.reportError(conn.id, err);
+        this.settleNonce(conn, true);
+        this.fail(
+          conn,
+          CloseCode.InternalError,
+          'handler-error',
+          ErrorCode.BackendUnavailable,
+          'resume failed',
+        );
+      });
       return;
     }
     const session = conn.session!;
@@ -103,12 +113,16 @@ export class ProtocolHandler {
 
   private handleData(conn: Connection, msg: DataMessage, isBinary: boolean): void {
     const session = conn.session!;
-    if (msg.s === undefined) return this.manager.deliver(conn, msg.p, isBinary, false);
+    if (msg.s === undefined) {
+      if (this.manager.withinRateLimit(conn)) this.manager.deliver(conn, msg.p, isBinary, false);
+      return;
+    }
     if (msg.s <= session.lastClientSeq) {
       this.ackDurable(conn, session, session.lastClientSeq); // duplicate after a resume: ack again, deliver nothing
       return;
     }
     if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
+    if (!this.manager.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
     session.lastClientSeq = msg.s;
     this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true, msg.s);
     this.ackDurable(conn, session, msg.s);
@@ -157,6 +171,7 @@ export class ProtocolHandler {
       );
     } catch (err) {
       m.reportError(conn.id, err);
+      this.settleNonce(conn, true);
       return this.fail(
         conn,
         CloseCode.InternalError,
@@ -177,6 +192,16 @@ export class ProtocolHandler {
       outcome.kind === 'resumed'
         ? planReplay(outcome.session, outcome.lastSeq, m.backend, outcome.nonce)
         : outcome;
+    const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
+    if (taken && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
+      return this.fail(
+        conn,
+        CloseCode.Replaced,
+        'replaced',
+        ErrorCode.DuplicateClientId,
+        'client id already connected',
+      );
+    }
     this.pending.delete(conn);
     clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = undefined;
@@ -194,8 +219,7 @@ export class ProtocolHandler {
         if (conn.unconfirmedNonce !== undefined) this.dropOnConfirm.set(conn, staleId);
         else this.dropSession(staleId);
       }
-      const previous = m.backend.getSession(conn.id);
-      if (previous) this.dropSession(previous.id);
+      if (taken) this.dropSession(taken.id);
       session = m.backend.createSession(conn.id, m.config.replay);
     }
     conn.id = session.id;
@@ -210,22 +234,31 @@ export class ProtocolHandler {
       lastClientSeq: session.lastClientSeq,
       pingIntervalMs: m.config.pingIntervalMs,
       pongTimeoutMs: m.config.pongTimeoutMs,
+      maxPayloadBytes: m.config.maxPayloadBytes,
     };
     if (plan.kind === 'fresh') welcome.reason = plan.reason;
     const replay = plan.kind === 'resumed' ? plan.replay : [];
     conn.cork();
-    conn.write(JSON.stringify(welcome), false, m.nowMs);
-    for (const entry of replay) conn.writePayload(entry.payload, entry.seq, m.nowMs);
+    let written = conn.write(JSON.stringify(welcome), false, m.nowMs);
+    // The whole replay fits an empty socket (config: replay.maxBytes ≤ maxBufferedBytes / 2); if a write fails
+    // anyway, drop the socket rather than leave a hole the client would only find at the next live message.
+    for (let i = 0; i < replay.length && written === 'ok'; i++) {
+      written = conn.writePayload(replay[i]!.payload, replay[i]!.seq, m.nowMs);
+    }
     conn.uncork();
+    if (written !== 'ok') m.onWriteFailure(conn, written);
     m.announceConnect(conn, plan.kind, welcome.reason, replay.length);
     p.resolve(session.id);
   }
 
-  /** A resume token lives as long as a detached session; it is refreshed at half its life (see `refreshTokens`). */
+  /**
+   * A resume token must outlive a detached session whenever the socket drops: it lives 1.5 × the longer of
+   * `tokens.ttlMs` and `sessionTtlMs` and is replaced every half of that base, so at least the base remains.
+   */
   private issueToken(conn: Connection): string {
-    const ttlMs = Math.max(this.manager.config.tokens.ttlMs, this.manager.config.sessionTtlMs);
-    conn.tokenRefreshAtMs = this.manager.nowMs + Math.floor(ttlMs / 2);
-    return this.tokens.generate(conn.id, ttlMs);
+    const baseMs = Math.max(this.manager.config.tokens.ttlMs, this.manager.config.sessionTtlMs);
+    conn.tokenRefreshAtMs = this.manager.nowMs + Math.floor(baseMs / 2);
+    return this.tokens.generate(conn.id, Math.ceil(baseMs * 1.5));
   }
 
   /** Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. */
@@ -259,9 +292,8 @@ export class ProtocolHandler {
     const m = this.manager;
     const session = m.backend.getSession(id);
     if (!session) return;
-    m.detachedSessions.delete(session);
     m.connections.get(id)?.close(CloseCode.Replaced, 'session replaced', 'replaced');
-    m.backend.deleteSession(id, false);
+    m.endSession(session, 'replaced');
   }
 
   private violation(conn: Connection, why: string): void {

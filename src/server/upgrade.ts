@@ -17,7 +17,8 @@ export interface AttachOptions {
   /** Runs before the upgrade is accepted. Return `false` (or throw) to answer HTTP 401. */
   authenticate?: (request: IncomingMessage) => AuthResult | Promise<AuthResult>;
   /**
-   * Trust `X-Forwarded-For` for the client IP (only behind a proxy you control).
+   * Take the client IP from the rightmost `X-Forwarded-For` entry, i.e. the address the proxy in front of this
+   * server saw (only behind exactly one proxy you control).
    * @default false
    */
   trustProxy?: boolean;
@@ -38,9 +39,10 @@ function reject(socket: Duplex, status: number, text: string, headers: Record<st
 
 function clientIp(request: IncomingMessage, trustProxy: boolean): string | undefined {
   if (trustProxy) {
+    // The rightmost entry is the one our proxy appended; entries left of it come from the client and can be forged.
     const fwd = request.headers['x-forwarded-for'];
-    const first = (Array.isArray(fwd) ? fwd[0] : fwd)?.split(',')[0]?.trim();
-    if (first) return first;
+    const last = (Array.isArray(fwd) ? fwd.join(',') : fwd)?.split(',').pop()?.trim();
+    if (last) return last;
   }
   return request.socket.remoteAddress;
 }
@@ -127,18 +129,35 @@ export function createUpgradeHandler(
 }
 
 /** Attach to an `http.Server`: handles upgrades on `options.path`. Returns a function that detaches. */
+/** Per server: one `upgrade` listener routing by path to every `attach` on it. */
+const routers = new WeakMap<Server, Map<string, UpgradeHandler>>();
+
 export function attachToServer(
   manager: WebSocketConnectionManager,
   server: Server,
   options: AttachOptions = {},
 ): () => void {
-  const handle = createUpgradeHandler(manager, options);
   const path = options.path ?? '/';
-  const listener: UpgradeHandler = (request, socket, head) => {
-    const pathname = (request.url ?? '/').split('?')[0];
-    if (pathname === path) return handle(request, socket, head);
-    if (server.listenerCount('upgrade') === 1) reject(socket, 404, 'Not Found');
+  let routes = routers.get(server);
+  let listener: UpgradeHandler | undefined;
+  if (!routes) {
+    const table = (routes = new Map());
+    routers.set(server, table);
+    listener = (request, socket, head) => {
+      const handle = table.get((request.url ?? '/').split('?')[0]!);
+      if (handle) return handle(request, socket, head);
+      // Another path: leave it to other upgrade listeners, or answer 404 if there are none.
+      if (server.listenerCount('upgrade') === 1) reject(socket, 404, 'Not Found');
+    };
+    server.on('upgrade', listener);
+  }
+  if (routes.has(path)) throw new Error(`a WebSocketConnectionManager is already attached at ${path}`);
+  routes.set(path, createUpgradeHandler(manager, options));
+  return () => {
+    routes.delete(path);
+    if (routes.size === 0 && listener) {
+      server.off('upgrade', listener);
+      routers.delete(server);
+    }
   };
-  server.on('upgrade', listener);
-  return () => server.off('upgrade', listener);
 }

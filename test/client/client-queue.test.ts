@@ -83,3 +83,21 @@ describe('offline queue bounds', () => {
     expect(ws().framesOf('d').at(-1)?.s).toBe(3);
   });
 });
+
+describe("the server's maxPayloadBytes", () => {
+  it('refuses a message over the limit from the welcome, at once, and when it was queued before the welcome', async () => {
+    const { client, ws } = makeClient();
+    const queued = track(client.send('x'.repeat(200))); // queued while connecting: the limit is not known yet
+    ws().welcome({ maxPayloadBytes: 100 });
+    await flush();
+    expect(queued.state).toBe('rejected');
+    expect((queued.error as { code?: string }).code).toBe('MESSAGE_TOO_BIG');
+    const now = track(client.send('y'.repeat(200)));
+    await flush();
+    expect((now.error as { code?: string }).code).toBe('MESSAGE_TOO_BIG');
+    const small = track(client.send('ok'));
+    await flush();
+    expect(small.state).toBe('pending');
+    expect(ws().framesOf('d')).toEqual([{ t: 'd', s: 1, p: 'ok' }]);
+  });
+});

@@ -221,8 +221,8 @@ describe('resume', () => {
     const a = await RawProtocolClient.handshake(s.url);
     a.client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
-    // Protocol tokens live max(tokens.ttlMs, sessionTtlMs) = 120 s here; jump past that without a sweep.
-    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 121_000 });
+    // Protocol tokens live 1.5 × max(tokens.ttlMs, sessionTtlMs) = 180 s here; jump past that without a sweep.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 181_000 });
     try {
       const e = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
       expect(e.welcome).toMatchObject({ resume: 'fresh', reason: 'expired' });

@@ -77,11 +77,13 @@ describe('connection limits', () => {
     await m.gracefulShutdown({ timeoutMs: 200 });
   });
 
-  it('maxConnectionsPerIp with trustProxy counts the X-Forwarded-For address', async () => {
+  it('maxConnectionsPerIp with trustProxy counts the address our proxy appended (rightmost X-Forwarded-For)', async () => {
     const s = await startServer({ maxConnectionsPerIp: 1 }, { trustProxy: true });
-    await client(s.url, { headers: { 'X-Forwarded-For': '10.0.0.1, 172.16.0.1' } });
+    await client(s.url, { headers: { 'X-Forwarded-For': '172.16.0.1, 10.0.0.1' } });
     await waitFor(() => s.manager.getConnectionCount() === 1, 'registered');
     expect(await upgradeStatus(s.url, { 'X-Forwarded-For': '10.0.0.1' })).toBe(503);
+    // A client forging entries on the left cannot escape the limit.
+    expect(await upgradeStatus(s.url, { 'X-Forwarded-For': '1.2.3.4, 10.0.0.1' })).toBe(503);
     expect(await upgradeStatus(s.url, { 'X-Forwarded-For': '10.0.0.2' })).toBe(101);
   });
 });

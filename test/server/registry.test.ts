@@ -121,7 +121,7 @@ describe('registry: duplicate ids', () => {
     const b = await directPair(d);
     await m.connect(a.serverSide, 'dup');
     const bClosed = closed(b.ws);
-    await expect(m.connect(b.serverSide, 'dup')).rejects.toMatchObject({ code: 'CONNECTION_LIMIT' });
+    await expect(m.connect(b.serverSide, 'dup')).rejects.toMatchObject({ code: 'DUPLICATE_CLIENT_ID' });
     expect((await bClosed).code).toBe(CloseCode.Replaced);
     expect(a.ws.readyState).toBe(WebSocket.OPEN);
     expect(m.getActiveConnections()).toEqual(['dup']);
