@@ -16,11 +16,14 @@ export const CloseCode = {
   PolicyViolation: 1008,
   /** A frame was larger than `maxPayloadBytes`. */
   MessageTooBig: 1009,
-  /** A user handler threw; only that connection is closed. */
+  /** A user handler threw, or the storage backend failed during a resume; only that connection is closed. */
   InternalError: 1011,
   /** Server restarting (graceful shutdown with `restart: true`). Reconnect after the hint. */
   ServiceRestart: 1012,
-  /** Over capacity (`maxConnections` or per-IP limit) for a socket accepted elsewhere. Try again later. */
+  /**
+   * Over capacity (`maxConnections` or per-IP limit) for a socket accepted outside `attach`. Protocol clients get
+   * a `reconnect` hint first. Try again later.
+   */
   TryAgainLater: 1013,
 
   /** No frame from the peer within the ping interval plus the pong timeout. */
@@ -31,10 +34,11 @@ export const CloseCode = {
   RateLimited: 4002,
   /** The `hello` did not arrive within `handshakeTimeoutMs`. */
   HandshakeTimeout: 4003,
-  /** The server is overloaded and asks the client to come back after the reconnect hint. */
-  Overloaded: 4004,
 
-  /** The reconnect token was forged, expired, replayed or malformed (plain-mode token endpoint). */
+  /**
+   * The reconnect token was forged, expired, replayed or malformed. For plain-mode token flows written by the
+   * application (see examples/reconnect); protocol clients get `fresh`/`token-rejected` instead.
+   */
   TokenRejected: 4500,
   /** A newer connection with the same client id replaced this one. Reconnecting would fight it. */
   Replaced: 4501,

@@ -44,7 +44,7 @@ export interface WelcomeMessage {
   resume: 'resumed' | 'fresh';
   /** Why the session is fresh. Absent when resumed. */
   reason?: FreshReason;
-  /** Highest server sequence already sent on this session before replay (0 on a fresh session). */
+  /** Highest server sequence assigned on this session (0 on a fresh session); a replay ends at it. */
   lastSeq: number;
   /** Highest client sequence the server has processed; the client resends everything after it. */
   lastClientSeq: number;
@@ -80,7 +80,7 @@ export interface PongMessage {
   s?: number;
 }
 
-/** Server → client. Come back after `retryAfterMs` (shutdown, overload). */
+/** Server → client. Come back after `retryAfterMs` (shutdown, or over capacity). */
 export interface ReconnectHintMessage {
   t: 'reconnect';
   retryAfterMs: number;

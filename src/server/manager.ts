@@ -62,7 +62,7 @@ export class WebSocketConnectionManager
   readonly connections = new Map<string, Connection>();
   /** Protocol sessions without a socket, kept for resume; broadcasts buffer into them. */
   readonly detachedSessions = new Set<SessionRecord>();
-  /** Coarse clock, advanced by the sweep and by `touchClock`. */
+  /** Coarse clock (epoch ms), advanced by the sweep; hot paths stamp it instead of calling `Date.now()`. */
   nowMs = Date.now();
   /** Sockets accepted but not yet in the registry (protocol handshake), counted against the limits. */
   private readonly handshaking = new Set<Connection>();

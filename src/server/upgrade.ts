@@ -7,7 +7,7 @@ import type { WebSocketConnectionManager } from './manager.js';
 /** Result of the `authenticate` hook: `false` refuses (401); an object accepts with an optional id and data. */
 export type AuthResult = boolean | { clientId?: string; data?: unknown };
 
-/** Options of `attach` / `createUpgradeHandler`. */
+/** Options of `attach` / `createUpgradeHandler` (which does not check the path: route to it yourself). */
 export interface AttachOptions {
   /**
    * Only upgrades to this path are handled; others get 404 (unless another `upgrade` listener exists).

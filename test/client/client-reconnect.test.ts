@@ -6,7 +6,7 @@ import { flush, makeClient, openClient, track, useFakes } from './setup.js';
 useFakes();
 
 describe('reconnecting', () => {
-  it.each([1006, 1001, 1011, 1012, 4000, 4001, 4004])('reconnects after retryable close %i', (code) => {
+  it.each([1006, 1001, 1011, 1012, 1013, 4000, 4001, 4003])('reconnects after retryable close %i', (code) => {
     const { ws, events, client } = openClient();
     ws().serverClose(code, 'bye');
     expect(events.close).toEqual([{ code, reason: 'bye', willReconnect: true }]);
