@@ -10,6 +10,7 @@ export class Payload {
   readonly plain: string | Buffer;
   readonly isBinary: boolean;
   private jsonText: string | undefined;
+  private byteCount: number | undefined;
   private volatileFrame: string | undefined;
   /** Wire frames, built on first use and then shared by every recipient (see `Connection.writePayload`). */
   private plainWire: Buffer | undefined;
@@ -39,9 +40,9 @@ export class Payload {
     }
   }
 
-  /** Size used for buffer accounting (UTF-16 length for text, a cheap upper bound on UTF-8 / 3). */
+  /** UTF-8 size of the payload, for replay-buffer accounting (computed once, shared by every buffer). */
   get bytes(): number {
-    return this.plain.length;
+    return (this.byteCount ??= typeof this.plain === 'string' ? Buffer.byteLength(this.plain) : this.plain.length);
   }
 
   /** The payload as JSON text, for protocol-mode text frames (computed once). */
