@@ -20,4 +20,11 @@ export { closeOnSignals, type SignalOptions } from './signals.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
 export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
 export { ReplayBuffer, type ReplayEntry, type ReplayLimits } from '../backends/replay-buffer.js';
-export { CloseCode, ErrorCode, SUBPROTOCOL, isRetryableCloseCode } from '../protocol/index.js';
+export {
+  CloseCode,
+  ErrorCode,
+  SUBPROTOCOL,
+  isRetryableCloseCode,
+  type FreshReason,
+} from '../protocol/index.js';
+export type { Connection, WriteOutcome } from './connection.js';

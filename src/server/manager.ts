@@ -1,23 +1,23 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
-import { CloseCode, isRetryableCloseCode } from '../protocol/close-codes.js';
+import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import { MemoryBackend } from '../backends/memory.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
 import { fanOut, type BroadcastOptions, type BroadcastResult, type FanOutTarget } from './broadcast.js';
 import { resolveConfig } from './config.js';
-import type { ResolvedConfig, WebSocketConfig } from './config-types.js';
+import type { WebSocketConfig } from './config-types.js';
 import { Connection, type WriteOutcome } from './connection.js';
 import { StabilizerError } from './errors.js';
-import { TypedEmitter, type DisconnectReason, type ManagerEvents } from './events.js';
 import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
-import { silentLogger, type Logger } from './logger.js';
+import { silentLogger } from './logger.js';
 import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { takeRateToken } from './rate-limit.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
+import { ConnectionRegistry } from './registry.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
 import type { Server } from 'node:http';
@@ -51,38 +51,17 @@ export interface ManagerHooks {
  * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
-export class WebSocketConnectionManager
-  extends TypedEmitter<ManagerEvents>
-  implements FanOutTarget, SweepTarget
-{
-  readonly config: ResolvedConfig;
-  readonly backend: StorageBackend;
-  readonly log: Logger;
-  /** Registry of open (and handshaken) connections by client id. */
-  readonly connections = new Map<string, Connection>();
-  /** Protocol sessions without a socket, kept for resume; broadcasts buffer into them. */
-  readonly detachedSessions = new Set<SessionRecord>();
-  /** Coarse clock (epoch ms), advanced by the sweep; hot paths stamp it instead of calling `Date.now()`. */
-  nowMs = Date.now();
-  /** Sockets accepted but not yet in the registry (protocol handshake), counted against the limits. */
-  private readonly handshaking = new Set<Connection>();
-  private readonly perIp = new Map<string, number>();
-  /** Registered connections that a newer one with the same id replaced; their close reports `replaced`. */
-  private readonly replaced = new WeakSet<Connection>();
+export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
-  private shuttingDown = false;
   private readonly onSocketMessage: (this: TaggedSocket, data: Buffer, isBinary: boolean) => void;
   private readonly onSocketPong: (this: TaggedSocket) => void;
   private readonly onSocketClose: (this: TaggedSocket, code: number) => void;
   private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
 
   constructor(config: WebSocketConfig = {}, hooks: ManagerHooks = {}) {
-    super();
-    this.config = resolveConfig(config);
-    this.log = config.logger ?? silentLogger;
-    this.backend = config.backend ?? new MemoryBackend();
+    super(resolveConfig(config), config.backend ?? new MemoryBackend(), config.logger ?? silentLogger);
     const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
     this.tokens = new ReconnectTokenService(this.config.tokens, claim);
     // Protocol sessions always need tokens: without a configured secret, an ephemeral one serves this process.
@@ -155,8 +134,7 @@ export class WebSocketConnectionManager
     socket.on('close', this.onSocketClose);
     socket.on('error', this.onSocketError);
     // A CLOSED socket emits no more 'close', so counting it would leak a per-IP slot for good.
-    if (remote !== undefined && socket.readyState !== 3)
-      this.perIp.set(remote, (this.perIp.get(remote) ?? 0) + 1);
+    if (remote !== undefined && socket.readyState !== 3) this.countIp(remote, 1);
     if (socket.readyState !== 1) {
       conn.state = 'closed';
       return Promise.reject(new StabilizerError(ErrorCode.NotOpen, 'socket is not open'));
@@ -174,62 +152,6 @@ export class WebSocketConnectionManager
     return Promise.resolve(conn.id);
   }
 
-  /** Whether one more connection (from `remoteAddress`) fits the limits, counting upgrades still `pending`. */
-  hasCapacity(remoteAddress?: string, pending = 0, pendingFromIp = 0): boolean {
-    const { maxConnections, maxConnectionsPerIp } = this.config;
-    if (
-      maxConnections !== undefined &&
-      this.connections.size + this.handshaking.size + pending >= maxConnections
-    ) {
-      return false;
-    }
-    if (maxConnectionsPerIp !== undefined && remoteAddress !== undefined) {
-      if ((this.perIp.get(remoteAddress) ?? 0) + pendingFromIp >= maxConnectionsPerIp) return false;
-    }
-    return true;
-  }
-
-  /** Put a connection in the registry, applying `duplicateIdPolicy`. Returns false if the new one was refused. */
-  register(conn: Connection): boolean {
-    this.handshaking.delete(conn);
-    const existing = this.connections.get(conn.id);
-    if (existing && existing !== conn) {
-      if (this.config.duplicateIdPolicy === 'reject' && !conn.session) {
-        conn.close(CloseCode.Replaced, 'client id already connected', 'replaced');
-        return false;
-      }
-      this.connections.delete(conn.id);
-      this.replaced.add(existing);
-      existing.close(CloseCode.Replaced, 'replaced by a newer connection', 'replaced');
-    }
-    this.connections.set(conn.id, conn);
-    conn.state = 'open';
-    this.backend.onAttach?.(conn.id, conn.session);
-    return true;
-  }
-
-  announceConnect(
-    conn: Connection,
-    resume: 'resumed' | 'fresh',
-    freshReason: ManagerEvents['connect']['freshReason'],
-    replayed: number,
-  ): void {
-    const mode = conn.protocol ? 'protocol' : 'plain';
-    this.log.info(
-      { event: 'connect', clientId: conn.id, mode, resume, freshReason, replayed },
-      'client connected',
-    );
-    this.emitFor(conn, 'connect', {
-      clientId: conn.id,
-      mode,
-      resume,
-      freshReason,
-      replayed,
-      remoteAddress: conn.remoteAddress,
-      data: conn.data,
-    });
-  }
-
   /**
    * Close a client's connection with the close handshake. Resolves `true` once it has closed, `false` if the id
    * is unknown. A terminal code (1000, 45xx) also ends its protocol session; a retryable one keeps it for resume.
@@ -241,19 +163,6 @@ export class WebSocketConnectionManager
       conn.socket.once('close', () => resolve(true));
       conn.close(code, reason, 'server-closed');
     });
-  }
-
-  /** Ids of the connected clients. */
-  getActiveConnections(): string[] {
-    return [...this.connections.keys()];
-  }
-
-  getConnectionCount(): number {
-    return this.connections.size;
-  }
-
-  isConnected(clientId: string): boolean {
-    return this.connections.has(clientId);
   }
 
   /**
@@ -314,13 +223,14 @@ export class WebSocketConnectionManager
     return this.backend.routeBroadcast(payload, options ?? {}) ?? fanOut(this, payload, options);
   }
 
-  /** Assign the next sequence on a session and keep the message for replay. */
+  /** @internal Assign the next sequence on a session and keep the message for replay. */
   sequence(session: SessionRecord, payload: Payload): number {
     const seq = ++session.lastSeq;
     session.buffer.push({ seq, payload, atMs: this.nowMs });
     return seq;
   }
 
+  /** @internal Disconnect a client whose write failed; returns the reason reported. */
   onWriteFailure(conn: Connection, outcome: WriteOutcome): 'slow-consumer' | 'send-failed' {
     if (outcome === 'slow') {
       this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'slow-consumer' }, 'slow consumer');
@@ -374,7 +284,7 @@ export class WebSocketConnectionManager
       this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
   }
 
-  /** Charge one application message to the connection's rate limit (control frames are free); close 4002 if over. */
+  /** @internal Charge one application message to the connection's rate limit (control frames are free); close 4002 if over. */
   withinRateLimit(conn: Connection): boolean {
     const limit = this.config.rateLimit;
     if (!limit || takeRateToken(conn, limit, Date.now())) return true;
@@ -383,83 +293,9 @@ export class WebSocketConnectionManager
     return false;
   }
 
-  /** Hand an inbound message to `message` listeners; a throw closes this connection with 1011. */
-  deliver(conn: Connection, data: unknown, isBinary: boolean, reliable: boolean, seq?: number): void {
-    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq });
-  }
-
-  private emitFor<K extends keyof ManagerEvents>(conn: Connection, name: K, event: ManagerEvents[K]): void {
-    this.emitSafely(name, event, (err) => {
-      this.reportError(conn.id, err);
-      conn.close(CloseCode.InternalError, 'internal error', 'handler-error');
-    });
-  }
-
-  reportError(clientId: string | undefined, err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
-    this.log.error({ event: 'error', clientId, err: error }, error.message);
-    this.emitSafely('error', { clientId, error }, (e) =>
-      this.log.error({ event: 'error.listener', err: e }, 'error listener threw'),
-    );
-  }
-
-  private handleClosed(conn: Connection, code: number): void {
-    conn.state = 'closed';
-    this.handshaking.delete(conn);
+  protected releaseHandshake(conn: Connection): void {
     this.protocol.abandon(conn);
     if (conn.unconfirmedNonce !== undefined) this.protocol.settleNonce(conn, true);
-    const remote = conn.remoteAddress;
-    if (remote !== undefined) {
-      const n = (this.perIp.get(remote) ?? 1) - 1;
-      if (n <= 0) this.perIp.delete(remote);
-      else this.perIp.set(remote, n);
-    }
-    // The code the server sent decides (a peer may echo another, or just drop the TCP connection).
-    const sentCode = conn.sentCloseCode;
-    const reportedCode = sentCode ?? code;
-    if (this.replaced.delete(conn)) {
-      // Its id lives on in a newer connection (and session, in protocol mode).
-      return this.announceDisconnect(conn, reportedCode, 'replaced', conn.session !== undefined);
-    }
-    if (this.connections.get(conn.id) !== conn) return; // never registered
-    this.connections.delete(conn.id);
-    let sessionRetained = false;
-    const session = conn.session;
-    if (session) {
-      if (this.shuttingDown) this.endSession(session, 'shutdown');
-      else if (sentCode !== undefined && !isRetryableCloseCode(sentCode)) this.endSession(session, 'ended');
-      else {
-        session.detachedAtMs = Date.now();
-        this.detachedSessions.add(session);
-        sessionRetained = true;
-      }
-    }
-    this.backend.onDetach?.(conn.id, session, sessionRetained);
-    this.announceDisconnect(conn, reportedCode, conn.closeReason ?? 'client-closed', sessionRetained);
-  }
-
-  private announceDisconnect(
-    conn: Connection,
-    code: number,
-    reason: DisconnectReason,
-    sessionRetained: boolean,
-  ) {
-    const level =
-      reason === 'client-closed' || reason === 'server-closed' || reason === 'replaced' ? 'info' : 'warn';
-    this.log[level]({ event: 'disconnect', clientId: conn.id, code, reason }, 'client disconnected');
-    this.emitSafely('disconnect', { clientId: conn.id, code, reason, sessionRetained }, (err) =>
-      this.reportError(conn.id, err),
-    );
-  }
-
-  /** Forget a protocol session for good and say so (`session-end`). */
-  endSession(session: SessionRecord, reason: ManagerEvents['session-end']['reason']): void {
-    this.detachedSessions.delete(session);
-    this.backend.deleteSession(session.id, reason === 'expired');
-    this.log.info({ event: 'session.end', clientId: session.id, reason }, 'session ended');
-    this.emitSafely('session-end', { clientId: session.id, reason }, (err) =>
-      this.reportError(session.id, err),
-    );
   }
 
   // ---------------------------------------------------------------- background work
@@ -490,10 +326,12 @@ export class WebSocketConnectionManager
     this.backend.sweep(nowMs);
   }
 
+  /** @internal */
   ping(conn: Connection, nowMs: number): void {
     conn.ping(nowMs); // pre-framed; a socket closed meanwhile is cleaned up by its close event
   }
 
+  /** @internal */
   expire(conn: Connection): void {
     this.log.warn({ event: 'heartbeat.timeout', clientId: conn.id }, 'heartbeat timeout');
     // Terminate: a peer that answers nothing will not finish a close handshake either.

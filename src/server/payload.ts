@@ -42,7 +42,8 @@ export class Payload {
 
   /** UTF-8 size of the payload, for replay-buffer accounting (computed once, shared by every buffer). */
   get bytes(): number {
-    return (this.byteCount ??= typeof this.plain === 'string' ? Buffer.byteLength(this.plain) : this.plain.length);
+    return (this.byteCount ??=
+      typeof this.plain === 'string' ? Buffer.byteLength(this.plain) : this.plain.length);
   }
 
   /** The payload as JSON text, for protocol-mode text frames (computed once). */

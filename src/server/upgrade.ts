@@ -109,6 +109,7 @@ export function createUpgradeHandler(
       const { clientId, data } = typeof auth === 'object' ? auth : { clientId: undefined, data: undefined };
       wss.handleUpgrade(request, socket, head, (ws) => {
         release();
+        socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
         manager.connect(ws, clientId, { remoteAddress: ip, data }).catch(() => {
           // The socket was closed with a documented code; the error is already logged/emitted.
         });
