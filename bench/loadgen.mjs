@@ -7,7 +7,7 @@ import { histogram, nowUs, parseMessage, sleep, summarize } from './lib/common.m
 
 const SUBPROTOCOL = 'stabilizer.v1';
 const ACK_EVERY = 32; // the client library's default ackEveryMessages
-const ACK_DELAY_MS = 200; // and ackDelayMs
+let ackDelayMs = 200; // and ackDelayMs
 
 /** Per-client state. Kept on the socket as `ws.c`; handlers are shared, not closures per socket. */
 class Client {
@@ -17,6 +17,8 @@ class Client {
     this.localAddress = opts.localAddresses[index % opts.localAddresses.length];
     this.slow = false;
     this.ws = null;
+    this.wantOpen = false;
+    this.attempt = 0;
     this.ready = false;
     this.readyAtUs = 0;
     // stabilizer.v1
@@ -26,6 +28,7 @@ class Client {
     this.lastAcked = 0;
     this.resume = undefined;
     // Socket.IO recovery
+    this.sid = undefined;
     this.pid = undefined;
     this.offset = undefined;
     // delivery check: how often each message number arrived
@@ -43,8 +46,24 @@ let ackTimer;
 let onAllReady;
 let ackEnabled = true;
 
+let cpuMark = process.cpuUsage();
+let wallMark = nowUs();
+
 function resetCounters() {
-  counters = { received: 0, measured: 0, pings: 0, seqErrors: 0, closes: 0, closeCodes: {}, errors: 0 };
+  cpuMark = process.cpuUsage();
+  wallMark = nowUs();
+  counters = {
+    received: 0,
+    measured: 0,
+    lastMeasuredUs: 0,
+    pings: 0,
+    acks: 0,
+    retries: 0,
+    seqErrors: 0,
+    closes: 0,
+    closeCodes: {},
+    errors: 0,
+  };
   hist = histogram();
 }
 resetCounters();
@@ -58,7 +77,9 @@ function record(c, buf) {
   if (c.seen && scratch.n <= trackIds) c.seen[scratch.n]++;
   if (scratch.ph === 1 && !c.slow) {
     counters.measured++;
-    const lat = nowUs() - scratch.ts;
+    const now = nowUs();
+    counters.lastMeasuredUs = now;
+    const lat = now - scratch.ts;
     hist.recordValue(lat > 0 ? lat : 1);
   }
 }
@@ -66,6 +87,7 @@ function record(c, buf) {
 function markReady(c) {
   if (c.ready) return;
   c.ready = true;
+  c.attempt = 0;
   c.readyAtUs = nowUs();
   onAllReady?.();
 }
@@ -96,6 +118,7 @@ function onStabilizerMessage(data) {
       c.lastSeq = s;
       if (ackEnabled && s - c.lastAcked >= ACK_EVERY) {
         c.lastAcked = s;
+        counters.acks++;
         this.send(`{"t":"ack","s":${s}}`);
       }
     }
@@ -145,6 +168,9 @@ function onEngineMessage(data) {
     }
     if (sub === 0x30 /* 0 connect */) {
       const body = data.length > 2 ? JSON.parse(data.toString('utf8', 2)) : {};
+      // A recovered Socket.IO session keeps its id (and its pid).
+      c.resume = c.sid === undefined ? 'new' : body.sid === c.sid ? 'resumed' : 'fresh';
+      c.sid = body.sid;
       if (body.pid !== undefined) c.pid = body.pid;
       markReady(c);
     }
@@ -179,10 +205,20 @@ function onClose(code) {
   counters.closes++;
   counters.closeCodes[code] = (counters.closeCodes[code] ?? 0) + 1;
   const c = this.c;
-  if (c.ws === this) {
-    c.ready = false;
-    c.ws = null;
+  if (c.ws !== this) return;
+  c.ready = false;
+  c.ws = null;
+  // Like the client library: a client that wants to be connected retries with backoff and jitter.
+  if (c.wantOpen) {
+    counters.retries++;
+    setTimeout(open, backoffDelayMs(c.attempt++), c);
   }
+}
+
+/** The client library's backoff (src/client/backoff.ts) with its defaults: 500 ms .. 30 s, full jitter. */
+function backoffDelayMs(attempt, minDelayMs = 500, maxDelayMs = 30_000) {
+  const capMs = Math.max(minDelayMs, Math.min(maxDelayMs, minDelayMs * 2 ** Math.min(attempt + 1, 31)));
+  return Math.round(minDelayMs + Math.random() * (capMs - minDelayMs));
 }
 
 function onError() {
@@ -190,6 +226,7 @@ function onError() {
 }
 
 function open(c) {
+  if (!c.wantOpen || c.ws) return;
   const target = c.dialect === 'socketio' ? `${url}socket.io/?EIO=4&transport=websocket` : url;
   const ws = new WebSocket(target, c.dialect === 'stabilizer' ? SUBPROTOCOL : undefined, {
     localAddress: c.localAddress,
@@ -203,7 +240,11 @@ function open(c) {
   ws.on('open', onOpen);
   ws.on(
     'message',
-    c.dialect === 'stabilizer' ? onStabilizerMessage : c.dialect === 'socketio' ? onEngineMessage : onPlainMessage,
+    c.dialect === 'stabilizer'
+      ? onStabilizerMessage
+      : c.dialect === 'socketio'
+        ? onEngineMessage
+        : onPlainMessage,
   );
   ws.on('ping', onPing);
   ws.on('close', onClose);
@@ -211,7 +252,7 @@ function open(c) {
 }
 
 /** Open `list` with at most `concurrency` handshakes in flight; resolves when all are ready (or timeout). */
-async function openAll(list, concurrency, timeoutMs) {
+async function openAll(list, concurrency, timeoutMs, delayMs) {
   const t0 = nowUs();
   let next = 0;
   let pending = 0;
@@ -226,7 +267,9 @@ async function openAll(list, concurrency, timeoutMs) {
       while (pending < concurrency && next < list.length) {
         const c = list[next++];
         pending++;
-        open(c);
+        c.wantOpen = true;
+        if (delayMs) setTimeout(open, delayMs(c), c);
+        else open(c);
       }
     };
     onAllReady = () => {
@@ -247,6 +290,7 @@ function ackTick() {
   for (const c of clients) {
     if (c.ws && c.ready && !c.slow && c.lastSeq > c.lastAcked) {
       c.lastAcked = c.lastSeq;
+      counters.acks++;
       c.ws.send(`{"t":"ack","s":${c.lastSeq}}`);
     }
   }
@@ -261,7 +305,8 @@ serve({
     for (let i = 0; i < opts.n; i++) list.push(new Client(from + i, opts));
     clients.push(...list);
     ackEnabled = opts.ack !== false;
-    if (opts.dialect === 'stabilizer' && ackEnabled && !ackTimer) ackTimer = setInterval(ackTick, ACK_DELAY_MS);
+    ackDelayMs = opts.ackDelayMs ?? 200;
+    if (opts.dialect === 'stabilizer' && ackEnabled && !ackTimer) ackTimer = setInterval(ackTick, ackDelayMs);
     const ms = await openAll(list, opts.concurrency ?? 200, opts.timeoutMs ?? 120_000);
     return { ms, ready: clients.filter((c) => c.ready).length };
   },
@@ -293,13 +338,16 @@ serve({
   async waitMeasured({ expected, timeoutMs }) {
     const until = Date.now() + timeoutMs;
     while (counters.measured < expected && Date.now() < until) await sleep(10);
-    return { ...counters, latency: summarize(hist) };
+    const cpu = process.cpuUsage(cpuMark);
+    const cpuPct = ((cpu.user + cpu.system) / (nowUs() - wallMark)) * 100;
+    return { ...counters, latency: summarize(hist), cpuPct };
   },
 
   /** Resume storm, step 1: every socket dies at once (TCP destroyed, no close handshake). */
   cut() {
     for (const c of clients) {
       const ws = c.ws;
+      c.wantOpen = false;
       c.ws = null;
       c.ready = false;
       ws?.terminate();
@@ -311,10 +359,13 @@ serve({
    * Resume storm, step 2: every client reconnects at once and resumes (token + lastSeq, or pid + offset).
    * Resolves when every client is ready again and holds every message up to `lastN`.
    */
-  async reconnectAll({ lastN, timeoutMs, concurrency }) {
+  async reconnectAll({ lastN, timeoutMs, concurrency, jitter = false }) {
     const t0 = nowUs();
     const resumedAt = new Float64Array(clients.length);
-    await openAll(clients, concurrency ?? clients.length, timeoutMs);
+    counters.retries = 0;
+    // `jitter`: the client library's first retry delay (500-1000 ms); otherwise all at the same instant.
+    const delay = jitter ? () => backoffDelayMs(0) : undefined;
+    await openAll(clients, concurrency ?? clients.length, timeoutMs, delay);
     const until = Date.now() + timeoutMs;
     const complete = (c) => c.seen[lastN] > 0;
     for (;;) {
@@ -330,8 +381,9 @@ serve({
     return {
       ms: done.length ? (Math.max(...done) - t0) / 1000 : null,
       completed: done.length,
-      resumed: clients.filter((c) => c.resume === 'resumed' || (c.dialect === 'socketio' && c.ready)).length,
+      resumed: clients.filter((c) => c.resume === 'resumed').length,
       fresh: clients.filter((c) => c.resume === 'fresh').length,
+      retries: counters.retries,
     };
   },
 
@@ -346,13 +398,22 @@ serve({
         else if (k > 1) duplicated += k - 1;
       }
     }
-    return { lost, duplicated, clients: clients.length, messages: lastN - firstN + 1, seqErrors: counters.seqErrors };
+    return {
+      lost,
+      duplicated,
+      clients: clients.length,
+      messages: lastN - firstN + 1,
+      seqErrors: counters.seqErrors,
+    };
   },
 
   async closeAll() {
     clearInterval(ackTimer);
     ackTimer = undefined;
-    for (const c of clients) c.ws?.terminate();
+    for (const c of clients) {
+      c.wantOpen = false;
+      c.ws?.terminate();
+    }
     clients = [];
     return true;
   },

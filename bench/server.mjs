@@ -23,7 +23,6 @@ function stabilizer(opts) {
     pongTimeoutMs: opts.pongTimeoutMs ?? 10_000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
     tokens: { secret: SECRET },
-    handshakeTimeoutMs: 60_000,
   });
   manager.attach(httpServer, { path: '/' });
   const volatile = opts.volatile === true;
@@ -38,14 +37,23 @@ function stabilizer(opts) {
   return {
     name: 'stabilizer',
     manager,
-    stats,
+    get stats() {
+      // Slow consumers closed with 4001 whose close handshake is still pending (they do not read) have not
+      // emitted `disconnect` yet: count them from the registry too.
+      let closing = 0;
+      let maxBuffered = 0;
+      for (const conn of manager.connections.values()) {
+        if (conn.closeReason === 'slow-consumer') closing++;
+        maxBuffered = Math.max(maxBuffered, conn.socket.bufferedAmount);
+      }
+      return { ...stats, slowClosed: stats.slowClosed + closing, maxBufferedBytes: maxBuffered };
+    },
     broadcast(msg) {
       const r = manager.broadcast(msg, volatile ? { volatile: true } : undefined);
       stats.dropped += r.dropped;
       return r.delivered;
     },
     count: () => manager.getConnectionCount(),
-    detached: () => manager.getStats().detachedSessions,
     async close() {
       await manager.gracefulShutdown({ timeoutMs: 200 });
     },
@@ -118,7 +126,11 @@ function rawWs(opts, mode) {
   };
   return {
     name: mode === 'limit' ? 'ws-limit' : 'ws-naive',
-    stats,
+    get stats() {
+      let maxBuffered = 0;
+      for (const ws of wss.clients) maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
+      return { ...stats, maxBufferedBytes: maxBuffered };
+    },
     broadcast: mode === 'limit' ? limitBroadcast : naiveBroadcast,
     count: () => wss.clients.size,
     async close() {
@@ -136,7 +148,9 @@ function socketio(opts) {
     serveClient: false,
     pingInterval: opts.heartbeatMs ?? 25_000,
     pingTimeout: opts.pongTimeoutMs ?? 20_000,
-    connectionStateRecovery: opts.recovery ? { maxDisconnectionDuration: 120_000, skipMiddlewares: true } : undefined,
+    connectionStateRecovery: opts.recovery
+      ? { maxDisconnectionDuration: 120_000, skipMiddlewares: true }
+      : undefined,
   });
   const stats = { resumed: 0, fresh: 0 };
   io.on('connection', (socket) => {
@@ -194,7 +208,7 @@ serve({
    * how fast the system is), `bpt` broadcasts per turn. Each message carries its turn's intended time, so late
    * turns show up as latency (no coordinated omission). CPU is measured over exactly the measured turns.
    */
-  async broadcastRun({ bpt, bytes, periodMs, warmupTurns, measureTurns }) {
+  async broadcastRun({ bpt, bytes, periodMs, warmupTurns, measureTurns, sampleMemory = false }) {
     const pad = padFor(bytes);
     const periodUs = periodMs * 1000;
     const total = warmupTurns + measureTurns;
@@ -209,6 +223,12 @@ serve({
     let broadcasts = 0;
     let maxLateUs = 0;
     let n = 0;
+    let maxRss = process.memoryUsage.rss();
+    const sampler = sampleMemory
+      ? setInterval(() => {
+          maxRss = Math.max(maxRss, process.memoryUsage.rss());
+        }, 100)
+      : undefined;
     await new Promise((resolve) => {
       let turn = 0;
       const step = () => {
@@ -248,13 +268,19 @@ serve({
       };
       setTimeout(step, 20);
     });
+    clearInterval(sampler);
+    maxRss = Math.max(maxRss, process.memoryUsage.rss());
     return {
+      maxRss,
       broadcasts,
       deliveries,
       cpuUs: cpuEnd - cpuStart,
       userUs: cpuSplit.user,
       systemUs: cpuSplit.system,
       windowStartUs: wallStart,
+      // The schedule's window: from the intended time of the first measured turn, measureTurns periods long.
+      scheduledStartUs: startUs + warmupTurns * periodUs,
+      scheduledUs: measureTurns * periodUs,
       wallUs: wallEnd - wallStart,
       maxLateUs,
       eventLoopP99Ms: eld.count ? eld.percentile(99) / 1e6 : null,
@@ -270,31 +296,48 @@ serve({
     return { delivered };
   },
 
-  async waitDetached({ n, timeoutMs = 60_000 }) {
+  async waitAtMost({ n, timeoutMs = 60_000 }) {
     const until = Date.now() + timeoutMs;
-    while (system.detached() < n) {
-      if (Date.now() > until) throw new Error(`only ${system.detached()} of ${n} sessions detached`);
+    while (system.count() > n) {
+      if (Date.now() > until) throw new Error(`still ${system.count()} clients connected, expected <= ${n}`);
       await sleep(20);
     }
-    return system.detached();
+    return system.count();
   },
 
-  async memory({ gc = true } = {}) {
-    if (gc) await fullGc();
-    return memory();
+  /**
+   * Memory after forced full GCs. With `samples` > 1, the lowest of several readings 200 ms apart: garbage the
+   * collector has not reclaimed yet can only inflate a reading, never deflate it.
+   */
+  async memory({ gc = true, samples = 1 } = {}) {
+    let low;
+    for (let i = 0; i < samples; i++) {
+      if (i > 0) await sleep(200);
+      if (gc) await fullGc();
+      const m = memory();
+      low = low ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, Math.min(v, low[k])])) : m;
+    }
+    return low;
   },
 
   /** CPU used over `ms` of wall time while nothing but background work (heartbeats) runs. */
   async idleCpu({ ms }) {
+    const split = process.cpuUsage();
     const c0 = cpuNow();
     const w0 = nowUs();
     await sleep(ms);
-    return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0 };
+    const { user, system: sys } = process.cpuUsage(split);
+    return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0, userUs: user, systemUs: sys };
   },
 
   /** Event-loop delay and CPU from now until `stopWatch`. */
   startWatch() {
-    watch = { eld: monitorEventLoopDelay({ resolution: 10 }), cpu0: cpuNow(), wall0: nowUs(), mem0: memory() };
+    watch = {
+      eld: monitorEventLoopDelay({ resolution: 10 }),
+      cpu0: cpuNow(),
+      wall0: nowUs(),
+      mem0: memory(),
+    };
     watch.eld.enable();
     return true;
   },
@@ -316,6 +359,27 @@ serve({
   async stop() {
     await system?.close();
     return true;
+  },
+
+  async heapSnapshot({ file }) {
+    await fullGc();
+    const v8 = await import('node:v8');
+    return v8.writeHeapSnapshot(file);
+  },
+
+  /** Diagnostics: CPU profile of the next `ms` of this process, written to `file`. */
+  async profile({ ms, file }) {
+    const { Session } = await import('node:inspector/promises');
+    const { writeFileSync } = await import('node:fs');
+    const session = new Session();
+    session.connect();
+    await session.post('Profiler.enable');
+    await session.post('Profiler.start');
+    await sleep(ms);
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(file, JSON.stringify(profile));
+    session.disconnect();
+    return file;
   },
 
   exit() {

@@ -1,0 +1,355 @@
+// Turns the measured rows into bench/results/latest.md (tables, ratios, targets) and a hand-written SVG chart.
+
+const LABELS = {
+  stabilizer: 'stabilizer (plain)',
+  'stabilizer-reliable': 'stabilizer (v1 reliable)',
+  'ws-naive': 'raw ws (naive)',
+  'ws-limit': 'raw ws (limit)',
+  'ws-heartbeat': 'ws + README heartbeat',
+  socketio: 'Socket.IO 4',
+};
+const OURS = ['stabilizer', 'stabilizer-reliable'];
+const BASELINES = ['ws-limit', 'ws-naive', 'ws-heartbeat', 'socketio'];
+const label = (s) => LABELS[s] ?? s;
+
+function get(results, workload, system, metric) {
+  return results.find((r) => r.workload === workload && r.system === system && r.metric === metric)?.value;
+}
+
+function fmt(v) {
+  if (v === undefined || v === null) return '–';
+  if (Number.isInteger(v)) return v.toLocaleString('en-US');
+  const a = Math.abs(v);
+  if (a >= 1000) return Math.round(v).toLocaleString('en-US');
+  if (a >= 100) return v.toFixed(0);
+  if (a >= 10) return v.toFixed(1);
+  if (a >= 1) return v.toFixed(2);
+  return v.toFixed(3);
+}
+const ratio = (a, b) => (a === undefined || b === undefined || b === 0 ? undefined : a / b);
+const fmtRatio = (r) => (r === undefined ? '–' : `${r.toFixed(2)}×`);
+
+function unique(list) {
+  return [...new Set(list)];
+}
+
+/** One table per workload: a column per system, then our value ÷ each baseline. */
+function workloadTable(results, workload) {
+  const rows = results.filter((r) => r.workload === workload);
+  const systems = unique(rows.map((r) => r.system));
+  const ours = OURS.filter((s) => systems.includes(s));
+  const oursAll = systems.filter((s) => s.startsWith('stabilizer'));
+  const baselines = BASELINES.filter((s) => systems.includes(s));
+  const ordered = [...oursAll, ...systems.filter((s) => !oursAll.includes(s))];
+  const metrics = unique(rows.map((r) => `${r.metric}\u0000${r.unit}`));
+  const rs = ours.length ? ours : oursAll;
+  const head = ['metric', 'unit', ...ordered.map(label), ...baselines.map((b) => `÷ ${label(b)}`)];
+  const caption =
+    baselines.length && rs.length ? `Ratio columns: ${rs.map(label).join(' / ')} ÷ the baseline.\n\n` : '';
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const key of metrics) {
+    const [metric, unit] = key.split('\u0000');
+    const cells = ordered.map((s) => fmt(get(results, workload, s, metric)));
+    const ratios = baselines.map((b) => {
+      const base = get(results, workload, b, metric);
+      return rs.map((o) => fmtRatio(ratio(get(results, workload, o, metric), base))).join(' / ');
+    });
+    lines.push(`| ${[metric, unit, ...cells, ...ratios].join(' | ')} |`);
+  }
+  return caption + lines.join('\n');
+}
+
+/** The targets of the issue, each checked against this run's numbers (missing numbers are reported as such). */
+function targets(results) {
+  const out = [];
+  const add = (what, measured, limit, pass) =>
+    out.push({
+      what,
+      measured,
+      limit,
+      result: pass === undefined ? 'not measured' : pass ? 'met' : 'NOT met',
+    });
+
+  const headline = results.find((r) =>
+    r.workload.startsWith('broadcast 1000 clients, 10/turn, 150 B'),
+  )?.workload;
+  const bw = unique(results.filter((r) => r.workload.startsWith('broadcast')).map((r) => r.workload));
+  for (const ours of OURS) {
+    if (headline) {
+      const m = 'server CPU per delivery';
+      const r1 = ratio(get(results, headline, ours, m), get(results, headline, 'ws-limit', m));
+      add(
+        `Broadcast (${headline.slice(10)}): ${label(ours)} CPU/delivery vs raw ws at the limit`,
+        fmtRatio(r1),
+        '≤ 1.2×',
+        r1 === undefined ? undefined : r1 <= 1.2,
+      );
+      const r2 = ratio(get(results, headline, 'socketio', m), get(results, headline, ours, m));
+      add(
+        `Broadcast (${headline.slice(10)}): Socket.IO CPU/delivery ÷ ${label(ours)}`,
+        fmtRatio(r2),
+        '≥ 3×',
+        r2 === undefined ? undefined : r2 >= 3,
+      );
+    }
+    // Every broadcast shape, for the record: the worst ratio over all of them.
+    const m = 'server CPU per delivery';
+    const over = (fn, pick) =>
+      bw
+        .map(fn)
+        .filter((v) => v !== undefined)
+        .reduce((acc, v) => (acc === undefined ? v : pick(acc, v)), undefined);
+    const wLimit = over((w) => ratio(get(results, w, ours, m), get(results, w, 'ws-limit', m)), Math.max);
+    if (wLimit !== undefined) {
+      add(
+        `Broadcast, every shape: ${label(ours)} CPU/delivery vs raw ws limit (worst)`,
+        fmtRatio(wLimit),
+        '≤ 1.2×',
+        wLimit <= 1.2,
+      );
+    }
+    const wSio = over((w) => ratio(get(results, w, 'socketio', m), get(results, w, ours, m)), Math.min);
+    if (wSio !== undefined) {
+      add(
+        `Broadcast, every shape: Socket.IO ÷ ${label(ours)} CPU/delivery (worst)`,
+        fmtRatio(wSio),
+        '≥ 3×',
+        wSio >= 3,
+      );
+    }
+  }
+
+  const idle = results.find((r) => r.workload.startsWith('idle'))?.workload;
+  if (idle) {
+    const heap = get(results, idle, 'stabilizer-reliable', 'heap per connection');
+    const wsHeap = get(results, idle, 'ws-heartbeat', 'heap per connection');
+    add(
+      `Idle heap per connection, stabilizer.v1 with heartbeat + resume state, vs ws (+1 KB)`,
+      heap === undefined || wsHeap === undefined
+        ? '–'
+        : `${fmt(heap)} KB vs ${fmt(wsHeap)} KB (+${fmt(heap - wsHeap)} KB)`,
+      '≤ ws + 1 KB',
+      heap === undefined || wsHeap === undefined ? undefined : heap <= wsHeap + 1,
+    );
+    for (const ours of ['stabilizer-reliable', 'stabilizer']) {
+      const cpu = get(results, idle, ours, 'heartbeat CPU');
+      if (cpu === undefined) continue;
+      const rWs = ratio(cpu, get(results, idle, 'ws-heartbeat', 'heartbeat CPU'));
+      const rSio = ratio(cpu, get(results, idle, 'socketio', 'heartbeat CPU'));
+      add(
+        `Heartbeat CPU, ${label(ours)} vs ws README recipe`,
+        fmtRatio(rWs),
+        '≤ 0.9×',
+        rWs === undefined ? undefined : rWs <= 0.9,
+      );
+      add(
+        `Heartbeat CPU, ${label(ours)} vs Socket.IO`,
+        fmtRatio(rSio),
+        '≤ 0.6×',
+        rSio === undefined ? undefined : rSio <= 0.6,
+      );
+    }
+  }
+
+  const storms = unique(results.filter((r) => r.workload.startsWith('resume storm')).map((r) => r.workload));
+  for (const storm of storms) {
+    const s = 'stabilizer-reliable';
+    const tag = storm.slice(storm.lastIndexOf(',') + 2);
+    const t = get(results, storm, s, 'time until all resumed');
+    const resumed = get(results, storm, s, 'clients with every message');
+    add(
+      `Resume storm (${tag}): all 5,000 resumed with every message within`,
+      t === undefined ? '–' : `${fmt(t)} ms (${fmt(resumed)} clients)`,
+      '≤ 10,000 ms, all 5,000',
+      t === undefined ? undefined : t <= 10_000 && resumed === 5000,
+    );
+    const lost = get(results, storm, s, 'messages lost');
+    const dup = get(results, storm, s, 'messages duplicated');
+    add(
+      `Resume storm (${tag}): messages lost / duplicated`,
+      `${fmt(lost)} / ${fmt(dup)}`,
+      '0 / 0',
+      lost === undefined ? undefined : lost === 0 && dup === 0,
+    );
+    const el = get(results, storm, s, 'event-loop delay p99');
+    add(
+      `Resume storm (${tag}): event-loop delay p99`,
+      el === undefined ? '–' : `${fmt(el)} ms`,
+      '≤ 200 ms',
+      el === undefined ? undefined : el <= 200,
+    );
+  }
+
+  const slow = results.find((r) => r.workload.startsWith('slow consumers'))?.workload;
+  if (slow) {
+    const s = 'stabilizer-reliable';
+    const r = get(results, slow, s, 'healthy p99 ratio (slow / none)');
+    add(
+      'Slow consumers: healthy p99 with ÷ without slow clients',
+      fmtRatio(r),
+      '≤ 1.5×',
+      r === undefined ? undefined : r <= 1.5,
+    );
+    const growth = get(results, slow, s, 'server memory held after GC, growth (with 5% slow)');
+    const bound = get(results, slow, s, 'bound: slow × (maxBufferedBytes + 2 × replay.maxBytes)');
+    add(
+      'Slow consumers: server memory held (heap + buffers, after GC) ≤ slow × (maxBufferedBytes + 2 × replay.maxBytes)',
+      growth === undefined ? '–' : `${fmt(growth)} MB vs ${fmt(bound)} MB`,
+      '≤ bound',
+      growth === undefined ? undefined : growth <= bound,
+    );
+  }
+  const lines = ['| target | measured | limit | result |', '|---|---|---|---|'];
+  for (const t of out) lines.push(`| ${t.what} | ${t.measured} | ${t.limit} | ${t.result} |`);
+  return lines.join('\n');
+}
+
+export function renderMarkdown(results, { env, notes }) {
+  const workloads = unique(results.map((r) => r.workload));
+  const parts = [
+    '# Benchmark results (latest run)',
+    '',
+    `Generated by \`npm run bench${env.mode === 'quick' ? ' -- --quick' : ''}\` on ${new Date().toISOString()}: ` +
+      `${env.mode} mode, Node ${env.node}, ${env.cpus} × ${env.cpuModel}, took ${env.durationS} s. ` +
+      `Load average at start ${env.loadavgAtStart.join(' ')}, at end ${env.loadavgAtEnd.join(' ')} ` +
+      '(other processes on the machine add noise, mostly to latencies).',
+    '',
+    'Every number below was measured in this run (raw rows: `latest.json`). Server CPU is `process.cpuUsage()` ' +
+      '(user + system) inside the server process; latency is from the intended send time of the open-loop ' +
+      'schedule to arrival at the client (HDR histogram); server and load generator are separate processes on ' +
+      'loopback. Ratios are stabilizer ÷ baseline: below 1× means less (CPU, memory, latency) or fewer.',
+    '',
+    '## Targets',
+    '',
+    targets(results),
+    '',
+  ];
+  for (const w of workloads) parts.push(`## ${w}`, '', workloadTable(results, w), '');
+  if (notes.length) parts.push('## Notes', '', ...notes.map((n) => `- ${n}`), '');
+  parts.push(
+    '## Systems',
+    '',
+    '- **stabilizer (plain)**: this library, clients without the subprotocol; `manager.broadcast(obj)`.',
+    '- **stabilizer (v1 reliable)**: this library, `stabilizer.v1` clients; every message sequenced, kept for ' +
+      'replay until acked; clients ack like the client library (every 32 messages or 200 ms).',
+    '- **raw ws (naive)**: `ws` 8, one `JSON.stringify` per broadcast, then `ws.send(text)` for every client.',
+    '- **raw ws (limit)**: `ws` 8, frame built once per broadcast, every socket corked for the whole turn.',
+    '- **ws + README heartbeat**: `ws` with the `isAlive` / `setInterval` / `ping()` recipe of its README.',
+    "- **Socket.IO 4**: `socket.io` 4.8, `transports: ['websocket']`, perMessageDeflate off, `io.emit()`; " +
+      'connection state recovery on in the resume storm.',
+    '',
+    'The chart of the broadcast workload is `broadcast.svg`.',
+    '',
+  );
+  return parts.join('\n');
+}
+
+// ---------------------------------------------------------------- SVG chart
+
+const COLORS = {
+  stabilizer: '#1b9e77',
+  'stabilizer-reliable': '#66c2a5',
+  'ws-limit': '#7570b3',
+  'ws-naive': '#a6a6d8',
+  socketio: '#d95f02',
+};
+
+/** The smallest 1, 2, 2.5 or 5 × 10^k at or above `v`, so that the axis ticks (quarters) are round numbers. */
+function niceCeil(v) {
+  const p = 10 ** Math.floor(Math.log10(v));
+  for (const m of [1, 2, 2.5, 4, 5, 8, 10]) if (m * p >= v) return m * p;
+  return 10 * p;
+}
+
+function esc(s) {
+  return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+function panel(results, metric, unit, title, x0, y0, width, height) {
+  const rows = results.filter((r) => r.workload.startsWith('broadcast') && r.metric === metric);
+  const workloads = unique(rows.map((r) => r.workload));
+  const systems = Object.keys(COLORS).filter((s) => rows.some((r) => r.system === s));
+  if (!workloads.length) return '';
+  const max = niceCeil(Math.max(...rows.map((r) => r.value)) * 1.1);
+  const plotTop = y0 + 30;
+  const plotBottom = y0 + height - 60;
+  const plotH = plotBottom - plotTop;
+  const groupW = (width - 60) / workloads.length;
+  const barW = Math.min(22, (groupW - 16) / systems.length);
+  const out = [
+    `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
+    `<line x1="${x0 + 50}" y1="${plotBottom}" x2="${x0 + width - 10}" y2="${plotBottom}" stroke="#333"/>`,
+    `<line x1="${x0 + 50}" y1="${plotTop}" x2="${x0 + 50}" y2="${plotBottom}" stroke="#333"/>`,
+  ];
+  for (let i = 0; i <= 4; i++) {
+    const v = (max / 4) * i;
+    const y = plotBottom - (v / max) * plotH;
+    out.push(
+      `<line x1="${x0 + 50}" y1="${y}" x2="${x0 + width - 10}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${x0 + 45}" y="${y + 4}" text-anchor="end" font-size="10">${esc(fmt(v))}</text>`,
+    );
+  }
+  out.push(
+    `<text x="${x0 + 12}" y="${(plotTop + plotBottom) / 2}" font-size="11" transform="rotate(-90 ${x0 + 12} ${(plotTop + plotBottom) / 2})" text-anchor="middle">${esc(unit)}</text>`,
+  );
+  workloads.forEach((w, gi) => {
+    const gx = x0 + 55 + gi * groupW + (groupW - barW * systems.length) / 2;
+    systems.forEach((s, si) => {
+      const v = rows.find((r) => r.workload === w && r.system === s)?.value;
+      if (v === undefined) return;
+      const h = (v / max) * plotH;
+      const x = gx + si * barW;
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${(plotBottom - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${label(s)}: ${fmt(v)} ${unit}`)}</title></rect>`,
+        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(plotBottom - h - 3).toFixed(1)}" text-anchor="middle" font-size="8">${esc(fmt(v))}</text>`,
+      );
+    });
+    const short = w.replace('broadcast ', '').replace(' clients', 'c');
+    out.push(
+      `<text x="${x0 + 55 + gi * groupW + groupW / 2}" y="${plotBottom + 16}" text-anchor="middle" font-size="10">${esc(short)}</text>`,
+    );
+  });
+  return out.join('\n');
+}
+
+export function renderSvg(results) {
+  const width = 1000;
+  const panelH = 300;
+  const systems = Object.keys(COLORS).filter((s) =>
+    results.some((r) => r.workload.startsWith('broadcast') && r.system === s),
+  );
+  const legend = systems
+    .map(
+      (s, i) =>
+        `<rect x="${60 + i * 185}" y="${2 * panelH + 20}" width="12" height="12" fill="${COLORS[s]}"/>` +
+        `<text x="${76 + i * 185}" y="${2 * panelH + 30}" font-size="11">${esc(label(s))}</text>`,
+    )
+    .join('\n');
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${2 * panelH + 50}" font-family="sans-serif">`,
+    `<rect width="100%" height="100%" fill="white"/>`,
+    panel(
+      results,
+      'server CPU per delivery',
+      'server CPU µs per delivery',
+      'Broadcast fan-out: server CPU per delivery (lower is better)',
+      0,
+      0,
+      width,
+      panelH,
+    ),
+    panel(
+      results,
+      'latency p99',
+      'p99 latency, ms',
+      'Broadcast fan-out: p99 delivery latency (lower is better)',
+      0,
+      panelH,
+      width,
+      panelH,
+    ),
+    legend,
+    '</svg>',
+    '',
+  ].join('\n');
+}

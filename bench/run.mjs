@@ -1,0 +1,465 @@
+// Side-by-side benchmark suite: websocket-stabilizer vs raw ws (naive and at the limit) vs Socket.IO 4.
+//
+//   npm run bench                 full run (several minutes)
+//   npm run bench -- --quick      smaller run, under 3 minutes
+//   npm run bench -- --only=broadcast,idle,resume,slow
+//
+// Every system runs in its own server process; the load generator is another process. Results go to
+// bench/results/latest.json (every value measured in this run), latest.md (tables with ratios) and
+// broadcast.svg (chart of the broadcast workload).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { spawnChild } from './lib/ipc.mjs';
+import { sleep } from './lib/common.mjs';
+import { renderMarkdown, renderSvg } from './lib/report.mjs';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
+const enabled = (name) => !only || only.includes(name);
+
+/** Client sockets are spread over several source addresses, so that one run can open more than ~28k. */
+const LOCAL_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+
+const results = [];
+const notes = [];
+function record(workload, system, metric, value, unit) {
+  if (value === null || value === undefined || Number.isNaN(value)) return;
+  results.push({ workload, system, metric, value: round(value), unit });
+}
+const round = (v) => (Math.abs(v) >= 100 ? Math.round(v * 10) / 10 : Math.round(v * 1000) / 1000);
+const log = (...a) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s]`, ...a);
+const started = Date.now();
+
+/** Systems: the server side under test and the wire dialect its clients speak. */
+const SYSTEMS = {
+  stabilizer: { server: { system: 'stabilizer' }, dialect: 'plain', label: 'stabilizer (plain)' },
+  'stabilizer-reliable': {
+    server: { system: 'stabilizer' },
+    dialect: 'stabilizer',
+    label: 'stabilizer (stabilizer.v1 reliable)',
+  },
+  'ws-naive': { server: { system: 'ws-naive' }, dialect: 'plain', label: 'raw ws (naive send loop)' },
+  'ws-limit': { server: { system: 'ws-limit' }, dialect: 'plain', label: 'raw ws (pre-framed, corked)' },
+  socketio: { server: { system: 'socketio' }, dialect: 'socketio', label: 'Socket.IO 4 (websocket)' },
+};
+
+/** Start a server process for `name` (with extra server options) and a load generator process. */
+async function startPair(name, serverOpts = {}) {
+  const server = spawnChild(join(here, 'server.mjs'), { execArgv: ['--expose-gc'] });
+  const loadgen = spawnChild(join(here, 'loadgen.mjs'), { execArgv: ['--max-old-space-size=4096'] });
+  const { port } = await server.call('start', { ...SYSTEMS[name].server, ...serverOpts });
+  const url = `ws://127.0.0.1:${port}/`;
+  return {
+    server,
+    loadgen,
+    url,
+    async connect(n, extra = {}) {
+      const r = await loadgen.call('connect', {
+        url,
+        dialect: SYSTEMS[name].dialect,
+        n,
+        localAddresses: LOCAL_ADDRESSES,
+        ...extra,
+      });
+      await server.call('waitCount', { n, timeoutMs: 60_000 });
+      return r;
+    },
+    async stop() {
+      // The server goes first, so TIME_WAIT lands on its (per-run) port, not on the client source ports.
+      await server.kill();
+      await loadgen.kill();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- 1. broadcast fan-out
+
+/** Offered load: deliveries per second, the same for every system (below the capacity of the slowest). */
+const OFFERED_DELIVERIES_PER_S = 20_000;
+
+async function broadcastWorkload() {
+  notes.push(
+    `Broadcast: open loop, the same offered load for every system: ${OFFERED_DELIVERIES_PER_S.toLocaleString('en-US')} ` +
+      'deliveries/s (turn period = clients × broadcasts per turn ÷ that rate), so `deliveries/s` shows whether a ' +
+      "system kept up; CPU per delivery is the comparison. Latency counts from the turn's scheduled time.",
+    'Broadcast, stabilizer.v1 reliable: each message is sequenced and kept for replay, and the clients ack as the ' +
+      'client library does (every 32 messages or 200 ms); reading those acks is part of its server CPU.',
+    `Broadcast: ${quick ? 'one run per shape' : 'median of 3 runs per shape, interleaved across systems'}.`,
+  );
+  const clientCounts = quick ? [1000] : [1000, 5000];
+  const shapes = [
+    { bpt: 1, bytes: 150 },
+    { bpt: 10, bytes: 150 },
+    { bpt: 1, bytes: 4096 },
+    { bpt: 10, bytes: 4096 },
+  ];
+  const names = ['stabilizer', 'stabilizer-reliable', 'ws-naive', 'ws-limit', 'socketio'];
+  const windowMs = quick ? 1500 : 4000;
+  const warmupMs = quick ? 300 : 500;
+  // Repetitions, interleaved across systems (every system's server stays up), so that noise from other processes
+  // on the machine spreads over all systems instead of landing on one. The median of the repetitions is reported.
+  const reps = quick ? 1 : 3;
+  for (const clients of clientCounts) {
+    const pairs = {};
+    try {
+      for (const name of names) {
+        pairs[name] = await startPair(name);
+        const c = await pairs[name].connect(clients);
+        log(`broadcast: ${name} ${clients} clients connected in ${c.ms.toFixed(0)} ms`);
+      }
+      for (const { bpt, bytes } of shapes) {
+        const workload = `broadcast ${clients} clients, ${bpt}/turn, ${bytes === 150 ? '150 B' : '4 KB'}`;
+        const periodMs = Math.max(5, Math.round(((bpt * clients) / OFFERED_DELIVERIES_PER_S) * 1000));
+        const measureTurns = Math.max(4, Math.round(windowMs / periodMs));
+        const warmupTurns = Math.max(1, Math.round(warmupMs / periodMs));
+        const runs = Object.fromEntries(names.map((n) => [n, []]));
+        for (let rep = 0; rep < reps; rep++) {
+          for (const name of names) {
+            const pair = pairs[name];
+            await pair.loadgen.call('reset');
+            const r = await pair.server.call('broadcastRun', {
+              bpt,
+              bytes,
+              periodMs,
+              warmupTurns,
+              measureTurns,
+            });
+            const s = await pair.loadgen.call('waitMeasured', { expected: r.deliveries, timeoutMs: 15_000 });
+            // Delivered per second of the scheduled window, or longer if the last message arrived after it.
+            const spanUs = Math.max(r.scheduledUs, s.lastMeasuredUs - r.scheduledStartUs);
+            runs[name].push({
+              deliveriesPerS: s.measured / (spanUs / 1e6),
+              cpuPerDelivery: r.cpuUs / r.deliveries,
+              p50: s.latency.p50 / 1000,
+              p99: s.latency.p99 / 1000,
+              delivered: (s.measured / r.deliveries) * 100,
+              cpuPct: (r.cpuUs / r.scheduledUs) * 100,
+              acksPerDelivery: s.acks / r.deliveries,
+            });
+            log(
+              `  ${workload} ${name}: ${(r.cpuUs / r.deliveries).toFixed(2)} µs/delivery, ` +
+                `p99 ${(s.latency.p99 / 1000).toFixed(1)} ms, ${s.measured}/${r.deliveries} delivered, ` +
+                `server ${((r.cpuUs / r.wallUs) * 100).toFixed(0)}% CPU, late ${(r.maxLateUs / 1000).toFixed(1)} ms, ` +
+                `loadgen ${s.cpuPct.toFixed(0)}% CPU`,
+            );
+          }
+        }
+        for (const name of names) {
+          const m = (key) => median(runs[name].map((x) => x[key]));
+          record(workload, name, 'deliveries/s', m('deliveriesPerS'), 'deliveries/s');
+          record(workload, name, 'server CPU per delivery', m('cpuPerDelivery'), 'µs');
+          record(workload, name, 'server CPU at the offered load', m('cpuPct'), '% of a core');
+          record(workload, name, 'latency p50', m('p50'), 'ms');
+          record(workload, name, 'latency p99', m('p99'), 'ms');
+          record(workload, name, 'delivered', Math.min(...runs[name].map((x) => x.delivered)), '%');
+          if (SYSTEMS[name].dialect === 'stabilizer') {
+            record(workload, name, 'acks from clients per delivery', m('acksPerDelivery'), 'acks');
+          }
+        }
+      }
+    } finally {
+      for (const pair of Object.values(pairs)) await pair.stop();
+    }
+  }
+}
+
+// ---------------------------------------------------------------- 2. idle connections and heartbeat
+
+async function idleWorkload() {
+  notes.push(
+    'Idle: memory is the lowest of 3 readings after forced GCs (--expose-gc), before and after connecting. ' +
+      'Heartbeat CPU is the ' +
+      'server process CPU per second of wall time over 5-second windows (one heartbeat interval: every connection ' +
+      'is pinged once per window), median over the windows after a warm-up of two windows. The systems stay ' +
+      'connected side by side and are measured over the same windows, so background noise hits them alike. ' +
+      'stabilizer.v1 clients answer `{"t":"ping"}` with `{"t":"pong","s":N}`; the others answer protocol pings ' +
+      '(ws auto-pong) or Engine.IO `2`/`3`.',
+  );
+  const n = quick ? 4000 : 10_000;
+  const heartbeatMs = 5000;
+  const windowMs = heartbeatMs;
+  const warmupWindows = 2;
+  const windowCount = warmupWindows + (quick ? 2 : 4);
+  const workload = `idle ${n} connections, heartbeat every 5 s`;
+  const systems = [
+    ['stabilizer-reliable', { heartbeatMs, pongTimeoutMs: 10_000 }],
+    ...(quick ? [] : [['stabilizer', { heartbeatMs, pongTimeoutMs: 10_000 }]]),
+    ['ws-naive', { heartbeatMs }],
+    ['socketio', { heartbeatMs, pongTimeoutMs: 20_000 }],
+  ];
+  const pairs = [];
+  try {
+    // Memory: one system at a time, each in its own process.
+    for (const [name, opts] of systems) {
+      const system = name === 'ws-naive' ? 'ws-heartbeat' : name;
+      const pair = await startPair(name, opts);
+      pairs.push({ system, pair, windows: [] });
+      const base = await pair.server.call('memory', { gc: true, samples: 3 });
+      const c = await pair.connect(n, { concurrency: 500 });
+      await sleep(quick ? 500 : 1000);
+      const after = await pair.server.call('memory', { gc: true, samples: 3 });
+      const heapKb = (after.heapUsed - base.heapUsed) / n / 1024;
+      record(workload, system, 'heap per connection', heapKb, 'KB');
+      record(workload, system, 'RSS per connection', (after.rss - base.rss) / n / 1024, 'KB');
+      record(
+        workload,
+        system,
+        'external+arrayBuffers per connection',
+        (after.external - base.external) / n / 1024,
+        'KB',
+      );
+      log(
+        `idle: ${system}: ${n} connected in ${c.ms.toFixed(0)} ms, heap ${heapKb.toFixed(2)} KB/connection`,
+      );
+    }
+    // Heartbeat CPU: every system over the same windows.
+    for (let i = 0; i < windowCount; i++) {
+      await Promise.all(pairs.map(({ pair }) => pair.loadgen.call('reset')));
+      const cpus = await Promise.all(pairs.map(({ pair }) => pair.server.call('idleCpu', { ms: windowMs })));
+      const stats = await Promise.all(pairs.map(({ pair }) => pair.loadgen.call('stats')));
+      pairs.forEach((p, k) => {
+        const wallS = cpus[k].wallUs / 1e6;
+        p.windows.push({
+          cpuPerS: cpus[k].cpuUs / wallS / 1000,
+          pingsPerS: stats[k].pings / wallS,
+          s: stats[k],
+        });
+      });
+    }
+    for (const { system, windows } of pairs) {
+      const measured = windows.slice(warmupWindows);
+      const cpuPerS = median(measured.map((w) => w.cpuPerS));
+      const pingsPerS = median(measured.map((w) => w.pingsPerS));
+      const closes = windows.reduce((a, w) => a + w.s.closes, 0);
+      record(workload, system, 'heartbeat CPU', cpuPerS, 'ms/s');
+      record(workload, system, 'pings received', pingsPerS, 'pings/s');
+      if (pingsPerS > 0) record(workload, system, 'CPU per ping', (cpuPerS * 1000) / pingsPerS, 'µs');
+      record(workload, system, 'connections dropped by heartbeat', closes, 'connections');
+      log(
+        `idle: ${system}: heartbeat ${windows.map((w) => w.cpuPerS.toFixed(1)).join(', ')} ms CPU/s, ` +
+          `${windows.map((w) => w.pingsPerS.toFixed(0)).join(', ')} pings/s, closes ${closes}`,
+      );
+    }
+  } finally {
+    for (const { pair } of pairs) await pair.stop();
+  }
+}
+
+// ---------------------------------------------------------------- 3. resume storm
+
+async function resumeWorkload() {
+  notes.push(
+    'Resume storm: the clients drop their TCP connections at once (no close handshake); the server broadcasts the ' +
+      'missed messages to the detached sessions; the clients reconnect with their token and lastSeq (Socket.IO: ' +
+      'pid and offset, connection state recovery). Lost and duplicated count every message number on every ' +
+      'client. Listen backlog 4096 for every system.',
+  );
+  const n = 5000;
+  const missed = 20;
+  const systems = [
+    ['stabilizer-reliable', {}, 'stabilizer-reliable'],
+    ...(quick ? [] : [['socketio', { recovery: true }, 'socketio']]),
+  ];
+  // Two storms on the same 5,000 sessions: first with the client library's reconnect jitter (first retry after
+  // 500-1000 ms), then the worst case: every client at the same instant.
+  const storms = [
+    { jitter: true, label: 'client backoff jitter (0.5-1 s)' },
+    { jitter: false, label: 'all at the same instant' },
+  ];
+  for (const [name, opts, system] of systems) {
+    const pair = await startPair(name, opts);
+    try {
+      await pair.connect(n, { trackIds: 100, concurrency: 500 });
+      let next = 1; // message numbers 1, 2, ... in broadcast order
+      const live = async (count) => {
+        await pair.server.call('broadcastNow', { count, bytes: 150, startN: next });
+        next += count;
+        const want = n * (next - 1);
+        await waitFor(
+          async () => (await pair.loadgen.call('stats')).received >= want,
+          20_000,
+          'live messages',
+        );
+      };
+      await pair.loadgen.call('reset');
+      await live(5);
+      for (const storm of storms) {
+        const workload = `resume storm: ${n} clients cut, ${missed} messages missed each, ${storm.label}`;
+        await sleep(300); // acks (every 200 ms) reach the server
+        await pair.loadgen.call('cut');
+        await pair.server.call('waitAtMost', { n: 0, timeoutMs: 30_000 });
+        await pair.server.call('broadcastNow', { count: missed, bytes: 150, startN: next });
+        next += missed;
+        await pair.server.call('startWatch');
+        const result = await pair.loadgen.call(
+          'reconnectAll',
+          { lastN: next - 1, timeoutMs: 60_000, concurrency: n, jitter: storm.jitter },
+          120_000,
+        );
+        const watch = await pair.server.call('stopWatch');
+        await live(5); // live traffic again after the storm
+        const v = await pair.loadgen.call('verify', { firstN: 1, lastN: next - 1 });
+        record(workload, system, 'time until all resumed', result.ms, 'ms');
+        record(workload, system, 'clients resumed', result.resumed, 'clients');
+        record(workload, system, 'clients with every message', result.completed, 'clients');
+        record(workload, system, 'messages lost', v.lost, 'messages');
+        record(workload, system, 'messages duplicated', v.duplicated, 'messages');
+        record(workload, system, 'event-loop delay p99', watch.eventLoopP99Ms, 'ms');
+        record(workload, system, 'event-loop delay max', watch.eventLoopMaxMs, 'ms');
+        record(workload, system, 'server CPU during storm', watch.cpuUs / 1000, 'ms');
+        log(
+          `resume (${storm.label}): ${system}: ${result.completed}/${n} complete in ${result.ms?.toFixed(0)} ms ` +
+            `(resumed ${result.resumed}, fresh ${result.fresh}, retries ${result.retries}), lost ${v.lost} ` +
+            `dup ${v.duplicated} of ${v.messages} messages x ${v.clients} clients, ` +
+            `event loop p99 ${watch.eventLoopP99Ms?.toFixed(1)} ms max ${watch.eventLoopMaxMs?.toFixed(0)} ms, ` +
+            `server CPU ${(watch.cpuUs / 1000).toFixed(0)} ms`,
+        );
+      }
+    } finally {
+      await pair.stop();
+    }
+  }
+}
+
+function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+async function waitFor(check, timeoutMs, what) {
+  const until = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// ---------------------------------------------------------------- 4. slow consumers
+
+async function slowWorkload() {
+  notes.push(
+    'Slow consumers: 5% of the clients pause their socket (stop reading). Memory held is heap + external after ' +
+      'forced GCs, at the end of the window, minus the same before it. The stabilizer closes a slow consumer with ' +
+      '4001 at maxBufferedBytes; raw ws and Socket.IO have no cap.',
+  );
+  const n = 40;
+  const bytes = 4096;
+  const capBytes = 1024 * 1024;
+  const windowMs = quick ? 2500 : 10_000;
+  const workload = `slow consumers: ${n} clients, 5% stop reading, 1,000 msg/s of 4 KB, maxBufferedBytes 1 MiB`;
+  const systems = [
+    ['stabilizer-reliable', { maxBufferedBytes: capBytes }, 'stabilizer-reliable'],
+    ['ws-naive', {}, 'ws-naive'],
+    ...(quick ? [] : [['socketio', {}, 'socketio']]),
+  ];
+  for (const [name, opts, system] of systems) {
+    const p99 = {};
+    const growth = {};
+    for (const withSlow of [false, true]) {
+      const pair = await startPair(name, opts);
+      try {
+        await pair.connect(n);
+        let slow = 0;
+        if (withSlow) slow = await pair.loadgen.call('pauseSlow', { fraction: 0.05 });
+        const before = await pair.server.call('memory', { gc: true });
+        await pair.loadgen.call('reset');
+        const periodMs = 10; // 10 broadcasts every 10 ms: 1,000 messages/s to each client
+        const measureTurns = windowMs / periodMs;
+        const r = await pair.server.call('broadcastRun', {
+          bpt: 10,
+          bytes,
+          periodMs,
+          warmupTurns: 50,
+          measureTurns,
+          sampleMemory: true,
+        });
+        // What the server still holds once garbage is collected: the buffers queued for slow clients.
+        const held = await pair.server.call('memory', { gc: true });
+        const heldMb = (held.heapUsed + held.external - before.heapUsed - before.external) / 1048576;
+        const healthy = n - slow;
+        const s = await pair.loadgen.call('waitMeasured', {
+          expected: r.broadcasts * healthy,
+          timeoutMs: 15_000,
+        });
+        p99[withSlow] = s.latency.p99 / 1000;
+        growth[withSlow] = (r.maxRss - before.rss) / 1048576;
+        const tag = withSlow ? 'with 5% slow' : 'no slow clients';
+        record(workload, system, `healthy p99 (${tag})`, s.latency.p99 / 1000, 'ms');
+        record(workload, system, `healthy p50 (${tag})`, s.latency.p50 / 1000, 'ms');
+        record(workload, system, `server peak RSS growth (${tag})`, growth[withSlow], 'MB');
+        record(workload, system, `server memory held after GC, growth (${tag})`, heldMb, 'MB');
+        if (withSlow) {
+          if (system === 'stabilizer-reliable') {
+            // Per slow client: its socket buffer (maxBufferedBytes) and its replay buffer (replay.maxBytes of
+            // messages, each held as text and as frame bytes, shared with the other sessions).
+            const replayBytes = 1024 * 1024;
+            record(
+              workload,
+              system,
+              'bound: slow × (maxBufferedBytes + 2 × replay.maxBytes)',
+              (slow * (capBytes + 2 * replayBytes)) / 1048576,
+              'MB',
+            );
+          }
+          record(
+            workload,
+            system,
+            'healthy messages delivered',
+            (s.measured / (r.broadcasts * healthy)) * 100,
+            '%',
+          );
+          if (r.stats?.slowClosed !== undefined)
+            record(workload, system, 'slow clients closed (4001)', r.stats.slowClosed, 'clients');
+        }
+        log(
+          `slow: ${system} ${tag}: healthy p50 ${(s.latency.p50 / 1000).toFixed(1)} ms p99 ${(s.latency.p99 / 1000).toFixed(1)} ms, ` +
+            `RSS ${(before.rss / 1048576).toFixed(0)} -> max ${(r.maxRss / 1048576).toFixed(0)} MB, held after GC +${heldMb.toFixed(1)} MB, ` +
+            `${s.measured}/${r.broadcasts * healthy}, ` +
+            `server CPU ${((r.cpuUs / r.wallUs) * 100).toFixed(0)}%, ${JSON.stringify(r.stats)}`,
+        );
+      } finally {
+        await pair.stop();
+      }
+    }
+    if (p99[true] && p99[false])
+      record(workload, system, 'healthy p99 ratio (slow / none)', p99[true] / p99[false], '×');
+  }
+}
+
+// ---------------------------------------------------------------- main
+
+const t0 = Date.now();
+const env = {
+  node: process.version,
+  cpus: os.cpus().length,
+  cpuModel: os.cpus()[0]?.model,
+  loadavgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  mode: quick ? 'quick' : 'full',
+};
+log(
+  `websocket-stabilizer bench (${env.mode}), ${env.cpus} CPUs, load average ${env.loadavgAtStart.join(' ')}`,
+);
+try {
+  if (enabled('broadcast')) await broadcastWorkload();
+  if (enabled('idle')) await idleWorkload();
+  if (enabled('resume')) await resumeWorkload();
+  if (enabled('slow')) await slowWorkload();
+} finally {
+  const durationS = (Date.now() - t0) / 1000;
+  env.durationS = Math.round(durationS);
+  env.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  const outDir = join(here, 'results');
+  mkdirSync(outDir, { recursive: true });
+  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(outDir, 'latest.md'), renderMarkdown(results, { env, notes, systems: SYSTEMS }));
+  writeFileSync(join(outDir, 'broadcast.svg'), renderSvg(results));
+  log(`done in ${durationS.toFixed(0)} s; wrote bench/results/latest.{json,md} and broadcast.svg`);
+}
