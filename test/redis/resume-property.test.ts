@@ -1,6 +1,5 @@
-import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runSchedule, stepArb, type ScheduleStats } from '../helpers/resume-property.js';
+import { afterAll, beforeAll, describe } from 'vitest';
+import { resumePropertyCases } from '../helpers/resume-property.js';
 import { closeAllNodes, startNode, uniquePrefix, type InProcessNode } from './in-process.js';
 import { startRedis, type TestRedis } from './redis-server.js';
 
@@ -21,28 +20,5 @@ describe('exactly-once resume (property, redis backend)', () => {
     await closeAllNodes();
     await redis?.stop();
   });
-
-  it(`within the replay window: every message exactly once, in order, both directions (${runs} cases)`, async () => {
-    const stats: ScheduleStats = { resumes: 0, gaps: 0 };
-    await fc.assert(
-      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 20 }), (steps) =>
-        runSchedule(large, steps, true, stats),
-      ),
-      { numRuns: runs },
-    );
-    expect(stats.resumes).toBeGreaterThan(runs / 2);
-    expect(stats.gaps).toBe(0);
-  }, 300_000);
-
-  it(`outside the window: fresh with reason gap, never a partial replay (${runs} cases)`, async () => {
-    const stats: ScheduleStats = { resumes: 0, gaps: 0 };
-    await fc.assert(
-      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 20 }), (steps) =>
-        runSchedule(small, steps, false, stats),
-      ),
-      { numRuns: runs },
-    );
-    expect(stats.gaps).toBeGreaterThan(0);
-    expect(stats.resumes).toBeGreaterThan(0);
-  }, 300_000);
+  resumePropertyCases(runs, () => ({ large, small }));
 });
