@@ -187,11 +187,8 @@ export class ProtocolHandler {
     if (outcome.kind === 'forbidden') {
       return this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'resume not authorized');
     }
-    // Re-plan synchronously: messages sent to the session while we awaited are now in its buffer.
-    const plan =
-      outcome.kind === 'resumed'
-        ? planReplay(outcome.session, outcome.lastSeq, m.backend, outcome.nonce)
-        : outcome;
+    // Plan synchronously, after the last await: messages sent meanwhile are in the buffer and get replayed.
+    const plan = outcome.kind === 'found' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
     const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
     if (taken && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
       return this.fail(

@@ -18,11 +18,15 @@ export interface ResumeAuthorizationContext {
 /** Re-checks authorization on resume. Return `false` to refuse (close 4503); resume never bypasses it. */
 export type AuthorizeResume = (ctx: ResumeAuthorizationContext) => boolean | Promise<boolean>;
 
-/** What a `hello` leads to. A resume is all or nothing: `replay` holds the whole gap. */
+/** How a resume is answered. All or nothing: `replay` holds the whole gap. */
 export type ResumePlan =
-  | { kind: 'resumed'; session: SessionRecord; lastSeq: number; replay: ReplayEntry[]; nonce: string }
-  | { kind: 'fresh'; reason: FreshReason; nonce?: string }; // nonce: the token was valid and is now spent
-export type HelloOutcome = ResumePlan | { kind: 'forbidden' };
+  | { kind: 'resumed'; session: SessionRecord; lastSeq: number; replay: ReplayEntry[] }
+  | { kind: 'fresh'; reason: FreshReason };
+/** What a `hello` leads to, before the replay is planned (see {@link planReplay}). */
+export type HelloOutcome =
+  | { kind: 'found'; session: SessionRecord; lastSeq: number }
+  | { kind: 'fresh'; reason: FreshReason }
+  | { kind: 'forbidden' };
 
 export interface ResumeDeps {
   tokens: ReconnectTokenService;
@@ -47,10 +51,10 @@ export async function decideHello(
 ): Promise<HelloOutcome> {
   if (hello.token === undefined) return { kind: 'fresh', reason: 'new' };
   let clientId: string;
-  let nonce: string;
   try {
-    ({ clientId, nonce } = await deps.tokens.validate(hello.token, hello.sessionId, deps.reclaim));
-    deps.onClaimed?.(nonce);
+    const verified = await deps.tokens.validate(hello.token, hello.sessionId, deps.reclaim);
+    clientId = verified.clientId;
+    deps.onClaimed?.(verified.nonce);
   } catch (err) {
     const code = err instanceof StabilizerError ? err.code : 'UNKNOWN';
     if (code === ErrorCode.BackendUnavailable) throw err; // the nonce store is down: retry later, keep the session
@@ -64,22 +68,17 @@ export async function decideHello(
     return { kind: 'forbidden' };
 
   const lookup = await deps.backend.findSession(clientId, deps.limits);
-  if (!lookup.found) return { kind: 'fresh', reason: lookup.reason, nonce };
-  return planReplay(lookup.session, hello.lastSeq ?? 0, deps.backend, nonce);
+  if (!lookup.found) return { kind: 'fresh', reason: lookup.reason };
+  return { kind: 'found', session: lookup.session, lastSeq: hello.lastSeq ?? 0 };
 }
 
 /**
- * Compute the replay for `lastSeq` on `session`, or `fresh`/`gap` if any message after it is gone.
- * Called again right before the socket is attached, so the replay reflects every message sent meanwhile.
+ * Compute the replay for `lastSeq` on `session`, or `fresh`/`gap` if any message after it is gone. Called
+ * synchronously right before the socket is attached, so the replay holds every message sent during the awaits.
  */
-export function planReplay(
-  session: SessionRecord,
-  lastSeq: number,
-  backend: StorageBackend,
-  nonce: string,
-): ResumePlan {
+export function planReplay(session: SessionRecord, lastSeq: number, backend: StorageBackend): ResumePlan {
   if (backend.getSession(session.id) !== session) return { kind: 'fresh', reason: 'expired' };
   const replay = lastSeq <= session.lastSeq ? session.buffer.since(lastSeq) : undefined;
-  if (!replay) return { kind: 'fresh', reason: 'gap', nonce };
-  return { kind: 'resumed', session, lastSeq, replay, nonce };
+  if (!replay) return { kind: 'fresh', reason: 'gap' };
+  return { kind: 'resumed', session, lastSeq, replay };
 }
