@@ -2,6 +2,7 @@ import type { Payload } from '../server/payload.js';
 
 /** One reliable message kept for replay. The payload object is shared with other sessions' buffers. */
 export interface ReplayEntry {
+  /** Sequence (inbox) or offset (topic history). */
   readonly seq: number;
   readonly payload: Payload;
   readonly atMs: number;
@@ -14,12 +15,13 @@ export interface ReplayLimits {
 }
 
 /**
- * A session's sent, not yet acknowledged reliable messages, bounded by count, bytes and age. Evicting an
- * unacknowledged message records `evictedThrough`, which turns the next resume from that point into a `gap`.
+ * Reliable messages kept for replay, bounded by count, bytes and age: a session's sent and not yet acknowledged
+ * direct messages, or a topic's history (never acked, trimmed by its bounds only). Evicting a message records
+ * `evictedThrough`, which turns the next resume from before that point into a `gap`.
  * A ring of entries with a moving head: push and trim are O(1) amortized.
  */
-export class ReplayBuffer {
-  private entries: ReplayEntry[] = [];
+export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
+  private entries: E[] = [];
   private head = 0;
   private totalBytes = 0;
   /** Highest sequence dropped before it was acknowledged (0 if none). */
@@ -37,7 +39,7 @@ export class ReplayBuffer {
     return this.totalBytes;
   }
 
-  push(entry: ReplayEntry): void {
+  push(entry: E): void {
     this.entries.push(entry);
     this.totalBytes += entry.payload.bytes;
     while (this.size > this.limits.maxMessages || this.totalBytes > this.limits.maxBytes) this.evictOne();
@@ -61,10 +63,10 @@ export class ReplayBuffer {
    * The entries after `lastSeq`, or `undefined` if any of them was evicted: a replay is all or nothing.
    * `lastSeq` must not be ahead of the session's last sequence (the caller checks).
    */
-  since(lastSeq: number): ReplayEntry[] | undefined {
+  since(lastSeq: number): E[] | undefined {
     // Below what is held: evicted, or acknowledged earlier (a client contradicting its own ack). Never partial.
     if (lastSeq < this.droppedThrough) return undefined;
-    const out: ReplayEntry[] = [];
+    const out: E[] = [];
     for (let i = this.head; i < this.entries.length; i++) {
       const e = this.entries[i]!;
       if (e.seq > lastSeq) out.push(e);
@@ -86,7 +88,7 @@ export class ReplayBuffer {
   private dropHead(): void {
     const e = this.entries[this.head]!;
     this.droppedThrough = e.seq;
-    this.entries[this.head] = undefined as unknown as ReplayEntry;
+    this.entries[this.head] = undefined as unknown as E;
     this.head++;
     this.totalBytes -= e.payload.bytes;
   }

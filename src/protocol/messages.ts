@@ -183,13 +183,7 @@ export interface ErrorMessage {
 }
 
 export type ClientMessage =
-  | HelloMessage
-  | DataMessage
-  | AckMessage
-  | PingMessage
-  | PongMessage
-  | SubMessage
-  | UnsubMessage;
+  HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage | SubMessage | UnsubMessage;
 export type ServerMessage =
   | WelcomeMessage
   | DataMessage
@@ -333,7 +327,8 @@ export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | D
   if (kind === BinaryKind.TopicReliable || kind === BinaryKind.TopicVolatile) {
     const at = kind === BinaryKind.TopicReliable ? 9 : 1;
     const nameBytes = frame[at];
-    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes) return { error: 'bad binary frame' };
+    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes)
+      return { error: 'bad binary frame' };
     const c = new TextDecoder().decode(frame.subarray(at + 1, at + 1 + nameBytes));
     if (!isTopicName(c)) return { error: 'bad topic' };
     const p = frame.subarray(at + 1 + nameBytes);

@@ -35,7 +35,14 @@ export class LocalSessions {
 
   create(id: string, limits: ReplayLimits): LocalSession {
     const ls: LocalSession = {
-      record: { id, lastSeq: 0, lastClientSeq: 0, buffer: new ReplayBuffer(limits), detachedAtMs: undefined },
+      record: {
+        id,
+        lastSeq: 0,
+        lastClientSeq: 0,
+        buffer: new ReplayBuffer(limits),
+        detachedAtMs: undefined,
+        topics: new Map(), // topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session
+      },
       g: newGeneration(),
       state: 'live',
       held: [],

@@ -4,6 +4,7 @@ import { encodeBinaryData } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
+import type { Publication } from './publication.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -84,6 +85,8 @@ export class Connection {
   tokenRefreshAtMs = 0;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Plain mode: the topics this socket is a member of (a protocol socket's are on its session). */
+  topics: Set<string> | undefined = undefined;
 
   constructor(
     public id: string,
@@ -135,6 +138,23 @@ export class Connection {
     if (seq === undefined) return this.writeDirect(raw, payload.volatileFrameBytes(), undefined, nowMs, true);
     const head = payload.reliableFrameHead(seq);
     return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
+  }
+
+  /**
+   * Write a topic publication: the shared protocol frame (or, with `skip`, the shared `skip` frame for an excluded
+   * member), or the bare payload frame in plain mode. Nothing is built per recipient.
+   */
+  writePublication(pub: Publication, skip: boolean, nowMs: number): WriteOutcome {
+    if (!this.isOpen) return 'closed';
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
+    const raw = this.directSocket();
+    if (!raw) {
+      if (!this.protocol) return this.send(pub.payload.plain, pub.payload.isBinary, nowMs);
+      if (skip) return this.send(pub.skipMessage(), false, nowMs);
+      return this.send(pub.message(), pub.payload.isBinary, nowMs);
+    }
+    const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
+    return this.writeDirect(raw, frame, undefined, nowMs, true);
   }
 
   /**

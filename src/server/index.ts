@@ -14,6 +14,7 @@ export type {
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
+export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';
 export { Payload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
@@ -24,7 +25,9 @@ export {
   CloseCode,
   ErrorCode,
   SUBPROTOCOL,
+  BROADCAST_TOPIC,
   isRetryableCloseCode,
   type FreshReason,
+  type TopicFreshReason,
 } from '../protocol/index.js';
 export type { Connection, WriteOutcome } from './connection.js';

@@ -5,7 +5,9 @@ import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import { MemoryBackend } from '../backends/memory.js';
 import type { SessionRecord } from '../backends/types.js';
-import { fanOut, type BroadcastOptions, type BroadcastResult, type FanOutTarget } from './broadcast.js';
+import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
+import { Memberships, type AuthorizeSubscribe } from './membership.js';
+import { publishTo, type PublishTarget } from './publish.js';
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
 import { Connection, type WriteOutcome } from './connection.js';
@@ -16,6 +18,7 @@ import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { takeRateToken } from './rate-limit.js';
 import type { AuthorizeResume } from './resume.js';
+import type { ManagerEvents } from './events.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { ConnectionRegistry } from './registry.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
@@ -40,6 +43,11 @@ export type SendOutcome = 'sent' | 'buffered' | 'dropped';
 export interface ManagerHooks {
   /** Protocol mode: re-check authorization when a session resumes. Refusal closes with 4503. */
   authorizeResume?: AuthorizeResume;
+  /**
+   * Protocol mode: may this client subscribe to this topic itself? Without the hook, client subscriptions are
+   * refused (`TOPIC_FORBIDDEN`); the server's own `join` needs no permission.
+   */
+  authorizeSubscribe?: AuthorizeSubscribe;
 }
 
 /**
@@ -51,8 +59,10 @@ export interface ManagerHooks {
  * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
-export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
+export class WebSocketConnectionManager extends ConnectionRegistry implements PublishTarget, SweepTarget {
   private readonly tokens: ReconnectTokenService;
+  /** @internal Topics and who is in them. */
+  readonly topics: Memberships;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
   private readonly onSocketMessage: (this: TaggedSocket, data: Buffer, isBinary: boolean) => void;
@@ -69,6 +79,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       ? this.tokens
       : new ReconnectTokenService({ ...this.config.tokens, secret: randomBytes(32) }, claim);
     this.protocol = new ProtocolHandler(this, sessionTokens, hooks.authorizeResume);
+    this.topics = new Memberships(this, hooks.authorizeSubscribe);
     this.backend.bind?.(this);
 
     // One set of handlers shared by every socket (no closures per connection).
@@ -218,9 +229,70 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
    * because of a socket: failures are listed in the result and those clients are disconnected.
    */
   broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
-    if (!this.backend.routeBroadcast) return fanOut(this, data, options);
     const payload = data instanceof Payload ? data : new Payload(data);
-    return this.backend.routeBroadcast(payload, options ?? {}) ?? fanOut(this, payload, options);
+    const routed = this.backend.routeBroadcast?.(payload, options ?? {});
+    return routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  /**
+   * Make a client a member of `topic` (a room). A protocol client is told the offset it starts from and gets every
+   * later publication exactly once, across resumes; a plain socket gets them at most once. Returns `false` if it
+   * already was a member.
+   * @throws StabilizerError `UNKNOWN_CLIENT`, `INVALID_TOPIC` (empty, too long, control characters, `$` prefix),
+   * `TOPIC_LIMIT` (over `topics.maxPerConnection`), `TOPICS_UNSUPPORTED` (Redis backend, for now).
+   */
+  join(clientId: string, topic: string): boolean {
+    return this.topics.join(clientId, topic, 'server') !== undefined;
+  }
+
+  /** Remove a client from `topic`; a protocol client is told. Returns whether it was a member. */
+  leave(clientId: string, topic: string): boolean {
+    return this.topics.leave(clientId, topic, 'server');
+  }
+
+  /**
+   * Publish to every member of `topic`: one offset, one frame for all (PROTOCOL.md §2.6), kept once in the topic's
+   * history for detached members. Same report as `broadcast`; a topic without members reports zeros.
+   */
+  publish(topic: string, data: SendData, options?: BroadcastOptions): BroadcastResult {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    if (!this.topics.supported) {
+      throw new StabilizerError(
+        ErrorCode.TopicsUnsupported,
+        `the ${this.backend.name} backend has no topics`,
+      );
+    }
+    const t = this.topics.table.get(topic);
+    if (!t || t === this.topics.table.all) {
+      if (t) return this.broadcast(payload, options);
+      return { delivered: 0, buffered: 0, dropped: 0, failed: [] };
+    }
+    return publishTo(this, this.topics.table, t, payload, options);
+  }
+
+  /** Ids of the members of `topic` (sessions, connected or detached, and plain sockets). */
+  getTopicMembers(topic: string): string[] {
+    return this.topics.members(topic);
+  }
+
+  /** The topics a client is a member of. */
+  getClientTopics(clientId: string): string[] {
+    return this.topics.topicsOf(clientId);
+  }
+
+  /** @internal */
+  emitTopicEvent<K extends 'join' | 'leave'>(name: K, event: ManagerEvents[K]): void {
+    this.emitSafely(name, event, (err) => this.reportError(event.clientId, err));
+  }
+
+  protected connectionClosed(conn: Connection): void {
+    if (conn.topics) this.topics.dropAll(conn.id, conn.topics, 'disconnect');
+  }
+
+  protected sessionEnded(session: SessionRecord): void {
+    this.topics.dropAll(session.id, session.topics, 'session-end');
   }
 
   /** @internal Assign the next sequence on a session and keep the message for replay. */
@@ -323,6 +395,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) this.endSession(session, 'expired');
     }
     for (const session of this.backend.sessions()) session.buffer.expire(nowMs);
+    this.topics.table.expire(nowMs);
     this.backend.sweep(nowMs);
   }
 

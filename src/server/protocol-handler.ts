@@ -106,6 +106,10 @@ export class ProtocolHandler {
       case 'ping':
         conn.write('{"t":"pong"}', false, this.manager.nowMs);
         return;
+      case 'sub':
+        return void this.manager.topics.subscribe(conn, msg.c);
+      case 'unsub':
+        return this.manager.topics.unsubscribe(conn, msg.c);
       default:
         return this.violation(conn, `unexpected ${msg.t}`);
     }
@@ -218,6 +222,7 @@ export class ProtocolHandler {
       }
       if (taken) this.dropSession(taken.id);
       session = m.backend.createSession(conn.id, m.config.replay);
+      m.topics.onSessionCreated(session);
     }
     conn.id = session.id;
     conn.session = session;
@@ -235,16 +240,36 @@ export class ProtocolHandler {
     };
     if (plan.kind === 'fresh') welcome.reason = plan.reason;
     const replay = plan.kind === 'resumed' ? plan.replay : [];
+    // Every topic gets exactly one outcome; a fresh session is only in `$all`, fresh for the session's reason.
+    const topics =
+      plan.kind === 'resumed'
+        ? m.topics.table.planResume(session, hello.topics)
+        : [...session.topics].map(([c, o]) => ({
+            state: { c, o, resume: 'fresh' as const, reason: plan.reason },
+            replay: [],
+          }));
+    if (topics.length > 0) welcome.topics = topics.map((t) => t.state);
     conn.cork();
     let written = conn.write(JSON.stringify(welcome), false, m.nowMs);
-    // The whole replay fits an empty socket (config: replay.maxBytes ≤ maxBufferedBytes / 2); if a write fails
-    // anyway, drop the socket rather than leave a hole the client would only find at the next live message.
+    // The inbox replay fits an empty socket (config: replay.maxBytes ≤ maxBufferedBytes / 2); if a write fails
+    // anyway, drop the socket rather than leave a hole the client would only find at the next live message. A
+    // topic replay that does not fit is cut the same way: the client resumes again from where it got to.
     for (let i = 0; i < replay.length && written === 'ok'; i++) {
       written = conn.writePayload(replay[i]!.payload, replay[i]!.seq, m.nowMs);
     }
+    let replayed = replay.length;
+    for (const t of topics) {
+      if (t.state.resume === 'fresh') session.topics.set(t.state.c, t.state.o); // it continues from there
+      for (let i = 0; i < t.replay.length && written === 'ok'; i++) {
+        const pub = t.replay[i]!;
+        const skip = pub.exclude?.has(session.id) === true;
+        written = conn.writePublication(pub, skip, m.nowMs);
+        if (!skip) replayed++;
+      }
+    }
     conn.uncork();
     if (written !== 'ok') m.onWriteFailure(conn, written);
-    m.announceConnect(conn, plan.kind, welcome.reason, replay.length);
+    m.announceConnect(conn, plan.kind, welcome.reason, replayed);
     p.resolve(session.id);
   }
 

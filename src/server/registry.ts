@@ -38,6 +38,10 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
 
   /** A closed socket may still hold handshake state (a pending hello, a token nonce); release it. */
   protected abstract releaseHandshake(conn: Connection): void;
+  /** A registered socket closed (its topics, for a plain socket, or its session, which may live on). */
+  protected abstract connectionClosed(conn: Connection): void;
+  /** A protocol session is gone for good (before `session-end` is emitted). */
+  protected abstract sessionEnded(session: SessionRecord): void;
 
   protected countIp(remoteAddress: string, delta: 1 | -1): void {
     const n = (this.perIp.get(remoteAddress) ?? 0) + delta;
@@ -151,6 +155,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     }
     if (this.connections.get(conn.id) !== conn) return; // never registered
     this.connections.delete(conn.id);
+    this.connectionClosed(conn);
     let sessionRetained = false;
     const session = conn.session;
     if (session) {
@@ -183,6 +188,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   /** @internal Forget a protocol session for good and say so (`session-end`). */
   endSession(session: SessionRecord, reason: ManagerEvents['session-end']['reason']): void {
     this.detachedSessions.delete(session);
+    this.sessionEnded(session);
     this.backend.deleteSession(session.id, reason === 'expired');
     this.log.info({ event: 'session.end', clientId: session.id, reason }, 'session ended');
     this.emitSafely('session-end', { clientId: session.id, reason }, (err) =>
