@@ -123,8 +123,6 @@ export class Memberships {
    */
   async subscribe(conn: Connection, name: string): Promise<void> {
     const session = conn.session!;
-    const known = session.topics.get(name);
-    if (known !== undefined) return void this.reply(conn, { t: 'sub', c: name, o: known });
     let code: string = ErrorCode.TopicForbidden;
     let message = 'not allowed to subscribe';
     try {
@@ -132,6 +130,8 @@ export class Memberships {
         throw new StabilizerError(ErrorCode.TopicsUnsupported, 'this backend has no topics');
       const invalid = this.table.invalidName(name);
       if (invalid) throw new StabilizerError(ErrorCode.InvalidTopic, `invalid topic name: ${invalid}`);
+      const known = session.topics.get(name);
+      if (known !== undefined) return void this.reply(conn, { t: 'sub', c: name, o: known });
       const ctx = { clientId: conn.id, topic: name, remoteAddress: conn.remoteAddress, data: conn.data };
       if (this.authorize && (await this.authorize(ctx)) === true) {
         if (!conn.isOpen || conn.session !== session) return; // gone meanwhile: its resume has the truth
