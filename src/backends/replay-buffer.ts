@@ -66,12 +66,15 @@ export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
   since(lastSeq: number): E[] | undefined {
     // Below what is held: evicted, or acknowledged earlier (a client contradicting its own ack). Never partial.
     if (lastSeq < this.droppedThrough) return undefined;
-    const out: E[] = [];
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      if (e.seq > lastSeq) out.push(e);
+    // Sequences grow along the ring: binary search for the first entry after `lastSeq`.
+    let lo = this.head;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid]!.seq > lastSeq) hi = mid;
+      else lo = mid + 1;
     }
-    return out;
+    return this.entries.slice(lo);
   }
 
   clear(): void {
