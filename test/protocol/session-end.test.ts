@@ -128,6 +128,28 @@ describe('how a client close decides the session (PROTOCOL.md §5)', () => {
   });
 });
 
+describe('graceful shutdown with the in-memory backend', () => {
+  it('ends every session, attached or detached, with reason shutdown (they die with the process)', async () => {
+    const s = await startServer({ tokens: { secret } });
+    const ev = record(s.manager);
+    const live = await RawProtocolClient.handshake(s.url);
+    const gone = await RawProtocolClient.handshake(s.url);
+    gone.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1, 'detached');
+    await s.manager.gracefulShutdown({ timeoutMs: 500 });
+    expect(ev.ends.map((e) => [e.clientId, e.reason]).sort()).toEqual(
+      [
+        [live.welcome.sessionId, 'shutdown'],
+        [gone.welcome.sessionId, 'shutdown'],
+      ].sort(),
+    );
+    expect(ev.disconnects.find((d) => d.clientId === live.welcome.sessionId)).toMatchObject({
+      sessionRetained: false,
+    });
+    expect(s.manager.getStats()).toMatchObject({ sessions: 0, detachedSessions: 0, detachedSessionBytes: 0 });
+  });
+});
+
 describe('expiry precision', () => {
   it('a detached session ends within a few ms of sessionTtlMs, not at the next sweep', async () => {
     vi.useFakeTimers({

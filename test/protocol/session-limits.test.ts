@@ -1,8 +1,14 @@
+import * as promClient from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
+import { registerPrometheusMetrics } from '../../src/metrics/index.js';
 import { WebSocket } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
 import { CloseCode } from '../../src/protocol/index.js';
-import type { ManagerEvents, WebSocketConnectionManager } from '../../src/server/index.js';
+import {
+  resolveConfig,
+  type ManagerEvents,
+  type WebSocketConnectionManager,
+} from '../../src/server/index.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, startServer, waitFor } from '../helpers/server.js';
 
@@ -147,5 +153,39 @@ describe('detached-session memory budget', () => {
 
     const late = await RawProtocolClient.handshake(s.url, { ...firstVanished, lastSeq: 0 });
     expect(late.welcome).toMatchObject({ resume: 'fresh', reason: 'evicted' });
+  });
+});
+
+describe('session limits: stats, metrics and config', () => {
+  it('getStats and the metrics expose the detached count and bytes, and evictions by reason', async () => {
+    const s = await startServer({ tokens: { secret }, maxDetachedSessionBytes: 8 * 1024 });
+    const registry = new promClient.Registry();
+    registerPrometheusMetrics(s.manager, { promClient, registry });
+    const a = await RawProtocolClient.handshake(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1, 'detached');
+    const atRest = s.manager.getStats().detachedSessionBytes;
+    expect(atRest).toBeGreaterThan(0);
+    s.manager.broadcast('y'.repeat(1000));
+    const grown = s.manager.getStats().detachedSessionBytes;
+    expect(grown).toBeGreaterThanOrEqual(atRest + 1000);
+    let text = await registry.metrics();
+    expect(text).toContain(`websocket_stabilizer_detached_session_bytes ${grown}`);
+    expect(text).toMatch(/websocket_stabilizer_detached_sessions 1/);
+    for (let i = 0; i < 10; i++) s.manager.broadcast('y'.repeat(1000));
+    expect(s.manager.getStats()).toMatchObject({ detachedSessions: 0, detachedSessionBytes: 0 });
+    text = await registry.metrics();
+    expect(text).toMatch(/websocket_stabilizer_session_ends_total\{reason="evicted"\} 1/);
+  });
+
+  it('validates the new options and fills in their defaults', () => {
+    expect(resolveConfig({})).toMatchObject({
+      maxSessions: 100_000,
+      maxSessionsPerIp: 1000,
+      maxSessionsPerPrincipal: 100,
+      maxDetachedSessionBytes: 256 * 1024 * 1024,
+    });
+    expect(() => resolveConfig({ maxSessions: 0 })).toThrow(/maxSessions must be positive/);
+    expect(() => resolveConfig({ maxDetachedSessionBytes: 1.5 })).toThrow(/must be an integer/);
   });
 });
