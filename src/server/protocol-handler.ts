@@ -205,11 +205,7 @@ export class ProtocolHandler {
       plan.kind === 'fresh' && !replacesOne ? m.admitSession(conn.remoteAddress, conn.principal) : undefined;
     if (refused !== undefined) {
       const retryAfterMs = m.config.shutdownRetryAfterMs;
-      conn.write(
-        JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }),
-        false,
-        m.nowMs,
-      );
+      conn.write(JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }), false, m.nowMs);
       return this.fail(conn, CloseCode.TryAgainLater, 'server-closed', ErrorCode.SessionLimit, refused);
     }
     this.pending.delete(conn);

@@ -56,7 +56,9 @@ describe('how a client close decides the session (PROTOCOL.md §5)', () => {
     expect(ev.disconnects[0]).toMatchObject({ clientId: id, code: 1000, sessionRetained: false });
     expect(s.manager.getStats()).toMatchObject({ sessions: 0, detachedSessions: 0 });
     expect(s.manager.broadcast('after').buffered).toBe(0);
-    expect(() => s.manager.sendToClient(id, 'x')).toThrow(expect.objectContaining({ code: 'UNKNOWN_CLIENT' }));
+    expect(() => s.manager.sendToClient(id, 'x')).toThrow(
+      expect.objectContaining({ code: 'UNKNOWN_CLIENT' }),
+    );
   });
 
   it('a churn of clients that each close with 1000 leaves no detached session behind', async () => {
