@@ -156,6 +156,31 @@ describe('detached-session memory budget', () => {
   });
 });
 
+describe('the bundled client and eviction', () => {
+  it("hears fresh with reason 'evicted' when its detached session was evicted", async () => {
+    const s = await startServer({ tokens: { secret }, maxDetachedSessionBytes: 4096 });
+    const c = new StabilizerClient(s.url, {
+      WebSocket: WebSocket as never,
+      minDelayMs: 300,
+      maxDelayMs: 300,
+    });
+    clients.push(c);
+    const fresh: string[] = [];
+    c.on('fresh', ({ reason }) => {
+      fresh.push(reason);
+    });
+    await waitFor(() => c.state === 'open', 'open');
+    const id = c.sessionId!;
+    await s.manager.disconnect(id, CloseCode.HeartbeatTimeout, 'drop'); // retryable: the session is kept
+    expect(s.manager.getStats().detachedSessions).toBe(1);
+    for (let i = 0; i < 5; i++) s.manager.broadcast('z'.repeat(1000));
+    expect(s.manager.getStats().detachedSessions).toBe(0);
+    await waitFor(() => fresh.length === 2, 'second welcome', 5000);
+    expect(fresh).toEqual(['new', 'evicted']);
+    expect(c.sessionId).not.toBe(id);
+  });
+});
+
 describe('session limits: stats, metrics and config', () => {
   it('getStats and the metrics expose the detached count and bytes, and evictions by reason', async () => {
     const s = await startServer({ tokens: { secret }, maxDetachedSessionBytes: 8 * 1024 });
