@@ -133,7 +133,8 @@ export interface WebSocketConfig {
   maxSessions?: number;
   /**
    * Protocol mode: most sessions created from one remote IP that this process holds. A new session over it is
-   * refused (`SESSION_LIMIT`, close 1013); resumes are not.
+   * refused (`SESSION_LIMIT`, close 1013); resumes are not. Behind a reverse proxy, set `trustProxy` on `attach`,
+   * or every session counts under the proxy's address.
    * @default 1000
    */
   maxSessionsPerIp?: number;
