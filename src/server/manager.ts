@@ -14,7 +14,7 @@ import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.
 import { silentLogger } from './logger.js';
 import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
-import { takeRateToken } from './rate-limit.js';
+import { newRateBucket, takeRateToken } from './rate-limit.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { ConnectionRegistry } from './registry.js';
@@ -31,6 +31,8 @@ export interface ConnectOptions {
   remoteAddress?: string;
   /** Application data (e.g. the authenticated user), echoed in `connect` events and `authorizeResume`. */
   data?: unknown;
+  /** The stable identity behind the connection (e.g. a user id); `maxSessionsPerPrincipal` counts by it. */
+  principal?: string;
 }
 
 /** Outcome of `sendToClient`. */
@@ -128,6 +130,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       this.nowMs,
       this.config.maxBufferedBytes,
     );
+    conn.principal = options.principal;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);
@@ -198,6 +201,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       }
       if (options.volatile) return 'dropped';
       this.sequence(session, payload);
+      this.enforceDetachedBudget();
       return 'buffered';
     }
     const seq = conn.session && !options.volatile ? this.sequence(conn.session, payload) : undefined;
@@ -218,7 +222,11 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
    * because of a socket: failures are listed in the result and those clients are disconnected.
    */
   broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
-    if (!this.backend.routeBroadcast) return fanOut(this, data, options);
+    if (!this.backend.routeBroadcast) {
+      const result = fanOut(this, data, options);
+      this.enforceDetachedBudget(); // at once, not only in the microtask: a loop of broadcasts stays within it
+      return result;
+    }
     const payload = data instanceof Payload ? data : new Payload(data);
     return this.backend.routeBroadcast(payload, options ?? {}) ?? fanOut(this, payload, options);
   }
@@ -284,10 +292,17 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
   }
 
-  /** @internal Charge one application message to the connection's rate limit (control frames are free); close 4002 if over. */
+  /**
+   * @internal Charge one application message to the rate limit (control frames are free); close 4002 if over. The
+   * bucket is the session's in protocol mode, so reconnecting does not refill it.
+   */
   withinRateLimit(conn: Connection): boolean {
     const limit = this.config.rateLimit;
-    if (!limit || takeRateToken(conn, limit, Date.now())) return true;
+    if (!limit) return true;
+    const nowMs = Date.now();
+    const owner = conn.session ?? conn;
+    owner.rate ??= newRateBucket(limit, nowMs);
+    if (takeRateToken(owner.rate, limit, nowMs)) return true;
     this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
     conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
     return false;
@@ -319,6 +334,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     this.nowMs = nowMs;
     sweepHeartbeats(this, nowMs);
     this.protocol.refreshTokens(nowMs);
+    // Expiry has its own timer (see expireDetached); this full pass also catches sessions a cluster backend
+    // loaded out of detach order.
     for (const session of this.detachedSessions) {
       if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) this.endSession(session, 'expired');
     }
@@ -355,11 +372,16 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     if (this.shutdownPromise) return this.shutdownPromise;
     this.shuttingDown = true;
     clearInterval(this.sweepTimer);
+    this.stopExpiry();
     this.log.info({ event: 'shutdown', connections: this.connections.size }, 'graceful shutdown started');
     const all = [...this.connections.values(), ...this.handshaking];
     this.shutdownPromise = runGracefulShutdown(all, this.config.shutdownRetryAfterMs, options).then(
       (stats) => {
         this.protocol.stop();
+        // In-memory sessions die with the process; shared ones stay resumable on other nodes.
+        if (!this.backend.sessionsOutliveProcess) {
+          for (const session of [...this.detachedSessions]) this.endSession(session, 'shutdown');
+        }
         this.detachedSessions.clear();
         this.log.info({ event: 'shutdown.done', ...stats }, 'graceful shutdown finished');
         return stats;
@@ -376,6 +398,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     handshaking: number;
     sessions: number;
     detachedSessions: number;
+    /** Estimated bytes held by detached sessions (replay buffers plus overhead), against `maxDetachedSessionBytes`. */
+    detachedSessionBytes: number;
     backend: string;
     shuttingDown: boolean;
   } {
@@ -384,6 +408,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       handshaking: this.handshaking.size,
       sessions: this.backend.sessionCount,
       detachedSessions: this.detachedSessions.size,
+      detachedSessionBytes: this.detachedSessions.bytes,
       backend: this.backend.name,
       shuttingDown: this.shuttingDown,
     };

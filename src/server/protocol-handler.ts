@@ -199,6 +199,15 @@ export class ProtocolHandler {
         'client id already connected',
       );
     }
+    // A fresh session that replaces none must fit the session caps (which may evict detached sessions).
+    const replacesOne = taken !== undefined || (plan.kind === 'fresh' && plan.reason === 'gap');
+    const refused =
+      plan.kind === 'fresh' && !replacesOne ? m.admitSession(conn.remoteAddress, conn.principal) : undefined;
+    if (refused !== undefined) {
+      const retryAfterMs = m.config.shutdownRetryAfterMs;
+      conn.write(JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }), false, m.nowMs);
+      return this.fail(conn, CloseCode.TryAgainLater, 'server-closed', ErrorCode.SessionLimit, refused);
+    }
     this.pending.delete(conn);
     clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = undefined;
@@ -218,7 +227,10 @@ export class ProtocolHandler {
       }
       if (taken) this.dropSession(taken.id);
       session = m.backend.createSession(conn.id, m.config.replay);
+      session.principal = conn.principal;
+      session.remoteAddress = conn.remoteAddress;
     }
+    m.trackSession(session);
     conn.id = session.id;
     conn.session = session;
     m.register(conn);
