@@ -301,6 +301,18 @@ describe('README "Events"', () => {
     );
   });
 
+  it("session-end 'replaced' when a fresh session takes over a fixed client id", async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: () => ({ clientId: 'u1' }) });
+    const ends = record(s.manager, 'session-end');
+    const first = await RawProtocolClient.handshake(s.url);
+    expect(first.welcome.sessionId).toBe('u1');
+    const second = await RawProtocolClient.handshake(s.url); // no token: a new session under the same id
+    expect(second.welcome).toMatchObject({ sessionId: 'u1', resume: 'fresh' });
+    expect((await first.client.waitClose()).code).toBe(CloseCode.Replaced);
+    expect(ends).toEqual([{ clientId: 'u1', reason: 'replaced' }]);
+    expect(s.manager.isConnected('u1')).toBe(true);
+  });
+
   it("session-end 'shutdown' for the sessions a graceful shutdown closes (memory backend)", async () => {
     const s = await startServer({ tokens: { secret } });
     const ends = record(s.manager, 'session-end');
