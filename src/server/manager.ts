@@ -104,7 +104,9 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
    * Register an accepted `ws` socket. Plain sockets are registered at once under `clientId` (or a new UUID).
    * Sockets that negotiated `stabilizer.v1` resolve after the `hello`/`welcome` handshake with the session id
    * (a resumed session keeps its id). Over `maxConnections`, or while shutting down, the socket is closed with
-   * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`.
+   * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`. A protocol handshake that fails
+   * rejects with the code of its close: `HANDSHAKE_TIMEOUT` (4003), `PROTOCOL_VIOLATION` (4502), `FORBIDDEN` (4503),
+   * and `NOT_OPEN` if the peer went away first.
    */
   connect(socket: WebSocket, clientId?: string, options: ConnectOptions = {}): Promise<string> {
     const remote = options.remoteAddress;

@@ -313,12 +313,19 @@ export class ProtocolHandler {
     conn: Connection,
     code: number,
     why: Parameters<Connection['close']>[2],
-    errorCode: string,
+    errorCode: ErrorCode,
     message: string,
   ): void {
     this.manager.log.warn({ event: 'protocol.error', clientId: conn.id, code: errorCode, message }, message);
     conn.write(JSON.stringify({ t: 'error', code: errorCode, message }), false, this.manager.nowMs);
     conn.close(code, message, why);
     conn.state = 'closed';
+    // During the handshake, `connect()` rejects with the same code (not NOT_OPEN when the socket then closes).
+    const p = this.pending.get(conn);
+    if (p) {
+      this.pending.delete(conn);
+      clearTimeout(conn.handshakeTimer);
+      p.reject(new StabilizerError(errorCode, message));
+    }
   }
 }
