@@ -3,7 +3,8 @@ import type { SessionLookup, SessionRecord, StorageBackend } from './types.js';
 
 export interface MemoryBackendOptions {
   /**
-   * How many expired session ids are remembered, so a late resume hears `expired` rather than `unknown-session`.
+   * How many expired (or evicted) session ids are remembered, so a late resume hears `expired` (`evicted`) rather
+   * than `unknown-session`.
    * @default 10000
    */
   maxTombstones?: number;
@@ -26,8 +27,8 @@ export class MemoryBackend implements StorageBackend {
    */
   private readonly nonces = new Map<string, number>();
   private readonly sessionsById = new Map<string, SessionRecord>();
-  /** Expired session id → when the tombstone itself expires. */
-  private readonly tombstones = new Map<string, number>();
+  /** Expired or evicted session id → what a late resume hears, and when the tombstone itself expires. */
+  private readonly tombstones = new Map<string, { reason: 'expired' | 'evicted'; untilMs: number }>();
   private readonly maxTombstones: number;
   private readonly tombstoneTtlMs: number;
 
@@ -72,16 +73,19 @@ export class MemoryBackend implements StorageBackend {
   async findSession(id: string): Promise<SessionLookup> {
     const session = this.sessionsById.get(id);
     if (session) return { found: true, session };
-    return { found: false, reason: this.tombstones.has(id) ? 'expired' : 'unknown-session' };
+    return { found: false, reason: this.tombstones.get(id)?.reason ?? 'unknown-session' };
   }
 
-  deleteSession(id: string, expired: boolean): void {
-    if (!this.sessionsById.delete(id) || !expired) return;
+  deleteSession(id: string, tombstone: boolean | 'evicted'): void {
+    if (!this.sessionsById.delete(id) || tombstone === false) return;
     if (this.tombstones.size >= this.maxTombstones) {
       const oldest = this.tombstones.keys().next().value;
       if (oldest !== undefined) this.tombstones.delete(oldest);
     }
-    this.tombstones.set(id, Date.now() + this.tombstoneTtlMs);
+    this.tombstones.set(id, {
+      reason: tombstone === 'evicted' ? 'evicted' : 'expired',
+      untilMs: Date.now() + this.tombstoneTtlMs,
+    });
   }
 
   sessions(): IterableIterator<SessionRecord> {
@@ -96,7 +100,7 @@ export class MemoryBackend implements StorageBackend {
     for (const [nonce, expiresAtMs] of this.nonces) {
       if (expiresAtMs <= nowMs) this.nonces.delete(nonce);
     }
-    for (const [id, untilMs] of this.tombstones) {
+    for (const [id, { untilMs }] of this.tombstones) {
       if (untilMs > nowMs) break;
       this.tombstones.delete(id);
     }

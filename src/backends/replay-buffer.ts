@@ -8,6 +8,19 @@ export interface ReplayEntry {
   readonly atMs: number;
 }
 
+/**
+ * Estimated heap cost of one entry beyond its payload bytes (the entry object and its slot), for memory budgets.
+ * The payload itself is counted in full for every session that holds it, although sessions share it.
+ */
+export const REPLAY_ENTRY_OVERHEAD_BYTES = 64;
+
+/** Receives a buffer's changes of {@link ReplayBuffer.footprintBytes} while attached to it. */
+export interface ByteMeter {
+  bytes: number;
+  /** Called after a change that left `bytes` over the meter's budget. */
+  onGrow(): void;
+}
+
 export interface ReplayLimits {
   maxMessages: number;
   maxBytes: number;
@@ -28,6 +41,8 @@ export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
   evictedThrough = 0;
   /** Highest sequence no longer held, for any reason (ack or eviction): entries after it are contiguous. */
   droppedThrough = 0;
+  /** Set while the session is detached: the manager's budget of detached-session memory. */
+  meter: ByteMeter | undefined = undefined;
 
   constructor(private readonly limits: ReplayLimits) {}
 
@@ -39,11 +54,18 @@ export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
     return this.totalBytes;
   }
 
+  /** Estimated heap held: payload bytes plus {@link REPLAY_ENTRY_OVERHEAD_BYTES} per entry. */
+  get footprintBytes(): number {
+    return this.totalBytes + this.size * REPLAY_ENTRY_OVERHEAD_BYTES;
+  }
+
   push(entry: E): void {
     this.entries.push(entry);
     this.totalBytes += entry.payload.bytes;
+    if (this.meter) this.meter.bytes += entry.payload.bytes + REPLAY_ENTRY_OVERHEAD_BYTES;
     while (this.size > this.limits.maxMessages || this.totalBytes > this.limits.maxBytes) this.evictOne();
     this.compact();
+    this.meter?.onGrow();
   }
 
   /** Drop every entry with a sequence `≤ seq` (a cumulative ack). */
@@ -78,6 +100,7 @@ export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
   }
 
   clear(): void {
+    if (this.meter) this.meter.bytes -= this.footprintBytes;
     this.entries = [];
     this.head = 0;
     this.totalBytes = 0;
@@ -94,6 +117,7 @@ export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
     this.entries[this.head] = undefined as unknown as E;
     this.head++;
     this.totalBytes -= e.payload.bytes;
+    if (this.meter) this.meter.bytes -= e.payload.bytes + REPLAY_ENTRY_OVERHEAD_BYTES;
   }
 
   private compact(): void {

@@ -23,11 +23,24 @@ export interface SessionRecord {
    * it). Includes the built-in `$all` on backends that serve broadcasts through topics.
    */
   readonly topics: Map<string, number>;
+  /** The authenticated principal that created the session (`authenticate`'s `principal`), if any. */
+  principal?: string;
+  /** The remote IP that created the session, counted by `maxSessionsPerIp` (set by the manager). */
+  remoteAddress?: string;
+  /** Inbound rate-limit bucket, kept with the session so that a resume does not refill it (set by the manager). */
+  rate?: RateBucket;
+}
+
+/** A token bucket: `tokens` left as of `refilledAtMs` (epoch ms). */
+export interface RateBucket {
+  tokens: number;
+  refilledAtMs: number;
 }
 
 /** What a session lookup for a resume found. */
 export type SessionLookup =
-  { found: true; session: SessionRecord } | { found: false; reason: 'unknown-session' | 'expired' };
+  | { found: true; session: SessionRecord }
+  | { found: false; reason: 'unknown-session' | 'expired' | 'evicted' };
 
 /**
  * The storage seam: everything the manager keeps beyond one socket goes through this interface. `MemoryBackend`
@@ -49,8 +62,11 @@ export interface StorageBackend {
   getSession(id: string): SessionRecord | undefined;
   /** Find a session for a resume; a cluster backend may load it from shared storage. */
   findSession(id: string, limits: ReplayLimits): Promise<SessionLookup>;
-  /** Forget a session (expired or replaced by a fresh one). `expired` keeps a tombstone for `expired` answers. */
-  deleteSession(id: string, expired: boolean): void;
+  /**
+   * Forget a session (ended, expired, evicted or replaced by a fresh one). `tombstone`: `true` keeps a tombstone
+   * for `expired` answers to a later resume, `'evicted'` one for `evicted` answers, `false` none.
+   */
+  deleteSession(id: string, tombstone: boolean | 'evicted'): void;
   /** Every session held by this process, attached or detached (broadcasts reach detached sessions too). */
   sessions(): IterableIterator<SessionRecord>;
   /** Number of sessions held by this process. */
@@ -59,6 +75,12 @@ export interface StorageBackend {
   sweep(nowMs: number): void;
   /** Release resources the backend opened itself. */
   close(): Promise<void>;
+  /**
+   * `true` when sessions outlive this process (shared storage): on graceful shutdown they are detached, kept for
+   * a resume on another node, rather than ended.
+   * @default false
+   */
+  readonly sessionsOutliveProcess?: boolean;
 
   // ------------------------------------------------------------------------------------------------------------
   // Optional cluster hooks. `MemoryBackend` implements none of them; `websocket-stabilizer/redis` implements all.
@@ -97,6 +119,8 @@ export interface BackendHost {
   readonly connections: ReadonlyMap<string, Connection>;
   /** Sessions without a socket; a backend that loads a session for a resume adds it here until it attaches. */
   readonly detachedSessions: Set<SessionRecord>;
+  /** The backend forgot a session without the manager asking (it moved to another node, or its history is gone). */
+  releaseSession(session: SessionRecord): void;
   readonly nowMs: number;
   readonly log: Logger;
   readonly isShuttingDown: boolean;

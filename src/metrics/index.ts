@@ -24,9 +24,9 @@ export interface PrometheusMetricsOptions {
  * Expose a manager's state and lifecycle as Prometheus metrics, through its public events and `getStats()`
  * (nothing is added to the send path). Returns a function that unsubscribes and unregisters.
  *
- * Gauges (read at scrape time): `connections`, `handshaking_connections`, `sessions`, `detached_sessions`.
- * Counters: `connects_total{mode,resume}`, `disconnects_total{reason}`, `messages_received_total{reliable}`,
- * `errors_total`.
+ * Gauges (read at scrape time): `connections`, `handshaking_connections`, `sessions`, `detached_sessions`,
+ * `detached_session_bytes`. Counters: `connects_total{mode,resume}`, `disconnects_total{reason}`,
+ * `session_ends_total{reason}`, `messages_received_total{reliable}`, `errors_total`.
  */
 export function registerPrometheusMetrics(
   manager: WebSocketConnectionManager,
@@ -60,14 +60,21 @@ export function registerPrometheusMetrics(
   );
   gauge('sessions', 'Protocol sessions held by this process', () => manager.getStats().sessions);
   gauge('detached_sessions', 'Sessions waiting for a resume', () => manager.getStats().detachedSessions);
+  gauge(
+    'detached_session_bytes',
+    'Estimated bytes held by detached sessions (budget: maxDetachedSessionBytes)',
+    () => manager.getStats().detachedSessionBytes,
+  );
   const connects = counter('connects_total', 'Accepted connections', ['mode', 'resume']);
   const disconnects = counter('disconnects_total', 'Closed connections by reason', ['reason']);
+  const sessionEnds = counter('session_ends_total', 'Sessions gone for good by reason', ['reason']);
   const received = counter('messages_received_total', 'Inbound messages', ['reliable']);
   const errors = counter('errors_total', 'Errors reported');
 
   const offs = [
     manager.on('connect', (e) => connects.inc({ mode: e.mode, resume: e.resume })),
     manager.on('disconnect', (e) => disconnects.inc({ reason: e.reason })),
+    manager.on('session-end', (e) => sessionEnds.inc({ reason: e.reason })),
     manager.on('message', (e) => received.inc({ reliable: String(e.reliable) })),
     manager.on('error', () => errors.inc()),
   ];

@@ -9,6 +9,8 @@ export const ErrorCode = {
   SendFailed: 'SEND_FAILED',
   ShuttingDown: 'SHUTTING_DOWN',
   ConnectionLimit: 'CONNECTION_LIMIT',
+  /** Protocol mode: a new session would exceed `maxSessions`, `maxSessionsPerIp` or `maxSessionsPerPrincipal`. */
+  SessionLimit: 'SESSION_LIMIT',
   /** `duplicateIdPolicy: 'reject'` refused a connection whose client id is already connected. */
   DuplicateClientId: 'DUPLICATE_CLIENT_ID',
 

@@ -18,7 +18,9 @@ export type FreshReason =
   /** Messages the client missed were evicted from the replay buffer (count, bytes or age). */
   | 'gap'
   /** The token was forged, tampered, replayed or malformed. */
-  | 'token-rejected';
+  | 'token-rejected'
+  /** The server evicted the detached session to stay within its memory budget or session cap. */
+  | 'evicted';
 
 /**
  * The built-in topic that `broadcast()` publishes to. Every protocol session is a member of it from its start.

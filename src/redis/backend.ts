@@ -32,6 +32,8 @@ export function createRedisBackend(options: RedisBackendOptions = {}): Promise<R
  */
 export class RedisBackend implements StorageBackend {
   readonly name = 'redis';
+  /** Sessions live in Redis: a node that shuts down detaches them, and another node resumes them. */
+  readonly sessionsOutliveProcess = true;
   readonly nodeId: string;
   private readonly local: LocalSessions;
   private readonly acks = new Map<LocalSession, number>();
@@ -131,17 +133,14 @@ export class RedisBackend implements StorageBackend {
     }
   }
 
-  deleteSession(id: string, expired: boolean): void {
+  deleteSession(id: string, tombstone: boolean | 'evicted'): void {
     const ls = this.local.byId.get(id);
     if (!ls) return;
     this.local.forget(ls);
-    const onError = (err: unknown) => this.fail(id, err);
-    // A node shutting down keeps its sessions in Redis: their clients resume on the other nodes.
-    if (this.host?.isShuttingDown && !expired) {
-      this.link.call('wssDetach', [id, ls.g, this.nodeId, this.ttlMs]).catch(onError);
-    } else {
-      this.link.call('wssDelete', [id, ls.g, expired ? 1 : 0, this.opts.tombstoneTtlMs]).catch(onError);
-    }
+    const tomb = tombstone === 'evicted' ? 'evicted' : tombstone ? '1' : '0';
+    this.link
+      .call('wssDelete', [id, ls.g, tomb, this.opts.tombstoneTtlMs])
+      .catch((err: unknown) => this.fail(id, err));
   }
 
   *sessions(): IterableIterator<SessionRecord> {
@@ -237,7 +236,7 @@ export class RedisBackend implements StorageBackend {
     if (!session || !retained) return;
     const ls = this.local.of(session);
     // Not ours any more (resumed elsewhere, history lost): the manager must not keep it as detached here.
-    if (!ls) return void this.host?.detachedSessions.delete(session);
+    if (!ls) return void this.host?.releaseSession(session);
     this.link
       .call('wssDetach', [session.id, ls.g, this.nodeId, this.ttlMs])
       .catch((e: unknown) => this.fail(clientId, e));

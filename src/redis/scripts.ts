@@ -15,7 +15,7 @@ import type { Redis } from 'ioredis';
  * - `P d:<msg>`        dedupe key of a send or broadcast, holding its result
  * - `P sess`           zset: live session ids, score = expiry ms (+inf while attached)
  * - `P own`            hash: session id → "<owner node> <generation>" (one HMGET per broadcast batch)
- * - `P t:<id>`         tombstone of an expired session
+ * - `P t:<id>`         tombstone of an expired ('1') or evicted ('evicted') session
  * - `P nonce:<n>`      used token nonces (SET NX PX)
  * - `P nodes`          zset: node id → last heartbeat ms
  * - `P n:<node>:s`     set: sessions owned by a node;  `P n:<node>:c`: client ids connected to a node
@@ -43,7 +43,7 @@ local function drop(id, tomb, tombTtl)
   redis.call('DEL', P .. 's:' .. id, P .. 'q:' .. id)
   redis.call('ZREM', P .. 'sess', id)
   redis.call('HDEL', P .. 'own', id)
-  if tomb then redis.call('SET', P .. 't:' .. id, '1', 'PX', tombTtl) end
+  if tomb then redis.call('SET', P .. 't:' .. id, tomb, 'PX', tombTtl) end
 end
 local function append(id, f, v, bytes, maxN, maxB, maxAge)
   local sk, qk = P .. 's:' .. id, P .. 'q:' .. id
@@ -180,7 +180,7 @@ return 1
 `;
 
 /**
- * ARGV: P epoch id self newG ttlMs maxAge tombTtl → {'unknown'} | {'expired'} |
+ * ARGV: P epoch id self newG ttlMs maxAge tombTtl → {'unknown'} | {'expired'} | {'evicted'} |
  * {'ok', lastSeq, lastClientSeq, evictedThrough, detachedAt, now, seq1, at1, enc1, ...}
  */
 const CLAIM = `${PROLOGUE}
@@ -189,11 +189,13 @@ local sk, qk = P .. 's:' .. id, P .. 'q:' .. id
 if redis.call('EXISTS', sk) == 0 then
   redis.call('ZREM', P .. 'sess', id)
   redis.call('HDEL', P .. 'own', id)
-  if redis.call('EXISTS', P .. 't:' .. id) == 1 then return {'expired'} end
+  local tomb = redis.call('GET', P .. 't:' .. id)
+  if tomb == 'evicted' then return {'evicted'} end
+  if tomb then return {'expired'} end
   return {'unknown'}
 end
 local live, attached = liveness(id)
-if not live then drop(id, true, ARGV[8]); return {'expired'} end
+if not live then drop(id, '1', ARGV[8]); return {'expired'} end
 local h = redis.call('HMGET', sk, 'q', 'c', 'e', 'o', 'g', 'd')
 local d = h[6]
 if h[5] ~= newG then
@@ -247,11 +249,11 @@ redis.call('SADD', P .. 'n:' .. ARGV[5] .. ':s', id)
 return 1
 `;
 
-/** ARGV: P epoch id g tombstone('1'|'0') tombTtl → 1 | 0 */
+/** ARGV: P epoch id g tombstone('1' expired | 'evicted' | '0' none) tombTtl → 1 | 0 */
 const DELETE = `${PROLOGUE}
 local id = ARGV[3]
 if redis.call('HGET', P .. 's:' .. id, 'g') ~= ARGV[4] then return 0 end
-drop(id, ARGV[5] == '1', ARGV[6])
+drop(id, ARGV[5] ~= '0' and ARGV[5], ARGV[6])
 return 1
 `;
 
@@ -299,7 +301,7 @@ for _, n in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', '-inf', '(' .. (NOW
   redis.call('ZREM', P .. 'nodes', n)
 end
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'sess', '-inf', NOW, 'LIMIT', 0, 256)) do
-  drop(id, true, ARGV[6])
+  drop(id, '1', ARGV[6])
 end
 if was then return 1 end
 return 0

@@ -60,7 +60,7 @@ export class LocalSessions {
   /** Forget a session locally (no Redis write). */
   forget(ls: LocalSession): void {
     if (this.byId.get(ls.record.id) === ls) this.byId.delete(ls.record.id);
-    this.host?.detachedSessions.delete(ls.record);
+    this.host?.releaseSession(ls.record);
     ls.held = [];
   }
 
@@ -104,7 +104,8 @@ export class LocalSessions {
     if (ls.g !== g) return { found: false, reason: 'unknown-session' }; // superseded meanwhile
     if (reply[0] !== 'ok') {
       this.forget(ls);
-      return { found: false, reason: reply[0] === 'expired' ? 'expired' : 'unknown-session' };
+      const reason = reply[0] === 'expired' || reply[0] === 'evicted' ? reply[0] : 'unknown-session';
+      return { found: false, reason };
     }
     const r = ls.record;
     const redisNow = Number(reply[5]);

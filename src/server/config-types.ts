@@ -81,7 +81,10 @@ export interface TopicsConfig {
   overrides?: TopicHistoryOverride[];
 }
 
-/** Token-bucket limit on inbound messages per connection. Over it, the connection is closed with 4002. */
+/**
+ * Token-bucket limit on inbound messages per connection (per session in protocol mode). Over it, the connection
+ * is closed with 4002.
+ */
 export interface RateLimitConfig {
   /** Sustained rate. */
   messagesPerSecond: number;
@@ -151,6 +154,34 @@ export interface WebSocketConfig {
    * @default 120000 (2 minutes)
    */
   sessionTtlMs?: number;
+  /**
+   * Protocol mode: most sessions (attached or detached) this process holds. A new session over it evicts the
+   * oldest detached session (`session-end` reason `evicted`); if every session is live, the new one is refused
+   * (`error` `SESSION_LIMIT`, a `reconnect` hint, close 1013). Resumes are never refused by it.
+   * @default 100000
+   */
+  maxSessions?: number;
+  /**
+   * Protocol mode: most sessions created from one remote IP that this process holds. A new session over it is
+   * refused (`SESSION_LIMIT`, close 1013); resumes are not. Behind a reverse proxy, set `trustProxy` on `attach`,
+   * or every session counts under the proxy's address.
+   * @default 1000
+   */
+  maxSessionsPerIp?: number;
+  /**
+   * Protocol mode: most sessions of one `principal` (returned by `authenticate`, or `connect`'s `principal`) that
+   * this process holds. A new session over it is refused (`SESSION_LIMIT`, close 1013); resumes are not.
+   * @default 100
+   */
+  maxSessionsPerPrincipal?: number;
+  /**
+   * Protocol mode: memory budget of all detached sessions together, estimated as the bytes of their replay buffers
+   * plus a fixed overhead per entry and per session (see README "Session limits"). Over it, the oldest detached
+   * sessions are evicted first (`session-end` reason `evicted`; their resume answers `fresh` / `evicted`). A live
+   * session is never evicted.
+   * @default 268435456 (256 MiB)
+   */
+  maxDetachedSessionBytes?: number;
   /** Protocol mode: bounds of each session's inbox (direct messages) and of the `$all` topic's history. */
   replay?: ReplayConfig;
   /** Topics (rooms): limits and history bounds. */
@@ -158,7 +189,8 @@ export interface WebSocketConfig {
   /** Reconnect tokens. */
   tokens?: TokenConfig;
   /**
-   * Inbound rate limit per connection.
+   * Inbound rate limit per connection; in protocol mode per session, so a resume continues with the bucket as
+   * the previous connection left it.
    * @default undefined (no limit)
    */
   rateLimit?: RateLimitConfig;
@@ -192,6 +224,10 @@ export interface ResolvedConfig {
   duplicateIdPolicy: 'replace' | 'reject';
   handshakeTimeoutMs: number;
   sessionTtlMs: number;
+  maxSessions: number;
+  maxSessionsPerIp: number;
+  maxSessionsPerPrincipal: number;
+  maxDetachedSessionBytes: number;
   replay: Required<ReplayConfig>;
   topics: {
     maxPerConnection: number;

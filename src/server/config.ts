@@ -50,6 +50,10 @@ const schema = z
     duplicateIdPolicy: z.enum(['replace', 'reject']).default('replace'),
     handshakeTimeoutMs: posInt('handshakeTimeoutMs').default(10_000),
     sessionTtlMs: posInt('sessionTtlMs').default(120_000),
+    maxSessions: posInt('maxSessions').default(100_000),
+    maxSessionsPerIp: posInt('maxSessionsPerIp').default(1000),
+    maxSessionsPerPrincipal: posInt('maxSessionsPerPrincipal').default(100),
+    maxDetachedSessionBytes: posInt('maxDetachedSessionBytes').default(256 * 1024 * 1024),
     replay: z
       .object({
         maxMessages: posInt('replay.maxMessages').default(1000),
@@ -166,6 +170,10 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
     duplicateIdPolicy: c.duplicateIdPolicy,
     handshakeTimeoutMs: c.handshakeTimeoutMs,
     sessionTtlMs: c.sessionTtlMs,
+    maxSessions: c.maxSessions,
+    maxSessionsPerIp: c.maxSessionsPerIp,
+    maxSessionsPerPrincipal: c.maxSessionsPerPrincipal,
+    maxDetachedSessionBytes: c.maxDetachedSessionBytes,
     replay,
     topics: {
       maxPerConnection: c.topics.maxPerConnection,

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
 import { encodeBinaryData } from '../protocol/messages.js';
-import type { SessionRecord } from '../backends/types.js';
+import type { RateBucket, SessionRecord } from '../backends/types.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
@@ -76,9 +76,10 @@ export class Connection {
   closeReason: DisconnectReason | undefined = undefined;
   /** The close code the server sent, if it closed first: it decides the session's fate, not the peer's echo. */
   sentCloseCode: number | undefined = undefined;
-  /** Rate limiter bucket. */
-  rateTokens = 0;
-  rateRefilledAtMs = 0;
+  /** Plain mode: rate limiter bucket (protocol mode keeps it on the session). Created on the first message. */
+  rate: RateBucket | undefined = undefined;
+  /** The stable identity `authenticate` returned (`ConnectOptions.principal`), if any. */
+  principal: string | undefined = undefined;
   /** Protocol mode: the nonce of the token this resume consumed, until the client's first frame confirms it. */
   unconfirmedNonce: string | undefined = undefined;
   /** Protocol mode: when the sweep sends a replacement resume token (half its lifetime). */

@@ -35,7 +35,10 @@ export interface ManagerEvents {
     clientId: string;
     code: number;
     reason: DisconnectReason;
-    /** Protocol mode: the session is kept for `sessionTtlMs` and messages sent meanwhile are buffered. */
+    /**
+     * Protocol mode: the session lives on: kept for `sessionTtlMs` (messages sent meanwhile are buffered), or held
+     * by a newer connection, here or on another node. `false`: it ended (its `session-end` came just before).
+     */
     sessionRetained: boolean;
   };
   message: {
@@ -53,11 +56,17 @@ export interface ManagerEvents {
     seq?: number;
   };
   /**
-   * Protocol mode: a session is gone for good, so per-client state can be dropped. `expired`: not resumed within
-   * `sessionTtlMs`. `ended`: the server closed it with a terminal code. `replaced`: a fresh session replaced it (a
-   * `gap`, or a new connection under the same id). `shutdown`: graceful shutdown of an in-memory backend.
+   * Protocol mode: a session is gone for good, cluster-wide, so per-client state can be dropped. `ended`: the
+   * client closed with 1000, or the server closed it with a terminal code. `expired`: not resumed within
+   * `sessionTtlMs`. `evicted`: a detached session dropped to stay within `maxDetachedSessionBytes` or
+   * `maxSessions`. `replaced`: a fresh session replaced it (a `gap`, or a new connection under the same id).
+   * `shutdown`: graceful shutdown with a backend whose sessions die with the process (the in-memory one). A
+   * session that moves to another node (a resume there, or a shutdown with the Redis backend) does not end.
    */
-  'session-end': { clientId: string; reason: 'expired' | 'ended' | 'replaced' | 'shutdown' };
+  'session-end': {
+    clientId: string;
+    reason: 'expired' | 'ended' | 'replaced' | 'shutdown' | 'evicted';
+  };
   error: { clientId: string | undefined; error: Error };
   /** A client became a member of a topic: `join()` by the server, or a subscribe the client asked for. */
   join: { clientId: string; topic: string; by: 'server' | 'client' };

@@ -16,7 +16,7 @@ import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.
 import { silentLogger } from './logger.js';
 import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
-import { takeRateToken } from './rate-limit.js';
+import { newRateBucket, takeRateToken } from './rate-limit.js';
 import type { AuthorizeResume } from './resume.js';
 import type { ManagerEvents } from './events.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
@@ -34,6 +34,8 @@ export interface ConnectOptions {
   remoteAddress?: string;
   /** Application data (e.g. the authenticated user), echoed in `connect` events and `authorizeResume`. */
   data?: unknown;
+  /** The stable identity behind the connection (e.g. a user id); `maxSessionsPerPrincipal` counts by it. */
+  principal?: string;
 }
 
 /** Outcome of `sendToClient`. */
@@ -113,7 +115,9 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
    * Register an accepted `ws` socket. Plain sockets are registered at once under `clientId` (or a new UUID).
    * Sockets that negotiated `stabilizer.v1` resolve after the `hello`/`welcome` handshake with the session id
    * (a resumed session keeps its id). Over `maxConnections`, or while shutting down, the socket is closed with
-   * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`.
+   * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`. A protocol handshake that fails
+   * rejects with the code of its close: `HANDSHAKE_TIMEOUT` (4003), `PROTOCOL_VIOLATION` (4502), `FORBIDDEN` (4503),
+   * and `NOT_OPEN` if the peer went away first.
    */
   connect(socket: WebSocket, clientId?: string, options: ConnectOptions = {}): Promise<string> {
     const remote = options.remoteAddress;
@@ -139,6 +143,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       this.nowMs,
       this.config.maxBufferedBytes,
     );
+    conn.principal = options.principal;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);
@@ -209,6 +214,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       }
       if (options.volatile) return 'dropped';
       this.sequence(session, payload);
+      this.enforceDetachedBudget();
       return 'buffered';
     }
     const seq = conn.session && !options.volatile ? this.sequence(conn.session, payload) : undefined;
@@ -356,10 +362,17 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
   }
 
-  /** @internal Charge one application message to the connection's rate limit (control frames are free); close 4002 if over. */
+  /**
+   * @internal Charge one application message to the rate limit (control frames are free); close 4002 if over. The
+   * bucket is the session's in protocol mode, so reconnecting does not refill it.
+   */
   withinRateLimit(conn: Connection): boolean {
     const limit = this.config.rateLimit;
-    if (!limit || takeRateToken(conn, limit, Date.now())) return true;
+    if (!limit) return true;
+    const nowMs = Date.now();
+    const owner = conn.session ?? conn;
+    owner.rate ??= newRateBucket(limit, nowMs);
+    if (takeRateToken(owner.rate, limit, nowMs)) return true;
     this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
     conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
     return false;
@@ -391,6 +404,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     this.nowMs = nowMs;
     sweepHeartbeats(this, nowMs);
     this.protocol.refreshTokens(nowMs);
+    // Expiry has its own timer (see expireDetached); this full pass also catches sessions a cluster backend
+    // loaded out of detach order.
     for (const session of this.detachedSessions) {
       if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) this.endSession(session, 'expired');
     }
@@ -428,11 +443,16 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     if (this.shutdownPromise) return this.shutdownPromise;
     this.shuttingDown = true;
     clearInterval(this.sweepTimer);
+    this.stopExpiry();
     this.log.info({ event: 'shutdown', connections: this.connections.size }, 'graceful shutdown started');
     const all = [...this.connections.values(), ...this.handshaking];
     this.shutdownPromise = runGracefulShutdown(all, this.config.shutdownRetryAfterMs, options).then(
       (stats) => {
         this.protocol.stop();
+        // In-memory sessions die with the process; shared ones stay resumable on other nodes.
+        if (!this.backend.sessionsOutliveProcess) {
+          for (const session of [...this.detachedSessions]) this.endSession(session, 'shutdown');
+        }
         this.detachedSessions.clear();
         this.log.info({ event: 'shutdown.done', ...stats }, 'graceful shutdown finished');
         return stats;
@@ -449,6 +469,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     handshaking: number;
     sessions: number;
     detachedSessions: number;
+    /** Estimated bytes held by detached sessions (replay buffers plus overhead), against `maxDetachedSessionBytes`. */
+    detachedSessionBytes: number;
     backend: string;
     shuttingDown: boolean;
   } {
@@ -457,6 +479,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       handshaking: this.handshaking.size,
       sessions: this.backend.sessionCount,
       detachedSessions: this.detachedSessions.size,
+      detachedSessionBytes: this.detachedSessions.bytes,
       backend: this.backend.name,
       shuttingDown: this.shuttingDown,
     };

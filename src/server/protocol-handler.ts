@@ -203,6 +203,15 @@ export class ProtocolHandler {
         'client id already connected',
       );
     }
+    // A fresh session that replaces none must fit the session caps (which may evict detached sessions).
+    const replacesOne = taken !== undefined || (plan.kind === 'fresh' && plan.reason === 'gap');
+    const refused =
+      plan.kind === 'fresh' && !replacesOne ? m.admitSession(conn.remoteAddress, conn.principal) : undefined;
+    if (refused !== undefined) {
+      const retryAfterMs = m.config.shutdownRetryAfterMs;
+      conn.write(JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }), false, m.nowMs);
+      return this.fail(conn, CloseCode.TryAgainLater, 'server-closed', ErrorCode.SessionLimit, refused);
+    }
     this.pending.delete(conn);
     clearTimeout(conn.handshakeTimer);
     conn.handshakeTimer = undefined;
@@ -222,8 +231,11 @@ export class ProtocolHandler {
       }
       if (taken) this.dropSession(taken.id);
       session = m.backend.createSession(conn.id, m.config.replay);
+      session.principal = conn.principal;
+      session.remoteAddress = conn.remoteAddress;
       m.topics.onSessionCreated(session);
     }
+    m.trackSession(session);
     conn.id = session.id;
     conn.session = session;
     m.register(conn);
@@ -326,12 +338,19 @@ export class ProtocolHandler {
     conn: Connection,
     code: number,
     why: Parameters<Connection['close']>[2],
-    errorCode: string,
+    errorCode: ErrorCode,
     message: string,
   ): void {
     this.manager.log.warn({ event: 'protocol.error', clientId: conn.id, code: errorCode, message }, message);
     conn.write(JSON.stringify({ t: 'error', code: errorCode, message }), false, this.manager.nowMs);
     conn.close(code, message, why);
     conn.state = 'closed';
+    // During the handshake, `connect()` rejects with the same code (not NOT_OPEN when the socket then closes).
+    const p = this.pending.get(conn);
+    if (p) {
+      this.pending.delete(conn);
+      clearTimeout(conn.handshakeTimer);
+      p.reject(new StabilizerError(errorCode, message));
+    }
   }
 }

@@ -1,23 +1,26 @@
-import type { Connection } from './connection.js';
+import type { RateBucket } from '../backends/types.js';
 
 /**
- * Token bucket per connection, refilled continuously: `burst` messages at once, `messagesPerSecond` sustained.
- * Returns `false` when the message is over the limit. State lives in two numbers on the connection.
+ * Token bucket, refilled continuously: `burst` messages at once, `messagesPerSecond` sustained. Returns `false`
+ * when the message is over the limit. The bucket is the connection's (plain mode) or the session's (protocol
+ * mode, so that a resume does not refill it); `undefined` starts a full one.
  */
 export function takeRateToken(
-  conn: Connection,
+  bucket: RateBucket,
   limit: { messagesPerSecond: number; burst: number },
   nowMs: number,
 ): boolean {
-  if (conn.rateRefilledAtMs === 0) {
-    conn.rateTokens = limit.burst;
-    conn.rateRefilledAtMs = nowMs;
-  } else if (nowMs > conn.rateRefilledAtMs) {
-    const refill = ((nowMs - conn.rateRefilledAtMs) / 1000) * limit.messagesPerSecond;
-    conn.rateTokens = Math.min(limit.burst, conn.rateTokens + refill);
-    conn.rateRefilledAtMs = nowMs;
+  if (nowMs > bucket.refilledAtMs) {
+    const refill = ((nowMs - bucket.refilledAtMs) / 1000) * limit.messagesPerSecond;
+    bucket.tokens = Math.min(limit.burst, bucket.tokens + refill);
+    bucket.refilledAtMs = nowMs;
   }
-  if (conn.rateTokens < 1) return false;
-  conn.rateTokens -= 1;
+  if (bucket.tokens < 1) return false;
+  bucket.tokens -= 1;
   return true;
+}
+
+/** A full bucket. */
+export function newRateBucket(limit: { burst: number }, nowMs: number): RateBucket {
+  return { tokens: limit.burst, refilledAtMs: nowMs };
 }

@@ -2,8 +2,10 @@ import { CloseCode, isRetryableCloseCode } from '../protocol/close-codes.js';
 import type { SessionRecord, StorageBackend } from '../backends/types.js';
 import type { ResolvedConfig } from './config-types.js';
 import type { Connection } from './connection.js';
+import { DetachedSessions } from './detached-sessions.js';
 import { TypedEmitter, type DisconnectReason, type ManagerEvents } from './events.js';
 import type { Logger } from './logger.js';
+import { SessionCounts } from './session-counts.js';
 
 /**
  * The registry half of the manager: who is connected (by id, O(1)), who is handshaking, per-IP counts, the
@@ -14,8 +16,11 @@ import type { Logger } from './logger.js';
 export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   /** Registry of open (and handshaken) connections by client id. @internal */
   readonly connections = new Map<string, Connection>();
-  /** Protocol sessions without a socket, kept for resume; broadcasts buffer into them. @internal */
-  readonly detachedSessions = new Set<SessionRecord>();
+  /**
+   * Protocol sessions without a socket, kept for resume; broadcasts buffer into them. In detach order, with the
+   * estimated bytes they hold. @internal
+   */
+  readonly detachedSessions = new DetachedSessions();
   /** Coarse clock (epoch ms), advanced by the sweep; hot paths stamp it instead of calling `Date.now()`. @internal */
   nowMs = Date.now();
   /** Sockets accepted but not yet in the registry (protocol handshake), counted against the limits. */
@@ -24,6 +29,13 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   private readonly perIp = new Map<string, number>();
   /** Registered connections that a newer one with the same id replaced; their close reports `replaced`. */
   private readonly replaced = new WeakSet<Connection>();
+  /** Sessions this process ended (`session-end` emitted): a late close of their socket must not end them again. */
+  private readonly ended = new WeakSet<SessionRecord>();
+  /** Sessions held per IP and per principal (`maxSessionsPerIp`, `maxSessionsPerPrincipal`). */
+  private readonly sessionCounts = new SessionCounts();
+  /** One timer for session expiry, armed for the session detached longest ago. */
+  private expiryTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  private budgetCheckQueued = false;
 
   constructor(
     /** The validated configuration. */
@@ -34,6 +46,17 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     readonly log: Logger,
   ) {
     super();
+    const detached = this.detachedSessions;
+    detached.budgetBytes = config.maxDetachedSessionBytes;
+    detached.onAdd = () => this.armExpiry();
+    detached.onOverBudget = () => {
+      if (this.budgetCheckQueued) return;
+      this.budgetCheckQueued = true;
+      queueMicrotask(() => {
+        this.budgetCheckQueued = false;
+        this.enforceDetachedBudget();
+      });
+    };
   }
 
   /** A closed socket may still hold handshake state (a pending hello, a token nonce); release it. */
@@ -158,10 +181,16 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     this.connectionClosed(conn);
     let sessionRetained = false;
     const session = conn.session;
-    if (session) {
-      if (this.shuttingDown) this.endSession(session, 'shutdown');
-      else if (sentCode !== undefined && !isRetryableCloseCode(sentCode)) this.endSession(session, 'ended');
-      else {
+    if (session && !this.ended.has(session)) {
+      if (this.backend.getSession(session.id) !== session) {
+        // The backend let it go without ending it: it lives on elsewhere (another node resumed it).
+        sessionRetained = true;
+      } else if (this.shuttingDown && !this.backend.sessionsOutliveProcess) {
+        this.endSession(session, 'shutdown');
+      } else if (!this.shuttingDown && endsSession(sentCode, code)) {
+        this.endSession(session, 'ended');
+      } else {
+        // Kept for a resume here, or (shutting down, shared storage) on another node.
         session.detachedAtMs = Date.now();
         this.detachedSessions.add(session);
         sessionRetained = true;
@@ -187,12 +216,101 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
 
   /** @internal Forget a protocol session for good and say so (`session-end`). */
   endSession(session: SessionRecord, reason: ManagerEvents['session-end']['reason']): void {
+    this.ended.add(session);
     this.detachedSessions.delete(session);
     this.sessionEnded(session);
-    this.backend.deleteSession(session.id, reason === 'expired');
+    this.sessionCounts.untrack(session);
+    this.backend.deleteSession(session.id, reason === 'evicted' ? 'evicted' : reason === 'expired');
     this.log.info({ event: 'session.end', clientId: session.id, reason }, 'session ended');
     this.emitSafely('session-end', { clientId: session.id, reason }, (err) =>
       this.reportError(session.id, err),
     );
   }
+
+  /** @internal The backend forgot a session by itself (moved to another node, history lost). */
+  releaseSession(session: SessionRecord): void {
+    this.detachedSessions.delete(session);
+    this.sessionCounts.untrack(session);
+  }
+
+  /** @internal Count a session (created or resumed here) against the per-IP and per-principal caps. */
+  trackSession(session: SessionRecord): void {
+    this.sessionCounts.track(session);
+  }
+
+  /**
+   * @internal Whether a new session from `remoteAddress` / `principal` fits the caps; returns why not, or
+   * `undefined`. Over `maxSessions` it first evicts the oldest detached sessions; live ones are never evicted.
+   */
+  admitSession(remoteAddress: string | undefined, principal: string | undefined): string | undefined {
+    const c = this.config;
+    if (remoteAddress !== undefined && this.sessionCounts.ofIp(remoteAddress) >= c.maxSessionsPerIp)
+      return 'too many sessions from this address';
+    if (principal !== undefined && this.sessionCounts.ofPrincipal(principal) >= c.maxSessionsPerPrincipal)
+      return 'too many sessions for this principal';
+    while (this.backend.sessionCount >= c.maxSessions) {
+      const oldest = this.detachedSessions.oldest();
+      if (!oldest) return 'server at session limit';
+      this.evict(oldest);
+    }
+    return undefined;
+  }
+
+  /** @internal Over `maxDetachedSessionBytes`: evict detached sessions, oldest first, until within it. */
+  enforceDetachedBudget(): void {
+    const detached = this.detachedSessions;
+    while (detached.bytes > detached.budgetBytes) {
+      const oldest = detached.oldest();
+      if (!oldest) return;
+      this.evict(oldest);
+    }
+  }
+
+  private evict(session: SessionRecord): void {
+    this.log.warn(
+      { event: 'session.evicted', clientId: session.id, detachedBytes: this.detachedSessions.bytes },
+      'detached session evicted',
+    );
+    this.endSession(session, 'evicted');
+  }
+
+  /** @internal End the detached sessions whose TTL has passed, oldest first. */
+  expireDetached(nowMs: number): void {
+    const ttlMs = this.config.sessionTtlMs;
+    for (const session of this.detachedSessions) {
+      if (nowMs - session.detachedAtMs! < ttlMs) break; // detach order is expiry order (one TTL for all)
+      this.endSession(session, 'expired');
+    }
+  }
+
+  /** Arm the expiry timer for the session detached longest ago, unless it is armed already. */
+  private armExpiry(): void {
+    if (this.expiryTimer !== undefined || this.shuttingDown) return;
+    const oldest = this.detachedSessions.oldest();
+    if (!oldest) return;
+    const delayMs = Math.max(0, oldest.detachedAtMs! + this.config.sessionTtlMs - Date.now());
+    this.expiryTimer = setTimeout(this.onExpiryTimer, delayMs);
+    this.expiryTimer.unref?.();
+  }
+
+  private readonly onExpiryTimer = (): void => {
+    this.expiryTimer = undefined;
+    this.expireDetached(Date.now());
+    this.armExpiry();
+  };
+
+  /** Stop the expiry timer (shutdown). */
+  protected stopExpiry(): void {
+    clearTimeout(this.expiryTimer);
+    this.expiryTimer = undefined;
+  }
+}
+
+/**
+ * Whether a close ends its session: a terminal code the server sent, or, if the peer closed first, 1000 (the
+ * client closes for good, PROTOCOL.md §5). Every other peer code keeps the session for a resume.
+ */
+function endsSession(sentCode: number | undefined, peerCode: number): boolean {
+  if (sentCode !== undefined) return !isRetryableCloseCode(sentCode);
+  return peerCode === CloseCode.Normal;
 }

@@ -61,7 +61,8 @@ export class ReconnectTokenService {
 
   /**
    * Check a token and consume its nonce. Throws a {@link TokenError} whose code is one of `TOKEN_MALFORMED`,
-   * `TOKEN_UNKNOWN_KEY`, `TOKEN_BAD_SIGNATURE`, `TOKEN_EXPIRED`, `TOKEN_REPLAYED`, `TOKEN_WRONG_SESSION`.
+   * `TOKEN_UNKNOWN_KEY`, `TOKEN_BAD_SIGNATURE`, `TOKEN_EXPIRED`, `TOKEN_REPLAYED`, `TOKEN_WRONG_SESSION`, or
+   * `TOKENS_DISABLED` without a secret.
    * The nonce is consumed only once everything else checks out, so a forged token cannot burn a real one.
    * `reclaim` may accept an already-claimed nonce (a resume retried before its first attempt was confirmed).
    */

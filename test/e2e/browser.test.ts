@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
 import { waitFor } from '../helpers/server.js';
 // The demo imports the built package (dist/); `npm test` builds before it runs vitest.
 // @ts-expect-error -- plain ESM example without type declarations
@@ -8,10 +9,12 @@ import { createChatServer } from '../../examples/chat/app.mjs';
 import type { WebSocketConnectionManager } from '../../src/server/index.js';
 import type { Server } from 'node:http';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// CHROMIUM_PATH, else Debian's /usr/bin/chromium. Without it this file fails at once with what to install.
+const CHROMIUM = requireBinary('chromium');
 
-// Real Chromium (Debian's, installed by .ci/run) loads the chat demo page, which uses the browser build of
-// websocket-stabilizer/client with the native WebSocket.
+// Real Chromium (Debian's, which the pretest step of `npm test` installs) loads the chat demo page, which uses the
+// browser build of websocket-stabilizer/client with the native WebSocket. The flags suit Debian's chromium run as root
+// in a container: no sandbox (root), no GPU, and /tmp instead of a small /dev/shm.
 describe('browser client in real Chromium', () => {
   let browser: Browser;
   let manager: WebSocketConnectionManager;
@@ -28,6 +31,7 @@ describe('browser client in real Chromium', () => {
         '--headless',
         '--no-sandbox',
         '--disable-gpu',
+        '--disable-dev-shm-usage',
         '--disable-quic',
         '--no-first-run',
         '--disable-background-networking',

@@ -3,8 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-export const NGINX_BIN = '/usr/sbin/nginx';
+import { requireBinary } from './binaries.js';
 
 /** A free loopback port, chosen by the OS. */
 export function freePort(): Promise<number> {
@@ -27,6 +26,7 @@ export async function startNginx(
   upstreamPort: number,
   readTimeoutS: number,
 ): Promise<{ port: number; stop(): Promise<void> }> {
+  const nginxBin = requireBinary('nginx');
   const dir = mkdtempSync(join(tmpdir(), 'stabilizer-nginx-'));
   const port = await freePort();
   const conf = `
@@ -56,17 +56,20 @@ http {
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
   const child: ChildProcess = spawn(
-    NGINX_BIN,
+    nginxBin,
     ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },
   );
   let stderr = '';
+  let spawnError: Error | undefined;
+  child.once('error', (err) => (spawnError = err)); // reported below, never as an unhandled 'error' event
   child.stderr?.on('data', (d) => (stderr += String(d)));
   // Wait until it accepts connections.
   const deadline = Date.now() + 10_000;
   for (;;) {
+    if (spawnError) throw new Error(`${nginxBin} could not be started: ${spawnError.message}`);
     if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
     const ok = await new Promise<boolean>((resolve) => {
       const s = new Socket();
@@ -85,7 +88,7 @@ http {
     port,
     stop: () =>
       new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.pid === undefined) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),

@@ -1,6 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { requireBinary } from '../helpers/binaries.js';
 import { startNginx } from '../helpers/nginx.js';
 import { closeAllServers, openClient, startServer, waitFor } from '../helpers/server.js';
+
+requireBinary('nginx'); // without it this file fails at once with what to install, before any test
 
 const stops: Array<() => Promise<void>> = [];
 afterEach(async () => {

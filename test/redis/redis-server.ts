@@ -1,5 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createConnection, createServer } from 'node:net';
+import { requireBinary } from '../helpers/binaries.js';
+
+// Checked when a test file imports this harness: without redis-server the file fails at once with what to install.
+const REDIS_SERVER = requireBinary('redis-server');
 
 /** A redis-server owned by one test file, on a free loopback port, without persistence. */
 export interface TestRedis {
@@ -31,8 +35,8 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Resolve once `PING` on the port answers `+PONG`. */
-function waitForPong(port: number, timeoutMs: number): Promise<void> {
+/** Resolve once `PING` on the port answers `+PONG`; reject at once if the process has died meanwhile. */
+function waitForPong(child: ChildProcess, port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   return new Promise((resolve, reject) => {
     const attempt = () => {
@@ -40,7 +44,9 @@ function waitForPong(port: number, timeoutMs: number): Promise<void> {
       let buf = '';
       const retry = () => {
         sock.destroy();
-        if (Date.now() > deadline) reject(new Error(`redis on ${port} did not start`));
+        const died = exitReason(child);
+        if (died !== undefined) reject(new Error(`redis-server on ${port} ${died}`));
+        else if (Date.now() > deadline) reject(new Error(`redis on ${port} did not start`));
         else setTimeout(attempt, 20);
       };
       sock.once('error', retry);
@@ -57,9 +63,20 @@ function waitForPong(port: number, timeoutMs: number): Promise<void> {
   });
 }
 
+const spawnErrors = new WeakMap<ChildProcess, Error>();
+
+/** Why the process is gone (a spawn error or its exit), or undefined while it runs. */
+function exitReason(child: ChildProcess): string | undefined {
+  const err = spawnErrors.get(child);
+  if (err) return `could not be started: ${err.message}`;
+  if (child.exitCode !== null) return `exited with code ${child.exitCode}`;
+  if (child.signalCode !== null) return `was killed by ${child.signalCode}`;
+  return undefined;
+}
+
 function launch(port: number, extraArgs: string[]): ChildProcess {
   const child = spawn(
-    'redis-server',
+    REDIS_SERVER,
     [
       '--port',
       String(port),
@@ -75,12 +92,14 @@ function launch(port: number, extraArgs: string[]): ChildProcess {
     ],
     { stdio: 'ignore' },
   );
+  // A spawn failure (ENOENT, EACCES) is reported by waitForPong, never as an unhandled 'error' event.
+  child.once('error', (err) => spawnErrors.set(child, err));
   child.unref();
   return child;
 }
 
 function killAndWait(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  if (exitReason(child) !== undefined || child.pid === undefined) return Promise.resolve();
   return new Promise((resolve) => {
     child.once('exit', () => resolve());
     child.kill('SIGKILL');
@@ -98,10 +117,10 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
     let child = launch(port, extraArgs);
     let paused = false;
     try {
-      await waitForPong(port, 5000);
+      await waitForPong(child, port, 5000);
     } catch (err) {
       await killAndWait(child);
-      if (attempt < 3) continue; // the port was taken meanwhile: try another
+      if (attempt < 3 && !spawnErrors.has(child)) continue; // the port was taken meanwhile: try another
       throw err;
     }
     const r: TestRedis = {
@@ -116,7 +135,7 @@ export async function startRedis(extraArgs: string[] = []): Promise<TestRedis> {
       async restart() {
         await killAndWait(child);
         child = launch(port, extraArgs);
-        await waitForPong(port, 5000);
+        await waitForPong(child, port, 5000);
       },
       pause() {
         paused = true;

@@ -106,8 +106,10 @@ describe('registry: duplicate ids', () => {
     expect((await firstClosed).code).toBe(CloseCode.Replaced);
     expect(second.readyState).toBe(WebSocket.OPEN);
     expect(s.manager.getActiveConnections()).toEqual(['dup']);
-    // The replaced socket is not reported as the client leaving: the id is still connected.
-    expect(disconnects).toEqual([]);
+    // The replaced socket is reported with reason 'replaced' (README "Registry and messages"); the id stays connected.
+    await waitFor(() => disconnects.length === 1, 'disconnect of the replaced socket');
+    expect(disconnects[0]).toMatchObject({ clientId: 'dup', code: CloseCode.Replaced, reason: 'replaced' });
+    expect(s.manager.isConnected('dup')).toBe(true);
 
     const got = new Promise<string>((r) => second.once('message', (d) => r(d.toString())));
     expect(s.manager.sendToClient('dup', 'to-newest')).toBe('sent');

@@ -73,6 +73,17 @@ describe('closeOnSignals (child process)', () => {
     });
   });
 
+  it('on SIGINT too: clients get 1001 and the process exits with code 0 (the http.Server is closed)', async () => {
+    const { child, port, lines, exited } = await startChild();
+    const ws = await client(`ws://127.0.0.1:${port}/ws`);
+    await waitFor(() => lines.some((l) => l.event === 'connect'), 'connected in the child');
+    const c = closed(ws);
+    child.kill('SIGINT');
+    expect((await c).code).toBe(CloseCode.GoingAway);
+    // The fixture never calls process.exit: a listening http.Server would keep it alive.
+    expect(await exited).toEqual({ code: 0, signal: null });
+  });
+
   it('on SIGTERM with no clients, the process exits with code 0', async () => {
     const { child, exited, lines } = await startChild();
     child.kill('SIGTERM');
