@@ -127,6 +127,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       options.data,
       this.nowMs,
       this.config.maxBufferedBytes,
+      this.config.closeTimeoutMs,
     );
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
