@@ -249,7 +249,7 @@ export class Connection {
       this.socket.terminate();
       return;
     }
-    this.boundCloseWait();
+    this.limitCloseWait();
   }
 
   /**
@@ -260,7 +260,7 @@ export class Connection {
     this.closeReason ??= why;
     this.sentCloseCode ??= code;
     this.state = 'closed';
-    this.boundCloseWait();
+    this.limitCloseWait();
   }
 
   /** The socket has closed: stop the close timer. */
@@ -269,7 +269,8 @@ export class Connection {
     this.closeTimer = undefined;
   }
 
-  private boundCloseWait(): void {
+  /** Terminate the socket if its close handshake (started by either side) has not finished in `closeTimeoutMs`. */
+  limitCloseWait(): void {
     if (this.closeTimer !== undefined || this.socket.readyState === CLOSED) return;
     this.closeTimer = setTimeout(terminateLate, this.closeTimeoutMs, this);
     this.closeTimer.unref?.();

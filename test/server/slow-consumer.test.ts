@@ -166,6 +166,41 @@ describe('any close the server starts, to a peer that does not read, is bounded 
   });
 });
 
+describe('other close handshakes with a peer that does not read', () => {
+  it('the peer starts the close and stops reading: the next sweep bounds the wait; disconnect has its code', async () => {
+    // A 500 ms sweep; no heartbeat expiry within the test (pingIntervalMs + pongTimeoutMs = 11 s).
+    const { s, join, disconnects } = await named({
+      maxBufferedBytes: 64 * MiB,
+      closeTimeoutMs: 300,
+      pingIntervalMs: 1000,
+      pongTimeoutMs: 10_000,
+    });
+    const ws = await join('a');
+    rawSocket(ws).pause();
+    await backlog((d) => s.manager.broadcast(d), 16 * MiB);
+    ws.close(4100, 'leaving'); // the server's echo sits behind the backlog
+    await vi.waitFor(() => expect(disconnects).toHaveLength(1), PROMPTLY);
+    expect(disconnects[0]).toEqual({
+      clientId: 'a',
+      code: 4100,
+      reason: 'client-closed',
+      sessionRetained: false,
+    });
+    expect(s.manager.getConnectionCount()).toBe(0);
+  });
+
+  it('graceful shutdown: a peer terminated at timeoutMs is reported with the code the server sent, not 1006', async () => {
+    const { s, join, disconnects } = await named({ maxBufferedBytes: 64 * MiB });
+    const ws = await join('a');
+    rawSocket(ws).pause();
+    await backlog((d) => s.manager.broadcast(d), 16 * MiB);
+    const stats = await s.manager.gracefulShutdown({ timeoutMs: 300 });
+    expect(stats.terminated).toBe(1);
+    await vi.waitFor(() => expect(disconnects).toHaveLength(1), PROMPTLY);
+    expect(disconnects[0]).toEqual({ clientId: 'a', code: 1001, reason: 'shutdown', sessionRetained: false });
+  });
+});
+
 describe('a protocol client (the real client) whose socket stops reading', () => {
   const secret = 'slow-consumer-secret-0123456789abcdef012345';
 
