@@ -1,3 +1,4 @@
+import { CloseCode } from '../protocol/close-codes.js';
 import type { DisconnectReason } from './events.js';
 
 /**
@@ -5,18 +6,18 @@ import type { DisconnectReason } from './events.js';
  * 1002 for a broken frame, 1007 for invalid UTF-8, 1008 for too many fragments, 1009 for too big.
  */
 const CLOSE_CODE_BY_WS_ERROR: Readonly<Record<string, number>> = {
-  WS_ERR_EXPECTED_FIN: 1002,
-  WS_ERR_EXPECTED_MASK: 1002,
-  WS_ERR_UNEXPECTED_MASK: 1002,
-  WS_ERR_INVALID_OPCODE: 1002,
-  WS_ERR_UNEXPECTED_RSV_1: 1002,
-  WS_ERR_UNEXPECTED_RSV_2_3: 1002,
-  WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH: 1002,
-  WS_ERR_INVALID_CLOSE_CODE: 1002,
-  WS_ERR_INVALID_UTF8: 1007,
-  WS_ERR_TOO_MANY_BUFFERED_PARTS: 1008,
-  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: 1009,
-  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: 1009,
+  WS_ERR_EXPECTED_FIN: CloseCode.ProtocolError,
+  WS_ERR_EXPECTED_MASK: CloseCode.ProtocolError,
+  WS_ERR_UNEXPECTED_MASK: CloseCode.ProtocolError,
+  WS_ERR_INVALID_OPCODE: CloseCode.ProtocolError,
+  WS_ERR_UNEXPECTED_RSV_1: CloseCode.ProtocolError,
+  WS_ERR_UNEXPECTED_RSV_2_3: CloseCode.ProtocolError,
+  WS_ERR_INVALID_CONTROL_PAYLOAD_LENGTH: CloseCode.ProtocolError,
+  WS_ERR_INVALID_CLOSE_CODE: CloseCode.ProtocolError,
+  WS_ERR_INVALID_UTF8: CloseCode.InvalidPayload,
+  WS_ERR_TOO_MANY_BUFFERED_PARTS: CloseCode.PolicyViolation,
+  WS_ERR_UNSUPPORTED_MESSAGE_LENGTH: CloseCode.MessageTooBig,
+  WS_ERR_UNSUPPORTED_DATA_PAYLOAD_LENGTH: CloseCode.MessageTooBig,
 };
 
 /**
@@ -38,5 +39,5 @@ export function rejectedFrameCloseCode(err: Error & { code?: unknown }): number 
 
 /** `disconnect` reason of a rejected frame: `message-too-big` for 1009, else `protocol-violation`. */
 export function rejectedFrameReason(code: number): DisconnectReason {
-  return code === 1009 ? 'message-too-big' : 'protocol-violation';
+  return code === CloseCode.MessageTooBig ? 'message-too-big' : 'protocol-violation';
 }
