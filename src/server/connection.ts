@@ -103,7 +103,7 @@ export class Connection {
   tokenRefreshAtMs = 0;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  /** While a close handshake the server started is under way: terminates the socket at `closeTimeoutMs`. */
+  /** While a close handshake is under way: terminates the socket `closeTimeoutMs` after it was armed. */
   closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(

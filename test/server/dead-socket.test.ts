@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
+import { SUBPROTOCOL } from '../../src/protocol/index.js';
 import {
   CloseCode,
   WebSocketConnectionManager,
@@ -56,7 +57,11 @@ async function named(config: WebSocketConfig = {}) {
 async function deflateServer(manager: WebSocketConnectionManager): Promise<string> {
   const http = createServer();
   httpServers.push(http);
-  const wss = new WebSocketServer({ server: http, perMessageDeflate: { threshold: 0 } });
+  const wss = new WebSocketServer({
+    server: http,
+    perMessageDeflate: { threshold: 0 },
+    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+  });
   wss.on('connection', (ws, req) => {
     manager
       .connect(ws, new URL(req.url ?? '/', 'http://x').searchParams.get('id') ?? undefined)
@@ -174,6 +179,40 @@ describe('a write to a dead socket (ws.send path: permessage-deflate)', () => {
 
 describe('a write to a dead socket (protocol client)', () => {
   const secret = 'dead-socket-secret-0123456789abcdef0123456789';
+
+  it('on the ws.send path too (permessage-deflate): buffered, send-failed, then resumed with everything', async () => {
+    const manager = new WebSocketConnectionManager({ tokens: { secret } });
+    const disconnects: Array<ManagerEvents['disconnect']> = [];
+    manager.on('disconnect', (e) => void disconnects.push(e));
+    try {
+      const url = await deflateServer(manager);
+      const c = new StabilizerClient<number>(url, {
+        WebSocket: WebSocket as never,
+        minDelayMs: 10,
+        maxDelayMs: 50,
+      });
+      stabilizerClients.push(c as StabilizerClient);
+      const received: number[] = [];
+      c.on('message', (n) => void received.push(n));
+      const resumed: string[] = [];
+      c.on('resumed', ({ sessionId }) => void resumed.push(sessionId));
+      await waitFor(() => c.state === 'open' && manager.isConnected(c.sessionId!), 'client open');
+      const id = c.sessionId!;
+      expect(manager.connections.get(id)!.socket.extensions).toContain('permessage-deflate');
+      expect(manager.sendToClient(id, 1)).toBe('sent');
+      await waitFor(() => received.length === 1, 'first');
+
+      killTcp(manager, id);
+      expect(manager.sendToClient(id, 2)).toBe('buffered');
+      expect(manager.broadcast(3)).toMatchObject({ delivered: 0, buffered: 1, failed: [] });
+      await waitFor(() => disconnects.length === 1, 'disconnect event');
+      expect(disconnects[0]).toMatchObject({ clientId: id, reason: 'send-failed', sessionRetained: true });
+      await waitFor(() => resumed.length === 1 && received.length === 3, 'resumed with everything', 10_000);
+      expect(received).toEqual([1, 2, 3]);
+    } finally {
+      await manager.gracefulShutdown({ timeoutMs: 200 });
+    }
+  });
 
   it('the reliable message is buffered, the socket is dropped resumably, and the resume delivers everything once', async () => {
     const s = await startServer({ tokens: { secret } });
