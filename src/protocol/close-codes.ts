@@ -12,9 +12,13 @@ export const CloseCode = {
   Normal: 1000,
   /** Server shutting down for good (or for an unknown time). Reconnect later, honour the hint. */
   GoingAway: 1001,
-  /** Policy violation (RFC 6455). Not sent by the library itself; listed for completeness. */
+  /** Sent by `ws` for a frame that breaks RFC 6455 (unmasked, reserved opcode or RSV bits, bad control frame). */
+  ProtocolError: 1002,
+  /** Sent by `ws` for invalid UTF-8 in a text frame or close reason (or compressed data that does not inflate). */
+  InvalidPayload: 1007,
+  /** Sent by `ws` for a message in more fragments than it allows (16384). */
   PolicyViolation: 1008,
-  /** A frame was larger than `maxPayloadBytes`. */
+  /** A frame (or a fragmented message) was larger than `maxPayloadBytes`. */
   MessageTooBig: 1009,
   /** A user handler threw, or the storage backend failed during a resume; only that connection is closed. */
   InternalError: 1011,

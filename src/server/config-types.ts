@@ -134,6 +134,14 @@ export interface WebSocketConfig {
    */
   maxBufferedBytes?: number;
   /**
+   * How long a close handshake that the server started (4001 slow consumer, 4002 rate limit, 1009, a rejected
+   * frame, `disconnect()`, ...) may take before the socket is terminated. A peer that does not read never answers
+   * the close frame, and until it is gone it stays registered and holds its `maxConnections` and per-IP slots.
+   * `disconnect` still reports the code the server sent. Graceful shutdown has its own `timeoutMs`.
+   * @default 2000
+   */
+  closeTimeoutMs?: number;
+  /**
    * Origins allowed at upgrade (exact match of the `Origin` header). Others get HTTP 403.
    * @default undefined (any origin)
    */
@@ -220,6 +228,7 @@ export interface ResolvedConfig {
   maxConnectionsPerIp: number | undefined;
   maxPayloadBytes: number;
   maxBufferedBytes: number;
+  closeTimeoutMs: number;
   allowedOrigins: string[] | undefined;
   duplicateIdPolicy: 'replace' | 'reject';
   handshakeTimeoutMs: number;

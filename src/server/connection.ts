@@ -10,12 +10,16 @@ import type { Publication } from './publication.js';
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
 
 const OPEN = 1;
+const CLOSED = 3;
 /** `Sender#_state` of ws when it is neither compressing nor reading a Blob, i.e. it writes synchronously. */
 const SENDER_IDLE = 0;
 
 /** The TCP socket under a `ws` WebSocket (a `net.Socket`, or any Duplex with cork/uncork). */
 interface RawSocket {
   readonly writableCorked: number;
+  readonly destroyed?: boolean;
+  readonly writable?: boolean;
+  readonly writableEnded?: boolean;
   write(chunk: Buffer): boolean;
   cork(): void;
   uncork(): void;
@@ -47,6 +51,21 @@ function flushCorked(): void {
   for (let i = 0; i < list.length; i++) list[i]!.uncork();
   list.length = 0;
   spare = list;
+}
+
+/**
+ * Whether the TCP socket under `ws` can no longer take a write although `ws` may still say OPEN: destroyed (by a
+ * reset, an error or `destroy()`), or its write side ended. A write to it does not throw; it is silently lost.
+ */
+function deadSocket(socket: WebSocket): boolean {
+  const raw = (socket as unknown as WsInternals)._socket;
+  return !!raw && (raw.destroyed === true || raw.writable === false || raw.writableEnded === true);
+}
+
+/** Close timer callback, shared by every connection: the peer did not finish the close handshake in time. */
+function terminateLate(conn: Connection): void {
+  conn.closeTimer = undefined;
+  conn.socket.terminate();
 }
 
 function corkForTurn(raw: RawSocket): void {
@@ -88,6 +107,8 @@ export class Connection {
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Plain mode: the topics this socket is a member of (a protocol socket's are on its session). */
   topics: Set<string> | undefined = undefined;
+  /** While a close handshake is under way: terminates the socket `closeTimeoutMs` after it was armed. */
+  closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
 
   constructor(
     public id: string,
@@ -97,6 +118,7 @@ export class Connection {
     readonly data: unknown,
     nowMs: number,
     private readonly maxBufferedBytes: number,
+    private readonly closeTimeoutMs: number,
   ) {
     this.lastInboundMs = nowMs;
     this.lastOutboundMs = nowMs;
@@ -114,6 +136,7 @@ export class Connection {
   /** Send a control or data frame as it is (plain frames, protocol control messages). */
   write(data: string | Buffer, isBinary: boolean, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
+    if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
     if (raw) return this.writeDirect(raw, dataFrame(data, isBinary), undefined, nowMs, true);
@@ -127,6 +150,7 @@ export class Connection {
    */
   writePayload(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
+    if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
     if (!raw) {
@@ -147,6 +171,7 @@ export class Connection {
    */
   writePublication(pub: Publication, skip: boolean, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
+    if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
     if (!raw) {
@@ -164,6 +189,7 @@ export class Connection {
    */
   ping(nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
+    if (deadSocket(this.socket)) return 'failed';
     if (this.protocol && this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
     if (raw)
@@ -230,7 +256,11 @@ export class Connection {
     return 'ok';
   }
 
-  /** Start the close handshake. Never throws. From here on, inbound frames are ignored. */
+  /**
+   * Start the close handshake. Never throws. From here on, inbound frames are ignored. A peer that has not
+   * finished the handshake within `closeTimeoutMs` is terminated: one that does not read (a slow consumer, a
+   * stalled or vanished peer) never would, and it would hold its registry entry and its connection slots meanwhile.
+   */
   close(code: number, reason: string, why: DisconnectReason): void {
     this.closeReason ??= why;
     this.sentCloseCode ??= code;
@@ -239,7 +269,33 @@ export class Connection {
       this.socket.close(code, clampCloseReason(reason));
     } catch {
       this.socket.terminate();
+      return;
     }
+    this.limitCloseWait();
+  }
+
+  /**
+   * `ws` rejected an inbound frame and has sent the close frame itself (`code`: 1002, 1007, 1008, 1009): report
+   * that code and `why`, and bound the close handshake like {@link close}.
+   */
+  closedBySocket(code: number, why: DisconnectReason): void {
+    this.closeReason ??= why;
+    this.sentCloseCode ??= code;
+    this.state = 'closed';
+    this.limitCloseWait();
+  }
+
+  /** The socket has closed: stop the close timer. */
+  released(): void {
+    clearTimeout(this.closeTimer);
+    this.closeTimer = undefined;
+  }
+
+  /** Terminate the socket if its close handshake (started by either side) has not finished in `closeTimeoutMs`. */
+  limitCloseWait(): void {
+    if (this.closeTimer !== undefined || this.socket.readyState === CLOSED) return;
+    this.closeTimer = setTimeout(terminateLate, this.closeTimeoutMs, this);
+    this.closeTimer.unref?.();
   }
 
   /** Drop the TCP connection at once (no close handshake). */

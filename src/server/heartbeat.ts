@@ -1,5 +1,7 @@
 import type { Connection } from './connection.js';
 
+const OPEN = 1;
+
 /** What one sweep needs from the manager. */
 export interface SweepTarget {
   readonly connections: ReadonlyMap<string, Connection>;
@@ -21,11 +23,18 @@ export function sweepIntervalMs(pingIntervalMs: number, pongTimeoutMs: number): 
  * - Only idle connections are pinged: no frame received, or none sent, for `pingIntervalMs`. Sending keeps
  *   proxies (nginx, ALB) from cutting a connection whose client never talks.
  * - Any inbound frame after the ping counts as the answer. With none for `pongTimeoutMs`, the connection expires.
+ * - A socket whose close handshake is under way is not pinged; it is terminated if the handshake has not
+ *   finished `closeTimeoutMs` after the sweep that first sees it (a close the server started is bounded already).
  * Times are the sweep's coarse clock: an inbound frame stamps the time of the latest sweep, so `>=` means
  * "after the ping was sent".
  */
 export function sweepHeartbeats(target: SweepTarget, nowMs: number): void {
   for (const conn of target.connections.values()) {
+    if (conn.socket.readyState !== OPEN) {
+      // Closing, perhaps started by the peer, which ws then waits 30 s for: not pinged, and bounded from here.
+      conn.limitCloseWait();
+      continue;
+    }
     if (conn.pingSentAtMs !== 0) {
       if (conn.lastInboundMs >= conn.pingSentAtMs) conn.pingSentAtMs = 0;
       else if (nowMs - conn.pingSentAtMs >= target.pongTimeoutMs) {

@@ -16,6 +16,7 @@ import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.
 import { silentLogger } from './logger.js';
 import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
+import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
 import type { AuthorizeResume } from './resume.js';
 import type { ManagerEvents } from './events.js';
@@ -102,8 +103,12 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     this.onSocketError = function (err) {
       const conn = this[kConnection];
       if (!conn) return;
-      conn.closeReason ??=
-        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'message-too-big' : 'socket-error';
+      // ws rejected a frame and has already sent its close code: report that code, not the 1006 of a peer that
+      // never answers. Only while the TCP socket is alive: on a dead one, ws could send nothing.
+      const code = rejectedFrameCloseCode(err);
+      const raw = (this as unknown as { _socket?: { destroyed?: boolean } | null })._socket;
+      if (code !== undefined && raw?.destroyed !== true) conn.closedBySocket(code, rejectedFrameReason(code));
+      else conn.closeReason ??= 'socket-error';
       manager.reportError(conn.id, err);
     };
     this.startSweep();
@@ -142,6 +147,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       options.data,
       this.nowMs,
       this.config.maxBufferedBytes,
+      this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
     (socket as TaggedSocket)[kConnection] = conn;

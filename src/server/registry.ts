@@ -166,6 +166,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   /** The socket closed: unregister it, keep or end its session, report `disconnect`. */
   protected handleClosed(conn: Connection, code: number): void {
     conn.state = 'closed';
+    conn.released();
     this.handshaking.delete(conn);
     this.releaseHandshake(conn);
     if (conn.remoteAddress !== undefined) this.countIp(conn.remoteAddress, -1);

@@ -66,6 +66,7 @@ export async function runGracefulShutdown(
         try {
           if (conn.protocol) conn.socket.send(hint);
           conn.closeReason ??= 'shutdown';
+          conn.sentCloseCode ??= code; // reported by `disconnect` even if the peer is terminated at the deadline
           conn.socket.close(code, reason);
         } catch {
           failed++;

@@ -37,6 +37,15 @@ describe('config validation', () => {
     expect(err.issues).toEqual([{ path: 'pongTimeoutMs', message: 'pongTimeoutMs must be positive' }]);
   });
 
+  it('closeTimeoutMs defaults to 2000 and must be a positive integer', () => {
+    expect(resolveConfig({}).closeTimeoutMs).toBe(2000);
+    expect(resolveConfig({ closeTimeoutMs: 250 }).closeTimeoutMs).toBe(250);
+    expect(rejectionOf({ closeTimeoutMs: 0 }).issues).toEqual([
+      { path: 'closeTimeoutMs', message: 'closeTimeoutMs must be positive' },
+    ]);
+    expect(rejectionOf({ closeTimeoutMs: 1.5 }).message).toContain('closeTimeoutMs must be an integer');
+  });
+
   it('rejects tokens.ttlMs (or a previous key) without tokens.secret', () => {
     expect(rejectionOf({ tokens: { ttlMs: 1000 } }).issues).toEqual([
       { path: 'tokens.secret', message: 'a token TTL or previous key needs tokens.secret' },
