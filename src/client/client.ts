@@ -155,7 +155,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * Ignoring the promise is safe: a rejection is never reported as unhandled.
    */
   subscribe(topic: string): Promise<number> {
-    return topics.subscribe(this.tp, topic, this.st === 'open', this.st === 'closed');
+    return topics.subscribe(this.tp, topic, this.st);
   }
 
   /**

@@ -5,6 +5,7 @@ import {
   type TopicState,
   type UnsubMessage,
 } from '../protocol/index.js';
+import type { ClientState } from './client.js';
 import { ClientError } from './errors.js';
 import type { ClientEvents } from './options.js';
 
@@ -39,11 +40,11 @@ const settle = (t: Topics, c: string, v: number | ClientError): void => {
   t.s.delete(c);
 };
 
-/** `StabilizerClient.subscribe`. `open`: welcomed, so the `sub` can go now. */
-export function subscribe(t: Topics, c: string, open: boolean, closed: boolean): Promise<number> {
+/** `StabilizerClient.subscribe`. While not `open` (welcomed), the `sub` waits for the next welcome. */
+export function subscribe(t: Topics, c: string, st: ClientState): Promise<number> {
   const p = new Promise<number>((ok, no) => {
     if (!isTopicName(c) || c[0] === '$') throw new ClientError(ErrorCode.InvalidTopic, 'invalid topic name');
-    if (closed) throw new ClientError(ErrorCode.ClientClosed, 'client is closed');
+    if (st === 'closed') throw new ClientError(ErrorCode.ClientClosed, 'client is closed');
     t.n.add(c);
     const o = t.p.get(c);
     const leaving = t.u.has(c);
@@ -52,7 +53,7 @@ export function subscribe(t: Topics, c: string, open: boolean, closed: boolean):
     if (!q) {
       t.s.set(c, (q = []));
       // While an unsub is in flight, the sub goes after its answer (see `left`).
-      if (open && !leaving) t.w(frame('sub', c));
+      if (st === 'open' && !leaving) t.w(frame('sub', c));
     }
     q.push((v) => (typeof v === 'number' ? ok(v) : no(v)));
   });
