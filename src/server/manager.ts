@@ -346,6 +346,19 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     return this.shuttingDown;
   }
 
+  private draining = false;
+
+  /**
+   * Mark this server as draining: readiness probes (`createHealthHandler`) answer 503 so the load balancer stops
+   * sending new clients, while connections and upgrades carry on as usual. `gracefulShutdown` follows; see
+   * `closeOnSignals` `drainDelayMs`. Idempotent.
+   */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.log.info({ event: 'drain', connections: this.connections.size }, 'draining: readiness is false');
+  }
+
   /**
    * Refuse new connections (HTTP 503), send every protocol client a reconnect hint, close every socket with 1001
    * (or 1012 with `restart: true`), terminate those that have not closed by `timeoutMs`, and stop all background
@@ -378,6 +391,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     detachedSessions: number;
     backend: string;
     shuttingDown: boolean;
+    /** `drain()` was called: readiness is false, connections still served. */
+    draining: boolean;
   } {
     return {
       connections: this.connections.size,
@@ -386,6 +401,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       detachedSessions: this.detachedSessions.size,
       backend: this.backend.name,
       shuttingDown: this.shuttingDown,
+      draining: this.draining,
     };
   }
 }
