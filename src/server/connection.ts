@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
 import { encodeBinaryData } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
+import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
 
@@ -84,6 +85,8 @@ export class Connection {
   tokenRefreshAtMs = 0;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The manager's counters (shared by all its connections), incremented on every data write. */
+  counters: ServerCounters = unownedCounters;
 
   constructor(
     public id: string,
@@ -122,6 +125,12 @@ export class Connection {
    * `{"t":"d","s":N,"p":` head.
    */
   writePayload(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
+    const outcome = this.writePayloadFrame(payload, seq, nowMs);
+    this.counters.countWrite(this.protocol, seq !== undefined, outcome);
+    return outcome;
+  }
+
+  private writePayloadFrame(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();

@@ -9,6 +9,7 @@ import { fanOut, type BroadcastOptions, type BroadcastResult, type FanOutTarget 
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
 import { Connection, type WriteOutcome } from './connection.js';
+import { ServerCounters, type UpgradeRejectionReason } from './counters.js';
 import { StabilizerError } from './errors.js';
 import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
 import { silentLogger } from './logger.js';
@@ -52,6 +53,8 @@ export interface ManagerHooks {
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
 export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
+  /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
+  readonly counters = new ServerCounters();
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -128,6 +131,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       this.nowMs,
       this.config.maxBufferedBytes,
     );
+    conn.counters = this.counters;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);
@@ -178,6 +182,11 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     return createUpgradeHandler(this, options);
   }
 
+  /** @internal An upgrade was refused before a WebSocket existed: count it. */
+  upgradeRejected(reason: UpgradeRejectionReason, _remoteAddress: string | undefined): void {
+    this.counters.upgradeRejections[reason]++;
+  }
+
   // ---------------------------------------------------------------- messaging
 
   /**
@@ -189,6 +198,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
   sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
     const payload = data instanceof Payload ? data : new Payload(data);
     const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
+    if (routed === 'dropped') this.counters.droppedVolatile++;
     if (routed !== undefined) return routed;
     const conn = this.connections.get(clientId);
     if (!conn) {
@@ -196,7 +206,10 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       if (!session || session.detachedAtMs === undefined) {
         throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
       }
-      if (options.volatile) return 'dropped';
+      if (options.volatile) {
+        this.counters.droppedVolatile++;
+        return 'dropped';
+      }
       this.sequence(session, payload);
       return 'buffered';
     }
