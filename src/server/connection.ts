@@ -85,6 +85,10 @@ export class Connection {
   tokenRefreshAtMs = 0;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The authenticated user (from `authenticate`), for logs. */
+  principal: string | undefined = undefined;
+  /** Wall-clock time the socket was accepted, for the connection duration in the disconnect log. */
+  readonly openedAtMs = Date.now();
   /** The manager's counters (shared by all its connections), incremented on every data write. */
   counters: ServerCounters = unownedCounters;
 

@@ -15,6 +15,7 @@ import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.
 import { silentLogger } from './logger.js';
 import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
+import { UpgradeRejectionLog } from './rejection-log.js';
 import { takeRateToken } from './rate-limit.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
@@ -182,9 +183,12 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     return createUpgradeHandler(this, options);
   }
 
-  /** @internal An upgrade was refused before a WebSocket existed: count it. */
-  upgradeRejected(reason: UpgradeRejectionReason, _remoteAddress: string | undefined): void {
+  private readonly rejectionLog = new UpgradeRejectionLog(this.log);
+
+  /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
+  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
     this.counters.upgradeRejections[reason]++;
+    this.rejectionLog.record(reason, remoteAddress);
   }
 
   // ---------------------------------------------------------------- messaging
