@@ -1,4 +1,6 @@
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHealthHandler, type HealthHandler, type HealthOptions } from '../../src/server/index.js';
 import { closeAllServers, startServer, waitFor, type TestServer } from '../helpers/server.js';
@@ -141,5 +143,28 @@ describe('createHealthHandler', () => {
     const after = await json(s.port, '/readyz');
     expect(after).toMatchObject({ status: 200, body: { status: 'ready', reasons: [] } });
     expect((after.body as { eventLoopDelayMs: number }).eventLoopDelayMs).toBeLessThan(250);
+  });
+
+  it('works as Express middleware: probes answered, other routes reach the app', async () => {
+    const s = await startServer();
+    const health = createHealthHandler(s.manager);
+    handlers.push(health);
+    const app = express();
+    app.use(health);
+    app.get('/hello', (_req, res) => void res.send('from express'));
+    const http = createServer(app);
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    const port = (http.address() as AddressInfo).port;
+    try {
+      expect(await json(port, '/readyz')).toEqual({
+        status: 200,
+        body: { status: 'ready', reasons: [], connections: 0 },
+      });
+      expect(await get(port, '/hello')).toMatchObject({ status: 200, text: 'from express' });
+      s.manager.drain();
+      expect((await json(port, '/readyz')).status).toBe(503);
+    } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
   });
 });

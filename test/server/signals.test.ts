@@ -131,4 +131,23 @@ describe('closeOnSignals with drainDelayMs (child process)', () => {
       stats: { closed: 2, terminated: 0, failed: 0 },
     });
   });
+
+  it('a second, different signal during the drain starts the shutdown at once', async () => {
+    const { child, port, lines, exited } = await startChild({ DRAIN_DELAY_MS: '60000' });
+    const a = await client(`ws://127.0.0.1:${port}/ws`);
+    await waitFor(() => lines.some((l) => l.event === 'connect'), 'connected in the child');
+    const closing = closed(a);
+    child.kill('SIGTERM');
+    let ready = await probe(port, '/readyz');
+    for (let i = 0; i < 200 && ready.status === 200; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+      ready = await probe(port, '/readyz');
+    }
+    expect(ready.status).toBe(503);
+    expect(a.readyState).toBe(WebSocket.OPEN);
+
+    child.kill('SIGINT'); // without it, the drain would last a minute (longer than this test's timeout)
+    expect(await closing).toEqual({ code: CloseCode.ServiceRestart, reason: 'restarting; retry-after=1500' });
+    expect(await exited).toEqual({ code: 0, signal: null });
+  });
 });
