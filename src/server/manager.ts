@@ -56,6 +56,7 @@ export interface ManagerHooks {
 export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
   /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
   readonly counters = new ServerCounters();
+  private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -182,8 +183,6 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
   createUpgradeHandler(options?: AttachOptions): UpgradeHandler {
     return createUpgradeHandler(this, options);
   }
-
-  private readonly rejectionLog = new UpgradeRejectionLog(this.log);
 
   /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
   upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
