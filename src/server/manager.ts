@@ -9,6 +9,7 @@ import { fanOut, type BroadcastOptions, type BroadcastResult, type FanOutTarget 
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
 import { Connection, type WriteOutcome } from './connection.js';
+import { ServerCounters, type UpgradeRejectionReason } from './counters.js';
 import { StabilizerError } from './errors.js';
 import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
 import { silentLogger } from './logger.js';
@@ -16,6 +17,7 @@ import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
+import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { ConnectionRegistry } from './registry.js';
@@ -55,6 +57,9 @@ export interface ManagerHooks {
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
 export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
+  /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
+  readonly counters = new ServerCounters();
+  private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -139,6 +144,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
+    conn.counters = this.counters;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);
@@ -189,6 +195,12 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     return createUpgradeHandler(this, options);
   }
 
+  /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
+  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
+    this.counters.upgradeRejections[reason]++;
+    this.rejectionLog.record(reason, remoteAddress);
+  }
+
   // ---------------------------------------------------------------- messaging
 
   /**
@@ -200,6 +212,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
   sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
     const payload = data instanceof Payload ? data : new Payload(data);
     const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
+    if (routed === 'dropped') this.counters.droppedVolatile++;
     if (routed !== undefined) return routed;
     const conn = this.connections.get(clientId);
     if (!conn) {
@@ -207,7 +220,10 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       if (!session || session.detachedAtMs === undefined) {
         throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
       }
-      if (options.volatile) return 'dropped';
+      if (options.volatile) {
+        this.counters.droppedVolatile++;
+        return 'dropped';
+      }
       this.sequence(session, payload);
       this.enforceDetachedBudget();
       return 'buffered';
@@ -371,6 +387,19 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     return this.shuttingDown;
   }
 
+  private draining = false;
+
+  /**
+   * Mark this server as draining: readiness probes (`createHealthHandler`) answer 503 so the load balancer stops
+   * sending new clients, while connections and upgrades carry on as usual. `gracefulShutdown` follows; see
+   * `closeOnSignals` `drainDelayMs`. Idempotent.
+   */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.log.info({ event: 'drain', connections: this.connections.size }, 'draining: readiness is false');
+  }
+
   /**
    * Refuse new connections (HTTP 503), send every protocol client a reconnect hint, close every socket with 1001
    * (or 1012 with `restart: true`), terminate those that have not closed by `timeoutMs`, and stop all background
@@ -410,6 +439,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     detachedSessionBytes: number;
     backend: string;
     shuttingDown: boolean;
+    /** `drain()` was called: readiness is false, connections still served. */
+    draining: boolean;
   } {
     return {
       connections: this.connections.size,
@@ -419,6 +450,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       detachedSessionBytes: this.detachedSessions.bytes,
       backend: this.backend.name,
       shuttingDown: this.shuttingDown,
+      draining: this.draining,
     };
   }
 }
