@@ -1,9 +1,10 @@
-// The chat demo: an http server with a web page, a WebSocket endpoint at /ws and GET /stats.
+// The chat demo: an http server with a web page, a WebSocket endpoint at /ws, GET /stats, and the health probes
+// GET /livez and GET /readyz (see README "Operating it").
 // Plain WebSocket clients join as they are; clients that speak stabilizer.v1 (the page uses the
 // websocket-stabilizer client) also get exactly-once delivery and session resume.
 import { createServer } from 'node:http';
 import { readFile } from 'node:fs/promises';
-import { WebSocketConnectionManager } from '../../dist/index.js';
+import { WebSocketConnectionManager, createHealthHandler } from '../../dist/index.js';
 
 const here = new URL('.', import.meta.url);
 const clientBundle = new URL('../../dist/client.js', import.meta.url);
@@ -56,8 +57,10 @@ export function createChatServer({ logger, config = {} } = {}) {
     manager.broadcast({ type: 'chat', from: nameOf(clientId), text: text.slice(0, 2000), at: Date.now() });
   });
 
+  const health = createHealthHandler(manager);
   const server = createServer(async (req, res) => {
     try {
+      if (health(req, res)) return;
       if (req.url === '/stats') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.end(JSON.stringify(manager.getStats()));

@@ -1,4 +1,5 @@
-// `npm start`: the chat demo on PORT (default 3000). Ctrl-C shuts down gracefully.
+// `npm start`: the chat demo on PORT (default 3000). Ctrl-C shuts down gracefully. DRAIN_DELAY_MS: on SIGTERM,
+// /readyz answers 503 for that long before the shutdown starts (deploy/kubernetes.yaml sets it).
 import pino from 'pino';
 import { closeOnSignals } from '../../dist/index.js';
 import { createChatServer } from './app.mjs';
@@ -13,4 +14,10 @@ server.listen(port, () => {
     `chat demo: open http://localhost:${port}/  (WebSocket: ws://localhost:${port}/ws, stats: /stats)`,
   );
 });
-closeOnSignals(manager, server, { timeoutMs: 5000, onClosed: () => process.exit(0) });
+const drainDelayMs = Number(process.env.DRAIN_DELAY_MS ?? 0);
+closeOnSignals(manager, server, {
+  timeoutMs: 5000,
+  drainDelayMs,
+  restart: drainDelayMs > 0, // 1012: a rolling deploy, clients come back on the other pods
+  onClosed: () => process.exit(0),
+});

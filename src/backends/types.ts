@@ -81,6 +81,13 @@ export interface StorageBackend {
    * @default false
    */
   readonly sessionsOutliveProcess?: boolean;
+  /**
+   * `true` while the backend cannot reach its shared storage (the Redis backend when Redis is down). Readiness
+   * probes report it; `undefined` means the backend has no such state (the in-memory one).
+   */
+  readonly degraded?: boolean;
+  /** Operations sent to shared storage and not yet answered (the Redis backend); read by metrics. */
+  readonly pendingOps?: number;
 
   // ------------------------------------------------------------------------------------------------------------
   // Optional cluster hooks. `MemoryBackend` implements none of them; `websocket-stabilizer/redis` implements all.

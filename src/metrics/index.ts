@@ -1,5 +1,25 @@
-import type { Counter, Gauge, Registry } from 'prom-client';
+import type { Counter, Gauge, LabelValues, Registry } from 'prom-client';
+import { CloseCode } from '../protocol/close-codes.js';
+import { upgradeRejectionStatus, type UpgradeRejectionReason } from '../server/counters.js';
 import type { WebSocketConnectionManager } from '../server/manager.js';
+
+/** Close codes reported as themselves; any other code a peer sends is reported as `other` (bounded cardinality). */
+const knownCloseCodes = new Set<number>([
+  ...Object.values(CloseCode),
+  1000,
+  1001,
+  1002,
+  1003,
+  1005,
+  1006,
+  1007,
+]);
+for (let code = 1008; code <= 1015; code++) knownCloseCodes.add(code);
+
+/** The `code` label of a close code. */
+export function closeCodeLabel(code: number): string {
+  return knownCloseCodes.has(code) ? String(code) : 'other';
+}
 
 /** The subset of `prom-client` this module uses; pass the module itself (`import * as prom from 'prom-client'`). */
 export interface PromClientModule {
@@ -25,8 +45,11 @@ export interface PrometheusMetricsOptions {
  * (nothing is added to the send path). Returns a function that unsubscribes and unregisters.
  *
  * Gauges (read at scrape time): `connections`, `handshaking_connections`, `sessions`, `detached_sessions`,
- * `detached_session_bytes`. Counters: `connects_total{mode,resume}`, `disconnects_total{reason}`,
- * `session_ends_total{reason}`, `messages_received_total{reliable}`, `errors_total`.
+ * `detached_session_bytes`, `draining`, `shutting_down`, `backend_degraded`, `backend_pending_operations`.
+ * Counters: `connects_total{mode,resume}`, `fresh_sessions_total{reason}`, `disconnects_total{reason,code}`,
+ * `session_ends_total{reason}`, `messages_received_total{reliable}`, `messages_sent_total{reliability}`, `messages_dropped_total{reliability}`,
+ * `messages_replayed_total`, `upgrade_rejections_total{status,reason}`, `errors_total`. Message and upgrade counts
+ * are plain integers on the manager (`manager.counters`), copied into prom-client at scrape time.
  */
 export function registerPrometheusMetrics(
   manager: WebSocketConnectionManager,
@@ -51,6 +74,27 @@ export function registerPrometheusMetrics(
     names.push(p + name);
     return new prom.Counter({ name: p + name, help, labelNames, registers });
   };
+  /** A counter whose values are read from the manager's plain integers at scrape time. */
+  const countedAtScrape = (
+    name: string,
+    help: string,
+    labelNames: string[],
+    read: () => Array<[LabelValues<string>, number]>,
+  ) => {
+    names.push(p + name);
+    return new prom.Counter({
+      name: p + name,
+      help,
+      labelNames,
+      registers,
+      collect() {
+        this.reset();
+        for (const [labels, value] of read()) this.inc(labels, value);
+      },
+    });
+  };
+  const backend = manager.backend;
+  const { counters } = manager;
 
   gauge('connections', 'Open, registered connections', () => manager.getConnectionCount());
   gauge(
@@ -65,15 +109,67 @@ export function registerPrometheusMetrics(
     'Estimated bytes held by detached sessions (budget: maxDetachedSessionBytes)',
     () => manager.getStats().detachedSessionBytes,
   );
+  gauge('draining', '1 while draining (readiness false, see closeOnSignals drainDelayMs)', () =>
+    manager.getStats().draining ? 1 : 0,
+  );
+  gauge('shutting_down', '1 once the graceful shutdown started', () => (manager.isShuttingDown ? 1 : 0));
+  gauge('backend_degraded', '1 while the storage backend (Redis) is unreachable', () =>
+    backend.degraded === true ? 1 : 0,
+  );
+  gauge(
+    'backend_pending_operations',
+    'Operations sent to the storage backend (Redis) and not yet answered',
+    () => backend.pendingOps ?? 0,
+  );
   const connects = counter('connects_total', 'Accepted connections', ['mode', 'resume']);
-  const disconnects = counter('disconnects_total', 'Closed connections by reason', ['reason']);
+  const fresh = counter('fresh_sessions_total', 'Protocol connections that got a new session, by reason', [
+    'reason',
+  ]);
+  const replayed = counter('messages_replayed_total', 'Reliable messages replayed on resume');
+  const disconnects = counter('disconnects_total', 'Closed connections by reason and close code', [
+    'reason',
+    'code',
+  ]);
   const sessionEnds = counter('session_ends_total', 'Sessions gone for good by reason', ['reason']);
   const received = counter('messages_received_total', 'Inbound messages', ['reliable']);
   const errors = counter('errors_total', 'Errors reported');
+  countedAtScrape(
+    'messages_sent_total',
+    'Data messages written to sockets (replays included), by reliability: reliable, volatile, plain',
+    ['reliability'],
+    () => [
+      [{ reliability: 'reliable' }, counters.sentReliable],
+      [{ reliability: 'volatile' }, counters.sentVolatile],
+      [{ reliability: 'plain' }, counters.sentPlain],
+    ],
+  );
+  countedAtScrape(
+    'messages_dropped_total',
+    'Data messages lost for a recipient (reliable ones are never dropped: they wait in the replay buffer)',
+    ['reliability'],
+    () => [
+      [{ reliability: 'volatile' }, counters.droppedVolatile],
+      [{ reliability: 'plain' }, counters.droppedPlain],
+    ],
+  );
+  countedAtScrape(
+    'upgrade_rejections_total',
+    'WebSocket upgrades refused before a socket existed, by HTTP status and reason',
+    ['status', 'reason'],
+    () =>
+      (Object.keys(counters.upgradeRejections) as UpgradeRejectionReason[]).map((reason) => [
+        { status: String(upgradeRejectionStatus[reason]), reason },
+        counters.upgradeRejections[reason],
+      ]),
+  );
 
   const offs = [
-    manager.on('connect', (e) => connects.inc({ mode: e.mode, resume: e.resume })),
-    manager.on('disconnect', (e) => disconnects.inc({ reason: e.reason })),
+    manager.on('connect', (e) => {
+      connects.inc({ mode: e.mode, resume: e.resume });
+      if (e.mode === 'protocol' && e.resume === 'fresh') fresh.inc({ reason: e.freshReason ?? 'new' });
+      if (e.replayed > 0) replayed.inc(e.replayed);
+    }),
+    manager.on('disconnect', (e) => disconnects.inc({ reason: e.reason, code: closeCodeLabel(e.code) })),
     manager.on('session-end', (e) => sessionEnds.inc({ reason: e.reason })),
     manager.on('message', (e) => received.inc({ reliable: String(e.reliable) })),
     manager.on('error', () => errors.inc()),

@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
 import { encodeBinaryData } from '../protocol/messages.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
+import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
@@ -109,6 +110,10 @@ export class Connection {
   topics: Set<string> | undefined = undefined;
   /** While a close handshake is under way: terminates the socket `closeTimeoutMs` after it was armed. */
   closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Wall-clock time the socket was accepted, for the connection duration in the disconnect log. */
+  readonly openedAtMs = Date.now();
+  /** The manager's counters (shared by all its connections), incremented on every data write. */
+  counters: ServerCounters = unownedCounters;
 
   constructor(
     public id: string,
@@ -149,6 +154,12 @@ export class Connection {
    * `{"t":"d","s":N,"p":` head.
    */
   writePayload(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
+    const outcome = this.writePayloadFrame(payload, seq, nowMs);
+    this.counters.countWrite(this.protocol, seq !== undefined, outcome);
+    return outcome;
+  }
+
+  private writePayloadFrame(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
@@ -170,6 +181,12 @@ export class Connection {
    * member), or the bare payload frame in plain mode. Nothing is built per recipient.
    */
   writePublication(pub: Publication, skip: boolean, nowMs: number): WriteOutcome {
+    const outcome = this.writePublicationFrame(pub, skip, nowMs);
+    if (!skip) this.counters.countWrite(this.protocol, pub.offset !== undefined, outcome);
+    return outcome;
+  }
+
+  private writePublicationFrame(pub: Publication, skip: boolean, nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';

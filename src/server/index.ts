@@ -31,3 +31,10 @@ export {
   type TopicFreshReason,
 } from '../protocol/index.js';
 export type { Connection, WriteOutcome } from './connection.js';
+export {
+  createHealthHandler,
+  type HealthHandler,
+  type HealthOptions,
+  type NotReadyReason,
+  type ReadinessReport,
+} from './health.js';

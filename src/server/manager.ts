@@ -11,6 +11,7 @@ import { publishTo, type PublishTarget } from './publish.js';
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
 import { Connection, type WriteOutcome } from './connection.js';
+import { ServerCounters, type UpgradeRejectionReason } from './counters.js';
 import { StabilizerError } from './errors.js';
 import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
 import { silentLogger } from './logger.js';
@@ -18,6 +19,7 @@ import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
+import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import type { ManagerEvents } from './events.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
@@ -63,6 +65,9 @@ export interface ManagerHooks {
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
 export class WebSocketConnectionManager extends ConnectionRegistry implements PublishTarget, SweepTarget {
+  /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
+  readonly counters = new ServerCounters();
+  private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   private readonly tokens: ReconnectTokenService;
   /** @internal Topics and who is in them. */
   readonly topics: Memberships;
@@ -150,6 +155,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
+    conn.counters = this.counters;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);
@@ -200,6 +206,12 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     return createUpgradeHandler(this, options);
   }
 
+  /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
+  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
+    this.counters.upgradeRejections[reason]++;
+    this.rejectionLog.record(reason, remoteAddress);
+  }
+
   // ---------------------------------------------------------------- messaging
 
   /**
@@ -211,6 +223,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
   sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
     const payload = data instanceof Payload ? data : new Payload(data);
     const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
+    if (routed === 'dropped') this.counters.droppedVolatile++;
     if (routed !== undefined) return routed;
     const conn = this.connections.get(clientId);
     if (!conn) {
@@ -218,7 +231,10 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       if (!session || session.detachedAtMs === undefined) {
         throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
       }
-      if (options.volatile) return 'dropped';
+      if (options.volatile) {
+        this.counters.droppedVolatile++;
+        return 'dropped';
+      }
       this.sequence(session, payload);
       this.enforceDetachedBudget();
       return 'buffered';
@@ -440,6 +456,19 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     return this.shuttingDown;
   }
 
+  private draining = false;
+
+  /**
+   * Mark this server as draining: readiness probes (`createHealthHandler`) answer 503 so the load balancer stops
+   * sending new clients, while connections and upgrades carry on as usual. `gracefulShutdown` follows; see
+   * `closeOnSignals` `drainDelayMs`. Idempotent.
+   */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.log.info({ event: 'drain', connections: this.connections.size }, 'draining: readiness is false');
+  }
+
   /**
    * Refuse new connections (HTTP 503), send every protocol client a reconnect hint, close every socket with 1001
    * (or 1012 with `restart: true`), terminate those that have not closed by `timeoutMs`, and stop all background
@@ -479,6 +508,8 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
     detachedSessionBytes: number;
     backend: string;
     shuttingDown: boolean;
+    /** `drain()` was called: readiness is false, connections still served. */
+    draining: boolean;
   } {
     return {
       connections: this.connections.size,
@@ -488,6 +519,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Pu
       detachedSessionBytes: this.detachedSessions.bytes,
       backend: this.backend.name,
       shuttingDown: this.shuttingDown,
+      draining: this.draining,
     };
   }
 }

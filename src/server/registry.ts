@@ -4,6 +4,7 @@ import type { ResolvedConfig } from './config-types.js';
 import type { Connection } from './connection.js';
 import { DetachedSessions } from './detached-sessions.js';
 import { TypedEmitter, type DisconnectReason, type ManagerEvents } from './events.js';
+import { peerLogFields } from './log-fields.js';
 import type { Logger } from './logger.js';
 import { SessionCounts } from './session-counts.js';
 
@@ -115,7 +116,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   ): void {
     const mode = conn.protocol ? 'protocol' : 'plain';
     this.log.info(
-      { event: 'connect', clientId: conn.id, mode, resume, freshReason, replayed },
+      { event: 'connect', clientId: conn.id, mode, resume, freshReason, replayed, ...peerLogFields(conn) },
       'client connected',
     );
     this.emitFor(conn, 'connect', {
@@ -209,7 +210,11 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   ) {
     const level =
       reason === 'client-closed' || reason === 'server-closed' || reason === 'replaced' ? 'info' : 'warn';
-    this.log[level]({ event: 'disconnect', clientId: conn.id, code, reason }, 'client disconnected');
+    const durationMs = Date.now() - conn.openedAtMs;
+    this.log[level](
+      { event: 'disconnect', clientId: conn.id, code, reason, durationMs, ...peerLogFields(conn) },
+      'client disconnected',
+    );
     this.emitSafely('disconnect', { clientId: conn.id, code, reason, sessionRetained }, (err) =>
       this.reportError(conn.id, err),
     );

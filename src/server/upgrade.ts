@@ -1,7 +1,8 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { SUBPROTOCOL } from '../protocol/messages.js';
+import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
 
 /**
@@ -70,19 +71,25 @@ export function createUpgradeHandler(
   });
   let pending = 0;
   const pendingByIp = new Map<string, number>();
+  /** Refuse with the reason's status (503 with Retry-After), counted and logged by the manager. */
+  const refuse = (socket: Duplex, reason: UpgradeRejectionReason, ip: string | undefined): void => {
+    manager.upgradeRejected(reason, ip);
+    const status = upgradeRejectionStatus[reason];
+    const headers: Record<string, string> =
+      status === 503 ? { 'Retry-After': String(Math.ceil(config.shutdownRetryAfterMs / 1000)) } : {};
+    reject(socket, status, STATUS_CODES[status] ?? 'Error', headers);
+  };
 
   return (request, socket, head) => {
     socket.on('error', destroyOnError);
-    const retryAfterS = String(Math.ceil(config.shutdownRetryAfterMs / 1000));
-    if (manager.isShuttingDown)
-      return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+    const ip = clientIp(request, options.trustProxy ?? false);
+    if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
     const origin = request.headers.origin;
     if (config.allowedOrigins && (origin === undefined || !config.allowedOrigins.includes(origin))) {
-      return reject(socket, 403, 'Forbidden');
+      return refuse(socket, 'origin-not-allowed', ip);
     }
-    const ip = clientIp(request, options.trustProxy ?? false);
     if (!manager.hasCapacity(ip, pending, ip === undefined ? 0 : (pendingByIp.get(ip) ?? 0))) {
-      return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+      return refuse(socket, 'over-capacity', ip);
     }
     // Reserve a slot (global and per IP) until the socket is handed over or gone, so concurrent upgrades cannot
     // overshoot a limit.
@@ -104,11 +111,11 @@ export function createUpgradeHandler(
     const proceed = (auth: AuthResult) => {
       if (auth === false) {
         release();
-        return reject(socket, 401, 'Unauthorized');
+        return refuse(socket, 'unauthorized', ip);
       }
       if (manager.isShuttingDown) {
         release();
-        return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
+        return refuse(socket, 'shutting-down', ip);
       }
       const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
       wss.handleUpgrade(request, socket, head, (ws) => {
@@ -122,7 +129,7 @@ export function createUpgradeHandler(
     const fail = (err: unknown) => {
       release();
       manager.reportError(undefined, err);
-      reject(socket, 401, 'Unauthorized');
+      refuse(socket, 'authenticate-failed', ip);
     };
     if (!options.authenticate) return proceed(true);
     try {

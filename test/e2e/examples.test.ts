@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,6 +56,10 @@ describe('chat demo', () => {
 
     const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { connections: number };
     expect(stats.connections).toBe(2);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ready', reasons: [], connections: 2 });
+    expect((await fetch(`http://127.0.0.1:${port}/livez`)).status).toBe(200);
     const page = await fetch(`http://127.0.0.1:${port}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('StabilizerClient');
@@ -88,5 +93,27 @@ describe('reconnect example', () => {
     );
     await waitFor(() => nextGot.length === 1);
     expect(nextGot[0]).toMatchObject({ type: 'restored', clientId: 'user-7' });
+  });
+});
+
+describe('deploy/kubernetes.yaml', () => {
+  const manifest = readFileSync(new URL('../../deploy/kubernetes.yaml', import.meta.url), 'utf8');
+  const server = readFileSync(new URL('../../examples/chat/server.mjs', import.meta.url), 'utf8');
+  const num = (text: string, re: RegExp) => Number(re.exec(text)?.[1]);
+
+  it('probes the paths the chat demo answers', async () => {
+    const paths = [...manifest.matchAll(/path: (\S+)/g)].map((m) => m[1]!);
+    expect(paths.sort()).toEqual(['/livez', '/readyz']);
+    const port = await listen(createChatServer() as App);
+    for (const path of paths) expect((await fetch(`http://127.0.0.1:${port}${path}`)).status).toBe(200);
+  });
+
+  it('gives the pod enough grace for preStop, the drain delay and the shutdown timeout', () => {
+    const graceS = num(manifest, /terminationGracePeriodSeconds: (\d+)/);
+    const preStopS = num(manifest, /preStop:[\s\S]*?sleep:\s+seconds: (\d+)/);
+    const drainMs = num(manifest, /name: DRAIN_DELAY_MS\s+value: '(\d+)'/);
+    const shutdownMs = num(server, /timeoutMs: (\d+)/);
+    expect([graceS, preStopS, drainMs, shutdownMs].every((n) => n > 0)).toBe(true);
+    expect(preStopS * 1000 + drainMs + shutdownMs + 5000).toBeLessThanOrEqual(graceS * 1000);
   });
 });

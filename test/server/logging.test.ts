@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { closeAllServers, closed, startServer, waitFor } from '../helpers/server.js';
 import {
   cleanup,
@@ -8,8 +8,10 @@ import {
   idFromQuery,
   rawSocket,
   recordingLogger,
+  upgradeResponse,
 } from './support.js';
 import { WebSocketConnectionManager } from '../../src/server/index.js';
+import { UpgradeRejectionLog } from '../../src/server/rejection-log.js';
 
 const SECRET = 'logging-test-secret-of-at-least-32-bytes';
 
@@ -148,5 +150,138 @@ describe('structured logging', () => {
     await waitFor(() => reasons.includes('heartbeat-timeout'), 'heartbeat timeout');
     const stats = await m.gracefulShutdown({ timeoutMs: 500 });
     expect(stats.closed).toBe(1);
+  });
+});
+
+describe('connection and upgrade logs for operators', () => {
+  it('connect and disconnect carry the remote address (rightmost X-Forwarded-For with trustProxy), the principal when known, the duration and the close code', async () => {
+    const logger = recordingLogger();
+    const s = await startServer({ logger }, { authenticate: idFromQuery, trustProxy: true });
+    const ws = await client(`${s.url}?id=alice-tab`, {
+      headers: { 'X-Forwarded-For': '198.51.100.7, 203.0.113.9' },
+    });
+    await waitFor(() => logger.events('connect').length === 1, 'connect log');
+    expect(logger.events('connect')[0]!.obj).toMatchObject({
+      clientId: 'alice-tab',
+      remoteAddress: '203.0.113.9',
+    });
+    expect(logger.events('connect')[0]!.obj).not.toHaveProperty('principal');
+    s.manager.connections.get('alice-tab')!.principal = 'alice';
+    await new Promise((r) => setTimeout(r, 30));
+    const c = closed(ws);
+    ws.close(4321);
+    await c;
+    await waitFor(() => logger.events('disconnect').length === 1, 'disconnect log');
+    const off = logger.events('disconnect')[0]!.obj;
+    expect(off).toMatchObject({
+      event: 'disconnect',
+      clientId: 'alice-tab',
+      code: 4321,
+      reason: 'client-closed',
+      remoteAddress: '203.0.113.9',
+      principal: 'alice',
+    });
+    expect(off.durationMs).toBeGreaterThanOrEqual(30);
+    expect(off.durationMs).toBeLessThan(60_000);
+  });
+
+  it('without trustProxy the socket address is logged, not the header', async () => {
+    const logger = recordingLogger();
+    const s = await startServer({ logger });
+    await client(s.url, { headers: { 'X-Forwarded-For': '198.51.100.7' } });
+    await waitFor(() => logger.events('connect').length === 1, 'connect log');
+    expect(logger.events('connect')[0]!.obj.remoteAddress).toBe('127.0.0.1');
+  });
+
+  it('logs a rejected upgrade with status, reason and remote address; a burst is rate-limited and summed up', async () => {
+    const logger = recordingLogger();
+    const s = await startServer(
+      { logger, allowedOrigins: ['http://app.example'] },
+      { authenticate: () => false, trustProxy: true },
+    );
+    expect((await upgradeResponse(s.port, '/ws', { 'X-Forwarded-For': '192.0.2.1' })).status).toBe(403);
+    expect(logger.events('upgrade.rejected')).toEqual([
+      {
+        level: 'warn',
+        obj: {
+          event: 'upgrade.rejected',
+          status: 403,
+          reason: 'origin-not-allowed',
+          remoteAddress: '192.0.2.1',
+        },
+        msg: 'upgrade rejected',
+      },
+    ]);
+    const burst = await Promise.all(
+      Array.from({ length: 40 }, () => upgradeResponse(s.port, '/ws', { Origin: 'http://app.example' })),
+    );
+    expect(burst.every((r) => r.status === 401)).toBe(true);
+    await waitFor(() => logger.events('upgrade.rejected.suppressed').length > 0, 'summary line', 3000);
+    const logged401 = logger.events('upgrade.rejected').filter((e) => e.obj.status === 401);
+    const suppressed = logger
+      .events('upgrade.rejected.suppressed')
+      .reduce((n, e) => n + (e.obj.suppressed as number), 0);
+    expect(logged401[0]!.obj).toMatchObject({ reason: 'unauthorized', remoteAddress: '127.0.0.1' });
+    expect(logged401.length + suppressed).toBe(40);
+    expect(suppressed).toBeGreaterThan(0);
+    expect(logger.events('upgrade.rejected.suppressed')[0]).toMatchObject({
+      level: 'warn',
+      obj: { status: 401, windowMs: 1000 },
+    });
+  });
+});
+
+describe('UpgradeRejectionLog', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('logs at most N a second per status, then one summary when the second ends; other statuses are separate', () => {
+    vi.useFakeTimers();
+    const logger = recordingLogger();
+    const log = new UpgradeRejectionLog(logger, 3);
+    for (let i = 0; i < 10; i++) log.record('unauthorized', '192.0.2.1');
+    log.record('over-capacity', '192.0.2.2');
+    log.record('shutting-down', undefined);
+    expect(logger.events('upgrade.rejected').map((e) => [e.level, e.obj.status, e.obj.reason])).toEqual([
+      ['warn', 401, 'unauthorized'],
+      ['warn', 401, 'unauthorized'],
+      ['warn', 401, 'unauthorized'],
+      ['warn', 503, 'over-capacity'],
+      ['info', 503, 'shutting-down'],
+    ]);
+    expect(logger.events('upgrade.rejected.suppressed')).toEqual([]);
+    vi.advanceTimersByTime(999);
+    expect(logger.events('upgrade.rejected.suppressed')).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(logger.events('upgrade.rejected.suppressed')).toEqual([
+      {
+        level: 'warn',
+        obj: { event: 'upgrade.rejected.suppressed', status: 401, suppressed: 7, windowMs: 1000 },
+        msg: '7 more upgrades rejected with 401',
+      },
+    ]);
+    // A new second logs again from zero; a quiet second writes no summary.
+    log.record('authenticate-failed', '192.0.2.1');
+    expect(logger.events('upgrade.rejected')).toHaveLength(6);
+    vi.advanceTimersByTime(5000);
+    expect(logger.events('upgrade.rejected.suppressed')).toHaveLength(1);
+  });
+
+  it('a rejection in the next second first writes the previous second’s summary', () => {
+    vi.useFakeTimers();
+    const logger = recordingLogger();
+    const log = new UpgradeRejectionLog(logger, 1);
+    log.record('unauthorized', undefined);
+    log.record('unauthorized', undefined);
+    vi.setSystemTime(Date.now() + 1000); // the clock moves on, the summary timer has not run yet
+    log.record('unauthorized', undefined);
+    expect(logger.entries.map((e) => e.obj.event)).toEqual([
+      'upgrade.rejected',
+      'upgrade.rejected.suppressed',
+      'upgrade.rejected',
+    ]);
+    vi.advanceTimersByTime(2000);
+    expect(logger.events('upgrade.rejected.suppressed')).toHaveLength(1);
   });
 });

@@ -284,7 +284,7 @@ describe('README "Events"', () => {
   });
 
   it('sessionRetained: true while a session waits for its resume; session-end expired when it is gone', async () => {
-    const s = await startServer({ tokens: { secret }, sessionTtlMs: 1 });
+    const s = await startServer({ tokens: { secret }, sessionTtlMs: 60_000 });
     const disconnects = record(s.manager, 'disconnect');
     const ends = record(s.manager, 'session-end');
     const a = await RawProtocolClient.handshake(s.url);
@@ -294,7 +294,7 @@ describe('README "Events"', () => {
     expect(disconnects[0]).toMatchObject({ clientId: id, sessionRetained: true });
     expect(s.manager.sendToClient(id, 'while away')).toBe('buffered');
     expect(ends).toEqual([]);
-    s.manager.sweep(Date.now() + 10);
+    s.manager.sweep(Date.now() + 60_010);
     expect(ends).toEqual([{ clientId: id, reason: 'expired' }]);
     expect(() => s.manager.sendToClient(id, 'gone')).toThrow(
       expect.objectContaining({ code: 'UNKNOWN_CLIENT' }),

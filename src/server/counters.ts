@@ -1,0 +1,55 @@
+import type { WriteOutcome } from './connection.js';
+
+/** Why an upgrade was refused before a WebSocket existed. */
+export type UpgradeRejectionReason =
+  'shutting-down' | 'origin-not-allowed' | 'over-capacity' | 'unauthorized' | 'authenticate-failed';
+
+/** HTTP status of each upgrade rejection reason. */
+export const upgradeRejectionStatus: Readonly<Record<UpgradeRejectionReason, number>> = {
+  'shutting-down': 503,
+  'origin-not-allowed': 403,
+  'over-capacity': 503,
+  unauthorized: 401,
+  'authenticate-failed': 401,
+};
+
+/**
+ * Monotonic counts since the manager was created, kept as plain integers: the hot paths only increment a field,
+ * and `websocket-stabilizer/metrics` reads them at scrape time. One instance per manager (`manager.counters`).
+ */
+export class ServerCounters {
+  /** Data messages written to a socket: reliable (sequenced, protocol mode), volatile, plain mode. */
+  sentReliable = 0;
+  sentVolatile = 0;
+  sentPlain = 0;
+  /**
+   * Data messages lost for one recipient: volatile ones skipped for a slow consumer or a detached session, and
+   * plain-mode writes that failed (slow consumer, socket error). Sockets already closing are not counted. Reliable
+   * messages never are: one that cannot be written stays in the session's replay buffer.
+   */
+  droppedVolatile = 0;
+  droppedPlain = 0;
+  /** Upgrades refused, by reason (the HTTP status follows from it: {@link upgradeRejectionStatus}). */
+  readonly upgradeRejections: Record<UpgradeRejectionReason, number> = {
+    'shutting-down': 0,
+    'origin-not-allowed': 0,
+    'over-capacity': 0,
+    unauthorized: 0,
+    'authenticate-failed': 0,
+  };
+
+  /** Count one data-message write to a connection. */
+  countWrite(protocol: boolean, reliable: boolean, outcome: WriteOutcome): void {
+    if (outcome === 'ok') {
+      if (!protocol) this.sentPlain++;
+      else if (reliable) this.sentReliable++;
+      else this.sentVolatile++;
+    } else if (outcome === 'closed') {
+      // A socket already closing is no recipient any more (its disconnect is counted instead).
+    } else if (!protocol) this.droppedPlain++;
+    else if (!reliable) this.droppedVolatile++;
+  }
+}
+
+/** Counters of connections that belong to no manager; nobody reads them. */
+export const unownedCounters = new ServerCounters();
