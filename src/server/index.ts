@@ -1,5 +1,6 @@
 export { WebSocketConnectionManager } from './manager.js';
-export type { ConnectOptions, SendOutcome, ManagerHooks } from './manager.js';
+export type { ConnectOptions, ManagerHooks } from './manager.js';
+export type { SendOutcome } from './messaging.js';
 export { resolveConfig, presets } from './config.js';
 export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
