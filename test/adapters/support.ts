@@ -28,10 +28,10 @@ export function closeClients(): void {
   for (const c of clients.splice(0)) c.close();
 }
 
-/** The HTTP status the upgrade gets (101 if it is accepted), with `cookie` if given. */
-export function upgradeStatus(url: string, cookie?: string): Promise<number> {
+/** The HTTP status the upgrade gets (101 if it is accepted), with `cookie` and `headers` if given. */
+export function upgradeStatus(url: string, cookie?: string, headers: Record<string, string> = {}): Promise<number> {
   return new Promise((resolve) => {
-    const ws = new WebSocket(url, 'stabilizer.v1', cookie ? { headers: { cookie } } : {});
+    const ws = new WebSocket(url, 'stabilizer.v1', { headers: cookie ? { ...headers, cookie } : headers });
     ws.once('unexpected-response', (_req, res) => {
       resolve(res.statusCode ?? 0);
       ws.terminate();
