@@ -34,7 +34,8 @@ export function attachExpress(
   options: ExpressAttachOptions = {},
 ): () => void {
   const { middleware = [], app, authenticate, ...attach } = options;
-  const prototypes = app ? { request: app.request, response: app.response } : undefined;
+  // Express keeps its request and response prototypes on the app (untyped in @types/express).
+  const prototypes = app as { request: object; response: object } | undefined;
   return manager.attach(server, {
     ...attach,
     authenticate: async (req) => {

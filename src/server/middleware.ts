@@ -30,7 +30,7 @@ export function runMiddleware<Req extends IncomingMessage>(
   middleware: ReadonlyArray<ConnectMiddleware<Req>>,
   prototypes?: { request: object; response: object },
 ): Promise<void> {
-  const res = new ServerResponse(req);
+  const res: ServerResponse = new ServerResponse(req);
   if (prototypes) {
     Object.setPrototypeOf(req, prototypes.request);
     Object.setPrototypeOf(res, prototypes.response);
