@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
+import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL } from '../protocol/messages.js';
@@ -52,6 +53,13 @@ export interface ManagerHooks {
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
 export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
+  // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
+  static {
+    brand(this, 'WebSocketConnectionManager');
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrandedInstance(this, value);
+  }
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
