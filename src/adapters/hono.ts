@@ -5,7 +5,10 @@ import type { AuthResult, UpgradeHandler } from '../server/upgrade.js';
 
 /** What {@link createHonoStabilizer} needs of a Hono app: its `fetch`. */
 export interface FetchApp {
-  fetch: (request: Request, env: { incoming: IncomingMessage; outgoing: undefined }) => Response | Promise<Response>;
+  fetch: (
+    request: Request,
+    env: { incoming: IncomingMessage; outgoing: undefined },
+  ) => Response | Promise<Response>;
 }
 
 /** A server that emits `upgrade`: what `serve()` of `@hono/node-server` returns, or any `http.Server`. */

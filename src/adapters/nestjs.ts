@@ -8,8 +8,10 @@ import type { ShutdownOptions } from '../server/shutdown.js';
 import type { AttachOptions, AuthResult } from '../server/upgrade.js';
 
 /** Options of {@link StabilizerWsAdapter}. */
-export interface StabilizerAdapterOptions<Req extends IncomingMessage = IncomingMessage>
-  extends Omit<AttachOptions, 'authenticate'> {
+export interface StabilizerAdapterOptions<Req extends IncomingMessage = IncomingMessage> extends Omit<
+  AttachOptions,
+  'authenticate'
+> {
   /** A manager you built; without one the adapter builds one from `config` and `hooks`. @default undefined */
   manager?: WebSocketConnectionManager;
   /** Config of the manager the adapter builds. @default {} */
@@ -78,9 +80,11 @@ export interface GatewayOptions {
  * `beforeApplicationShutdown` hook and before it closes the HTTP server, so clients get 1001/1012 with the retry
  * hint. One gateway path per adapter.
  */
-export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage>
-  implements WebSocketAdapter<WebSocketConnectionManager, SessionSocket, GatewayOptions>
-{
+export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> implements WebSocketAdapter<
+  WebSocketConnectionManager,
+  SessionSocket,
+  GatewayOptions
+> {
   /** The manager behind every gateway of this adapter. */
   readonly manager: WebSocketConnectionManager;
   private readonly httpServer: Server | undefined;
@@ -96,7 +100,8 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage>
   ) {
     this.httpServer =
       app && 'getHttpServer' in app ? (app as { getHttpServer(): Server }).getHttpServer() : (app as Server);
-    const m = (this.manager = options.manager ?? new WebSocketConnectionManager(options.config, options.hooks));
+    const m = (this.manager =
+      options.manager ?? new WebSocketConnectionManager(options.config, options.hooks));
     m.on('connect', ({ clientId, resume, data }) => {
       if (resume === 'resumed' && this.sessions.has(clientId)) return; // the same session, back
       this.end(clientId, 'replaced');
@@ -114,7 +119,9 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage>
   create(port: number, options: GatewayOptions = {}): WebSocketConnectionManager {
     const path = options.path ?? this.options.path ?? '/';
     if (this.path !== undefined && this.path !== path) {
-      throw new Error(`StabilizerWsAdapter serves one gateway path (${this.path}); ${path} needs its own adapter`);
+      throw new Error(
+        `StabilizerWsAdapter serves one gateway path (${this.path}); ${path} needs its own adapter`,
+      );
     }
     if (this.detach) return this.manager;
     this.path = path;

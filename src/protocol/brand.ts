@@ -24,7 +24,8 @@ export function hasBrandedInstance(cls: object, value: unknown): boolean {
     if (!own.call(p, 'constructor')) continue;
     const ctor = (p as { constructor: unknown }).constructor;
     if (ctor === cls) return true;
-    if (typeof ctor === 'function' && own.call(ctor, BRAND) && (ctor as Branded)[BRAND] === wanted) return true;
+    if (typeof ctor === 'function' && own.call(ctor, BRAND) && (ctor as Branded)[BRAND] === wanted)
+      return true;
   }
   return false;
 }

@@ -59,7 +59,9 @@ export function runMiddleware<Req extends IncomingMessage>(
       try {
         const result = mw(req, res, next);
         if (result && typeof (result as Promise<unknown>).then === 'function') {
-          (result as Promise<unknown>).then(undefined, (e: unknown) => next(e ?? new Error('middleware rejected')));
+          (result as Promise<unknown>).then(undefined, (e: unknown) =>
+            next(e ?? new Error('middleware rejected')),
+          );
         }
       } catch (e) {
         settle(e);

@@ -46,7 +46,11 @@ class ChatGateway {
 WebSocketGateway({ path: '/ws' })(ChatGateway);
 WebSocketServer()(ChatGateway.prototype, 'server');
 for (const name of ['echo', 'fail'] as const) {
-  SubscribeMessage(name)(ChatGateway.prototype, name, Object.getOwnPropertyDescriptor(ChatGateway.prototype, name)!);
+  SubscribeMessage(name)(
+    ChatGateway.prototype,
+    name,
+    Object.getOwnPropertyDescriptor(ChatGateway.prototype, name)!,
+  );
 }
 class AppModule {}
 Module({ providers: [ChatGateway] })(AppModule);

@@ -29,7 +29,11 @@ export function closeClients(): void {
 }
 
 /** The HTTP status the upgrade gets (101 if it is accepted), with `cookie` and `headers` if given. */
-export function upgradeStatus(url: string, cookie?: string, headers: Record<string, string> = {}): Promise<number> {
+export function upgradeStatus(
+  url: string,
+  cookie?: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, 'stabilizer.v1', { headers: cookie ? { ...headers, cookie } : headers });
     ws.once('unexpected-response', (_req, res) => {

@@ -3,12 +3,15 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, expect, it } from 'vitest';
-import * as esm from '../../dist/index.js';
-import * as esmClient from '../../dist/client.js';
 
+type Server = typeof import('../../src/server/index.js');
+type Client = typeof import('../../src/client/index.js');
+const dist = (file: string) => new URL(`../../dist/${file}`, import.meta.url).href;
+const esm = (await import(dist('index.js'))) as Server;
+const esmClient = (await import(dist('client.js'))) as Client;
 const require = createRequire(import.meta.url);
-const cjs = require('../../dist/index.cjs') as typeof esm;
-const cjsClient = require('../../dist/client.cjs') as typeof esmClient;
+const cjs = require('../../dist/index.cjs') as Server;
+const cjsClient = require('../../dist/client.cjs') as Client;
 
 describe('dual package (ESM and CJS builds)', () => {
   it('are two copies of each class', () => {
@@ -42,7 +45,9 @@ describe('dual package (ESM and CJS builds)', () => {
     const manager = new cjs.WebSocketConnectionManager();
     expect(manager instanceof esm.WebSocketConnectionManager).toBe(true);
     expect({} instanceof esm.WebSocketConnectionManager).toBe(false);
-    expect(new cjs.StabilizerError('UNKNOWN_CLIENT', 'x') instanceof esm.WebSocketConnectionManager).toBe(false);
+    expect(new cjs.StabilizerError('UNKNOWN_CLIENT', 'x') instanceof esm.WebSocketConnectionManager).toBe(
+      false,
+    );
     void manager.gracefulShutdown({ timeoutMs: 10 });
   });
 

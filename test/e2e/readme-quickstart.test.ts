@@ -23,7 +23,10 @@ function quickStart(): string {
   expect(code).toContain('server.listen(3000)');
   return code
     .replace("from 'websocket-stabilizer'", `from '${dist}'`)
-    .replace('server.listen(3000)', 'server.listen(0, "127.0.0.1", () => console.log(server.address().port))');
+    .replace(
+      'server.listen(3000)',
+      'server.listen(0, "127.0.0.1", () => console.log(server.address().port))',
+    );
 }
 
 describe('README quick start', () => {
@@ -37,7 +40,9 @@ describe('README quick start', () => {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     children.push(child);
-    const port = await new Promise<number>((resolve) => child.stdout!.once('data', (d) => resolve(Number(String(d)))));
+    const port = await new Promise<number>((resolve) =>
+      child.stdout!.once('data', (d) => resolve(Number(String(d)))),
+    );
     const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(3000) });
     expect(res.status).toBeLessThan(500);
     await res.text();
