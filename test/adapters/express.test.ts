@@ -77,15 +77,28 @@ describe('Express 5 adapter', () => {
       else next();
     };
     const { url, cookie } = await start([limiter]);
-    const refused = await new Promise<number>((resolve) => {
-      import('ws').then(({ WebSocket }) => {
-        const ws = new WebSocket(url, { headers: { cookie, 'x-flood': 'yes' } });
-        ws.once('unexpected-response', (_q, res) => resolve(res.statusCode ?? 0));
-        ws.once('error', () => {});
-      });
-    });
-    expect(refused).toBe(429);
+    expect(await upgradeStatus(url, cookie, { 'x-flood': 'yes' })).toBe(429);
     expect(await upgradeStatus(url, cookie)).toBe(101);
+  });
+
+  it('next(err) refuses with err.status (400-599) or 401; a throwing or rejecting middleware gets 401', async () => {
+    const errors: string[] = [];
+    const failing: RequestHandler = (req, _res, next) => {
+      const how = req.get('x-fail');
+      if (how === 'status') next(Object.assign(new Error('forbidden'), { status: 403 }));
+      else if (how === 'plain') next(new Error('store down'));
+      else if (how === 'throw') throw new Error('middleware bug');
+      else if (how === 'reject') return Promise.reject(new Error('async middleware bug'));
+      else next();
+    };
+    const { manager, url, cookie } = await start([failing]);
+    manager.on('error', (e) => void errors.push(e.error.message));
+    expect(await upgradeStatus(url, cookie, { 'x-fail': 'status' })).toBe(403);
+    expect(await upgradeStatus(url, cookie, { 'x-fail': 'plain' })).toBe(401);
+    expect(await upgradeStatus(url, cookie, { 'x-fail': 'throw' })).toBe(401);
+    expect(await upgradeStatus(url, cookie, { 'x-fail': 'reject' })).toBe(401);
+    expect(await upgradeStatus(url, cookie)).toBe(101);
+    expect(errors).toEqual(['store down', 'middleware bug', 'async middleware bug']);
   });
 
   it('resumes after a dropped socket with every message exactly once', async () => {
