@@ -63,7 +63,8 @@ afterEach(async () => {
 
 /** A Nest app on platform-express with express-session: POST /login?user=ann logs in. */
 async function start() {
-  const app = await NestFactory.create(AppModule, { logger: false });
+  // forceCloseConnections: Nest destroys every open socket when it closes the HTTP server (a late drain → 1006).
+  const app = await NestFactory.create(AppModule, { logger: false, forceCloseConnections: true });
   apps.push(app);
   const sessions = session({ secret: 'nest-test-secret', resave: false, saveUninitialized: false });
   app.use(sessions);
