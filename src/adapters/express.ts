@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import type { Application, Request, RequestHandler } from 'express';
 import type { WebSocketConnectionManager } from '../server/manager.js';
-import { runMiddleware, type ConnectMiddleware } from '../server/middleware.js';
+import { runMiddleware } from '../server/middleware.js';
 import type { AttachOptions, AuthResult } from '../server/upgrade.js';
 
 /** Options of {@link attachExpress}: those of `manager.attach`, plus middleware for the upgrade request. */
@@ -40,7 +40,7 @@ export function attachExpress(
     ...attach,
     authenticate: async (req) => {
       const request = req as Request;
-      await runMiddleware(request, middleware as ReadonlyArray<ConnectMiddleware<Request>>, prototypes);
+      await runMiddleware(request, middleware, prototypes);
       return authenticate ? authenticate(request) : true;
     },
   });

@@ -1,11 +1,12 @@
 import { ServerResponse, type IncomingMessage } from 'node:http';
 
-/** A connect-style middleware (Express, connect, polka): `(req, res, next)`. */
-export type ConnectMiddleware<Req extends IncomingMessage = IncomingMessage> = (
-  req: Req,
-  res: ServerResponse,
-  next: (err?: unknown) => void,
-) => unknown;
+/**
+ * A connect-style middleware (Express, connect, polka): `(req, res, next)`. Declared as a method so that Express's
+ * `RequestHandler` (whose `req`/`res` are Express's subtypes) is accepted as is.
+ */
+export type ConnectMiddleware<Req extends IncomingMessage = IncomingMessage> = {
+  handle(req: Req, res: ServerResponse, next: (err?: unknown) => void): unknown;
+}['handle'];
 
 /** Thrown by {@link runMiddleware} when a middleware answered instead of calling `next()`. */
 class MiddlewareRefusal extends Error {

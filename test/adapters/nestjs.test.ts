@@ -75,7 +75,7 @@ async function start() {
   app.useWebSocketAdapter(
     new StabilizerWsAdapter<Request & { session: { user?: string } }>(app, {
       config: { shutdownRetryAfterMs: 300 },
-      middleware: [sessions as never],
+      middleware: [sessions],
       authenticate: (req) => (req.session.user ? { data: { user: req.session.user } } : false),
       shutdown: { restart: true, timeoutMs: 1000 },
     }),
