@@ -41,6 +41,16 @@ describe('dual package (ESM and CJS builds)', () => {
     expect(new cjs.StabilizerError('UNKNOWN_CLIENT', 'x') instanceof esm.TokenError).toBe(false);
   });
 
+  it("an application's own subclass keeps the ordinary instanceof", () => {
+    class AppError extends esm.StabilizerError {}
+    const mine = new AppError('UNKNOWN_CLIENT', 'x');
+    expect(mine instanceof AppError).toBe(true);
+    expect(mine instanceof esm.StabilizerError).toBe(true);
+    expect(mine instanceof cjs.StabilizerError).toBe(true);
+    expect(new esm.StabilizerError('UNKNOWN_CLIENT', 'x') instanceof AppError).toBe(false);
+    expect(new cjs.TokenError('TOKEN_EXPIRED', 'x') instanceof AppError).toBe(false);
+  });
+
   it('the manager is recognised across the builds', () => {
     const manager = new cjs.WebSocketConnectionManager();
     expect(manager instanceof esm.WebSocketConnectionManager).toBe(true);
