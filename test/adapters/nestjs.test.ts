@@ -5,6 +5,7 @@ import { NestFactory } from '@nestjs/core';
 import { SubscribeMessage, WebSocketGateway, WebSocketServer, WsException } from '@nestjs/websockets';
 import type { Request } from 'express';
 import session from 'express-session';
+import { of } from 'rxjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SessionSocket, StabilizerWsAdapter } from '../../src/adapters/nestjs.js';
 import type { WebSocketConnectionManager } from '../../src/server/index.js';
@@ -42,10 +43,19 @@ class ChatGateway {
   fail(): never {
     throw new WsException('not allowed');
   }
+
+  async later(_client: SessionSocket, data: number) {
+    await new Promise((r) => setTimeout(r, 5));
+    return { event: 'later', data: data + 1 };
+  }
+
+  count(_client: SessionSocket, data: number) {
+    return of(...Array.from({ length: data }, (_, i) => ({ event: 'count', data: i + 1 })));
+  }
 }
 WebSocketGateway({ path: '/ws' })(ChatGateway);
 WebSocketServer()(ChatGateway.prototype, 'server');
-for (const name of ['echo', 'fail'] as const) {
+for (const name of ['echo', 'fail', 'later', 'count'] as const) {
   SubscribeMessage(name)(
     ChatGateway.prototype,
     name,
@@ -99,6 +109,13 @@ describe('NestJS WebSocketAdapter', () => {
     await client.send({ event: 'fail', data: null });
     await waitFor(() => got.length === 2, 'exception');
     expect(got[1]).toMatchObject({ event: 'exception', data: { status: 'error', message: 'not allowed' } });
+    // A Promise and an Observable: every value goes back (the Observable's in order; the two replies interleave).
+    await client.send({ event: 'later', data: 41 });
+    await client.send({ event: 'count', data: 3 });
+    await waitFor(() => got.length === 6, 'async and observable replies');
+    const replies = got.slice(2) as Array<{ event: string; data: number }>;
+    expect(replies.filter((m) => m.event === 'later')).toEqual([{ event: 'later', data: 42 }]);
+    expect(replies.filter((m) => m.event === 'count').map((m) => m.data)).toEqual([1, 2, 3]);
     expect(gateway.connected).toEqual([client.sessionId]);
     expect(gateway.server.getConnectionCount()).toBe(1); // @WebSocketServer() is the manager
   });
