@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
+import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL } from '../protocol/messages.js';
@@ -60,6 +61,13 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
   /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
   readonly counters = new ServerCounters();
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
+  // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
+  static {
+    brand(this, 'WebSocketConnectionManager');
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrandedInstance(this, value);
+  }
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -196,9 +204,9 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
   }
 
   /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
-  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
-    this.counters.upgradeRejections[reason]++;
-    this.rejectionLog.record(reason, remoteAddress);
+  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined, status: number): void {
+    this.counters.countRejection(reason, status);
+    this.rejectionLog.record(reason, remoteAddress, status);
   }
 
   // ---------------------------------------------------------------- messaging
