@@ -7,6 +7,11 @@ export default defineConfig([
       protocol: 'src/protocol/index.ts',
       metrics: 'src/metrics/index.ts',
       redis: 'src/redis/index.ts',
+      // Framework adapters: a few KB each over the server core; the frameworks are optional peers.
+      express: 'src/adapters/express.ts',
+      fastify: 'src/adapters/fastify.ts',
+      hono: 'src/adapters/hono.ts',
+      nestjs: 'src/adapters/nestjs.ts',
     },
     format: ['esm', 'cjs'],
     // Shared chunks in CJS too: otherwise redis.cjs carries its own copy of StabilizerError, Payload, ... and
@@ -16,7 +21,7 @@ export default defineConfig([
     sourcemap: true,
     target: 'node20',
     platform: 'node',
-    external: ['ioredis', 'prom-client'],
+    external: ['ioredis', 'prom-client', 'express', 'fastify', 'hono', '@nestjs/common', 'rxjs'],
   },
   {
     // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node.

@@ -1,6 +1,6 @@
 import type { Counter, Gauge, LabelValues, Registry } from 'prom-client';
 import { CloseCode } from '../protocol/close-codes.js';
-import { upgradeRejectionStatus, type UpgradeRejectionReason } from '../server/counters.js';
+import { upgradeRejectionStatus } from '../server/counters.js';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 
 /** Close codes reported as themselves; any other code a peer sends is reported as `other` (bounded cardinality). */
@@ -156,11 +156,19 @@ export function registerPrometheusMetrics(
     'upgrade_rejections_total',
     'WebSocket upgrades refused before a socket existed, by HTTP status and reason',
     ['status', 'reason'],
-    () =>
-      (Object.keys(counters.upgradeRejections) as UpgradeRejectionReason[]).map((reason) => [
-        { status: String(upgradeRejectionStatus[reason]), reason },
-        counters.upgradeRejections[reason],
-      ]),
+    () => [
+      ...(Object.keys(counters.upgradeRejections) as Array<keyof typeof counters.upgradeRejections>).map(
+        (reason) =>
+          [
+            { status: String(upgradeRejectionStatus[reason]), reason },
+            counters.upgradeRejections[reason],
+          ] as [Record<string, string>, number],
+      ),
+      ...[...counters.appRefusals].map(
+        ([status, n]) =>
+          [{ status: String(status), reason: 'refused-by-app' }, n] as [Record<string, string>, number],
+      ),
+    ],
   );
 
   const offs = [

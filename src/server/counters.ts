@@ -2,7 +2,13 @@ import type { WriteOutcome } from './connection.js';
 
 /** Why an upgrade was refused before a WebSocket existed. */
 export type UpgradeRejectionReason =
-  'shutting-down' | 'origin-not-allowed' | 'over-capacity' | 'unauthorized' | 'authenticate-failed';
+  | 'shutting-down'
+  | 'origin-not-allowed'
+  | 'over-capacity'
+  | 'unauthorized'
+  | 'authenticate-failed'
+  /** `authenticate` threw an error with its own `status` (400–599): counted by that status. */
+  | 'refused-by-app';
 
 /** HTTP status of each upgrade rejection reason. */
 export const upgradeRejectionStatus: Readonly<Record<UpgradeRejectionReason, number>> = {
@@ -11,6 +17,7 @@ export const upgradeRejectionStatus: Readonly<Record<UpgradeRejectionReason, num
   'over-capacity': 503,
   unauthorized: 401,
   'authenticate-failed': 401,
+  'refused-by-app': 401, // the default; the application's own status is counted in `appRefusals`
 };
 
 /**
@@ -30,13 +37,21 @@ export class ServerCounters {
   droppedVolatile = 0;
   droppedPlain = 0;
   /** Upgrades refused, by reason (the HTTP status follows from it: {@link upgradeRejectionStatus}). */
-  readonly upgradeRejections: Record<UpgradeRejectionReason, number> = {
+  readonly upgradeRejections: Record<Exclude<UpgradeRejectionReason, 'refused-by-app'>, number> = {
     'shutting-down': 0,
     'origin-not-allowed': 0,
     'over-capacity': 0,
     unauthorized: 0,
     'authenticate-failed': 0,
   };
+  /** Upgrades refused by an `authenticate` error with its own status, by that status. */
+  readonly appRefusals = new Map<number, number>();
+
+  /** Count one refused upgrade. */
+  countRejection(reason: UpgradeRejectionReason, status: number): void {
+    if (reason === 'refused-by-app') this.appRefusals.set(status, (this.appRefusals.get(status) ?? 0) + 1);
+    else this.upgradeRejections[reason]++;
+  }
 
   /** Count one data-message write to a connection. */
   countWrite(protocol: boolean, reliable: boolean, outcome: WriteOutcome): void {

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
+import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL } from '../protocol/messages.js';
@@ -58,6 +59,13 @@ export interface ManagerHooks {
  */
 export class WebSocketConnectionManager extends MessagingManager implements SweepTarget {
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
+  // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
+  static {
+    brand(this, 'WebSocketConnectionManager');
+  }
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasBrandedInstance(this, value);
+  }
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
@@ -199,9 +207,9 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
   }
 
   /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
-  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
-    this.counters.upgradeRejections[reason]++;
-    this.rejectionLog.record(reason, remoteAddress);
+  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined, status: number): void {
+    this.counters.countRejection(reason, status);
+    this.rejectionLog.record(reason, remoteAddress, status);
   }
 
   /** Application-level liveness: call when a plain-mode client sends its own pong (browsers can't see pings). */

@@ -27,8 +27,11 @@ export class UpgradeRejectionLog {
     private readonly maxPerSecond = UPGRADE_REJECTION_LOGS_PER_SECOND,
   ) {}
 
-  record(reason: UpgradeRejectionReason, remoteAddress: string | undefined): void {
-    const status = upgradeRejectionStatus[reason];
+  record(
+    reason: UpgradeRejectionReason,
+    remoteAddress: string | undefined,
+    status = upgradeRejectionStatus[reason],
+  ): void {
     const nowMs = Date.now();
     let w = this.windows.get(status);
     if (!w || nowMs - w.startMs >= WINDOW_MS) {

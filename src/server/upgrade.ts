@@ -19,7 +19,11 @@ export interface AttachOptions {
    * @default '/'
    */
   path?: string;
-  /** Runs before the upgrade is accepted. Return `false` (or throw) to answer HTTP 401. */
+  /**
+   * Runs before the upgrade is accepted. Return `false` (or throw) to answer HTTP 401. To answer another status,
+   * throw an error whose `status` or `statusCode` is 400-599 (as http-errors, Hono's `HTTPException` and Fastify's
+   * errors carry): the framework adapters use this to pass on a middleware's or route's refusal.
+   */
   authenticate?: (request: IncomingMessage) => AuthResult | Promise<AuthResult>;
   /**
    * Take the client IP from the rightmost `X-Forwarded-For` entry, i.e. the address the proxy in front of this
@@ -40,6 +44,14 @@ function reject(socket: Duplex, status: number, text: string, headers: Record<st
   const lines = [`HTTP/1.1 ${status} ${text}`, 'Connection: close', 'Content-Length: 0'];
   for (const [k, v] of Object.entries(headers)) lines.push(`${k}: ${v}`);
   socket.end(`${lines.join('\r\n')}\r\n\r\n`);
+}
+
+/** The HTTP status an `authenticate` error asks for (`status`/`statusCode` in 400-599), else undefined. */
+export function refusalStatus(err: unknown): number | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { status, statusCode } = err as { status?: unknown; statusCode?: unknown };
+  const s = typeof status === 'number' ? status : statusCode;
+  return typeof s === 'number' && Number.isInteger(s) && s >= 400 && s <= 599 ? s : undefined;
 }
 
 function clientIp(request: IncomingMessage, trustProxy: boolean): string | undefined {
@@ -72,9 +84,13 @@ export function createUpgradeHandler(
   let pending = 0;
   const pendingByIp = new Map<string, number>();
   /** Refuse with the reason's status (503 with Retry-After), counted and logged by the manager. */
-  const refuse = (socket: Duplex, reason: UpgradeRejectionReason, ip: string | undefined): void => {
-    manager.upgradeRejected(reason, ip);
-    const status = upgradeRejectionStatus[reason];
+  const refuse = (
+    socket: Duplex,
+    reason: UpgradeRejectionReason,
+    ip: string | undefined,
+    status = upgradeRejectionStatus[reason],
+  ): void => {
+    manager.upgradeRejected(reason, ip, status);
     const headers: Record<string, string> =
       status === 503 ? { 'Retry-After': String(Math.ceil(config.shutdownRetryAfterMs / 1000)) } : {};
     reject(socket, status, STATUS_CODES[status] ?? 'Error', headers);
@@ -128,8 +144,11 @@ export function createUpgradeHandler(
     };
     const fail = (err: unknown) => {
       release();
-      manager.reportError(undefined, err);
-      refuse(socket, 'authenticate-failed', ip);
+      const status = refusalStatus(err);
+      // A deliberate 4xx refusal is not an error; a 5xx, or a throw without a usable status, is reported.
+      if (status === undefined || status >= 500) manager.reportError(undefined, err);
+      if (status === undefined) return refuse(socket, 'authenticate-failed', ip);
+      refuse(socket, 'refused-by-app', ip, status);
     };
     if (!options.authenticate) return proceed(true);
     try {

@@ -1,0 +1,96 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context, Env, MiddlewareHandler } from 'hono';
+import type { WebSocketConnectionManager } from '../server/manager.js';
+import type { AuthResult, UpgradeHandler } from '../server/upgrade.js';
+
+/** What {@link createHonoStabilizer} needs of a Hono app: its `fetch`. */
+export interface FetchApp {
+  fetch: (
+    request: Request,
+    env: { incoming: IncomingMessage; outgoing: undefined },
+  ) => Response | Promise<Response>;
+}
+
+/** A server that emits `upgrade`: what `serve()` of `@hono/node-server` returns, or any `http.Server`. */
+export interface UpgradeEmitter {
+  on(event: 'upgrade', listener: UpgradeHandler): unknown;
+  off(event: 'upgrade', listener: UpgradeHandler): unknown;
+}
+
+/** Options of {@link createHonoStabilizer}. */
+export interface HonoStabilizerOptions {
+  /** The Hono app: each upgrade request goes through `app.fetch`, so its routes and middleware decide. */
+  app: FetchApp;
+  /**
+   * Take the client IP from the rightmost `X-Forwarded-For` entry (only behind exactly one proxy you control).
+   * @default false
+   */
+  trustProxy?: boolean;
+}
+
+export interface HonoStabilizer {
+  /**
+   * A route handler that accepts the WebSocket upgrade with what `authenticate(c)` returns (`false` → 401;
+   * `{ clientId, data }` as for `attach`). Middleware before it can refuse with any response (its status is the
+   * answer). A plain HTTP request to the route gets 426.
+   */
+  upgrade<E extends Env = Env>(
+    authenticate?: (c: Context<E>) => AuthResult | Promise<AuthResult>,
+  ): MiddlewareHandler<E>;
+  /**
+   * Serve the upgrades of `server` (the one `serve()` returns): every check of `manager.attach` (503 with
+   * Retry-After, 403, and the limits) runs first, then the request goes through `app.fetch`. A path without an
+   * `upgrade()` route gets Hono's answer (404). Returns a function that detaches.
+   */
+  attach(server: UpgradeEmitter): () => void;
+}
+
+/** Upgrade requests being routed, and what `upgrade()` accepted them with. */
+const upgrading = new WeakSet<Request>();
+const accepted = new WeakMap<Request, AuthResult>();
+
+/** A Fetch `Request` for an upgrade request: URL and headers, no body. */
+function toRequest(req: IncomingMessage): Request {
+  const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers.set(name, Array.isArray(value) ? value.join(', ') : value);
+  }
+  return new Request(new URL(req.url ?? '/', `${scheme}://${req.headers.host ?? 'localhost'}`), { headers });
+}
+
+/** WebSocket upgrades for a Hono app on Node (`@hono/node-server`), routed and authenticated by the app itself. */
+export function createHonoStabilizer(
+  manager: WebSocketConnectionManager,
+  options: HonoStabilizerOptions,
+): HonoStabilizer {
+  const { app, trustProxy } = options;
+  const handle = manager.createUpgradeHandler({
+    trustProxy,
+    authenticate: async (req) => {
+      const request = toRequest(req);
+      upgrading.add(request);
+      const response = await app.fetch(request, { incoming: req, outgoing: undefined });
+      const auth = accepted.get(request);
+      if (auth !== undefined) return auth;
+      // Refused by a middleware or the route (its status), or answered by a route that is not upgrade(): 404.
+      const status = response.status >= 400 ? response.status : 404;
+      throw Object.assign(new Error(`upgrade refused by the Hono app with ${status}`), { status });
+    },
+  });
+  return {
+    upgrade(authenticate) {
+      return async (c) => {
+        if (!upgrading.has(c.req.raw)) return c.text('Upgrade Required', 426);
+        const auth = authenticate ? await authenticate(c) : true;
+        if (auth === false) return c.text('Unauthorized', 401);
+        accepted.set(c.req.raw, auth);
+        return c.body(null, 204);
+      };
+    },
+    attach(server) {
+      server.on('upgrade', handle);
+      return () => void server.off('upgrade', handle);
+    },
+  };
+}
