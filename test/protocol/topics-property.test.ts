@@ -31,20 +31,37 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
       excludeMe: fc.boolean(),
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('direct' as const), count: fc.integer({ min: 1, max: 4 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('direct' as const), count: fc.integer({ min: 1, max: 4 }) }),
+  },
   {
     weight: 4,
     arbitrary: fc.record({
-      kind: fc.constantFrom('serverJoin' as const, 'serverLeave' as const, 'subscribe' as const, 'unsubscribe' as const),
+      kind: fc.constantFrom(
+        'serverJoin' as const,
+        'serverLeave' as const,
+        'subscribe' as const,
+        'unsubscribe' as const,
+      ),
       topic: named,
     }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 15 }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 15 }) }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
       kind: fc.constant('fault' as const),
-      fault: fc.constantFrom<Fault>('clean-close', 'server-terminate', 'client-terminate', 'heartbeat-kill', 'slow-consumer'),
+      fault: fc.constantFrom<Fault>(
+        'clean-close',
+        'server-terminate',
+        'client-terminate',
+        'heartbeat-kill',
+        'slow-consumer',
+      ),
     }),
   },
 );
@@ -66,7 +83,12 @@ function isSubsequence(got: string[], want: string[]): boolean {
   return true;
 }
 
-async function runSchedule(server: TestServer, steps: Step[], windowIsLarge: boolean, stats: Stats): Promise<void> {
+async function runSchedule(
+  server: TestServer,
+  steps: Step[],
+  windowIsLarge: boolean,
+  stats: Stats,
+): Promise<void> {
   const manager: WebSocketConnectionManager = server.manager;
   const key = (sid: string, stream: string) => `${sid} ${stream}`;
   const expected = new Map<string, string[]>(); // session+stream → payloads meant for it, in publish order
@@ -138,7 +160,8 @@ async function runSchedule(server: TestServer, steps: Step[], windowIsLarge: boo
         case 'fault':
           if (step.fault === 'client-terminate') (client as unknown as { ws?: WebSocket }).ws?.terminate();
           else if (conn) {
-            if (step.fault === 'clean-close') conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
+            if (step.fault === 'clean-close')
+              conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
             else if (step.fault === 'server-terminate') conn.terminate('socket-error');
             else if (step.fault === 'heartbeat-kill') manager.expire(conn);
             else manager.onWriteFailure(conn, 'slow');
@@ -149,7 +172,7 @@ async function runSchedule(server: TestServer, steps: Step[], windowIsLarge: boo
     // Settle on a stable connection, then send a marker on every stream the session is in: once every marker has
     // arrived, everything before it that is going to arrive has arrived (each stream is in order).
     await waitFor(
-      () => client.state === 'open' && client.sessionId === current && manager.isConnected(current),
+      () => client.state === 'open' && client.sessionId === current && manager.isConnected(current!),
       'a stable connection',
       15_000,
     );
@@ -175,13 +198,17 @@ async function runSchedule(server: TestServer, steps: Step[], windowIsLarge: boo
   for (const [k, got] of received) {
     const want = expected.get(k) ?? [];
     if (!isSubsequence(got, want)) {
-      throw new Error(`${k}: received ${JSON.stringify(got)} is not in order, once, out of ${JSON.stringify(want)}`);
+      throw new Error(
+        `${k}: received ${JSON.stringify(got)} is not in order, once, out of ${JSON.stringify(want)}`,
+      );
     }
     if (got.length !== want.length && !freshStreams.has(k) && (windowIsLarge || !k.endsWith(' inbox'))) {
       // A stream may lose messages only where the client was told so (per topic: `stream` fresh/gap; the inbox:
       // a fresh session). A stream the session left meanwhile ends early by design: count only what was expected
       // while it was a member, which `expected` already is.
-      throw new Error(`${k}: missing ${JSON.stringify(want.filter((w) => !got.includes(w)))} without a fresh`);
+      throw new Error(
+        `${k}: missing ${JSON.stringify(want.filter((w) => !got.includes(w)))} without a fresh`,
+      );
     }
   }
   for (const [k, want] of expected) {

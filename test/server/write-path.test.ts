@@ -154,7 +154,9 @@ describe('direct writes over real sockets', () => {
     s.manager.broadcast({ v: true }, { volatile: true });
     await waitFor(() => gotA.length === 13 && gotB.length === 13, 'messages');
     expect(gotB).toEqual(gotA); // the same bytes: no per-recipient header
-    const parsed = gotA.map((m) => JSON.parse(m as string) as { t: string; c?: string; o?: number; p: unknown });
+    const parsed = gotA.map(
+      (m) => JSON.parse(m as string) as { t: string; c?: string; o?: number; p: unknown },
+    );
     expect(parsed.slice(0, 12).map((m) => m.o)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(parsed[11]).toEqual({ t: 'd', c: '$all', o: 12, p: { i: 12, pad: 'z'.repeat(240) } });
     expect(parsed[12]).toEqual({ t: 'd', c: '$all', p: { v: true } });
