@@ -170,26 +170,41 @@ async function runSchedule(
       }
     }
     // Settle on a stable connection, then send a marker on every stream the session is in: once every marker has
-    // arrived, everything before it that is going to arrive has arrived (each stream is in order).
-    await waitFor(
-      () => client.state === 'open' && client.sessionId === current && manager.isConnected(current!),
-      'a stable connection',
-      15_000,
-    );
-    const sid = current!;
-    const markers: Array<[string, string]> = [];
-    for (const topic of ['$all', ...manager.getClientTopics(sid)] as Topic[]) {
-      publish(topic, false);
-      markers.push([key(sid, topic), `${topic}:${n}`]);
+    // arrived, everything before it that is going to arrive has arrived (each stream is in order). A marker sent
+    // just before a drop the test did not see yet may itself fall into a gap (past a small history): then the
+    // client was told `fresh` for that stream, and a new round of markers goes out.
+    for (let round = 0; ; round++) {
+      await waitFor(
+        () =>
+          client.state === 'open' &&
+          client.sessionId === current &&
+          current !== undefined &&
+          manager.connections.get(current)?.isOpen === true,
+        'a stable connection',
+        15_000,
+      );
+      const sid = current!;
+      const freshBefore = freshStreams.size;
+      const markers: Array<[string, string]> = [];
+      for (const topic of ['$all', ...manager.getClientTopics(sid)] as Topic[]) {
+        publish(topic, false);
+        markers.push([key(sid, topic), `${topic}:${n}`]);
+      }
+      manager.sendToClient(sid, `d:${++n}`);
+      push(expected, key(sid, 'inbox'), `d:${n}`);
+      markers.push([key(sid, 'inbox'), `d:${n}`]);
+      const arrived = () => markers.every(([k, m]) => received.get(k)?.includes(m) === true);
+      await waitFor(
+        () => arrived() || (freshStreams.size > freshBefore && client.state === 'open'),
+        `markers ${JSON.stringify(markers)}`,
+        15_000,
+      ).catch((err: Error) => {
+        const dump = (m: Map<string, string[]>) => JSON.stringify([...m]);
+        throw new Error(`${err.message}; received ${dump(received)}; expected ${dump(expected)}`);
+      });
+      if (arrived()) break;
+      if (windowIsLarge || round >= 5) throw new Error(`markers lost: ${JSON.stringify([...freshStreams])}`);
     }
-    manager.sendToClient(sid, `d:${++n}`);
-    push(expected, key(sid, 'inbox'), `d:${n}`);
-    markers.push([key(sid, 'inbox'), `d:${n}`]);
-    await waitFor(
-      () => markers.every(([k, m]) => received.get(k)?.includes(m) === true),
-      `markers ${JSON.stringify(markers)}`,
-      15_000,
-    );
   } finally {
     client.close();
     offConnect();
@@ -231,7 +246,7 @@ describe('exactly once per stream, with topics (property)', () => {
       {
         tokens: { secret: 'y'.repeat(32) },
         replay: { maxMessages: 1000 },
-        topics: { history: { maxMessages: 3 } },
+        topics: { history: { maxMessages: 2 } },
       },
       {},
       hooks,
@@ -239,7 +254,7 @@ describe('exactly once per stream, with topics (property)', () => {
   });
   afterAll(closeAllServers);
   const schedules = fc.array(stepArb, { minLength: 1, maxLength: 24 });
-  const runs = 25;
+  const runs = 40;
 
   it(`inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
     const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
@@ -258,6 +273,7 @@ describe('exactly once per stream, with topics (property)', () => {
       fc.asyncProperty(schedules, (steps) => runSchedule(small, steps, false, stats)),
       { numRuns: runs },
     );
+    console.log('topics property (small history):', JSON.stringify(stats));
     expect(stats.topicGaps).toBeGreaterThan(0);
   }, 300_000);
 });
