@@ -9,7 +9,21 @@ import type { Payload } from '../server/payload.js';
  * a cluster backend also persists it so another process can take it over.
  */
 export interface SessionRecord {
+  /** The client id: the `authenticate` hook's `clientId`, or a random one. Reused by every session of that client. */
   readonly id: string;
+  /**
+   * Random id of this session (16 base64url characters), unique across sessions, nodes and restarts: a fresh session
+   * under the same client id gets a new one, a resume keeps it. Resume tokens are bound to it, and a reliable client
+   * message's `messageId` is `<incarnation>:<seq>`.
+   */
+  readonly incarnation: string;
+  /** The stable principal `authenticate` returned for the connection that created the session; resumes must match. */
+  principal?: string;
+  /**
+   * The `data` of the connection that created the session, shown to `authorizeResume`. On the Redis backend, a node
+   * that loads the session from Redis sees the JSON round trip of it (`undefined` if it was not JSON-serializable).
+   */
+  data?: unknown;
   /** Highest server → client sequence assigned. */
   lastSeq: number;
   /** Highest client → server sequence processed. */
@@ -18,6 +32,19 @@ export interface SessionRecord {
   readonly buffer: ReplayBuffer;
   /** When the session lost its socket (epoch ms), or `undefined` while a socket is attached. */
   detachedAtMs: number | undefined;
+}
+
+/** Who created a session: stored with it, checked on every resume. */
+export interface SessionOwner {
+  principal?: string;
+  data?: unknown;
+}
+
+/** What `inspectSession` tells about a session before a resume touches it. */
+export interface SessionInfo {
+  incarnation: string;
+  principal: string | undefined;
+  data: unknown;
 }
 
 /** What a session lookup for a resume found. */
@@ -38,12 +65,20 @@ export interface StorageBackend {
    * its token back, so a welcome lost in transit does not burn the session.
    */
   releaseNonce(nonce: string): void | Promise<void>;
-  /** Create a new session with empty buffers. */
-  createSession(id: string, limits: ReplayLimits): SessionRecord;
+  /** Create a new session with empty buffers and a new random incarnation, owned by `owner`. */
+  createSession(id: string, limits: ReplayLimits, owner?: SessionOwner): SessionRecord;
   /** A session held by this process, synchronously (hot path). */
   getSession(id: string): SessionRecord | undefined;
-  /** Find a session for a resume; a cluster backend may load it from shared storage. */
-  findSession(id: string, limits: ReplayLimits): Promise<SessionLookup>;
+  /**
+   * Read a session's incarnation and owner without changing anything (a cluster backend reads shared storage), so
+   * a resume can be checked before it takes the session over. `undefined` if there is none under `id`.
+   */
+  inspectSession(id: string): SessionInfo | undefined | Promise<SessionInfo | undefined>;
+  /**
+   * Find session `id` for a resume, only if it is still `incarnation` (else `unknown-session`); a cluster backend
+   * claims it in shared storage.
+   */
+  findSession(id: string, limits: ReplayLimits, incarnation: string): Promise<SessionLookup>;
   /** Forget a session (expired or replaced by a fresh one). `expired` keeps a tombstone for `expired` answers. */
   deleteSession(id: string, expired: boolean): void;
   /** Every session held by this process, attached or detached (broadcasts reach detached sessions too). */

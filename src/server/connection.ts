@@ -69,6 +69,11 @@ export class Connection {
   lastOutboundMs: number;
   /** When the heartbeat pinged and has not heard back since; 0 when not waiting. */
   pingSentAtMs = 0;
+  /**
+   * The stable principal the `authenticate` hook returned (e.g. a user id), set by `connect`. A protocol session
+   * keeps its creator's principal, and a resume from another principal is refused.
+   */
+  principal: string | undefined = undefined;
   /** Protocol mode: the session this socket serves. */
   session: SessionRecord | undefined = undefined;
   /** Why the server closed it, reported in `disconnect`; unset means the peer closed. */

@@ -31,6 +31,13 @@ export interface ConnectOptions {
   remoteAddress?: string;
   /** Application data (e.g. the authenticated user), echoed in `connect` events and `authorizeResume`. */
   data?: unknown;
+  /**
+   * The stable identity of the authenticated user (e.g. a user id). A protocol session remembers the principal of
+   * the connection that created it, and a resume from a connection with another principal (or with none, when the
+   * session has one, and vice versa) is answered `fresh` with reason `token-rejected`.
+   * @default undefined (no principal: resumable only by connections without one)
+   */
+  principal?: string;
 }
 
 /** Outcome of `sendToClient`. */
@@ -128,6 +135,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       this.nowMs,
       this.config.maxBufferedBytes,
     );
+    conn.principal = options.principal;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);

@@ -32,8 +32,11 @@ export class ProtocolHandler {
    * connection holding them. A retry with the same token takes the nonce over; a close gives it back.
    */
   private readonly unconfirmed = new Map<string, Connection>();
-  /** Fresh-with-gap welcomes not yet confirmed: the stale session they replace is dropped on confirmation. */
-  private readonly dropOnConfirm = new Map<Connection, string>();
+  /**
+   * Fresh-with-gap welcomes not yet confirmed: the stale session they replace is dropped on confirmation. Kept as
+   * the record itself, not its id: with a fixed client id the new session has the same id.
+   */
+  private readonly dropOnConfirm = new Map<Connection, SessionRecord>();
 
   constructor(
     private readonly manager: WebSocketConnectionManager,
@@ -124,7 +127,14 @@ export class ProtocolHandler {
     if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
     if (!this.manager.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
     session.lastClientSeq = msg.s;
-    this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true, msg.s);
+    this.manager.deliver(
+      conn,
+      isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
+      isBinary,
+      true,
+      msg.s,
+      `${session.incarnation}:${msg.s}`,
+    );
     this.ackDurable(conn, session, msg.s);
   }
 
@@ -149,7 +159,7 @@ export class ProtocolHandler {
     try {
       outcome = await decideHello(
         hello,
-        { remoteAddress: conn.remoteAddress, data: conn.data },
+        { clientId: conn.id, remoteAddress: conn.remoteAddress, data: conn.data, principal: conn.principal },
         {
           tokens: this.tokens,
           backend: m.backend,
@@ -187,10 +197,15 @@ export class ProtocolHandler {
     if (outcome.kind === 'forbidden') {
       return this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'resume not authorized');
     }
+    if (outcome.kind === 'stale') return this.refuseStale(conn);
     // Plan synchronously, after the last await: messages sent meanwhile are in the buffer and get replayed.
     const plan = outcome.kind === 'found' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
     const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
-    if (taken && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
+    // A used token never replaces a session: the hello comes from an attempt its client has given up.
+    if (taken && plan.kind === 'fresh' && plan.replayed) return this.refuseStale(conn);
+    // The client's own session (its token resumed it, but the buffer has a gap) is not someone else's: replace it.
+    const own = outcome.kind === 'found' && outcome.session === taken;
+    if (taken && !own && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
       return this.fail(
         conn,
         CloseCode.Replaced,
@@ -210,14 +225,16 @@ export class ProtocolHandler {
       m.detachedSessions.delete(session);
       session.detachedAtMs = undefined;
     } else {
-      const staleId = hello.sessionId;
-      if (staleId !== undefined && plan.reason === 'gap') {
+      const stale = outcome.kind === 'found' ? outcome.session : undefined;
+      if (stale && stale !== taken && plan.reason === 'gap') {
         // Until the client confirms this welcome its token may come back (released): it must hear `gap` again.
-        if (conn.unconfirmedNonce !== undefined) this.dropOnConfirm.set(conn, staleId);
-        else this.dropSession(staleId);
+        if (conn.unconfirmedNonce !== undefined) this.dropOnConfirm.set(conn, stale);
+        else this.dropSession(stale);
       }
-      if (taken) this.dropSession(taken.id);
-      session = m.backend.createSession(conn.id, m.config.replay);
+      // Under the same id (a fixed client id) the stale session is replaced at once; a retry with its token then
+      // hears `unknown-session`.
+      if (taken) this.dropSession(taken);
+      session = m.backend.createSession(conn.id, m.config.replay, { principal: conn.principal, data: conn.data });
     }
     conn.id = session.id;
     conn.session = session;
@@ -255,7 +272,7 @@ export class ProtocolHandler {
   private issueToken(conn: Connection): string {
     const baseMs = Math.max(this.manager.config.tokens.ttlMs, this.manager.config.sessionTtlMs);
     conn.tokenRefreshAtMs = this.manager.nowMs + Math.floor(baseMs / 2);
-    return this.tokens.generate(conn.id, Math.ceil(baseMs * 1.5));
+    return this.tokens.generate(conn.id, Math.ceil(baseMs * 1.5), conn.session?.incarnation);
   }
 
   /** Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. */
@@ -285,12 +302,18 @@ export class ProtocolHandler {
       .catch((err: unknown) => this.manager.reportError(conn.id, err));
   }
 
-  private dropSession(id: string): void {
+  /** End `session` (this very record: a newer session under the same id is left alone) and close its socket. */
+  private dropSession(session: SessionRecord): void {
     const m = this.manager;
-    const session = m.backend.getSession(id);
-    if (!session) return;
-    m.connections.get(id)?.close(CloseCode.Replaced, 'session replaced', 'replaced');
+    if (m.backend.getSession(session.id) !== session) return;
+    const conn = m.connections.get(session.id);
+    if (conn?.session === session) conn.close(CloseCode.Replaced, 'session replaced', 'replaced');
     m.endSession(session, 'replaced');
+  }
+
+  /** A stale hello (see `decideHello`): close this socket with 4004, change nothing else. */
+  private refuseStale(conn: Connection): void {
+    this.fail(conn, CloseCode.StaleHello, 'replaced', ErrorCode.TokenReplayed, 'stale hello: token already used');
   }
 
   private violation(conn: Connection, why: string): void {

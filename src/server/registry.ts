@@ -116,8 +116,15 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   }
 
   /** @internal Hand an inbound message to `message` listeners; a throw closes this connection with 1011. */
-  deliver(conn: Connection, data: unknown, isBinary: boolean, reliable: boolean, seq?: number): void {
-    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq });
+  deliver(
+    conn: Connection,
+    data: unknown,
+    isBinary: boolean,
+    reliable: boolean,
+    seq?: number,
+    messageId?: string,
+  ): void {
+    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq, messageId });
   }
 
   protected emitFor<K extends keyof ManagerEvents>(conn: Connection, name: K, event: ManagerEvents[K]): void {

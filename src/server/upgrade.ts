@@ -4,8 +4,14 @@ import { WebSocketServer } from 'ws';
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import type { WebSocketConnectionManager } from './manager.js';
 
-/** Result of the `authenticate` hook: `false` refuses (401); an object accepts with an optional id and data. */
-export type AuthResult = boolean | { clientId?: string; data?: unknown };
+/**
+ * Result of the `authenticate` hook: `false` refuses (401), `true` accepts anonymously; an object accepts with:
+ * - `clientId`: a fixed client id (one connection per id: a second one replaces the first). Default: a random id.
+ * - `data`: anything, per connection (echoed in `connect` events and shown to `authorizeResume`).
+ * - `principal`: the stable identity of the user (e.g. a user id). A protocol session is bound to the principal of
+ *   the connection that created it: a resume from another principal is answered `fresh` (`token-rejected`).
+ */
+export type AuthResult = boolean | { clientId?: string; data?: unknown; principal?: string };
 
 /** Options of `attach` / `createUpgradeHandler` (which does not check the path: route to it yourself). */
 export interface AttachOptions {
@@ -106,11 +112,11 @@ export function createUpgradeHandler(
         release();
         return reject(socket, 503, 'Service Unavailable', { 'Retry-After': retryAfterS });
       }
-      const { clientId, data } = typeof auth === 'object' ? auth : { clientId: undefined, data: undefined };
+      const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
       wss.handleUpgrade(request, socket, head, (ws) => {
         release();
         socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
-        manager.connect(ws, clientId, { remoteAddress: ip, data }).catch(() => {
+        manager.connect(ws, clientId, { remoteAddress: ip, data, principal }).catch(() => {
           // The socket was closed with a documented code; the error is already logged/emitted.
         });
       });

@@ -1,0 +1,187 @@
+import type { IncomingMessage } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { CloseCode } from '../../src/protocol/index.js';
+import type { AuthResult } from '../../src/server/upgrade.js';
+import { RawProtocolClient } from '../helpers/raw-protocol.js';
+import { closeAllServers, startServer, waitFor } from '../helpers/server.js';
+
+afterEach(closeAllServers);
+
+const secret = 'identity-test-secret-0123456789abcdef0123';
+const fixedId = (): AuthResult => ({ clientId: 'user-1' });
+/** `?user=<name>`: the principal (and data) of the connection; no client id, as the README advises for tabs. */
+const byQuery = (req: IncomingMessage): AuthResult => {
+  const user = new URL(req.url ?? '/', 'http://x').searchParams.get('user');
+  return user === null ? {} : { principal: user, data: { user } };
+};
+
+/** A round trip on `c`, so that the server has processed everything sent before. */
+async function roundTrip(c: RawProtocolClient): Promise<void> {
+  const before = c.frames.filter((f) => f.t === 'pong').length;
+  c.send({ t: 'ping' });
+  await c.waitFor(() => c.frames.filter((f) => f.t === 'pong').length > before);
+}
+
+describe('a resume is bound to the principal that created the session', () => {
+  it("refuses B's resume of A's session (fresh/token-rejected), B gets none of A's messages, A still resumes", async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: byQuery });
+    const a = await RawProtocolClient.handshake(`${s.url}?user=alice`);
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    s.manager.sendToClient(a.welcome.sessionId, 'for alice only');
+
+    const b = await RawProtocolClient.handshake(`${s.url}?user=bob`, {
+      token: a.welcome.token,
+      sessionId: a.welcome.sessionId,
+    });
+    expect(b.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected', lastSeq: 0 });
+    expect(b.welcome.sessionId).not.toBe(a.welcome.sessionId);
+    await roundTrip(b.client);
+    expect(b.client.data).toEqual([]);
+
+    // Bob's attempt did not burn Alice's token: she resumes and gets her message.
+    const a2 = await RawProtocolClient.handshake(`${s.url}?user=alice`, {
+      token: a.welcome.token,
+      sessionId: a.welcome.sessionId,
+    });
+    expect(a2.welcome).toMatchObject({ resume: 'resumed', sessionId: a.welcome.sessionId });
+    await a2.client.waitForData(1);
+    expect(a2.client.data[0]!.p).toBe('for alice only');
+  });
+
+  it('refuses when only one side has a principal', async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: byQuery });
+    const a = await RawProtocolClient.handshake(`${s.url}?user=alice`);
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    const anon = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
+    expect(anon.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
+
+    const n = await RawProtocolClient.handshake(s.url);
+    n.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(n.welcome.sessionId));
+    const named = await RawProtocolClient.handshake(`${s.url}?user=alice`, { token: n.welcome.token });
+    expect(named.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
+  });
+
+  it("authorizeResume sees the session's creator (data, principal) and the new connection's", async () => {
+    const seen: unknown[] = [];
+    const s = await startServer(
+      { tokens: { secret } },
+      { authenticate: byQuery },
+      {
+        authorizeResume: (ctx) => {
+          seen.push(ctx);
+          return true;
+        },
+      },
+    );
+    const a = await RawProtocolClient.handshake(`${s.url}?user=alice`);
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected(a.welcome.sessionId));
+    const a2 = await RawProtocolClient.handshake(`${s.url}?user=alice`, { token: a.welcome.token });
+    expect(a2.welcome.resume).toBe('resumed');
+    expect(seen).toEqual([
+      {
+        clientId: a.welcome.sessionId,
+        remoteAddress: '127.0.0.1',
+        data: { user: 'alice' },
+        principal: 'alice',
+        session: { data: { user: 'alice' }, principal: 'alice' },
+      },
+    ]);
+  });
+});
+
+describe('fixed client ids (authenticate returns { clientId })', () => {
+  it('a fresh/gap resume keeps the new session (no 4501 on confirmation)', async () => {
+    const s = await startServer({ tokens: { secret }, replay: { maxMessages: 50 } }, { authenticate: fixedId });
+    const a = await RawProtocolClient.handshake(s.url);
+    expect(a.welcome.sessionId).toBe('user-1');
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected('user-1'));
+    for (let i = 1; i <= 51; i++) s.manager.sendToClient('user-1', `m${i}`);
+
+    const b = await RawProtocolClient.handshake(s.url, { token: a.welcome.token, sessionId: 'user-1' });
+    expect(b.welcome).toMatchObject({ resume: 'fresh', reason: 'gap', sessionId: 'user-1' });
+    await roundTrip(b.client);
+    expect(b.client.closeInfo).toBeUndefined();
+    expect(s.manager.isConnected('user-1')).toBe(true);
+    expect(s.manager.sendToClient('user-1', 'after')).toBe('sent');
+    await b.client.waitForData(1);
+    expect(b.client.data).toEqual([{ s: 1, p: 'after' }]);
+  });
+
+  it('a late hello with a spent token is closed with 4004 and leaves the live session alone', async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
+    const ends: string[] = [];
+    s.manager.on('session-end', ({ reason }) => void ends.push(reason));
+    const a = await RawProtocolClient.handshake(s.url);
+    const late = await RawProtocolClient.open(s.url); // an attempt whose hello is held up in the network
+    a.client.ws.terminate();
+    await waitFor(() => !s.manager.isConnected('user-1') || s.manager.getStats().detachedSessions === 1);
+    const b = await RawProtocolClient.handshake(s.url, { token: a.welcome.token, sessionId: 'user-1' });
+    expect(b.welcome.resume).toBe('resumed');
+
+    late.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
+    expect((await late.waitClose()).code).toBe(CloseCode.StaleHello);
+    expect(late.frames.some((f) => f.t === 'welcome')).toBe(false);
+    await roundTrip(b.client);
+    expect(b.client.closeInfo).toBeUndefined();
+    expect(s.manager.sendToClient('user-1', 'still here')).toBe('sent');
+    await b.client.waitForData(1);
+    expect(ends).toEqual([]);
+  });
+
+  it('a late hello while the client is briefly away does not cost it the session', async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
+    const a = await RawProtocolClient.handshake(s.url);
+    const late = await RawProtocolClient.open(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1);
+    const b = await RawProtocolClient.handshake(s.url, { token: a.welcome.token, sessionId: 'user-1' });
+    b.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1);
+    s.manager.sendToClient('user-1', 'while away');
+
+    late.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
+    expect((await late.waitClose()).code).toBe(CloseCode.StaleHello);
+
+    const c = await RawProtocolClient.handshake(s.url, { token: b.welcome.token, sessionId: 'user-1' });
+    expect(c.welcome.resume).toBe('resumed');
+    await c.client.waitForData(1);
+    expect(c.client.data[0]!.p).toBe('while away');
+  });
+
+  it('a late hello of an incarnation that a gap replaced does not touch the new one', async () => {
+    const s = await startServer({ tokens: { secret }, replay: { maxMessages: 2 } }, { authenticate: fixedId });
+    const a = await RawProtocolClient.handshake(s.url);
+    const late = await RawProtocolClient.open(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1);
+    for (let i = 0; i < 3; i++) s.manager.sendToClient('user-1', i);
+    const b = await RawProtocolClient.handshake(s.url, { token: a.welcome.token, sessionId: 'user-1' });
+    expect(b.welcome).toMatchObject({ resume: 'fresh', reason: 'gap' });
+    late.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
+    expect((await late.waitClose()).code).toBe(CloseCode.StaleHello);
+    await roundTrip(b.client);
+    expect(b.client.closeInfo).toBeUndefined();
+  });
+
+  it('gives every reliable client message an id unique across sessions (messageId)', async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
+    const ids: Array<string | undefined> = [];
+    s.manager.on('message', ({ messageId }) => void ids.push(messageId));
+    for (let round = 0; round < 2; round++) {
+      const c = await RawProtocolClient.handshake(s.url); // no token: a fresh session under 'user-1'
+      c.client.send({ t: 'd', s: 1, p: 'x' });
+      await c.client.waitFor((f) => f.t === 'ack' && f.s === 1);
+      c.client.ws.terminate();
+      await waitFor(() => !s.manager.isConnected('user-1'));
+    }
+    expect(ids).toHaveLength(2);
+    expect(ids[0]).toMatch(/^[A-Za-z0-9_-]+:1$/);
+    expect(ids[1]).toMatch(/^[A-Za-z0-9_-]+:1$/);
+    expect(ids[0]).not.toBe(ids[1]);
+  });
+});
