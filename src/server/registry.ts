@@ -190,7 +190,9 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   /** @internal Forget a protocol session for good and say so (`session-end`). */
   endSession(session: SessionRecord, reason: ManagerEvents['session-end']['reason']): void {
     this.detachedSessions.delete(session);
-    this.backend.deleteSession(session.id, reason === 'expired');
+    // By identity: a newer session under the same client id (a fixed id) is not this one.
+    if (this.backend.getSession(session.id) === session)
+      this.backend.deleteSession(session.id, reason === 'expired');
     this.log.info({ event: 'session.end', clientId: session.id, reason }, 'session ended');
     this.emitSafely('session-end', { clientId: session.id, reason }, (err) =>
       this.reportError(session.id, err),
