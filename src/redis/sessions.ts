@@ -88,7 +88,8 @@ export class LocalSessions {
     const known = this.byId.get(id);
     const same = known?.record.incarnation === incarnation ? known : undefined;
     // Listed at once when nothing else is, so that messages of the new generation wait in `held` meanwhile.
-    const ls = same ?? (known ? this.make(id, limits, incarnation, {}) : this.create(id, limits, incarnation));
+    const ls =
+      same ?? (known ? this.make(id, limits, incarnation, {}) : this.create(id, limits, incarnation));
     const g = newGeneration();
     ls.g = g;
     ls.state = 'loading';

@@ -234,7 +234,10 @@ export class ProtocolHandler {
       // Under the same id (a fixed client id) the stale session is replaced at once; a retry with its token then
       // hears `unknown-session`.
       if (taken) this.dropSession(taken);
-      session = m.backend.createSession(conn.id, m.config.replay, { principal: conn.principal, data: conn.data });
+      session = m.backend.createSession(conn.id, m.config.replay, {
+        principal: conn.principal,
+        data: conn.data,
+      });
     }
     conn.id = session.id;
     conn.session = session;
@@ -313,7 +316,13 @@ export class ProtocolHandler {
 
   /** A stale hello (see `decideHello`): close this socket with 4004, change nothing else. */
   private refuseStale(conn: Connection): void {
-    this.fail(conn, CloseCode.StaleHello, 'replaced', ErrorCode.TokenReplayed, 'stale hello: token already used');
+    this.fail(
+      conn,
+      CloseCode.StaleHello,
+      'replaced',
+      ErrorCode.TokenReplayed,
+      'stale hello: token already used',
+    );
   }
 
   private violation(conn: Connection, why: string): void {

@@ -38,7 +38,10 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: fc.record({ kind: fc.constant('lateHello' as const), delayMs: fc.integer({ min: 0, max: 20 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant('lateHello' as const),
+      delayMs: fc.integer({ min: 0, max: 20 }),
+    }),
   },
   {
     weight: 3,
@@ -206,7 +209,8 @@ export async function runSchedule(
           client.sessionId === currentServerSession &&
           client.queuedMessages === 0 &&
           outcomes.size === clientSent.length &&
-          (receivedByClient.get(incarnation())?.length ?? 0) === (sentByServer.get(incarnation())?.length ?? 0)
+          (receivedByClient.get(incarnation())?.length ?? 0) ===
+            (sentByServer.get(incarnation())?.length ?? 0)
         );
       },
       'the schedule to settle',

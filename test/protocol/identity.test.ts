@@ -95,7 +95,10 @@ describe('a resume is bound to the principal that created the session', () => {
 
 describe('fixed client ids (authenticate returns { clientId })', () => {
   it('a fresh/gap resume keeps the new session (no 4501 on confirmation)', async () => {
-    const s = await startServer({ tokens: { secret }, replay: { maxMessages: 50 } }, { authenticate: fixedId });
+    const s = await startServer(
+      { tokens: { secret }, replay: { maxMessages: 50 } },
+      { authenticate: fixedId },
+    );
     const a = await RawProtocolClient.handshake(s.url);
     expect(a.welcome.sessionId).toBe('user-1');
     a.client.ws.terminate();
@@ -154,7 +157,10 @@ describe('fixed client ids (authenticate returns { clientId })', () => {
   });
 
   it('a late hello of an incarnation that a gap replaced does not touch the new one', async () => {
-    const s = await startServer({ tokens: { secret }, replay: { maxMessages: 2 } }, { authenticate: fixedId });
+    const s = await startServer(
+      { tokens: { secret }, replay: { maxMessages: 2 } },
+      { authenticate: fixedId },
+    );
     const a = await RawProtocolClient.handshake(s.url);
     const late = await RawProtocolClient.open(s.url);
     a.client.ws.terminate();

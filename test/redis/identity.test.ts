@@ -64,7 +64,10 @@ describe('redis: a resume is bound to its principal and its incarnation, across 
     const seen: unknown[] = [];
     const [n1, n2] = await pair(byQuery, 1000, seen);
     const a = await handshake(`${n1.url}?user=alice`);
-    const b = await handshake(`${n2.url}?user=bob`, { token: a.welcome.token, sessionId: a.welcome.sessionId });
+    const b = await handshake(`${n2.url}?user=bob`, {
+      token: a.welcome.token,
+      sessionId: a.welcome.sessionId,
+    });
     expect(b.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
     expect(b.welcome.sessionId).not.toBe(a.welcome.sessionId);
     await roundTrip(a.client); // A was neither claimed away nor closed

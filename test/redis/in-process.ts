@@ -1,7 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketConnectionManager, type ManagerHooks, type WebSocketConfig } from '../../src/server/index.js';
+import {
+  WebSocketConnectionManager,
+  type ManagerHooks,
+  type WebSocketConfig,
+} from '../../src/server/index.js';
 import type { AttachOptions } from '../../src/server/upgrade.js';
 import { createRedisBackend, type RedisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
 
