@@ -47,9 +47,13 @@ export interface SessionInfo {
   data: unknown;
 }
 
-/** What a session lookup for a resume found. */
+/**
+ * What a session lookup for a resume found. `superseded` (cluster backends): while this lookup was in flight,
+ * another resume of the same session on this node, or a takeover, overtook it; the hello is answered as stale.
+ */
 export type SessionLookup =
-  { found: true; session: SessionRecord } | { found: false; reason: 'unknown-session' | 'expired' };
+  | { found: true; session: SessionRecord }
+  | { found: false; reason: 'unknown-session' | 'expired' | 'superseded' };
 
 /**
  * The storage seam: everything the manager keeps beyond one socket goes through this interface. `MemoryBackend`

@@ -159,13 +159,14 @@ export class RedisBackend implements StorageBackend {
   deleteSession(id: string, expired: boolean): void {
     const ls = this.local.byId.get(id);
     if (!ls) return;
+    const g = ls.g;
     this.local.forget(ls);
     const onError = (err: unknown) => this.fail(id, err);
     // A node shutting down keeps its sessions in Redis: their clients resume on the other nodes.
     if (this.host?.isShuttingDown && !expired) {
-      this.link.call('wssDetach', [id, ls.g, this.nodeId, this.ttlMs]).catch(onError);
+      this.link.call('wssDetach', [id, g, this.nodeId, this.ttlMs]).catch(onError);
     } else {
-      this.link.call('wssDelete', [id, ls.g, expired ? 1 : 0, this.opts.tombstoneTtlMs]).catch(onError);
+      this.link.call('wssDelete', [id, g, expired ? 1 : 0, this.opts.tombstoneTtlMs]).catch(onError);
     }
   }
 

@@ -59,8 +59,9 @@ export class LocalSessions {
     return ls && ls.record === session ? ls : undefined;
   }
 
-  /** Forget a session locally (no Redis write). */
+  /** Forget a session locally (no Redis write). A claim of it still in flight then fails as superseded. */
   forget(ls: LocalSession): void {
+    ls.g = '';
     if (this.byId.get(ls.record.id) === ls) this.byId.delete(ls.record.id);
     this.host?.detachedSessions.delete(ls.record);
     ls.held = [];
@@ -110,7 +111,7 @@ export class LocalSessions {
       if (ls.g === g) this.forget(ls);
       throw err;
     }
-    if (ls.g !== g) return { found: false, reason: 'unknown-session' }; // superseded meanwhile
+    if (ls.g !== g) return { found: false, reason: 'superseded' }; // another claim, or forgotten meanwhile
     if (reply[0] !== 'ok') {
       this.forget(ls);
       return { found: false, reason: reply[0] === 'expired' ? 'expired' : 'unknown-session' };

@@ -121,7 +121,10 @@ export async function decideHello(
       return { kind: 'forbidden' };
   }
   const lookup = await deps.backend.findSession(clientId, deps.limits, incarnation);
-  if (!lookup.found) return { kind: 'fresh', reason: lookup.reason };
+  // Overtaken by a newer hello for the same session: this one is the older attempt, and must not replace it.
+  if (!lookup.found) {
+    return lookup.reason === 'superseded' ? { kind: 'stale' } : { kind: 'fresh', reason: lookup.reason };
+  }
   // Not inspected as ours (a race with a create cannot produce this incarnation): never resume unchecked.
   if (!mine) return { kind: 'fresh', reason: 'unknown-session' };
   return { kind: 'found', session: lookup.session, lastSeq: hello.lastSeq ?? 0 };
