@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CloseCode } from '../../src/protocol/index.js';
+import { CloseCode, isRetryableCloseCode } from '../../src/protocol/index.js';
 import type { AuthResult } from '../../src/server/upgrade.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, startServer, waitFor } from '../helpers/server.js';
@@ -115,6 +115,21 @@ describe('fixed client ids (authenticate returns { clientId })', () => {
     expect(b.client.data).toEqual([{ s: 1, p: 'after' }]);
   });
 
+  it("with duplicateIdPolicy 'reject', a gap resume replaces the client's own old connection, not the newcomer", async () => {
+    const s = await startServer(
+      { tokens: { secret }, replay: { maxMessages: 50 }, duplicateIdPolicy: 'reject' },
+      { authenticate: fixedId },
+    );
+    const a = await RawProtocolClient.handshake(s.url);
+    for (let i = 1; i <= 51; i++) s.manager.sendToClient('user-1', `m${i}`); // A never acks: seq 1 is evicted
+    // The client moved to a new socket before the server noticed the old one was gone.
+    const b = await RawProtocolClient.handshake(s.url, { token: a.welcome.token, sessionId: 'user-1' });
+    expect(b.welcome).toMatchObject({ resume: 'fresh', reason: 'gap' });
+    expect((await a.client.waitClose()).code).toBe(CloseCode.Replaced);
+    await roundTrip(b.client);
+    expect(b.client.closeInfo).toBeUndefined();
+  });
+
   it('a late hello with a spent token is closed with 4004 and leaves the live session alone', async () => {
     const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
     const ends: string[] = [];
@@ -128,7 +143,10 @@ describe('fixed client ids (authenticate returns { clientId })', () => {
 
     late.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
     expect((await late.waitClose()).code).toBe(CloseCode.StaleHello);
-    expect(late.frames.some((f) => f.t === 'welcome')).toBe(false);
+    expect(isRetryableCloseCode(CloseCode.StaleHello)).toBe(true); // a client that does get it just retries
+    expect(late.frames).toEqual([
+      { t: 'error', code: 'TOKEN_REPLAYED', message: 'stale hello: token already used' },
+    ]);
     await roundTrip(b.client);
     expect(b.client.closeInfo).toBeUndefined();
     expect(s.manager.sendToClient('user-1', 'still here')).toBe('sent');
