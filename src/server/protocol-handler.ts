@@ -299,10 +299,24 @@ export class ProtocolHandler {
     if (stale !== undefined && !release) this.dropSession(stale);
     if (nonce === undefined || this.unconfirmed.get(nonce) !== conn) return;
     this.unconfirmed.delete(nonce);
-    if (!release) return;
+    if (!release || this.movedOn(conn)) return;
     Promise.resolve()
       .then(() => this.manager.backend.releaseNonce(nonce))
       .catch((err: unknown) => this.manager.reportError(conn.id, err));
+  }
+
+  /**
+   * Whether the session `conn` was welcomed into has moved on without it: another connection holds it (resumed with
+   * a newer token), or it is no longer this node's. The token `conn` consumed is then obsolete and stays spent: given
+   * back, a late hello with it could take the session from the connection that holds it.
+   */
+  private movedOn(conn: Connection): boolean {
+    const session = conn.session;
+    if (!session) return false; // no welcome was written
+    const m = this.manager;
+    if (m.backend.getSession(session.id) !== session) return true;
+    const holder = m.connections.get(session.id);
+    return holder !== undefined && holder !== conn && holder.session === session;
   }
 
   /** End `session` (this very record: a newer session under the same id is left alone) and close its socket. */

@@ -154,6 +154,33 @@ describe('fixed client ids (authenticate returns { clientId })', () => {
     expect(ends).toEqual([]);
   });
 
+  it('a token given back by an abandoned, never confirmed attempt cannot take the session from a newer one', async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
+    const a = await RawProtocolClient.handshake(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1);
+    // The client's attempt C is welcomed (it reads T2), but a late hello with T1 takes the unconfirmed token over.
+    const c = await RawProtocolClient.handshake(
+      s.url,
+      { token: a.welcome.token, sessionId: 'user-1' },
+      false,
+    );
+    const late1 = await RawProtocolClient.open(s.url);
+    late1.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
+    await late1.waitFor((f) => f.t === 'welcome');
+    await c.client.waitClose();
+    // The client resumes with T2; the abandoned socket is replaced and closes without ever confirming.
+    const d = await RawProtocolClient.handshake(s.url, { token: c.welcome.token, sessionId: 'user-1' });
+    expect(d.welcome.resume).toBe('resumed');
+    await late1.waitClose();
+    // T1 stays spent: another late hello with it is stale, and the client keeps its session.
+    const late2 = await RawProtocolClient.open(s.url);
+    late2.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
+    expect((await late2.waitClose()).code).toBe(CloseCode.StaleHello);
+    await roundTrip(d.client);
+    expect(d.client.closeInfo).toBeUndefined();
+  });
+
   it('a late hello while the client is briefly away does not cost it the session', async () => {
     const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
     const a = await RawProtocolClient.handshake(s.url);
