@@ -201,8 +201,15 @@ export class ProtocolHandler {
     // Plan synchronously, after the last await: messages sent meanwhile are in the buffer and get replayed.
     const plan = outcome.kind === 'found' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
     const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
-    // A used token never replaces a session: the hello comes from an attempt its client has given up.
-    if (taken && plan.kind === 'fresh' && plan.replayed) return this.refuseStale(conn);
+    // A used token never replaces a session: the hello comes from an attempt its client has given up. Nor does a
+    // token of an incarnation that a newer session under the same id replaced, while that one is held by an open
+    // connection: it comes from a client instance that is gone (e.g. a reloaded page's last attempt).
+    if (
+      taken &&
+      plan.kind === 'fresh' &&
+      (plan.replayed || (plan.reason === 'unknown-session' && this.held(taken)))
+    )
+      return this.refuseStale(conn);
     // The client's own session (its token resumed it, but the buffer has a gap) is not someone else's: replace it.
     const own = outcome.kind === 'found' && outcome.session === taken;
     if (taken && !own && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
@@ -317,6 +324,12 @@ export class ProtocolHandler {
     if (m.backend.getSession(session.id) !== session) return true;
     const holder = m.connections.get(session.id);
     return holder !== undefined && holder !== conn && holder.session === session;
+  }
+
+  /** Whether `session` is attached to an open connection. */
+  private held(session: SessionRecord): boolean {
+    const holder = this.manager.connections.get(session.id);
+    return holder !== undefined && holder.session === session && holder.isOpen;
   }
 
   /** End `session` (this very record: a newer session under the same id is left alone) and close its socket. */

@@ -181,6 +181,19 @@ describe('fixed client ids (authenticate returns { clientId })', () => {
     expect(d.client.closeInfo).toBeUndefined();
   });
 
+  it("a late hello of a replaced incarnation (e.g. a reloaded page's) leaves the newer live session alone", async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
+    const old = await RawProtocolClient.handshake(s.url); // the page before the reload, token T1 unused
+    const late = await RawProtocolClient.open(s.url); // its last attempt, held up in the network
+    const now = await RawProtocolClient.handshake(s.url); // the reloaded page: a fresh session under user-1
+    expect(now.welcome).toMatchObject({ resume: 'fresh', reason: 'new' });
+    expect((await old.client.waitClose()).code).toBe(CloseCode.Replaced);
+    late.send({ t: 'hello', v: 1, token: old.welcome.token, sessionId: 'user-1' });
+    expect((await late.waitClose()).code).toBe(CloseCode.StaleHello);
+    await roundTrip(now.client);
+    expect(now.client.closeInfo).toBeUndefined();
+  });
+
   it('a late hello while the client is briefly away does not cost it the session', async () => {
     const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
     const a = await RawProtocolClient.handshake(s.url);
