@@ -83,6 +83,8 @@ export class Connection {
   /** Rate limiter bucket. */
   rateTokens = 0;
   rateRefilledAtMs = 0;
+  /** Protocol mode: a frame arrived after the welcome, so a client really holds this connection's session. */
+  confirmed = false;
   /** Protocol mode: the nonce of the token this resume consumed, until the client's first frame confirms it. */
   unconfirmedNonce: string | undefined = undefined;
   /** Protocol mode: when the sweep sends a replacement resume token (half its lifetime). */

@@ -95,7 +95,10 @@ export class ProtocolHandler {
       return;
     }
     const session = conn.session!;
-    if (conn.unconfirmedNonce !== undefined) this.settleNonce(conn, false); // it heard the welcome: token spent
+    if (!conn.confirmed) {
+      conn.confirmed = true;
+      if (conn.unconfirmedNonce !== undefined) this.settleNonce(conn, false); // it heard the welcome: token spent
+    }
     switch (msg.t) {
       case 'd':
         return this.handleData(conn, msg, isBinary);
@@ -202,8 +205,8 @@ export class ProtocolHandler {
     const plan = outcome.kind === 'found' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
     const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
     // A used token never replaces a session: the hello comes from an attempt its client has given up. Nor does a
-    // token of an incarnation that a newer session under the same id replaced, while that one is held by an open
-    // connection: it comes from a client instance that is gone (e.g. a reloaded page's last attempt).
+    // token of an incarnation that a newer session under the same id replaced, while a client holds that one on an
+    // open, confirmed connection: it comes from a client instance that is gone (e.g. a reloaded page's last attempt).
     if (
       taken &&
       plan.kind === 'fresh' &&
@@ -326,10 +329,13 @@ export class ProtocolHandler {
     return holder !== undefined && holder !== conn && holder.session === session;
   }
 
-  /** Whether `session` is attached to an open connection. */
+  /**
+   * Whether `session` is attached to an open connection whose client confirmed the welcome. An unconfirmed one may
+   * be an abandoned socket that was welcomed: it must not lock the id's real client out.
+   */
   private held(session: SessionRecord): boolean {
     const holder = this.manager.connections.get(session.id);
-    return holder !== undefined && holder.session === session && holder.isOpen;
+    return holder !== undefined && holder.session === session && holder.isOpen && holder.confirmed;
   }
 
   /** End `session` (this very record: a newer session under the same id is left alone) and close its socket. */

@@ -133,7 +133,9 @@ export async function runSchedule(
     freshReasons.push(reason);
   });
   client.on('resumed', () => stats.resumes++);
+  const closes: number[] = [];
   client.on('close', ({ code, willReconnect }) => {
+    closes.push(code);
     if (!willReconnect) terminal = `client closed for good with ${code}`;
   });
 
@@ -165,9 +167,10 @@ export async function runSchedule(
           break;
         case 'lateHello': {
           const held = client as unknown as { token?: string; sid?: string; lastSeq: number; ws?: WebSocket };
-          const hello = { t: 'hello', v: 1, token: held.token, sessionId: held.sid, lastSeq: held.lastSeq };
           const late = await RawProtocolClient.open(server.url);
           lateSockets.push(late);
+          // Taken in the same turn as the client's socket dies: the client's next hello carries the same fields.
+          const hello = { t: 'hello', v: 1, token: held.token, sessionId: held.sid, lastSeq: held.lastSeq };
           held.ws?.terminate(); // the client gives this attempt up and tries again with the same token
           timers.push(setTimeout(() => late.send(hello), step.delayMs));
           break;
@@ -199,6 +202,7 @@ export async function runSchedule(
         received: receivedByClient.get(incarnation())?.length ?? 0,
         sent: sentByServer.get(incarnation())?.length ?? 0,
         freshReasons,
+        closes: closes.slice(-6),
         late: lateSockets.map((l) => l.closeInfo?.code ?? l.frames.map((f) => f.t).join(',')),
       });
     await waitFor(
