@@ -285,7 +285,12 @@ export class ProtocolHandler {
   private issueToken(conn: Connection): string {
     const baseMs = Math.max(this.manager.config.tokens.ttlMs, this.manager.config.sessionTtlMs);
     conn.tokenRefreshAtMs = this.manager.nowMs + Math.floor(baseMs / 2);
-    return this.tokens.generate(conn.id, Math.ceil(baseMs * 1.5), conn.session?.incarnation);
+    return this.tokens.generate(
+      conn.id,
+      Math.ceil(baseMs * 1.5),
+      conn.session?.incarnation,
+      conn.unconfirmedNonce,
+    );
   }
 
   /** Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. */

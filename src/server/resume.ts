@@ -97,6 +97,9 @@ export async function decideHello(
   try {
     await deps.tokens.consume(verified, deps.reclaim);
     deps.onClaimed?.(verified.nonce);
+    // Its predecessor may have been given back (a welcome lost, as it seemed): this token's use proves it was not.
+    if (verified.parentNonce !== undefined)
+      await deps.tokens.spend(verified.parentNonce, verified.expiresAtMs);
   } catch (err) {
     const code = err instanceof StabilizerError ? err.code : 'UNKNOWN';
     if (code === ErrorCode.BackendUnavailable) throw err; // the nonce store is down: retry later, keep the session

@@ -15,6 +15,11 @@ export interface VerifiedToken {
    * resumes that incarnation and never a newer session under the same client id.
    */
   incarnation?: string;
+  /**
+   * Resume tokens only: the nonce of the token whose resume issued this one. Using this token spends that nonce for
+   * good: a token given back after a lost welcome cannot resume once its successor was used.
+   */
+  parentNonce?: string;
 }
 
 /** Stores a token's nonce once; `false` means it was already used. Implemented by each storage backend. */
@@ -50,7 +55,12 @@ export class ReconnectTokenService {
    * Issue a token for `clientId`, valid for `ttlMs` (default: `tokens.ttlMs`) and usable once. `incarnation` binds a
    * resume token to one session incarnation.
    */
-  generate(clientId: string, ttlMs: number = this.config.ttlMs, incarnation?: string): string {
+  generate(
+    clientId: string,
+    ttlMs: number = this.config.ttlMs,
+    incarnation?: string,
+    parentNonce?: string,
+  ): string {
     const secret = this.config.secret;
     if (!secret) throw new StabilizerError(ErrorCode.TokensDisabled, 'reconnect tokens need tokens.secret');
     if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
@@ -62,6 +72,7 @@ export class ReconnectTokenService {
         exp: this.now() + ttlMs,
         n: randomBytes(16).toString('base64url'),
         i: incarnation,
+        p: parentNonce,
       }),
     ).toString('base64url');
     const signed = `${VERSION}.${this.config.keyId}.${payload}`;
@@ -100,6 +111,11 @@ export class ReconnectTokenService {
     return verified;
   }
 
+  /** Mark a nonce as used until `expiresAtMs`, whether or not it was before (a parent token, see `parentNonce`). */
+  async spend(nonce: string, expiresAtMs: number): Promise<void> {
+    await this.claimNonce(nonce, expiresAtMs);
+  }
+
   /** Consume the nonce of an authenticated token; throws `TOKEN_REPLAYED` if it was used before. */
   async consume(verified: VerifiedToken, reclaim?: (nonce: string) => boolean): Promise<void> {
     if (!(await this.claimNonce(verified.nonce, verified.expiresAtMs)) && !reclaim?.(verified.nonce)) {
@@ -129,18 +145,20 @@ export class ReconnectTokenService {
     } catch {
       throw malformed('bad payload');
     }
-    const c = claims as { sub?: unknown; exp?: unknown; n?: unknown; i?: unknown };
+    const c = claims as { sub?: unknown; exp?: unknown; n?: unknown; i?: unknown; p?: unknown };
     if (
       typeof c.sub !== 'string' ||
       typeof c.exp !== 'number' ||
       typeof c.n !== 'string' ||
-      (c.i !== undefined && typeof c.i !== 'string')
+      (c.i !== undefined && typeof c.i !== 'string') ||
+      (c.p !== undefined && typeof c.p !== 'string')
     ) {
       throw malformed('bad claims');
     }
     if (c.exp <= this.now()) throw new TokenError(ErrorCode.TokenExpired, 'token has expired');
     const verified: VerifiedToken = { clientId: c.sub, keyId, expiresAtMs: c.exp, nonce: c.n };
     if (c.i !== undefined) verified.incarnation = c.i;
+    if (c.p !== undefined) verified.parentNonce = c.p;
     return verified;
   }
 

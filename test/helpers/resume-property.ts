@@ -113,7 +113,9 @@ export async function runSchedule(
       problems.push(`messageId ${messageId} of ${String(data)} seen before`);
     else stats.messageIds.add(messageId);
   });
-  const incarnation = (): string => manager.backend.getSession(currentServerSession!)?.incarnation ?? '?';
+  // The client's session: the one it was last welcomed into (a late hello's stray session is never it).
+  const target = (): string => client.sessionId ?? currentServerSession!;
+  const incarnation = (): string => manager.backend.getSession(target())?.incarnation ?? '?';
 
   const client = new StabilizerClient<string, string>(server.url, {
     WebSocket: WebSocket as never,
@@ -147,7 +149,11 @@ export async function runSchedule(
           for (let i = 0; i < step.count; i++) {
             const inc = incarnation();
             const payload = `${inc}|s${++n}`;
-            manager.sendToClient(currentServerSession!, payload);
+            try {
+              manager.sendToClient(target(), payload);
+            } catch {
+              continue; // that session is gone (replaced by a fresh one the client has not heard of yet)
+            }
             (sentByServer.get(inc) ?? sentByServer.set(inc, []).get(inc)!).push(payload);
           }
           break;
@@ -176,7 +182,7 @@ export async function runSchedule(
           break;
         }
         case 'fault': {
-          const conn = manager.connections.get(currentServerSession!);
+          const conn = manager.connections.get(target());
           if (step.fault === 'client-terminate') {
             (client as unknown as { ws?: WebSocket }).ws?.terminate();
           } else if (conn) {
@@ -210,7 +216,7 @@ export async function runSchedule(
         if (terminal) throw new Error(terminal);
         return (
           client.state === 'open' &&
-          client.sessionId === currentServerSession &&
+          manager.connections.get(target())?.session === manager.backend.getSession(target()) &&
           client.queuedMessages === 0 &&
           outcomes.size === clientSent.length &&
           (receivedByClient.get(incarnation())?.length ?? 0) ===
