@@ -194,6 +194,29 @@ describe('fixed client ids (authenticate returns { clientId })', () => {
     expect(now.client.closeInfo).toBeUndefined();
   });
 
+  it('a token given back after a seemingly lost welcome is spent once its successor is used', async () => {
+    const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
+    const a = await RawProtocolClient.handshake(s.url);
+    a.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1);
+    // The client reads C's welcome (T2), but C dies before the server sees a confirmation: T1 is given back.
+    const c = await RawProtocolClient.handshake(
+      s.url,
+      { token: a.welcome.token, sessionId: 'user-1' },
+      false,
+    );
+    c.client.ws.terminate();
+    await waitFor(() => s.manager.getStats().detachedSessions === 1);
+    const d = await RawProtocolClient.handshake(s.url, { token: c.welcome.token, sessionId: 'user-1' });
+    expect(d.welcome.resume).toBe('resumed');
+    // A late hello with T1 (an attempt the client gave up) must not take the session from D.
+    const late = await RawProtocolClient.open(s.url);
+    late.send({ t: 'hello', v: 1, token: a.welcome.token, sessionId: 'user-1' });
+    expect((await late.waitClose()).code).toBe(CloseCode.StaleHello);
+    await roundTrip(d.client);
+    expect(d.client.closeInfo).toBeUndefined();
+  });
+
   it('a late hello while the client is briefly away does not cost it the session', async () => {
     const s = await startServer({ tokens: { secret } }, { authenticate: fixedId });
     const a = await RawProtocolClient.handshake(s.url);
