@@ -173,6 +173,12 @@ export class ProtocolHandler {
             this.unconfirmed.set(nonce, conn);
             conn.unconfirmedNonce = nonce;
           },
+          onSpent: (nonce) => {
+            const holder = this.unconfirmed.get(nonce);
+            if (!holder) return;
+            this.unconfirmed.delete(nonce); // its close will not give the nonce back, and nobody can reclaim it
+            holder.unconfirmedNonce = undefined;
+          },
           reclaim: (nonce) => {
             const holder = this.unconfirmed.get(nonce);
             if (!holder || holder === conn) return false;

@@ -58,6 +58,8 @@ export interface ResumeDeps {
   authorizeResume: AuthorizeResume | undefined;
   /** The token's nonce was claimed for this hello (see `ProtocolHandler` for the confirmation rule). */
   onClaimed?: (nonce: string) => void;
+  /** A nonce is spent for good (its token's successor is in use): a connection holding it must not give it back. */
+  onSpent?: (nonce: string) => void;
   /** Whether an already-claimed nonce may be taken over (its resume was never confirmed by the client). */
   reclaim?: (nonce: string) => boolean;
 }
@@ -98,8 +100,10 @@ export async function decideHello(
     await deps.tokens.consume(verified, deps.reclaim);
     deps.onClaimed?.(verified.nonce);
     // Its predecessor may have been given back (a welcome lost, as it seemed): this token's use proves it was not.
-    if (verified.parentNonce !== undefined)
+    if (verified.parentNonce !== undefined) {
+      deps.onSpent?.(verified.parentNonce);
       await deps.tokens.spend(verified.parentNonce, verified.expiresAtMs);
+    }
   } catch (err) {
     const code = err instanceof StabilizerError ? err.code : 'UNKNOWN';
     if (code === ErrorCode.BackendUnavailable) throw err; // the nonce store is down: retry later, keep the session
