@@ -1,5 +1,9 @@
+import { randomBytes } from 'node:crypto';
 import { ReplayBuffer, type ReplayLimits } from './replay-buffer.js';
-import type { SessionLookup, SessionRecord, StorageBackend } from './types.js';
+import type { SessionInfo, SessionLookup, SessionOwner, SessionRecord, StorageBackend } from './types.js';
+
+/** A new session incarnation id: 96 random bits, 16 base64url characters. */
+export const newIncarnation = (): string => randomBytes(12).toString('base64url');
 
 export interface MemoryBackendOptions {
   /**
@@ -52,9 +56,12 @@ export class MemoryBackend implements StorageBackend {
     return this.nonces.size;
   }
 
-  createSession(id: string, limits: ReplayLimits): SessionRecord {
+  createSession(id: string, limits: ReplayLimits, owner: SessionOwner = {}): SessionRecord {
     const session: SessionRecord = {
       id,
+      incarnation: newIncarnation(),
+      principal: owner.principal,
+      data: owner.data,
       lastSeq: 0,
       lastClientSeq: 0,
       buffer: new ReplayBuffer(limits),
@@ -70,9 +77,15 @@ export class MemoryBackend implements StorageBackend {
     return this.sessionsById.get(id);
   }
 
-  async findSession(id: string): Promise<SessionLookup> {
+  inspectSession(id: string): SessionInfo | undefined {
+    const s = this.sessionsById.get(id);
+    return s && { incarnation: s.incarnation, principal: s.principal, data: s.data };
+  }
+
+  async findSession(id: string, _limits: ReplayLimits, incarnation: string): Promise<SessionLookup> {
     const session = this.sessionsById.get(id);
-    if (session) return { found: true, session };
+    if (session?.incarnation === incarnation) return { found: true, session };
+    if (session) return { found: false, reason: 'unknown-session' }; // a newer session under the same id
     return { found: false, reason: this.tombstones.get(id)?.reason ?? 'unknown-session' };
   }
 

@@ -9,7 +9,21 @@ import type { Payload } from '../server/payload.js';
  * a cluster backend also persists it so another process can take it over.
  */
 export interface SessionRecord {
+  /** The client id: the `authenticate` hook's `clientId`, or a random one. Reused by every session of that client. */
   readonly id: string;
+  /**
+   * Random id of this session (16 base64url characters), unique across sessions, nodes and restarts: a fresh session
+   * under the same client id gets a new one, a resume keeps it. Resume tokens are bound to it, and a reliable client
+   * message's `messageId` is `<incarnation>:<seq>`.
+   */
+  readonly incarnation: string;
+  /** The stable principal `authenticate` returned for the connection that created the session; resumes must match. */
+  principal?: string;
+  /**
+   * The `data` of the connection that created the session, shown to `authorizeResume`. On the Redis backend, a node
+   * that loads the session from Redis sees the JSON round trip of it (`undefined` if it was not JSON-serializable).
+   */
+  data?: unknown;
   /** Highest server → client sequence assigned. */
   lastSeq: number;
   /** Highest client → server sequence processed. */
@@ -23,8 +37,6 @@ export interface SessionRecord {
    * it). Includes the built-in `$all` on backends that serve broadcasts through topics.
    */
   readonly topics: Map<string, number>;
-  /** The authenticated principal that created the session (`authenticate`'s `principal`), if any. */
-  principal?: string;
   /** The remote IP that created the session, counted by `maxSessionsPerIp` (set by the manager). */
   remoteAddress?: string;
   /** Inbound rate-limit bucket, kept with the session so that a resume does not refill it (set by the manager). */
@@ -37,10 +49,26 @@ export interface RateBucket {
   refilledAtMs: number;
 }
 
-/** What a session lookup for a resume found. */
+/** Who created a session: stored with it, checked on every resume. */
+export interface SessionOwner {
+  principal?: string;
+  data?: unknown;
+}
+
+/** What `inspectSession` tells about a session before a resume touches it. */
+export interface SessionInfo {
+  incarnation: string;
+  principal: string | undefined;
+  data: unknown;
+}
+
+/**
+ * What a session lookup for a resume found. `superseded` (cluster backends): while this lookup was in flight,
+ * another resume of the same session on this node, or a takeover, overtook it; the hello is answered as stale.
+ */
 export type SessionLookup =
   | { found: true; session: SessionRecord }
-  | { found: false; reason: 'unknown-session' | 'expired' | 'evicted' };
+  | { found: false; reason: 'unknown-session' | 'expired' | 'evicted' | 'superseded' };
 
 /**
  * The storage seam: everything the manager keeps beyond one socket goes through this interface. `MemoryBackend`
@@ -56,12 +84,20 @@ export interface StorageBackend {
    * its token back, so a welcome lost in transit does not burn the session.
    */
   releaseNonce(nonce: string): void | Promise<void>;
-  /** Create a new session with empty buffers. */
-  createSession(id: string, limits: ReplayLimits): SessionRecord;
+  /** Create a new session with empty buffers and a new random incarnation, owned by `owner`. */
+  createSession(id: string, limits: ReplayLimits, owner?: SessionOwner): SessionRecord;
   /** A session held by this process, synchronously (hot path). */
   getSession(id: string): SessionRecord | undefined;
-  /** Find a session for a resume; a cluster backend may load it from shared storage. */
-  findSession(id: string, limits: ReplayLimits): Promise<SessionLookup>;
+  /**
+   * Read a session's incarnation and owner without changing anything (a cluster backend reads shared storage), so
+   * a resume can be checked before it takes the session over. `undefined` if there is none under `id`.
+   */
+  inspectSession(id: string): SessionInfo | undefined | Promise<SessionInfo | undefined>;
+  /**
+   * Find session `id` for a resume, only if it is still `incarnation` (else `unknown-session`); a cluster backend
+   * claims it in shared storage.
+   */
+  findSession(id: string, limits: ReplayLimits, incarnation: string): Promise<SessionLookup>;
   /**
    * Forget a session (ended, expired, evicted or replaced by a fresh one). `tombstone`: `true` keeps a tombstone
    * for `expired` answers to a later resume, `'evicted'` one for `evicted` answers, `false` none.

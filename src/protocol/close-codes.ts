@@ -38,6 +38,12 @@ export const CloseCode = {
   RateLimited: 4002,
   /** The `hello` did not arrive within `handshakeTimeoutMs`. */
   HandshakeTimeout: 4003,
+  /**
+   * A stale connection attempt: its `hello` carried a token that was already used, while the session it was issued
+   * for (or the session under this client id) lives on. Sent to a socket its client has most likely abandoned;
+   * nothing else is touched. A client that does get it retries later with its newest token.
+   */
+  StaleHello: 4004,
 
   /**
    * The reconnect token was forged, expired, replayed or malformed. For plain-mode token flows written by the

@@ -1,13 +1,21 @@
 import { randomBytes } from 'node:crypto';
 import type { ReplayLimits } from '../backends/replay-buffer.js';
-import type { BackendHost, SessionLookup, SessionRecord, StorageBackend } from '../backends/types.js';
+import { newIncarnation } from '../backends/memory.js';
+import type {
+  BackendHost,
+  SessionInfo,
+  SessionLookup,
+  SessionOwner,
+  SessionRecord,
+  StorageBackend,
+} from '../backends/types.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { BroadcastOptions, BroadcastResult, ClusterBroadcastReport } from '../server/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
-import { encodePayload } from './codec.js';
+import { decodeOwner, encodeOwner, encodePayload } from './codec.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { LocalSessions, type LocalSession } from './sessions.js';
@@ -112,11 +120,14 @@ export class RedisBackend implements StorageBackend {
     await this.link.cmd.del(`${this.prefix}nonce:${nonce}`);
   }
 
-  createSession(id: string, limits: ReplayLimits): SessionRecord {
+  createSession(id: string, limits: ReplayLimits, owner: SessionOwner = {}): SessionRecord {
     const old = this.local.byId.get(id);
     if (old) this.local.forget(old);
-    const ls = this.local.create(id, limits);
-    this.link.call('wssCreate', [id, ls.g, this.nodeId]).catch((err: unknown) => this.fail(id, err));
+    const ls = this.local.create(id, limits, newIncarnation(), owner);
+    const stored = encodeOwner(owner);
+    this.link
+      .call('wssCreate', [id, ls.g, this.nodeId, ls.record.incarnation, stored.principal, stored.data])
+      .catch((err: unknown) => this.fail(id, err));
     return ls.record;
   }
 
@@ -124,10 +135,24 @@ export class RedisBackend implements StorageBackend {
     return this.local.byId.get(id)?.record;
   }
 
-  async findSession(id: string, limits: ReplayLimits): Promise<SessionLookup> {
+  /** Reads the session hash in Redis (cluster-wide); nothing is claimed. */
+  async inspectSession(id: string): Promise<SessionInfo | undefined> {
+    this.assertAvailable('resume');
+    let h: Array<string | null>;
+    try {
+      h = await this.link.cmd.hmget(`${this.prefix}s:${id}`, 'i', 'u', 'a');
+    } catch (err) {
+      throw this.typed(err, 'resume');
+    }
+    if (!h[0]) return undefined;
+    const owner = decodeOwner(h[1] ?? '-', h[2] ?? '');
+    return { incarnation: h[0], principal: owner.principal, data: owner.data };
+  }
+
+  async findSession(id: string, limits: ReplayLimits, incarnation: string): Promise<SessionLookup> {
     this.assertAvailable('resume');
     try {
-      return await this.local.claim(id, limits, this.ttlMs, this.opts.tombstoneTtlMs);
+      return await this.local.claim(id, incarnation, limits, this.ttlMs, this.opts.tombstoneTtlMs);
     } catch (err) {
       throw this.typed(err, 'resume');
     }
@@ -136,10 +161,11 @@ export class RedisBackend implements StorageBackend {
   deleteSession(id: string, tombstone: boolean | 'evicted'): void {
     const ls = this.local.byId.get(id);
     if (!ls) return;
+    const g = ls.g;
     this.local.forget(ls);
     const tomb = tombstone === 'evicted' ? 'evicted' : tombstone ? '1' : '0';
     this.link
-      .call('wssDelete', [id, ls.g, tomb, this.opts.tombstoneTtlMs])
+      .call('wssDelete', [id, g, tomb, this.opts.tombstoneTtlMs])
       .catch((err: unknown) => this.fail(id, err));
   }
 

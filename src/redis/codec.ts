@@ -1,3 +1,4 @@
+import type { SessionOwner } from '../backends/types.js';
 import { Payload } from '../server/payload.js';
 
 /**
@@ -21,6 +22,27 @@ export function decodePayload(enc: string): Payload {
     default:
       return new Payload(body);
   }
+}
+
+/** A session's creator as stored in its hash: principal `-` (none) or `+<principal>`, data as JSON or ''. */
+export function encodeOwner(owner: SessionOwner): { principal: string; data: string } {
+  let data = '';
+  try {
+    data = JSON.stringify(owner.data) ?? '';
+  } catch {
+    // not JSON-serializable (cycle, BigInt): other nodes see `undefined`
+  }
+  return { principal: owner.principal === undefined ? '-' : `+${owner.principal}`, data };
+}
+
+export function decodeOwner(principal: string, data: string): SessionOwner {
+  let parsed: unknown;
+  try {
+    parsed = data === '' ? undefined : JSON.parse(data);
+  } catch {
+    parsed = undefined;
+  }
+  return { principal: principal.startsWith('+') ? principal.slice(1) : undefined, data: parsed };
 }
 
 /** A sequenced message for one session, as stored in its stream. */

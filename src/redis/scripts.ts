@@ -9,7 +9,9 @@ import type { Redis } from 'ioredis';
  * Key layout (prefix `P`, default `wss:`):
  * - `P epoch`          random id of this Redis's history; set once with SET NX
  * - `P s:<id>`         session hash: q last server seq, c last client seq, e evicted-through, b buffered bytes,
- *                      o owner node, g generation (random per create/claim), d detached-at ms ('' when attached)
+ *                      o owner node, g generation (random per create/claim), d detached-at ms ('' when attached),
+ *                      i incarnation (random per create, kept by claims), u principal ('-' none, '+<principal>'),
+ *                      a creator's data as JSON ('' when none or not serializable)
  * - `P q:<id>`         session replay stream, entry id `0-<seq>`, fields p (payload) or m (broadcast ref), b, a
  * - `P m:<msg>`        payload of a reliable broadcast, shared by every session stream (expires after maxAgeMs)
  * - `P d:<msg>`        dedupe key of a send or broadcast, holding its result
@@ -161,7 +163,10 @@ end
 return done('unknown')
 `;
 
-/** ARGV: P epoch id g self → 1. A new session under `id` replaces any older one (its owner hears `claimed`). */
+/**
+ * ARGV: P epoch id g self incarnation principal data → 1. A new session under `id` replaces any older one (its
+ * owner hears `claimed`).
+ */
 const CREATE = `${PROLOGUE}
 local id, g, self = ARGV[3], ARGV[4], ARGV[5]
 local sk = P .. 's:' .. id
@@ -172,7 +177,7 @@ if old[1] then
   if old[1] ~= self then redis.call('PUBLISH', P .. 'n:' .. old[1], cjson.encode({k = 'c', id = id, g = old[2]})) end
 end
 redis.call('DEL', sk, P .. 'q:' .. id, P .. 't:' .. id)
-redis.call('HSET', sk, 'q', 0, 'c', 0, 'e', 0, 'b', 0, 'o', self, 'g', g, 'd', '')
+redis.call('HSET', sk, 'q', 0, 'c', 0, 'e', 0, 'b', 0, 'o', self, 'g', g, 'd', '', 'i', ARGV[6], 'u', ARGV[7], 'a', ARGV[8])
 redis.call('HSET', P .. 'own', id, self .. ' ' .. g)
 redis.call('ZADD', P .. 'sess', '+inf', id)
 redis.call('SADD', P .. 'n:' .. self .. ':s', id)
@@ -180,8 +185,9 @@ return 1
 `;
 
 /**
- * ARGV: P epoch id self newG ttlMs maxAge tombTtl → {'unknown'} | {'expired'} | {'evicted'} |
- * {'ok', lastSeq, lastClientSeq, evictedThrough, detachedAt, now, seq1, at1, enc1, ...}
+ * ARGV: P epoch id self newG ttlMs maxAge tombTtl incarnation → {'unknown'} | {'expired'} | {'evicted'} |
+ * {'ok', lastSeq, lastClientSeq, evictedThrough, detachedAt, now, principal, data, seq1, at1, enc1, ...}.
+ * Another incarnation under `id` (a newer session under a fixed client id) is `unknown` and left untouched.
  */
 const CLAIM = `${PROLOGUE}
 local id, self, newG = ARGV[3], ARGV[4], ARGV[5]
@@ -194,9 +200,10 @@ if redis.call('EXISTS', sk) == 0 then
   if tomb then return {'expired'} end
   return {'unknown'}
 end
+if redis.call('HGET', sk, 'i') ~= ARGV[9] then return {'unknown'} end
 local live, attached = liveness(id)
 if not live then drop(id, '1', ARGV[8]); return {'expired'} end
-local h = redis.call('HMGET', sk, 'q', 'c', 'e', 'o', 'g', 'd')
+local h = redis.call('HMGET', sk, 'q', 'c', 'e', 'o', 'g', 'd', 'u', 'a')
 local d = h[6]
 if h[5] ~= newG then
   if h[4] and h[4] ~= self then
@@ -211,7 +218,7 @@ if h[5] ~= newG then
   redis.call('HSET', P .. 'own', id, self .. ' ' .. newG)
   redis.call('SADD', P .. 'n:' .. self .. ':s', id)
 end
-local out = {'ok', h[1], h[2], '', d, NOW}
+local out = {'ok', h[1], h[2], '', d, NOW, h[7] or '-', h[8] or ''}
 out[4] = entries(qk, '-', tonumber(ARGV[7]), out, tonumber(h[3]))
 return out
 `;

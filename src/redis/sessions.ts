@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { ReplayBuffer, type ReplayLimits } from '../backends/replay-buffer.js';
-import type { BackendHost, SessionLookup, SessionRecord } from '../backends/types.js';
+import type { BackendHost, SessionLookup, SessionOwner, SessionRecord } from '../backends/types.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import type { Connection } from '../server/connection.js';
 import type { Payload } from '../server/payload.js';
-import { decodePayload, parseEntries, parseNodeMessage } from './codec.js';
+import { decodeOwner, decodePayload, parseEntries, parseNodeMessage } from './codec.js';
 import { isEpochError, type RedisLink } from './link.js';
 
 /** A session held by this node: the manager's record plus what the cluster needs to keep it in step with Redis. */
@@ -33,22 +33,25 @@ export class LocalSessions {
 
   constructor(private readonly link: RedisLink) {}
 
-  create(id: string, limits: ReplayLimits): LocalSession {
-    const ls: LocalSession = {
-      record: {
-        id,
-        lastSeq: 0,
-        lastClientSeq: 0,
-        buffer: new ReplayBuffer(limits),
-        detachedAtMs: undefined,
-        topics: new Map(), // topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session
-      },
-      g: newGeneration(),
-      state: 'live',
-      held: [],
-    };
+  create(id: string, limits: ReplayLimits, incarnation: string, owner: SessionOwner = {}): LocalSession {
+    const ls = this.make(id, limits, incarnation, owner);
     this.byId.set(id, ls);
     return ls;
+  }
+
+  private make(id: string, limits: ReplayLimits, incarnation: string, owner: SessionOwner): LocalSession {
+    const record: SessionRecord = {
+      id,
+      incarnation,
+      principal: owner.principal,
+      data: owner.data,
+      lastSeq: 0,
+      lastClientSeq: 0,
+      buffer: new ReplayBuffer(limits),
+      detachedAtMs: undefined,
+      topics: new Map(), // topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session
+    };
+    return { record, g: newGeneration(), state: 'live', held: [] };
   }
 
   /** The local session whose record is `session`, if this node still holds it. */
@@ -57,8 +60,9 @@ export class LocalSessions {
     return ls && ls.record === session ? ls : undefined;
   }
 
-  /** Forget a session locally (no Redis write). */
+  /** Forget a session locally (no Redis write). A claim of it still in flight then fails as superseded. */
   forget(ls: LocalSession): void {
+    ls.g = '';
     if (this.byId.get(ls.record.id) === ls) this.byId.delete(ls.record.id);
     this.host?.releaseSession(ls.record);
     ls.held = [];
@@ -71,17 +75,23 @@ export class LocalSessions {
   }
 
   /**
-   * Claim a session in Redis for a resume here: take ownership (the previous owner hears `claimed` and closes its
-   * socket), load its sequences and replay buffer. The record object is kept if this node already held it.
+   * Claim session `id` of `incarnation` in Redis for a resume here: take ownership (the previous owner hears
+   * `claimed` and closes its socket), load its sequences and replay buffer. The record object is kept if this node
+   * already held that incarnation. Another incarnation held here under the same id is left alone unless Redis
+   * confirms that it is stale (then it is dropped like a claimed one).
    */
   async claim(
     id: string,
+    incarnation: string,
     limits: ReplayLimits,
     ttlMs: number,
     tombstoneTtlMs: number,
   ): Promise<SessionLookup> {
     const known = this.byId.get(id);
-    const ls = known ?? this.create(id, limits);
+    const same = known?.record.incarnation === incarnation ? known : undefined;
+    // Listed at once when nothing else is, so that messages of the new generation wait in `held` meanwhile.
+    const ls =
+      same ?? (known ? this.make(id, limits, incarnation, {}) : this.create(id, limits, incarnation));
     const g = newGeneration();
     ls.g = g;
     ls.state = 'loading';
@@ -96,18 +106,29 @@ export class LocalSessions {
         ttlMs,
         limits.maxAgeMs,
         tombstoneTtlMs,
+        incarnation,
       ])) as unknown[];
     } catch (err) {
       if (ls.g === g) this.forget(ls);
       throw err;
     }
-    if (ls.g !== g) return { found: false, reason: 'unknown-session' }; // superseded meanwhile
+    if (ls.g !== g) return { found: false, reason: 'superseded' }; // another claim, or forgotten meanwhile
     if (reply[0] !== 'ok') {
       this.forget(ls);
       const reason = reply[0] === 'expired' || reply[0] === 'evicted' ? reply[0] : 'unknown-session';
       return { found: false, reason };
     }
+    const stale = known !== undefined && known !== ls && this.byId.get(id) === known ? known : undefined;
+    if (stale) {
+      // Redis has moved on from the incarnation this node held (its `claimed` notice is still on the way).
+      const conn = this.connectionOf(stale);
+      this.forget(stale);
+      conn?.close(CloseCode.Replaced, 'session replaced', 'replaced');
+    }
     const r = ls.record;
+    const owner = decodeOwner(String(reply[6]), String(reply[7]));
+    r.principal = owner.principal;
+    r.data = owner.data;
     const redisNow = Number(reply[5]);
     const localNow = this.host?.nowMs ?? Date.now();
     r.lastSeq = Number(reply[1]);
@@ -116,7 +137,7 @@ export class LocalSessions {
     b.clear();
     b.evictedThrough = 0;
     b.droppedThrough = 0;
-    const entries = parseEntries(reply, 6);
+    const entries = parseEntries(reply, 8);
     for (const e of entries)
       b.push({ seq: e.seq, payload: decodePayload(e.enc), atMs: localNow - (redisNow - e.atMs) });
     // What Redis no longer holds (acked, or evicted: `e`) is dropped here too, so a resume below it is a gap.
@@ -132,6 +153,8 @@ export class LocalSessions {
     this.byId.set(id, ls);
     this.host?.detachedSessions.add(r);
     this.goLive(ls);
+    // Not listed during the claim: fetch what was published for its new generation meanwhile.
+    if (known !== undefined && known !== ls) this.catchUp(ls);
     return { found: true, session: r };
   }
 

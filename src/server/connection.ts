@@ -90,6 +90,11 @@ export class Connection {
   lastOutboundMs: number;
   /** When the heartbeat pinged and has not heard back since; 0 when not waiting. */
   pingSentAtMs = 0;
+  /**
+   * The stable principal the `authenticate` hook returned (e.g. a user id), set by `connect`. A protocol session
+   * keeps its creator's principal, and a resume from another principal is refused.
+   */
+  principal: string | undefined = undefined;
   /** Protocol mode: the session this socket serves. */
   session: SessionRecord | undefined = undefined;
   /** Why the server closed it, reported in `disconnect`; unset means the peer closed. */
@@ -98,8 +103,8 @@ export class Connection {
   sentCloseCode: number | undefined = undefined;
   /** Plain mode: rate limiter bucket (protocol mode keeps it on the session). Created on the first message. */
   rate: RateBucket | undefined = undefined;
-  /** The stable identity `authenticate` returned (`ConnectOptions.principal`), if any. */
-  principal: string | undefined = undefined;
+  /** Protocol mode: a frame arrived after the welcome, so a client really holds this connection's session. */
+  confirmed = false;
   /** Protocol mode: the nonce of the token this resume consumed, until the client's first frame confirms it. */
   unconfirmedNonce: string | undefined = undefined;
   /** Protocol mode: when the sweep sends a replacement resume token (half its lifetime). */

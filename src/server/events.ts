@@ -49,11 +49,17 @@ export interface ManagerEvents {
     /** Protocol mode: `true` for sequenced messages (delivered exactly once), `false` for volatile ones. */
     reliable: boolean;
     /**
-     * Protocol mode, reliable messages: the client sequence number (per session, from 1). With a cluster backend
-     * a node crash can hand one message to the application twice (see "Scaling out"); `(clientId, seq)` lets an
-     * application that must not see it twice drop the repeat.
+     * Protocol mode, reliable messages: the client sequence number (per session, from 1; it restarts at 1 in every
+     * fresh session, also under a fixed client id). To recognise a message, use `messageId`.
      */
     seq?: number;
+    /**
+     * Protocol mode, reliable messages: `<session incarnation>:<seq>`, unique across sessions, client ids, nodes and
+     * restarts, and the same when a message is delivered again. With a cluster backend a node crash can hand one
+     * message to the application twice (see "Scaling out"); an application that must not see it twice drops a
+     * repeated `messageId`.
+     */
+    messageId?: string;
   };
   /**
    * Protocol mode: a session is gone for good, cluster-wide, so per-client state can be dropped. `ended`: the

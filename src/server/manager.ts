@@ -33,7 +33,13 @@ export interface ConnectOptions {
   remoteAddress?: string;
   /** Application data (e.g. the authenticated user), echoed in `connect` events and `authorizeResume`. */
   data?: unknown;
-  /** The stable identity behind the connection (e.g. a user id); `maxSessionsPerPrincipal` counts by it. */
+  /**
+   * The stable identity of the authenticated user (e.g. a user id). A protocol session remembers the principal of
+   * the connection that created it, and a resume from a connection with another principal (or with none, when the
+   * session has one, and vice versa) is answered `fresh` with reason `token-rejected`.
+   * `maxSessionsPerPrincipal` counts sessions by it.
+   * @default undefined (no principal: resumable only by connections without one)
+   */
   principal?: string;
 }
 

@@ -32,8 +32,11 @@ export class ProtocolHandler {
    * connection holding them. A retry with the same token takes the nonce over; a close gives it back.
    */
   private readonly unconfirmed = new Map<string, Connection>();
-  /** Fresh-with-gap welcomes not yet confirmed: the stale session they replace is dropped on confirmation. */
-  private readonly dropOnConfirm = new Map<Connection, string>();
+  /**
+   * Fresh-with-gap welcomes not yet confirmed: the stale session they replace is dropped on confirmation. Kept as
+   * the record itself, not its id: with a fixed client id the new session has the same id.
+   */
+  private readonly dropOnConfirm = new Map<Connection, SessionRecord>();
 
   constructor(
     private readonly manager: WebSocketConnectionManager,
@@ -92,7 +95,10 @@ export class ProtocolHandler {
       return;
     }
     const session = conn.session!;
-    if (conn.unconfirmedNonce !== undefined) this.settleNonce(conn, false); // it heard the welcome: token spent
+    if (!conn.confirmed) {
+      conn.confirmed = true;
+      if (conn.unconfirmedNonce !== undefined) this.settleNonce(conn, false); // it heard the welcome: token spent
+    }
     switch (msg.t) {
       case 'd':
         return this.handleData(conn, msg, isBinary);
@@ -128,7 +134,14 @@ export class ProtocolHandler {
     if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
     if (!this.manager.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
     session.lastClientSeq = msg.s;
-    this.manager.deliver(conn, isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p, isBinary, true, msg.s);
+    this.manager.deliver(
+      conn,
+      isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
+      isBinary,
+      true,
+      msg.s,
+      `${session.incarnation}:${msg.s}`,
+    );
     this.ackDurable(conn, session, msg.s);
   }
 
@@ -153,7 +166,7 @@ export class ProtocolHandler {
     try {
       outcome = await decideHello(
         hello,
-        { remoteAddress: conn.remoteAddress, data: conn.data },
+        { clientId: conn.id, remoteAddress: conn.remoteAddress, data: conn.data, principal: conn.principal },
         {
           tokens: this.tokens,
           backend: m.backend,
@@ -163,6 +176,12 @@ export class ProtocolHandler {
           onClaimed: (nonce) => {
             this.unconfirmed.set(nonce, conn);
             conn.unconfirmedNonce = nonce;
+          },
+          onSpent: (nonce) => {
+            const holder = this.unconfirmed.get(nonce);
+            if (!holder) return;
+            this.unconfirmed.delete(nonce); // its close will not give the nonce back, and nobody can reclaim it
+            holder.unconfirmedNonce = undefined;
           },
           reclaim: (nonce) => {
             const holder = this.unconfirmed.get(nonce);
@@ -191,10 +210,22 @@ export class ProtocolHandler {
     if (outcome.kind === 'forbidden') {
       return this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'resume not authorized');
     }
+    if (outcome.kind === 'stale') return this.refuseStale(conn);
     // Plan synchronously, after the last await: messages sent meanwhile are in the buffer and get replayed.
     const plan = outcome.kind === 'found' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
     const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
-    if (taken && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
+    // A used token never replaces a session: the hello comes from an attempt its client has given up. Nor does a
+    // token of an incarnation that a newer session under the same id replaced, while a client holds that one on an
+    // open, confirmed connection: it comes from a client instance that is gone (e.g. a reloaded page's last attempt).
+    if (
+      taken &&
+      plan.kind === 'fresh' &&
+      (plan.replayed || (plan.reason === 'unknown-session' && this.held(taken)))
+    )
+      return this.refuseStale(conn);
+    // The client's own session (its token resumed it, but the buffer has a gap) is not someone else's: replace it.
+    const own = outcome.kind === 'found' && outcome.session === taken;
+    if (taken && !own && m.config.duplicateIdPolicy === 'reject' && m.connections.has(taken.id)) {
       return this.fail(
         conn,
         CloseCode.Replaced,
@@ -223,15 +254,19 @@ export class ProtocolHandler {
       m.detachedSessions.delete(session);
       session.detachedAtMs = undefined;
     } else {
-      const staleId = hello.sessionId;
-      if (staleId !== undefined && plan.reason === 'gap') {
+      const stale = outcome.kind === 'found' ? outcome.session : undefined;
+      if (stale && stale !== taken && plan.reason === 'gap') {
         // Until the client confirms this welcome its token may come back (released): it must hear `gap` again.
-        if (conn.unconfirmedNonce !== undefined) this.dropOnConfirm.set(conn, staleId);
-        else this.dropSession(staleId);
+        if (conn.unconfirmedNonce !== undefined) this.dropOnConfirm.set(conn, stale);
+        else this.dropSession(stale);
       }
-      if (taken) this.dropSession(taken.id);
-      session = m.backend.createSession(conn.id, m.config.replay);
-      session.principal = conn.principal;
+      // Under the same id (a fixed client id) the stale session is replaced at once; a retry with its token then
+      // hears `unknown-session`.
+      if (taken) this.dropSession(taken);
+      session = m.backend.createSession(conn.id, m.config.replay, {
+        principal: conn.principal,
+        data: conn.data,
+      });
       session.remoteAddress = conn.remoteAddress;
       m.topics.onSessionCreated(session);
     }
@@ -292,7 +327,12 @@ export class ProtocolHandler {
   private issueToken(conn: Connection): string {
     const baseMs = Math.max(this.manager.config.tokens.ttlMs, this.manager.config.sessionTtlMs);
     conn.tokenRefreshAtMs = this.manager.nowMs + Math.floor(baseMs / 2);
-    return this.tokens.generate(conn.id, Math.ceil(baseMs * 1.5));
+    return this.tokens.generate(
+      conn.id,
+      Math.ceil(baseMs * 1.5),
+      conn.session?.incarnation,
+      conn.unconfirmedNonce,
+    );
   }
 
   /** Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. */
@@ -316,18 +356,53 @@ export class ProtocolHandler {
     if (stale !== undefined && !release) this.dropSession(stale);
     if (nonce === undefined || this.unconfirmed.get(nonce) !== conn) return;
     this.unconfirmed.delete(nonce);
-    if (!release) return;
+    if (!release || this.movedOn(conn)) return;
     Promise.resolve()
       .then(() => this.manager.backend.releaseNonce(nonce))
       .catch((err: unknown) => this.manager.reportError(conn.id, err));
   }
 
-  private dropSession(id: string): void {
+  /**
+   * Whether the session `conn` was welcomed into has moved on without it: another connection holds it (resumed with
+   * a newer token), or it is no longer this node's. The token `conn` consumed is then obsolete and stays spent: given
+   * back, a late hello with it could take the session from the connection that holds it.
+   */
+  private movedOn(conn: Connection): boolean {
+    const session = conn.session;
+    if (!session) return false; // no welcome was written
     const m = this.manager;
-    const session = m.backend.getSession(id);
-    if (!session) return;
-    m.connections.get(id)?.close(CloseCode.Replaced, 'session replaced', 'replaced');
+    if (m.backend.getSession(session.id) !== session) return true;
+    const holder = m.connections.get(session.id);
+    return holder !== undefined && holder !== conn && holder.session === session;
+  }
+
+  /**
+   * Whether `session` is attached to an open connection whose client confirmed the welcome. An unconfirmed one may
+   * be an abandoned socket that was welcomed: it must not lock the id's real client out.
+   */
+  private held(session: SessionRecord): boolean {
+    const holder = this.manager.connections.get(session.id);
+    return holder !== undefined && holder.session === session && holder.isOpen && holder.confirmed;
+  }
+
+  /** End `session` (this very record: a newer session under the same id is left alone) and close its socket. */
+  private dropSession(session: SessionRecord): void {
+    const m = this.manager;
+    if (m.backend.getSession(session.id) !== session) return;
+    const conn = m.connections.get(session.id);
+    if (conn?.session === session) conn.close(CloseCode.Replaced, 'session replaced', 'replaced');
     m.endSession(session, 'replaced');
+  }
+
+  /** A stale hello (see `decideHello`): close this socket with 4004, change nothing else. */
+  private refuseStale(conn: Connection): void {
+    this.fail(
+      conn,
+      CloseCode.StaleHello,
+      'replaced',
+      ErrorCode.TokenReplayed,
+      'stale hello: token already used',
+    );
   }
 
   private violation(conn: Connection, why: string): void {

@@ -144,8 +144,15 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   }
 
   /** @internal Hand an inbound message to `message` listeners; a throw closes this connection with 1011. */
-  deliver(conn: Connection, data: unknown, isBinary: boolean, reliable: boolean, seq?: number): void {
-    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq });
+  deliver(
+    conn: Connection,
+    data: unknown,
+    isBinary: boolean,
+    reliable: boolean,
+    seq?: number,
+    messageId?: string,
+  ): void {
+    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq, messageId });
   }
 
   protected emitFor<K extends keyof ManagerEvents>(conn: Connection, name: K, event: ManagerEvents[K]): void {
@@ -226,7 +233,9 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     this.detachedSessions.delete(session);
     this.sessionEnded(session);
     this.sessionCounts.untrack(session);
-    this.backend.deleteSession(session.id, reason === 'evicted' ? 'evicted' : reason === 'expired');
+    // By identity: a newer session under the same client id (a fixed id) is not this one.
+    if (this.backend.getSession(session.id) === session)
+      this.backend.deleteSession(session.id, reason === 'evicted' ? 'evicted' : reason === 'expired');
     this.log.info({ event: 'session.end', clientId: session.id, reason }, 'session ended');
     this.emitSafely('session-end', { clientId: session.id, reason }, (err) =>
       this.reportError(session.id, err),

@@ -10,6 +10,16 @@ export interface VerifiedToken {
   expiresAtMs: number;
   /** The single-use nonce this validation consumed. */
   nonce: string;
+  /**
+   * Resume tokens only: the session incarnation the token was issued for (`SessionRecord.incarnation`). A token
+   * resumes that incarnation and never a newer session under the same client id.
+   */
+  incarnation?: string;
+  /**
+   * Resume tokens only: the nonce of the token whose resume issued this one. Using this token spends that nonce for
+   * good: a token given back after a lost welcome cannot resume once its successor was used.
+   */
+  parentNonce?: string;
 }
 
 /** Stores a token's nonce once; `false` means it was already used. Implemented by each storage backend. */
@@ -28,7 +38,7 @@ function strictBase64url(part: string): Buffer | undefined {
 
 /**
  * Signed, single-use reconnect tokens: `v1.<keyId>.<payload>.<signature>`, where the payload is base64url JSON
- * `{ sub, exp, n }` and the signature is HMAC-SHA256 over `v1.<keyId>.<payload>`.
+ * `{ sub, exp, n, i? }` (`i`: the session incarnation of a resume token) and the signature is HMAC-SHA256 over `v1.<keyId>.<payload>`.
  */
 export class ReconnectTokenService {
   constructor(
@@ -41,15 +51,29 @@ export class ReconnectTokenService {
     return this.config.secret !== undefined;
   }
 
-  /** Issue a token for `clientId`, valid for `ttlMs` (default: `tokens.ttlMs`) and usable once. */
-  generate(clientId: string, ttlMs: number = this.config.ttlMs): string {
+  /**
+   * Issue a token for `clientId`, valid for `ttlMs` (default: `tokens.ttlMs`) and usable once. `incarnation` binds a
+   * resume token to one session incarnation.
+   */
+  generate(
+    clientId: string,
+    ttlMs: number = this.config.ttlMs,
+    incarnation?: string,
+    parentNonce?: string,
+  ): string {
     const secret = this.config.secret;
     if (!secret) throw new StabilizerError(ErrorCode.TokensDisabled, 'reconnect tokens need tokens.secret');
     if (!Number.isInteger(ttlMs) || ttlMs <= 0) {
       throw new StabilizerError(ErrorCode.InvalidConfig, 'ttlMs must be a positive integer');
     }
     const payload = Buffer.from(
-      JSON.stringify({ sub: clientId, exp: this.now() + ttlMs, n: randomBytes(16).toString('base64url') }),
+      JSON.stringify({
+        sub: clientId,
+        exp: this.now() + ttlMs,
+        n: randomBytes(16).toString('base64url'),
+        i: incarnation,
+        p: parentNonce,
+      }),
     ).toString('base64url');
     const signed = `${VERSION}.${this.config.keyId}.${payload}`;
     const token = `${signed}.${createHmac('sha256', secret).update(signed).digest('base64url')}`;
@@ -71,14 +95,33 @@ export class ReconnectTokenService {
     expectedClientId?: string,
     reclaim?: (nonce: string) => boolean,
   ): Promise<VerifiedToken> {
+    const verified = this.authenticate(token, expectedClientId);
+    await this.consume(verified, reclaim);
+    return verified;
+  }
+
+  /**
+   * The checks of {@link validate} that need no storage (structure, key, signature, expiry, session), without
+   * consuming the nonce: `consume` does that once the caller has decided the token may be used.
+   */
+  authenticate(token: unknown, expectedClientId?: string): VerifiedToken {
     const verified = this.verify(token);
     if (expectedClientId !== undefined && verified.clientId !== expectedClientId) {
       throw new TokenError(ErrorCode.TokenWrongSession, 'token was issued for another session');
     }
+    return verified;
+  }
+
+  /** Mark a nonce as used until `expiresAtMs`, whether or not it was before (a parent token, see `parentNonce`). */
+  async spend(nonce: string, expiresAtMs: number): Promise<void> {
+    await this.claimNonce(nonce, expiresAtMs);
+  }
+
+  /** Consume the nonce of an authenticated token; throws `TOKEN_REPLAYED` if it was used before. */
+  async consume(verified: VerifiedToken, reclaim?: (nonce: string) => boolean): Promise<void> {
     if (!(await this.claimNonce(verified.nonce, verified.expiresAtMs)) && !reclaim?.(verified.nonce)) {
       throw new TokenError(ErrorCode.TokenReplayed, 'token was already used');
     }
-    return verified;
   }
 
   private verify(token: unknown): VerifiedToken {
@@ -103,12 +146,21 @@ export class ReconnectTokenService {
     } catch {
       throw malformed('bad payload');
     }
-    const c = claims as { sub?: unknown; exp?: unknown; n?: unknown };
-    if (typeof c.sub !== 'string' || typeof c.exp !== 'number' || typeof c.n !== 'string') {
+    const c = claims as { sub?: unknown; exp?: unknown; n?: unknown; i?: unknown; p?: unknown };
+    if (
+      typeof c.sub !== 'string' ||
+      typeof c.exp !== 'number' ||
+      typeof c.n !== 'string' ||
+      (c.i !== undefined && typeof c.i !== 'string') ||
+      (c.p !== undefined && typeof c.p !== 'string')
+    ) {
       throw malformed('bad claims');
     }
     if (c.exp <= this.now()) throw new TokenError(ErrorCode.TokenExpired, 'token has expired');
-    return { clientId: c.sub, keyId, expiresAtMs: c.exp, nonce: c.n };
+    const verified: VerifiedToken = { clientId: c.sub, keyId, expiresAtMs: c.exp, nonce: c.n };
+    if (c.i !== undefined) verified.incarnation = c.i;
+    if (c.p !== undefined) verified.parentNonce = c.p;
+    return verified;
   }
 
   private keyFor(keyId: string): Uint8Array {

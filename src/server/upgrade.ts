@@ -6,9 +6,12 @@ import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.
 import type { WebSocketConnectionManager } from './manager.js';
 
 /**
- * Result of the `authenticate` hook: `false` refuses (401); an object accepts with an optional id and data, and an
- * optional `principal` (the stable identity behind the connection, e.g. a user id; `maxSessionsPerPrincipal`
- * counts sessions by it).
+ * Result of the `authenticate` hook: `false` refuses (401), `true` accepts anonymously; an object accepts with:
+ * - `clientId`: a fixed client id (one connection per id: a second one replaces the first). Default: a random id.
+ * - `data`: anything, per connection (echoed in `connect` events and shown to `authorizeResume`).
+ * - `principal`: the stable identity of the user (e.g. a user id). A protocol session is bound to the principal of
+ *   the connection that created it: a resume from another principal is answered `fresh` (`token-rejected`);
+ *   `maxSessionsPerPrincipal` counts sessions by it.
  */
 export type AuthResult = boolean | { clientId?: string; data?: unknown; principal?: string };
 

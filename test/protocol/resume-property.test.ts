@@ -10,10 +10,21 @@ const secret = 'property-test-secret-0123456789abcdef0123';
 describe('exactly-once resume (property, memory backend)', () => {
   let large: TestServer;
   let small: TestServer;
+  let fixedLarge: TestServer;
+  let fixedSmall: TestServer;
   beforeAll(async () => {
     large = await startServer({ tokens: { secret }, replay: { maxMessages: 10_000 } });
     small = await startServer({ tokens: { secret }, replay: { maxMessages: 4 } });
+    // The README's auth example: one fixed client id per user.
+    const authenticate = () => ({ clientId: 'user-1' });
+    fixedLarge = await startServer({ tokens: { secret }, replay: { maxMessages: 10_000 } }, { authenticate });
+    fixedSmall = await startServer({ tokens: { secret }, replay: { maxMessages: 4 } }, { authenticate });
   });
   afterAll(closeAllServers);
-  resumePropertyCases(runs, () => ({ large, small }));
+  resumePropertyCases(runs, () => ({
+    large,
+    small,
+    fixedLarge: { ...fixedLarge, fixedId: true },
+    fixedSmall: { ...fixedSmall, fixedId: true },
+  }));
 });

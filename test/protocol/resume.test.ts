@@ -158,8 +158,11 @@ describe('resume', () => {
 
     const first = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
     expect(first.welcome.resume).toBe('resumed');
-    const replayed = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
-    expect(replayed.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
+    // Used before while its session lives on: a stale attempt, refused with 4004 (no welcome, nothing touched).
+    const replayed = await RawProtocolClient.open(s.url);
+    replayed.send({ t: 'hello', v: 1, token: a.welcome.token });
+    expect((await replayed.waitClose()).code).toBe(CloseCode.StaleHello);
+    expect(replayed.frames.map((f) => f.t)).toEqual(['error']);
 
     const tampered = first.welcome.token.slice(0, -2) + (first.welcome.token.endsWith('AA') ? 'BA' : 'AA');
     const t = await RawProtocolClient.handshake(s.url, { token: tampered });
@@ -190,8 +193,15 @@ describe('resume', () => {
     expect(retry.welcome).toMatchObject({ resume: 'resumed', sessionId: a.welcome.sessionId });
     await first.client.waitClose();
     // Once confirmed, the token is spent for good.
-    const again = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
-    expect(again.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
+    const again = await RawProtocolClient.open(s.url);
+    again.send({ t: 'hello', v: 1, token: a.welcome.token });
+    expect((await again.waitClose()).code).toBe(CloseCode.StaleHello);
+    expect(retry.client.closeInfo).toBeUndefined();
+    // Once the session is gone, a used token is just rejected: fresh with token-rejected.
+    await s.manager.disconnect(a.welcome.sessionId, 1000); // ends the session
+    await waitFor(() => s.manager.backend.getSession(a.welcome.sessionId) === undefined);
+    const late = await RawProtocolClient.handshake(s.url, { token: a.welcome.token });
+    expect(late.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
   });
 
   it('gives a token back when the socket closes before the welcome is confirmed', async () => {

@@ -132,7 +132,7 @@ describe('two nodes in one process', () => {
     await until(() => a.backend.getSession(w.sessionId) === undefined, 'released on A');
   });
 
-  it('rejects a token issued on A and replayed on B', async () => {
+  it('refuses a token issued on A and replayed on B (4004), leaving the session on A', async () => {
     const prefix = uniquePrefix();
     const a = await startNode(redis.url, prefix);
     const b = await startNode(redis.url, prefix);
@@ -146,9 +146,9 @@ describe('two nodes in one process', () => {
     expect((await first.connect()).resume).toBe('resumed');
     const replay = client([b.url]);
     Object.assign(replay, { token, sessionId });
-    const w = await replay.connect();
-    expect(w.resume).toBe('fresh');
-    expect(w.reason).toBe('token-rejected');
+    // Used on A while its session lives on: refused on B as a stale attempt (4004), and A's socket keeps it.
+    await expect(replay.connect()).rejects.toThrow('closed before welcome: 4004');
+    expect(a.manager.isConnected(sessionId!)).toBe(true);
   });
 
   it('acks a client message only once its sequence is in Redis, and resumes with it elsewhere', async () => {

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketConnectionManager, type WebSocketConfig } from '../../src/server/index.js';
+import {
+  WebSocketConnectionManager,
+  type ManagerHooks,
+  type WebSocketConfig,
+} from '../../src/server/index.js';
+import type { AttachOptions } from '../../src/server/upgrade.js';
 import { createRedisBackend, type RedisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
 
 /** One cluster node in this process: a manager on an http.Server, with its own Redis backend (own node id). */
@@ -25,6 +30,8 @@ export async function startNode(
   keyPrefix: string,
   config: WebSocketConfig = {},
   backendOptions: RedisBackendOptions = {},
+  attach: Omit<AttachOptions, 'path'> = {},
+  hooks: ManagerHooks = {},
 ): Promise<InProcessNode> {
   const backend = await createRedisBackend({
     url: redisUrl,
@@ -34,16 +41,19 @@ export async function startNode(
     connectTimeoutMs: 2000,
     ...backendOptions,
   });
-  const manager = new WebSocketConnectionManager({
-    backend,
-    tokens: { secret: TEST_SECRET },
-    sessionTtlMs: 30_000,
-    pingIntervalMs: 1000,
-    pongTimeoutMs: 2000,
-    ...config,
-  });
+  const manager = new WebSocketConnectionManager(
+    {
+      backend,
+      tokens: { secret: TEST_SECRET },
+      sessionTtlMs: 30_000,
+      pingIntervalMs: 1000,
+      pongTimeoutMs: 2000,
+      ...config,
+    },
+    hooks,
+  );
   const server = createServer();
-  manager.attach(server, { path: '/ws' });
+  manager.attach(server, { path: '/ws', ...attach });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
   let closed = false;

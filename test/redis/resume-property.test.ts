@@ -11,14 +11,25 @@ describe('exactly-once resume (property, redis backend)', () => {
   let redis: TestRedis;
   let large: InProcessNode;
   let small: InProcessNode;
+  let fixedLarge: InProcessNode;
+  let fixedSmall: InProcessNode;
   beforeAll(async () => {
     redis = await startRedis();
     large = await startNode(redis.url, uniquePrefix(), { replay: { maxMessages: 10_000 } });
     small = await startNode(redis.url, uniquePrefix(), { replay: { maxMessages: 4 } });
+    // The README's auth example: one fixed client id per user.
+    const fixed = { authenticate: () => ({ clientId: 'user-1' }) };
+    fixedLarge = await startNode(redis.url, uniquePrefix(), { replay: { maxMessages: 10_000 } }, {}, fixed);
+    fixedSmall = await startNode(redis.url, uniquePrefix(), { replay: { maxMessages: 4 } }, {}, fixed);
   });
   afterAll(async () => {
     await closeAllNodes();
     await redis?.stop();
   });
-  resumePropertyCases(runs, () => ({ large, small }));
+  resumePropertyCases(runs, () => ({
+    large,
+    small,
+    fixedLarge: { ...fixedLarge, fixedId: true },
+    fixedSmall: { ...fixedSmall, fixedId: true },
+  }));
 });

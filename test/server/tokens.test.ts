@@ -250,7 +250,7 @@ describe('reconnect tokens: lifecycle', () => {
 });
 
 describe('reconnect tokens on a real socket (stabilizer.v1 resume)', () => {
-  it('a valid resume token resumes the session; replaying or tampering with it starts fresh with token-rejected', async () => {
+  it('a valid resume token resumes the session; tampering starts fresh with token-rejected, replaying is refused (4004)', async () => {
     const s = await startServer({ tokens: { secret: SECRET } });
     const first = await protocolHello(s.url);
     expect(first.welcome).toMatchObject({ t: 'welcome', resume: 'fresh', reason: 'new' });
@@ -274,9 +274,11 @@ describe('reconnect tokens on a real socket (stabilizer.v1 resume)', () => {
     expect(resumed.welcome.token).not.toBe(token); // a fresh single-use token on every welcome
     expect(s.manager.isConnected(sessionId)).toBe(true);
 
-    const replayed = await protocolHello(s.url, { token, sessionId });
-    expect(replayed.welcome).toMatchObject({ resume: 'fresh', reason: 'token-rejected' });
-    expect(replayed.welcome.sessionId).not.toBe(sessionId);
+    // A replayed token of a session that lives on: a stale attempt, closed with 4004 before any welcome.
+    const replayed = await client(s.url, {}, 'stabilizer.v1');
+    const replayedClosed = closed(replayed);
+    replayed.send(JSON.stringify({ t: 'hello', v: 1, token, sessionId }));
+    expect((await replayedClosed).code).toBe(4004);
     // The replay attempt did not take the session over.
     expect(resumed.ws.readyState).toBe(resumed.ws.OPEN);
   });
