@@ -6,7 +6,6 @@ import {
   isDecodeFailure,
   type DataMessage,
   type HelloMessage,
-  type WelcomeMessage,
 } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
@@ -14,6 +13,7 @@ import { StabilizerError } from './errors.js';
 import type { WebSocketConnectionManager } from './manager.js';
 import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from './resume.js';
 import type { ReconnectTokenService } from './tokens.js';
+import { writeWelcome } from './welcome.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
@@ -274,49 +274,8 @@ export class ProtocolHandler {
     conn.id = session.id;
     conn.session = session;
     m.register(conn);
-    const welcome: WelcomeMessage = {
-      t: 'welcome',
-      sessionId: session.id,
-      token: this.issueToken(conn),
-      resume: plan.kind,
-      lastSeq: session.lastSeq,
-      lastClientSeq: session.lastClientSeq,
-      pingIntervalMs: m.config.pingIntervalMs,
-      pongTimeoutMs: m.config.pongTimeoutMs,
-      maxPayloadBytes: m.config.maxPayloadBytes,
-    };
-    if (plan.kind === 'fresh') welcome.reason = plan.reason;
-    const replay = plan.kind === 'resumed' ? plan.replay : [];
-    // Every topic gets exactly one outcome; a fresh session is only in `$all`, fresh for the session's reason.
-    const topics =
-      plan.kind === 'resumed'
-        ? m.topics.table.planResume(session, hello.topics)
-        : [...session.topics].map(([c, o]) => ({
-            state: { c, o, resume: 'fresh' as const, reason: plan.reason },
-            replay: [],
-          }));
-    if (topics.length > 0) welcome.topics = topics.map((t) => t.state);
-    conn.cork();
-    let written = conn.write(JSON.stringify(welcome), false, m.nowMs);
-    // The inbox replay fits an empty socket (config: replay.maxBytes ≤ maxBufferedBytes / 2); if a write fails
-    // anyway, drop the socket rather than leave a hole the client would only find at the next live message. A
-    // topic replay that does not fit is cut the same way: the client resumes again from where it got to.
-    for (let i = 0; i < replay.length && written === 'ok'; i++) {
-      written = conn.writePayload(replay[i]!.payload, replay[i]!.seq, m.nowMs);
-    }
-    let replayed = replay.length;
-    for (const t of topics) {
-      if (t.state.resume === 'fresh') session.topics.set(t.state.c, t.state.o); // it continues from there
-      for (let i = 0; i < t.replay.length && written === 'ok'; i++) {
-        const pub = t.replay[i]!;
-        const skip = pub.exclude?.has(session.id) === true;
-        written = conn.writePublication(pub, skip, m.nowMs);
-        if (!skip) replayed++;
-      }
-    }
-    conn.uncork();
-    if (written !== 'ok') m.onWriteFailure(conn, written);
-    m.announceConnect(conn, plan.kind, welcome.reason, replayed);
+    const replayed = writeWelcome(m, conn, plan, hello.topics, this.issueToken(conn));
+    m.announceConnect(conn, plan.kind, plan.kind === 'fresh' ? plan.reason : undefined, replayed);
     p.resolve(session.id);
   }
 
