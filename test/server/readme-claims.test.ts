@@ -216,7 +216,14 @@ describe('README "Events"', () => {
     });
     a.client.send({ t: 'd', s: 1, p: { hi: 1 } });
     await waitFor(() => messages.length === 1, 'message');
-    expect(messages[0]).toEqual({ clientId: id, data: { hi: 1 }, isBinary: false, reliable: true, seq: 1 });
+    expect(messages[0]).toEqual({
+      clientId: id,
+      data: { hi: 1 },
+      isBinary: false,
+      reliable: true,
+      seq: 1,
+      messageId: expect.stringMatching(/^[\w-]{16}:1$/) as unknown,
+    });
 
     a.client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(id), 'detached');
