@@ -1,7 +1,7 @@
 import {
   CloseCode,
   decodeBinaryData,
-  decodeTextMessage,
+  decodeServerMessage,
   ErrorCode,
   isDecodeFailure,
   isRetryableCloseCode,
@@ -265,7 +265,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     const bytes = toBytes(data);
     const m =
       typeof data === 'string'
-        ? decodeTextMessage(data)
+        ? decodeServerMessage(data)
         : bytes
           ? decodeBinaryData(bytes)
           : { error: 'unexpected frame' };
@@ -298,7 +298,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
       case 'error':
         return this.emit('error', new ClientError(m.code as ErrorCode, m.message));
       default:
-        return this.violation(`unexpected ${m.t}`);
+        return this.violation(`unexpected ${(m as { t: string }).t}`);
     }
   }
 

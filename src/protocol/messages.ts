@@ -242,28 +242,26 @@ export interface DecodeFailure {
   error: string;
 }
 
-/**
- * Decode a text frame into a message, checking every field the receiver relies on.
- * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception.
- */
-export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
+function parseObject(text: string): Record<string, unknown> | DecodeFailure {
   let m: unknown;
   try {
     m = JSON.parse(text);
   } catch {
-    return { error: 'invalid JSON' };
+    return { error: 'bad JSON' };
   }
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return { error: 'not an object' };
-  const o = m as Record<string, unknown>;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return { error: 'bad JSON' };
+  return m as Record<string, unknown>;
+}
+
+/** The messages both sides send; `undefined` for any other type. */
+function decodeShared(o: Record<string, unknown>): ProtocolMessage | DecodeFailure | undefined {
   switch (o.t) {
     case 'd':
-      if (!('p' in o)) return { error: 'data without payload' };
+      if (!('p' in o)) return { error: 'bad data' };
       if (o.s !== undefined && !isSeq(o.s)) return { error: 'bad sequence' };
       if (o.c !== undefined && (!isTopicName(o.c) || o.s !== undefined)) return { error: 'bad topic' };
       if (o.o !== undefined && (o.c === undefined || !isSeq(o.o))) return { error: 'bad offset' };
       return o as unknown as DataMessage;
-    case 'skip':
-      return isTopicName(o.c) && isSeq(o.o) ? (o as unknown as SkipMessage) : { error: 'bad skip' };
     case 'sub':
       if (!isTopicName(o.c)) return { error: 'bad topic' };
       return o.o === undefined || isSeq(o.o) ? (o as unknown as SubMessage) : { error: 'bad offset' };
@@ -278,13 +276,24 @@ export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure
       return { t: 'ping' };
     case 'pong':
       return o.s === undefined || isSeq(o.s) ? (o as unknown as PongMessage) : { error: 'bad pong' };
-    case 'hello':
-      if (o.v !== 1) return { error: 'unsupported protocol revision' };
-      if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
-      if (o.sessionId !== undefined && typeof o.sessionId !== 'string') return { error: 'bad sessionId' };
-      if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
-      if (o.topics !== undefined && !isTopicPositions(o.topics)) return { error: 'bad topics' };
-      return o as unknown as HelloMessage;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Decode a text frame a client received (a {@link ServerMessage}), checking every field the client relies on.
+ * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception. Split from
+ * {@link decodeClientMessage} so that the browser bundle carries only what a client reads.
+ */
+export function decodeServerMessage(text: string): ServerMessage | DecodeFailure {
+  const o = parseObject(text);
+  if (isDecodeFailure(o)) return o;
+  const shared = decodeShared(o);
+  if (shared) return shared as ServerMessage | DecodeFailure;
+  switch (o.t) {
+    case 'skip':
+      return isTopicName(o.c) && isSeq(o.o) ? (o as unknown as SkipMessage) : { error: 'bad skip' };
     case 'welcome':
       return typeof o.sessionId === 'string' &&
         typeof o.token === 'string' &&
@@ -299,12 +308,33 @@ export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure
     case 'reconnect':
       return isSeq(o.retryAfterMs) ? (o as unknown as ReconnectHintMessage) : { error: 'bad hint' };
     case 'token':
-      return typeof o.token === 'string' ? (o as unknown as TokenMessage) : { error: 'bad token message' };
+      return typeof o.token === 'string' ? (o as unknown as TokenMessage) : { error: 'bad token' };
     case 'error':
       return typeof o.code === 'string' ? (o as unknown as ErrorMessage) : { error: 'bad error' };
     default:
       return { error: 'unknown message type' };
   }
+}
+
+/** Decode a text frame a server received (a {@link ClientMessage}); see {@link decodeServerMessage}. */
+export function decodeClientMessage(text: string): ClientMessage | DecodeFailure {
+  const o = parseObject(text);
+  if (isDecodeFailure(o)) return o;
+  const shared = decodeShared(o);
+  if (shared) return shared as ClientMessage | DecodeFailure;
+  if (o.t !== 'hello') return { error: 'unknown message type' };
+  if (o.v !== 1) return { error: 'unsupported protocol revision' };
+  if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
+  if (o.sessionId !== undefined && typeof o.sessionId !== 'string') return { error: 'bad sessionId' };
+  if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
+  if (o.topics !== undefined && !isTopicPositions(o.topics)) return { error: 'bad topics' };
+  return o as unknown as HelloMessage;
+}
+
+/** Decode a text frame of either direction (tools and tests; each side uses its own decoder). */
+export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
+  const m = decodeServerMessage(text);
+  return isDecodeFailure(m) && m.error === 'unknown message type' ? decodeClientMessage(text) : m;
 }
 
 /** Encode a binary data message: `[kind][seq:f64be if reliable][payload]`. */
@@ -329,8 +359,7 @@ export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | D
   if (kind === BinaryKind.TopicReliable || kind === BinaryKind.TopicVolatile) {
     const at = kind === BinaryKind.TopicReliable ? 9 : 1;
     const nameBytes = frame[at];
-    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes)
-      return { error: 'bad binary frame' };
+    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes) return { error: 'bad binary' };
     const c = new TextDecoder().decode(frame.subarray(at + 1, at + 1 + nameBytes));
     if (!isTopicName(c)) return { error: 'bad topic' };
     const p = frame.subarray(at + 1 + nameBytes);
@@ -343,7 +372,7 @@ export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | D
     if (!isSeq(s)) return { error: 'bad sequence' };
     return { t: 'd', s, p: frame.subarray(9) };
   }
-  return { error: 'bad binary frame' };
+  return { error: 'bad binary' };
 }
 
 export function isDecodeFailure(v: unknown): v is DecodeFailure {

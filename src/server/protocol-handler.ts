@@ -2,7 +2,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import {
   decodeBinaryData,
-  decodeTextMessage,
+  decodeClientMessage,
   isDecodeFailure,
   type DataMessage,
   type HelloMessage,
@@ -75,7 +75,7 @@ export class ProtocolHandler {
   }
 
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
-    const msg = isBinary ? decodeBinaryData(data) : decodeTextMessage(data.toString('utf8'));
+    const msg = isBinary ? decodeBinaryData(data) : decodeClientMessage(data.toString('utf8'));
     if (isDecodeFailure(msg)) return this.violation(conn, msg.error);
     if (conn.state === 'handshaking') {
       const p = this.pending.get(conn);
