@@ -66,6 +66,7 @@ export class MemoryBackend implements StorageBackend {
       lastClientSeq: 0,
       buffer: new ReplayBuffer(limits),
       detachedAtMs: undefined,
+      topics: new Map(),
     };
     this.sessionsById.set(id, session);
     this.tombstones.delete(id);

@@ -2,6 +2,7 @@ import type { Payload } from '../server/payload.js';
 
 /** One reliable message kept for replay. The payload object is shared with other sessions' buffers. */
 export interface ReplayEntry {
+  /** Sequence (inbox) or offset (topic history). */
   readonly seq: number;
   readonly payload: Payload;
   readonly atMs: number;
@@ -27,12 +28,13 @@ export interface ReplayLimits {
 }
 
 /**
- * A session's sent, not yet acknowledged reliable messages, bounded by count, bytes and age. Evicting an
- * unacknowledged message records `evictedThrough`, which turns the next resume from that point into a `gap`.
+ * Reliable messages kept for replay, bounded by count, bytes and age: a session's sent and not yet acknowledged
+ * direct messages, or a topic's history (never acked, trimmed by its bounds only). Evicting a message records
+ * `evictedThrough`, which turns the next resume from before that point into a `gap`.
  * A ring of entries with a moving head: push and trim are O(1) amortized.
  */
-export class ReplayBuffer {
-  private entries: ReplayEntry[] = [];
+export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
+  private entries: E[] = [];
   private head = 0;
   private totalBytes = 0;
   /** Highest sequence dropped before it was acknowledged (0 if none). */
@@ -57,7 +59,7 @@ export class ReplayBuffer {
     return this.totalBytes + this.size * REPLAY_ENTRY_OVERHEAD_BYTES;
   }
 
-  push(entry: ReplayEntry): void {
+  push(entry: E): void {
     this.entries.push(entry);
     this.totalBytes += entry.payload.bytes;
     if (this.meter) this.meter.bytes += entry.payload.bytes + REPLAY_ENTRY_OVERHEAD_BYTES;
@@ -83,15 +85,18 @@ export class ReplayBuffer {
    * The entries after `lastSeq`, or `undefined` if any of them was evicted: a replay is all or nothing.
    * `lastSeq` must not be ahead of the session's last sequence (the caller checks).
    */
-  since(lastSeq: number): ReplayEntry[] | undefined {
+  since(lastSeq: number): E[] | undefined {
     // Below what is held: evicted, or acknowledged earlier (a client contradicting its own ack). Never partial.
     if (lastSeq < this.droppedThrough) return undefined;
-    const out: ReplayEntry[] = [];
-    for (let i = this.head; i < this.entries.length; i++) {
-      const e = this.entries[i]!;
-      if (e.seq > lastSeq) out.push(e);
+    // Sequences grow along the ring: binary search for the first entry after `lastSeq`.
+    let lo = this.head;
+    let hi = this.entries.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries[mid]!.seq > lastSeq) hi = mid;
+      else lo = mid + 1;
     }
-    return out;
+    return this.entries.slice(lo);
   }
 
   clear(): void {
@@ -109,7 +114,7 @@ export class ReplayBuffer {
   private dropHead(): void {
     const e = this.entries[this.head]!;
     this.droppedThrough = e.seq;
-    this.entries[this.head] = undefined as unknown as ReplayEntry;
+    this.entries[this.head] = undefined as unknown as E;
     this.head++;
     this.totalBytes -= e.payload.bytes;
     if (this.meter) this.meter.bytes -= e.payload.bytes + REPLAY_ENTRY_OVERHEAD_BYTES;

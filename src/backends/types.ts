@@ -32,6 +32,11 @@ export interface SessionRecord {
   readonly buffer: ReplayBuffer;
   /** When the session lost its socket (epoch ms), or `undefined` while a socket is attached. */
   detachedAtMs: number | undefined;
+  /**
+   * The topics the session is a member of, each with the offset it joined at (its position can never be before
+   * it). Includes the built-in `$all` on backends that serve broadcasts through topics.
+   */
+  readonly topics: Map<string, number>;
   /** The remote IP that created the session, counted by `maxSessionsPerIp` (set by the manager). */
   remoteAddress?: string;
   /** Inbound rate-limit bucket, kept with the session so that a resume does not refill it (set by the manager). */

@@ -1,7 +1,7 @@
 import {
   CloseCode,
   decodeBinaryData,
-  decodeTextMessage,
+  decodeServerMessage,
   ErrorCode,
   isDecodeFailure,
   isRetryableCloseCode,
@@ -14,9 +14,16 @@ import { Emitter } from './emitter.js';
 import { watchEnvironment } from './environment.js';
 import { ClientError } from './errors.js';
 import { dataFrame, toBytes, type BinaryPayload } from './frames.js';
-import { DEFAULTS, type ClientEvents, type ClientOptions, type CloseInfo } from './options.js';
+import {
+  DEFAULTS,
+  type ClientEventInfo,
+  type ClientEvents,
+  type ClientOptions,
+  type CloseInfo,
+} from './options.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import * as topics from './topics.js';
 
 /** `connecting` until the welcome, `open` after it, `reconnecting` while waiting to retry, `closed` for good. */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
@@ -49,11 +56,15 @@ function close(ws: WebSocketLike, code: number, reason: string): void {
  *
  * ```ts
  * const client = new StabilizerClient<ChatEvent, ChatCommand>('wss://example.com/ws');
- * client.on('message', (event) => render(event));
+ * client.on('message', (event, { topic }) => render(topic, event));
+ * await client.subscribe('room:1'); // resolves when the server confirmed it
  * await client.send({ type: 'say', text: 'hi' }); // resolves when the server acked it
  * ```
  */
-export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<ClientEvents<In>> {
+export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
+  ClientEvents<In>,
+  ClientEventInfo
+> {
   private readonly o: typeof DEFAULTS;
   private readonly WS: WebSocketConstructor;
   private readonly outbox: Outbox;
@@ -78,6 +89,15 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
   private ackTimer: Timer;
   private retryTimer: Timer;
   private unwatch?: () => void;
+  private readonly tp: topics.Topics = {
+    p: new Map(),
+    n: new Set(),
+    s: new Map(),
+    u: new Set(),
+    w: (f) => this.write(f),
+    e: (k, a) => this.emit(k, a as never),
+    v: (r) => this.violation(r),
+  };
 
   /**
    * @param url `ws:` or `wss:` URL of the server endpoint.
@@ -115,6 +135,36 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
   /** Bytes waiting for an ack; see `maxQueuedBytes`. */
   get queuedBytes(): number {
     return this.outbox.bytes;
+  }
+
+  /** The topics the client is in now (`$all` included once welcomed), in the order it joined them. */
+  get topics(): string[] {
+    return [...this.tp.p.keys()];
+  }
+
+  /**
+   * Subscribes to `topic` (PROTOCOL.md §2.6). Resolves with the offset the client starts from, when the server
+   * confirms (at once if the client is already in it); sent after the next welcome while not open. The
+   * subscription lasts until `unsubscribe()` or a leave by the server: a resume keeps it and a fresh session
+   * subscribes again by itself. Rejects with a {@link ClientError}:
+   * - `INVALID_TOPIC` at once for a name that is empty, over 255 UTF-8 bytes, has control characters or starts
+   *   with `$` (reserved);
+   * - the server's refusal: `TOPIC_FORBIDDEN`, `INVALID_TOPIC`, `TOPIC_LIMIT` or `TOPICS_UNSUPPORTED`;
+   * - `CLIENT_CLOSED` when the client is or becomes closed first.
+   *
+   * Ignoring the promise is safe: a rejection is never reported as unhandled.
+   */
+  subscribe(topic: string): Promise<number> {
+    return topics.subscribe(this.tp, topic, this.st);
+  }
+
+  /**
+   * Leaves `topic` (sent after the next welcome while not open). Its messages stop at once; `unsubscribed`
+   * follows when the server confirms. A pending `subscribe()` still resolves, and the leave follows it. Does
+   * nothing for a topic the client is not in or subscribing to, nor for the server's `$` topics.
+   */
+  unsubscribe(topic: string): void {
+    topics.unsubscribe(this.tp, topic, this.st === 'open');
   }
 
   /**
@@ -183,8 +233,20 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
       const { token, sid: sessionId, lastSeq } = this;
-      // the session id goes with its token (PROTOCOL.md §2.1); JSON drops both while undefined
-      if (ws === this.ws) this.write(JSON.stringify({ t: 'hello', v: 1, token, sessionId, lastSeq }));
+      const pos = this.tp.p;
+      // the session id goes with its token (PROTOCOL.md §2.1); JSON drops them while undefined
+      if (ws === this.ws) {
+        this.write(
+          JSON.stringify({
+            t: 'hello',
+            v: 1,
+            token,
+            sessionId,
+            lastSeq,
+            topics: pos.size ? Object.fromEntries(pos) : undefined,
+          }),
+        );
+      }
     };
     ws.onmessage = (e) => {
       if (ws === this.ws) this.rx(e.data);
@@ -203,7 +265,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     const bytes = toBytes(data);
     const m =
       typeof data === 'string'
-        ? decodeTextMessage(data)
+        ? decodeServerMessage(data)
         : bytes
           ? decodeBinaryData(bytes)
           : { error: 'unexpected frame' };
@@ -214,6 +276,13 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     switch (m.t) {
       case 'd':
         return this.data(m);
+      case 'skip':
+        topics.step(this.tp, m.c, m.o);
+        return;
+      case 'sub':
+        return m.o === undefined ? this.violation('sub without offset') : topics.joined(this.tp, m.c, m.o);
+      case 'unsub':
+        return topics.left(this.tp, m);
       case 'ack':
         return this.outbox.ack(m.s);
       case 'ping':
@@ -229,7 +298,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
       case 'error':
         return this.emit('error', new ClientError(m.code as ErrorCode, m.message));
       default:
-        return this.violation(`unexpected ${m.t}`);
+        return this.violation(`unexpected ${(m as { t: string }).t}`);
     }
   }
 
@@ -251,14 +320,18 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     // Confirms the welcome at once: until then the server may give the spent token back (PROTOCOL.md §3).
     this.ack('ack');
     this.tick();
+    const topicEvents = topics.welcome(this.tp, m.topics, resumed, m.reason);
     if (resumed) this.emit('resumed', { sessionId });
     else this.emit('fresh', { sessionId, reason: m.reason ?? 'new' });
+    for (const f of topicEvents) f();
     this.emit('open', { sessionId, resumed });
   }
 
   private data(m: DataMessage): void {
-    const s = m.s;
-    if (s !== undefined) {
+    const { s, c, o } = m;
+    if (c !== undefined) {
+      if (!topics.step(this.tp, c, o)) return;
+    } else if (s !== undefined) {
       if (s > this.lastSeq + 1) return this.violation(`sequence gap: ${s} after ${this.lastSeq}`);
       // A duplicate (s ≤ lastSeq) is acked again but not delivered.
       const fresh = s > this.lastSeq;
@@ -267,7 +340,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
       else this.ackTimer ??= setTimeout(() => this.ack('ack'), this.o.ackDelayMs);
       if (!fresh) return;
     }
-    this.emit('message', m.p as In);
+    this.emit('message', m.p as In, { topic: c, offset: o, seq: s, reliable: (c ? o : s) !== undefined });
   }
 
   /** Sends a cumulative `ack`, or a `pong` (which acks too). */
@@ -363,8 +436,11 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<Clien
     this.unacked = 0;
     if (ws && kill !== undefined) close(ws, kill, info.reason);
     this.st = willReconnect ? 'reconnecting' : 'closed';
-    if (!willReconnect)
-      this.outbox.fail(new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`));
+    if (!willReconnect) {
+      const err = new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`);
+      this.outbox.fail(err);
+      topics.fail(this.tp, err);
+    }
     this.emit('close', { ...info, willReconnect });
   }
 }

@@ -4,8 +4,15 @@
  */
 export { StabilizerClient, type ClientState } from './client.js';
 export { ClientError } from './errors.js';
-export type { ClientEvents, ClientOptions, CloseInfo } from './options.js';
+export type { ClientEventInfo, ClientEvents, ClientOptions, CloseInfo, MessageInfo } from './options.js';
 export type { Listener } from './emitter.js';
 export type { BinaryPayload } from './frames.js';
 export type { WebSocketConstructor, WebSocketLike } from './socket.js';
-export { CloseCode, ErrorCode, isRetryableCloseCode, type FreshReason } from '../protocol/index.js';
+export {
+  BROADCAST_TOPIC,
+  CloseCode,
+  ErrorCode,
+  isRetryableCloseCode,
+  type FreshReason,
+  type TopicFreshReason,
+} from '../protocol/index.js';

@@ -1,4 +1,4 @@
-import type { FreshReason } from '../protocol/index.js';
+import type { ErrorCode, FreshReason, TopicFreshReason } from '../protocol/index.js';
 import type { ClientError } from './errors.js';
 import type { WebSocketConstructor } from './socket.js';
 
@@ -96,8 +96,9 @@ export interface ClientEvents<In> {
   /** The server welcomed the connection (after `resumed` or `fresh`); queued messages are on their way. */
   open: { sessionId: string; resumed: boolean };
   /**
-   * A data message from the server, reliable ones exactly once and in order. Binary frames arrive as `Uint8Array`
-   * (declare `In` as `T | Uint8Array` if the server sends them).
+   * A data message from the server, reliable ones exactly once and in order within their stream (the inbox, or one
+   * topic). Binary frames arrive as `Uint8Array` (declare `In` as `T | Uint8Array` if the server sends them). The
+   * listener's second argument, a {@link MessageInfo}, says which stream it came from.
    */
   message: In;
   /** The session resumed: missed server messages follow, unacked client messages are resent. */
@@ -117,4 +118,39 @@ export interface ClientEvents<In> {
   close: CloseInfo & { willReconnect: boolean };
   /** An `error` frame from the server (its `code`), or a protocol violation by the server (`PROTOCOL_VIOLATION`). */
   error: ClientError;
+  /**
+   * One topic's outcome after a welcome (after `resumed` or `fresh`, before `open`), for every topic the session is
+   * in, and for each topic the app had subscribed that a fresh session lost (the client subscribes again by
+   * itself; `subscribed` follows). On `fresh` the messages up to the topic's new position are not delivered:
+   * resync that topic.
+   */
+  stream: { topic: string; resume: 'resumed' | 'fresh'; reason?: TopicFreshReason | FreshReason };
+  /**
+   * The client is now in `topic`, and its next publication has `offset + 1`: a `subscribe()` was confirmed, the
+   * server joined the client to it, or a fresh session's subscribe was repeated.
+   */
+  subscribed: { topic: string; offset: number };
+  /**
+   * The client is no longer in `topic`: `client` after `unsubscribe()`; `server` when the server made it leave;
+   * `refused` when the server refused a subscribe (`code`: `TOPIC_FORBIDDEN`, `INVALID_TOPIC`, `TOPIC_LIMIT`,
+   * `TOPICS_UNSUPPORTED`). After `server` or `refused` the client does not subscribe to it again by itself.
+   */
+  unsubscribed: { topic: string; reason: 'client' | 'server' | 'refused'; code?: ErrorCode };
+}
+
+/** Where a `message` comes from: the second argument of `message` listeners. */
+export interface MessageInfo {
+  /** The topic of a publication (`'$all'` for a broadcast); absent for a direct message. */
+  topic?: string;
+  /** The offset of a reliable publication in its topic. */
+  offset?: number;
+  /** The inbox sequence of a reliable direct message. */
+  seq?: number;
+  /** Exactly once and in order (replayed after a resume), rather than volatile (at most once). */
+  reliable: boolean;
+}
+
+/** The second argument of {@link ClientEvents} listeners, for the events that have one. */
+export interface ClientEventInfo {
+  message: MessageInfo;
 }

@@ -31,6 +31,15 @@ export const ErrorCode = {
 
   /** Client: a reliable message was sent on a session the server no longer has; delivery is unknown. */
   SessionLost: 'SESSION_LOST',
+  /** A subscribe was refused by the application's `authorizeSubscribe` hook (or no hook allows client subscribes). */
+  TopicForbidden: 'TOPIC_FORBIDDEN',
+  /** A topic name is empty, too long, has control characters, or is reserved (starts with `$`). */
+  InvalidTopic: 'INVALID_TOPIC',
+  /** The connection is already in `topics.maxPerConnection` topics. */
+  TopicLimit: 'TOPIC_LIMIT',
+  /** The storage backend does not support topics (the Redis backend, until topics on Redis land). */
+  TopicsUnsupported: 'TOPICS_UNSUPPORTED',
+
   /** Client: the message is larger than the server's `maxPayloadBytes` (from the welcome); it is never sent. */
   MessageTooBig: 'MESSAGE_TOO_BIG',
   /** Client: the offline queue is full and the drop policy rejected this message. */

@@ -22,6 +22,38 @@ export type FreshReason =
   /** The server evicted the detached session to stay within its memory budget or session cap. */
   | 'evicted';
 
+/**
+ * The built-in topic that `broadcast()` publishes to. Every protocol session is a member of it from its start.
+ * Names starting with `$` are reserved for the server: clients cannot subscribe to them.
+ */
+export const BROADCAST_TOPIC = '$all';
+
+/** Why one topic could not be resumed. The other topics of the session are not affected. */
+export type TopicFreshReason =
+  /** Messages the client missed were trimmed from the topic's history (count, bytes or age). */
+  | 'gap'
+  /** The client's position is ahead of the topic: the topic was recreated (e.g. the server restarted). */
+  | 'unknown-topic'
+  /** The application's `authorizeSubscribe` hook no longer allows this subscription. */
+  | 'forbidden';
+
+/** Longest topic name on the wire, in UTF-8 bytes (the server may allow less: `topics.maxNameLength`). */
+export const MAX_TOPIC_NAME_BYTES = 255;
+
+/** One topic's outcome in a `welcome`: where the client stands, and whether its missed messages follow. */
+export interface TopicState {
+  /** Topic name. */
+  c: string;
+  /**
+   * The offset the client now stands at: `resumed` replays every message after it; `fresh` continues after it
+   * (the messages up to it are not delivered).
+   */
+  o: number;
+  resume: 'resumed' | 'fresh';
+  /** Why the topic starts fresh: a {@link TopicFreshReason}, or the session's {@link FreshReason}. */
+  reason?: TopicFreshReason | FreshReason;
+}
+
 /** Client → server, first frame on every connection. */
 export interface HelloMessage {
   t: 'hello';
@@ -33,6 +65,8 @@ export interface HelloMessage {
   sessionId?: string;
   /** Highest server sequence number received in order (0 if none). */
   lastSeq?: number;
+  /** The client's position in each topic it is a member of: topic → highest offset received in order. */
+  topics?: Record<string, number>;
 }
 
 /** Server → client, answer to `hello`. */
@@ -56,13 +90,58 @@ export interface WelcomeMessage {
   pongTimeoutMs: number;
   /** Largest frame the server accepts; a client refuses to send larger ones (the server would close with 1009). */
   maxPayloadBytes?: number;
+  /**
+   * Every topic the session is a member of, with its outcome (exactly one per topic, never partial). Topics the
+   * client named in its `hello` and that are missing here are no longer subscribed.
+   */
+  topics?: TopicState[];
 }
 
-/** Either direction. Reliable when `s` is present (acked, replayed on resume); volatile when absent. */
+/**
+ * Either direction. Without `c`: a direct message, reliable when `s` is present (acked, replayed on resume),
+ * volatile when absent. With `c` (server → client only): a publication on topic `c`, reliable when the topic
+ * offset `o` is present (replayed on resume from the topic's history, never acked), volatile when absent.
+ */
 export interface DataMessage<P = unknown> {
   t: 'd';
   s?: number;
+  /** Topic (server → client). */
+  c?: string;
+  /** Offset in the topic (server → client, reliable publications). */
+  o?: number;
   p: P;
+}
+
+/**
+ * Server → client. Offset `o` of topic `c` is not for this client (it was excluded from that publication). It
+ * keeps the client's position contiguous, so that an exclusion never looks like a gap.
+ */
+export interface SkipMessage {
+  t: 'skip';
+  c: string;
+  o: number;
+}
+
+/**
+ * Client → server: subscribe to topic `c`. Server → client: the client is a member of `c` from offset `o` on
+ * (the next publication has `o + 1`): the answer to a subscribe, or a join made by the server.
+ */
+export interface SubMessage {
+  t: 'sub';
+  c: string;
+  o?: number;
+}
+
+/**
+ * Client → server: leave topic `c`. Server → client: the client is no longer a member of `c` (answer to an
+ * unsubscribe, or a leave made by the server), or, with `code`, its subscribe was refused (`TOPIC_FORBIDDEN`,
+ * `INVALID_TOPIC`, `TOPIC_LIMIT`, `TOPICS_UNSUPPORTED`). Never closes the socket.
+ */
+export interface UnsubMessage {
+  t: 'unsub';
+  c: string;
+  code?: string;
+  message?: string;
 }
 
 /** Either direction. Cumulative: every reliable message with sequence ≤ `s` has been received. */
@@ -105,10 +184,14 @@ export interface ErrorMessage {
   message: string;
 }
 
-export type ClientMessage = HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage;
+export type ClientMessage =
+  HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage | SubMessage | UnsubMessage;
 export type ServerMessage =
   | WelcomeMessage
   | DataMessage
+  | SkipMessage
+  | SubMessage
+  | UnsubMessage
   | AckMessage
   | PingMessage
   | PongMessage
@@ -117,46 +200,100 @@ export type ServerMessage =
   | ErrorMessage;
 export type ProtocolMessage = ClientMessage | ServerMessage;
 
-/** Binary data frames: byte 0 is the kind, then (reliable only) the sequence as a float64 big-endian. */
-export const BinaryKind = { Reliable: 1, Volatile: 2 } as const;
+/**
+ * Binary data frames: byte 0 is the kind. Direct: then (reliable only) the sequence as a float64 big-endian.
+ * Topic: then (reliable only) the offset as a float64 big-endian, one byte with the topic name's UTF-8 length,
+ * and the name. The payload is the rest.
+ */
+export const BinaryKind = { Reliable: 1, Volatile: 2, TopicReliable: 3, TopicVolatile: 4 } as const;
 
 const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Whether `name` can be a topic on the wire: a non-empty string of at most {@link MAX_TOPIC_NAME_BYTES} UTF-8
+ * bytes without control characters. (`$`-names are valid on the wire but reserved for the server.)
+ */
+export function isTopicName(name: unknown): name is string {
+  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TOPIC_NAME_BYTES) return false;
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(name)) return false;
+  return new TextEncoder().encode(name).length <= MAX_TOPIC_NAME_BYTES;
+}
+
+const isTopicPositions = (v: unknown): v is Record<string, number> =>
+  typeof v === 'object' &&
+  v !== null &&
+  !Array.isArray(v) &&
+  Object.entries(v).every(([k, o]) => isTopicName(k) && isSeq(o));
+
+const isTopicStates = (v: unknown): v is TopicState[] =>
+  Array.isArray(v) &&
+  v.every(
+    (e: Partial<TopicState> | null) =>
+      typeof e === 'object' &&
+      e !== null &&
+      isTopicName(e.c) &&
+      isSeq(e.o) &&
+      (e.resume === 'resumed' || e.resume === 'fresh'),
+  );
 
 /** A frame that does not follow the protocol. `reason` is safe to put in a close frame. */
 export interface DecodeFailure {
   error: string;
 }
 
-/**
- * Decode a text frame into a message, checking every field the receiver relies on.
- * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception.
- */
-export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
+function parseObject(text: string): Record<string, unknown> | DecodeFailure {
   let m: unknown;
   try {
     m = JSON.parse(text);
   } catch {
-    return { error: 'invalid JSON' };
+    return { error: 'bad JSON' };
   }
-  if (typeof m !== 'object' || m === null || Array.isArray(m)) return { error: 'not an object' };
-  const o = m as Record<string, unknown>;
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) return { error: 'bad JSON' };
+  return m as Record<string, unknown>;
+}
+
+/** The messages both sides send; `undefined` for any other type. */
+function decodeShared(o: Record<string, unknown>): ProtocolMessage | DecodeFailure | undefined {
   switch (o.t) {
     case 'd':
-      if (!('p' in o)) return { error: 'data without payload' };
+      if (!('p' in o)) return { error: 'bad data' };
       if (o.s !== undefined && !isSeq(o.s)) return { error: 'bad sequence' };
+      if (o.c !== undefined && (!isTopicName(o.c) || o.s !== undefined)) return { error: 'bad topic' };
+      if (o.o !== undefined && (o.c === undefined || !isSeq(o.o))) return { error: 'bad offset' };
       return o as unknown as DataMessage;
+    case 'sub':
+      if (!isTopicName(o.c)) return { error: 'bad topic' };
+      return o.o === undefined || isSeq(o.o) ? (o as unknown as SubMessage) : { error: 'bad offset' };
+    case 'unsub':
+      if (!isTopicName(o.c)) return { error: 'bad topic' };
+      return o.code === undefined || typeof o.code === 'string'
+        ? (o as unknown as UnsubMessage)
+        : { error: 'bad unsub' };
     case 'ack':
       return isSeq(o.s) ? (o as unknown as AckMessage) : { error: 'bad ack' };
     case 'ping':
       return { t: 'ping' };
     case 'pong':
       return o.s === undefined || isSeq(o.s) ? (o as unknown as PongMessage) : { error: 'bad pong' };
-    case 'hello':
-      if (o.v !== 1) return { error: 'unsupported protocol revision' };
-      if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
-      if (o.sessionId !== undefined && typeof o.sessionId !== 'string') return { error: 'bad sessionId' };
-      if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
-      return o as unknown as HelloMessage;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Decode a text frame a client received (a {@link ServerMessage}), checking every field the client relies on.
+ * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception. Split from
+ * {@link decodeClientMessage} so that the browser bundle carries only what a client reads.
+ */
+export function decodeServerMessage(text: string): ServerMessage | DecodeFailure {
+  const o = parseObject(text);
+  if (isDecodeFailure(o)) return o;
+  const shared = decodeShared(o);
+  if (shared) return shared as ServerMessage | DecodeFailure;
+  switch (o.t) {
+    case 'skip':
+      return isTopicName(o.c) && isSeq(o.o) ? (o as unknown as SkipMessage) : { error: 'bad skip' };
     case 'welcome':
       return typeof o.sessionId === 'string' &&
         typeof o.token === 'string' &&
@@ -164,18 +301,40 @@ export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure
         isSeq(o.lastSeq) &&
         isSeq(o.lastClientSeq) &&
         isSeq(o.pingIntervalMs) &&
-        isSeq(o.pongTimeoutMs)
+        isSeq(o.pongTimeoutMs) &&
+        (o.topics === undefined || isTopicStates(o.topics))
         ? (o as unknown as WelcomeMessage)
         : { error: 'bad welcome' };
     case 'reconnect':
       return isSeq(o.retryAfterMs) ? (o as unknown as ReconnectHintMessage) : { error: 'bad hint' };
     case 'token':
-      return typeof o.token === 'string' ? (o as unknown as TokenMessage) : { error: 'bad token message' };
+      return typeof o.token === 'string' ? (o as unknown as TokenMessage) : { error: 'bad token' };
     case 'error':
       return typeof o.code === 'string' ? (o as unknown as ErrorMessage) : { error: 'bad error' };
     default:
       return { error: 'unknown message type' };
   }
+}
+
+/** Decode a text frame a server received (a {@link ClientMessage}); see {@link decodeServerMessage}. */
+export function decodeClientMessage(text: string): ClientMessage | DecodeFailure {
+  const o = parseObject(text);
+  if (isDecodeFailure(o)) return o;
+  const shared = decodeShared(o);
+  if (shared) return shared as ClientMessage | DecodeFailure;
+  if (o.t !== 'hello') return { error: 'unknown message type' };
+  if (o.v !== 1) return { error: 'unsupported protocol revision' };
+  if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
+  if (o.sessionId !== undefined && typeof o.sessionId !== 'string') return { error: 'bad sessionId' };
+  if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
+  if (o.topics !== undefined && !isTopicPositions(o.topics)) return { error: 'bad topics' };
+  return o as unknown as HelloMessage;
+}
+
+/** Decode a text frame of either direction (tools and tests; each side uses its own decoder). */
+export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
+  const m = decodeServerMessage(text);
+  return isDecodeFailure(m) && m.error === 'unknown message type' ? decodeClientMessage(text) : m;
 }
 
 /** Encode a binary data message: `[kind][seq:f64be if reliable][payload]`. */
@@ -197,12 +356,23 @@ export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | D
   const kind = frame[0];
   const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
   if (kind === BinaryKind.Volatile) return { t: 'd', p: frame.subarray(1) };
+  if (kind === BinaryKind.TopicReliable || kind === BinaryKind.TopicVolatile) {
+    const at = kind === BinaryKind.TopicReliable ? 9 : 1;
+    const nameBytes = frame[at];
+    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes) return { error: 'bad binary' };
+    const c = new TextDecoder().decode(frame.subarray(at + 1, at + 1 + nameBytes));
+    if (!isTopicName(c)) return { error: 'bad topic' };
+    const p = frame.subarray(at + 1 + nameBytes);
+    if (kind === BinaryKind.TopicVolatile) return { t: 'd', c, p };
+    const o = view.getFloat64(1);
+    return isSeq(o) ? { t: 'd', c, o, p } : { error: 'bad offset' };
+  }
   if (kind === BinaryKind.Reliable && frame.byteLength >= 9) {
     const s = view.getFloat64(1);
     if (!isSeq(s)) return { error: 'bad sequence' };
     return { t: 'd', s, p: frame.subarray(9) };
   }
-  return { error: 'bad binary frame' };
+  return { error: 'bad binary' };
 }
 
 export function isDecodeFailure(v: unknown): v is DecodeFailure {

@@ -49,6 +49,7 @@ export class LocalSessions {
       lastClientSeq: 0,
       buffer: new ReplayBuffer(limits),
       detachedAtMs: undefined,
+      topics: new Map(), // topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session
     };
     return { record, g: newGeneration(), state: 'live', held: [] };
   }

@@ -1,7 +1,3 @@
-import type { SessionRecord } from '../backends/types.js';
-import type { Connection, WriteOutcome } from './connection.js';
-import { Payload, type SendData } from './payload.js';
-
 /** Options of `broadcast`. */
 export interface BroadcastOptions {
   /** Client ids that do not receive this message. */
@@ -47,55 +43,4 @@ export interface ClusterBroadcastReport {
   sessions: number;
   /** Nodes it was published to. */
   nodes: number;
-}
-
-/** What the broadcast path needs from the manager. */
-export interface FanOutTarget {
-  readonly connections: ReadonlyMap<string, Connection>;
-  readonly detachedSessions: ReadonlySet<SessionRecord>;
-  readonly nowMs: number;
-  /** Assign the next sequence on a session and keep the message for replay. */
-  sequence(session: SessionRecord, payload: Payload): number;
-  /** Handle a failed write: disconnect the client and report it. */
-  onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];
-}
-
-/**
- * The one broadcast path: the payload is serialized once (a `Payload` is shared by every recipient and every
- * replay buffer); per recipient only a sequence header is added. A bad socket never makes it throw.
- */
-export function fanOut(
-  target: FanOutTarget,
-  data: SendData,
-  options: BroadcastOptions = {},
-): BroadcastResult {
-  const payload = data instanceof Payload ? data : new Payload(data);
-  const volatile = options.volatile === true;
-  const exclude = options.exclude ? new Set(options.exclude) : undefined;
-  const result: BroadcastResult = { delivered: 0, buffered: 0, dropped: 0, failed: [] };
-  const now = target.nowMs;
-
-  for (const conn of target.connections.values()) {
-    if (exclude?.has(conn.id)) continue;
-    const session = conn.session;
-    const seq = session && !volatile ? target.sequence(session, payload) : undefined;
-    const outcome = conn.writePayload(payload, seq, now);
-    if (outcome === 'ok') result.delivered++;
-    else if (seq !== undefined) {
-      // Reliable protocol message: it is in the replay buffer. Drop the socket; the resume delivers it.
-      result.buffered++;
-      if (outcome !== 'closed') target.onWriteFailure(conn, outcome);
-    } else if (outcome === 'closed')
-      continue; // already closing (e.g. 4001 sent): not a failure, no terminate
-    else if (outcome === 'slow' && volatile) result.dropped++;
-    else result.failed.push({ clientId: conn.id, reason: target.onWriteFailure(conn, outcome) });
-  }
-  if (!volatile) {
-    for (const session of target.detachedSessions) {
-      if (exclude?.has(session.id)) continue;
-      target.sequence(session, payload);
-      result.buffered++;
-    }
-  }
-  return result;
 }

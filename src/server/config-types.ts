@@ -51,6 +51,36 @@ export interface ReplayConfig {
   maxAgeMs?: number;
 }
 
+/** History bounds for the topics whose name starts with `prefix` (the first matching override wins). */
+export interface TopicHistoryOverride {
+  prefix: string;
+  history: ReplayConfig;
+}
+
+/** Topics (rooms): limits and history bounds. */
+export interface TopicsConfig {
+  /**
+   * Most topics one connection or session may be a member of (the built-in `$all` is not counted). Over it,
+   * `join` throws `TOPIC_LIMIT` and a client subscribe is refused with that code.
+   * @default 100
+   */
+  maxPerConnection?: number;
+  /**
+   * Longest topic name, in characters (and at most 255 UTF-8 bytes on the wire).
+   * @default 128
+   */
+  maxNameLength?: number;
+  /**
+   * History bounds of every topic: a publication is kept once per topic, for all members, until the first bound
+   * evicts it; a resume from before an evicted offset answers `gap` for that topic. `$all` (broadcasts) uses
+   * `replay`.
+   * @default the `replay` bounds
+   */
+  history?: ReplayConfig;
+  /** Per-prefix history bounds, e.g. `[{ prefix: 'ticker:', history: { maxMessages: 10 } }]`. @default [] */
+  overrides?: TopicHistoryOverride[];
+}
+
 /**
  * Token-bucket limit on inbound messages per connection (per session in protocol mode). Over it, the connection
  * is closed with 4002.
@@ -160,8 +190,10 @@ export interface WebSocketConfig {
    * @default 268435456 (256 MiB)
    */
   maxDetachedSessionBytes?: number;
-  /** Protocol mode: replay buffer bounds. */
+  /** Protocol mode: bounds of each session's inbox (direct messages) and of the `$all` topic's history. */
   replay?: ReplayConfig;
+  /** Topics (rooms): limits and history bounds. */
+  topics?: TopicsConfig;
   /** Reconnect tokens. */
   tokens?: TokenConfig;
   /**
@@ -206,6 +238,12 @@ export interface ResolvedConfig {
   maxSessionsPerPrincipal: number;
   maxDetachedSessionBytes: number;
   replay: Required<ReplayConfig>;
+  topics: {
+    maxPerConnection: number;
+    maxNameLength: number;
+    history: Required<ReplayConfig>;
+    overrides: Array<{ prefix: string; history: Required<ReplayConfig> }>;
+  };
   tokens: {
     secret: Uint8Array | undefined;
     keyId: string;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import type { PresetName, ResolvedConfig, WebSocketConfig } from './config-types.js';
+import type { PresetName, ReplayConfig, ResolvedConfig, WebSocketConfig } from './config-types.js';
 
 export type * from './config-types.js';
 
@@ -26,6 +26,16 @@ const secret = z.union([z.string(), z.instanceof(Uint8Array)]).refine((s) => byt
   message: 'must be at least 32 bytes',
 });
 const keyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9_-]');
+
+/** History or replay bounds, every field optional (unset ones fall back to `replay`). */
+const historyBounds = (what: string) =>
+  z
+    .object({
+      maxMessages: posInt(`${what}.maxMessages`).optional(),
+      maxBytes: posInt(`${what}.maxBytes`).optional(),
+      maxAgeMs: posInt(`${what}.maxAgeMs`).optional(),
+    })
+    .strict();
 
 const schema = z
   .object({
@@ -53,6 +63,19 @@ const schema = z
       })
       .strict()
       .default({ maxMessages: 1000, maxAgeMs: 300_000 }),
+    topics: z
+      .object({
+        maxPerConnection: posInt('topics.maxPerConnection').default(100),
+        maxNameLength: posInt('topics.maxNameLength').max(255).default(128),
+        history: historyBounds('topics.history').optional(),
+        overrides: z
+          .array(
+            z.object({ prefix: z.string(), history: historyBounds('topics.overrides.history') }).strict(),
+          )
+          .default([]),
+      })
+      .strict()
+      .default({ maxPerConnection: 100, maxNameLength: 128, overrides: [] }),
     tokens: z
       .object({
         secret: secret.optional(),
@@ -95,6 +118,15 @@ const schema = z
     path: ['replay', 'maxBytes'],
   });
 
+/** The resolved `replay` bounds, with the fields of `bounds` that are set taking precedence. */
+function withBounds(base: Required<ReplayConfig>, bounds: ReplayConfig | undefined): Required<ReplayConfig> {
+  return {
+    maxMessages: bounds?.maxMessages ?? base.maxMessages,
+    maxBytes: bounds?.maxBytes ?? base.maxBytes,
+    maxAgeMs: bounds?.maxAgeMs ?? base.maxAgeMs,
+  };
+}
+
 function byteLength(s: string | Uint8Array): number {
   return typeof s === 'string' ? Buffer.byteLength(s) : s.byteLength;
 }
@@ -122,6 +154,11 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
   const c = parsed.data;
   const preset = presets[c.preset];
   const t = c.tokens;
+  const replay = {
+    maxMessages: c.replay.maxMessages,
+    maxBytes: c.replay.maxBytes ?? Math.min(1024 * 1024, Math.floor(c.maxBufferedBytes / 2)),
+    maxAgeMs: c.replay.maxAgeMs,
+  };
   return {
     preset: c.preset,
     pingIntervalMs: c.pingIntervalMs ?? preset.pingIntervalMs,
@@ -139,10 +176,15 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
     maxSessionsPerIp: c.maxSessionsPerIp,
     maxSessionsPerPrincipal: c.maxSessionsPerPrincipal,
     maxDetachedSessionBytes: c.maxDetachedSessionBytes,
-    replay: {
-      maxMessages: c.replay.maxMessages,
-      maxBytes: c.replay.maxBytes ?? Math.min(1024 * 1024, Math.floor(c.maxBufferedBytes / 2)),
-      maxAgeMs: c.replay.maxAgeMs,
+    replay,
+    topics: {
+      maxPerConnection: c.topics.maxPerConnection,
+      maxNameLength: c.topics.maxNameLength,
+      history: withBounds(replay, c.topics.history),
+      overrides: c.topics.overrides.map((o) => ({
+        prefix: o.prefix,
+        history: withBounds(withBounds(replay, c.topics.history), o.history),
+      })),
     },
     tokens: {
       secret: t.secret === undefined ? undefined : toBytes(t.secret),

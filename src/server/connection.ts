@@ -5,6 +5,7 @@ import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
+import type { Publication } from './publication.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -110,6 +111,8 @@ export class Connection {
   tokenRefreshAtMs = 0;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** Plain mode: the topics this socket is a member of (a protocol socket's are on its session). */
+  topics: Set<string> | undefined = undefined;
   /** While a close handshake is under way: terminates the socket `closeTimeoutMs` after it was armed. */
   closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Wall-clock time the socket was accepted, for the connection duration in the disconnect log. */
@@ -176,6 +179,30 @@ export class Connection {
     if (seq === undefined) return this.writeDirect(raw, payload.volatileFrameBytes(), undefined, nowMs, true);
     const head = payload.reliableFrameHead(seq);
     return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
+  }
+
+  /**
+   * Write a topic publication: the shared protocol frame (or, with `skip`, the shared `skip` frame for an excluded
+   * member), or the bare payload frame in plain mode. Nothing is built per recipient.
+   */
+  writePublication(pub: Publication, skip: boolean, nowMs: number): WriteOutcome {
+    const outcome = this.writePublicationFrame(pub, skip, nowMs);
+    if (!skip) this.counters.countWrite(this.protocol, pub.offset !== undefined, outcome);
+    return outcome;
+  }
+
+  private writePublicationFrame(pub: Publication, skip: boolean, nowMs: number): WriteOutcome {
+    if (!this.isOpen) return 'closed';
+    if (deadSocket(this.socket)) return 'failed';
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
+    const raw = this.directSocket();
+    if (!raw) {
+      if (!this.protocol) return this.send(pub.payload.plain, pub.payload.isBinary, nowMs);
+      if (skip) return this.send(pub.skipMessage(), false, nowMs);
+      return this.send(pub.message(), pub.payload.isBinary, nowMs);
+    }
+    const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
+    return this.writeDirect(raw, frame, undefined, nowMs, true);
   }
 
   /**

@@ -74,6 +74,13 @@ export interface ManagerEvents {
     reason: 'expired' | 'ended' | 'replaced' | 'shutdown' | 'evicted';
   };
   error: { clientId: string | undefined; error: Error };
+  /** A client became a member of a topic: `join()` by the server, or a subscribe the client asked for. */
+  join: { clientId: string; topic: string; by: 'server' | 'client' };
+  /**
+   * A client left a topic: `leave()` by the server, an unsubscribe by the client, its session ended
+   * (`session-end`), or, for a plain socket, it disconnected. A detached session stays a member until it ends.
+   */
+  leave: { clientId: string; topic: string; reason: 'server' | 'client' | 'session-end' | 'disconnect' };
 }
 
 export type Listener<T> = (event: T) => void | Promise<void>;

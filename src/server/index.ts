@@ -1,5 +1,6 @@
 export { WebSocketConnectionManager } from './manager.js';
-export type { ConnectOptions, SendOutcome, ManagerHooks } from './manager.js';
+export type { ConnectOptions, ManagerHooks } from './manager.js';
+export type { SendOutcome } from './messaging.js';
 export { resolveConfig, presets } from './config.js';
 export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
@@ -14,6 +15,7 @@ export type {
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
+export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';
 export { Payload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
@@ -24,8 +26,10 @@ export {
   CloseCode,
   ErrorCode,
   SUBPROTOCOL,
+  BROADCAST_TOPIC,
   isRetryableCloseCode,
   type FreshReason,
+  type TopicFreshReason,
 } from '../protocol/index.js';
 export type { Connection, WriteOutcome } from './connection.js';
 export {

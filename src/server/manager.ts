@@ -5,23 +5,21 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import { MemoryBackend } from '../backends/memory.js';
-import type { SessionRecord } from '../backends/types.js';
-import { fanOut, type BroadcastOptions, type BroadcastResult, type FanOutTarget } from './broadcast.js';
+import type { AuthorizeSubscribe } from './membership.js';
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
-import { Connection, type WriteOutcome } from './connection.js';
-import { ServerCounters, type UpgradeRejectionReason } from './counters.js';
+import { Connection } from './connection.js';
+import type { UpgradeRejectionReason } from './counters.js';
 import { StabilizerError } from './errors.js';
 import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
 import { silentLogger } from './logger.js';
-import { Payload, type SendData } from './payload.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
-import { ConnectionRegistry } from './registry.js';
+import { MessagingManager } from './messaging.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
 import type { Server } from 'node:http';
@@ -45,13 +43,15 @@ export interface ConnectOptions {
   principal?: string;
 }
 
-/** Outcome of `sendToClient`. */
-export type SendOutcome = 'sent' | 'buffered' | 'dropped';
-
 /** Server-wide options that are functions, so they stay out of the validated config. */
 export interface ManagerHooks {
   /** Protocol mode: re-check authorization when a session resumes. Refusal closes with 4503. */
   authorizeResume?: AuthorizeResume;
+  /**
+   * Protocol mode: may this client subscribe to this topic itself? Without the hook, client subscriptions are
+   * refused (`TOPIC_FORBIDDEN`); the server's own `join` needs no permission.
+   */
+  authorizeSubscribe?: AuthorizeSubscribe;
 }
 
 /**
@@ -63,9 +63,7 @@ export interface ManagerHooks {
  * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
  * the handshake re-checks the registry and the session after each await before it changes anything.
  */
-export class WebSocketConnectionManager extends ConnectionRegistry implements FanOutTarget, SweepTarget {
-  /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
-  readonly counters = new ServerCounters();
+export class WebSocketConnectionManager extends MessagingManager implements SweepTarget {
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
   static {
@@ -83,7 +81,12 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
   private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
 
   constructor(config: WebSocketConfig = {}, hooks: ManagerHooks = {}) {
-    super(resolveConfig(config), config.backend ?? new MemoryBackend(), config.logger ?? silentLogger);
+    super(
+      resolveConfig(config),
+      config.backend ?? new MemoryBackend(),
+      config.logger ?? silentLogger,
+      hooks.authorizeSubscribe,
+    );
     const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
     this.tokens = new ReconnectTokenService(this.config.tokens, claim);
     // Protocol sessions always need tokens: without a configured secret, an ephemeral one serves this process.
@@ -215,79 +218,6 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
     this.rejectionLog.record(reason, remoteAddress, status);
   }
 
-  // ---------------------------------------------------------------- messaging
-
-  /**
-   * Send to one client: text as a text frame, bytes as binary, anything else as JSON. For a protocol client the
-   * message is reliable (sequenced, kept for replay) unless `volatile`; for a detached session it is buffered.
-   * Throws `UNKNOWN_CLIENT` for an id with neither a connection nor a session, and `SEND_FAILED` when the write
-   * failed (the client is then disconnected).
-   */
-  sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
-    const payload = data instanceof Payload ? data : new Payload(data);
-    const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
-    if (routed === 'dropped') this.counters.droppedVolatile++;
-    if (routed !== undefined) return routed;
-    const conn = this.connections.get(clientId);
-    if (!conn) {
-      const session = this.backend.getSession(clientId);
-      if (!session || session.detachedAtMs === undefined) {
-        throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
-      }
-      if (options.volatile) {
-        this.counters.droppedVolatile++;
-        return 'dropped';
-      }
-      this.sequence(session, payload);
-      this.enforceDetachedBudget();
-      return 'buffered';
-    }
-    const seq = conn.session && !options.volatile ? this.sequence(conn.session, payload) : undefined;
-    const outcome = conn.writePayload(payload, seq, this.nowMs);
-    if (outcome === 'ok') return 'sent';
-    if (seq !== undefined) {
-      // In the replay buffer already: drop the socket (unless it is closing anyway); the resume delivers it.
-      if (outcome !== 'closed') this.onWriteFailure(conn, outcome);
-      return 'buffered';
-    }
-    if (outcome === 'slow' && options.volatile) return 'dropped';
-    const reason = this.onWriteFailure(conn, outcome);
-    throw new StabilizerError(ErrorCode.SendFailed, `send to ${clientId} failed: ${reason}`);
-  }
-
-  /**
-   * Send to every connected client (and buffer for detached protocol sessions). Serializes once. Never throws
-   * because of a socket: failures are listed in the result and those clients are disconnected.
-   */
-  broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
-    if (!this.backend.routeBroadcast) {
-      const result = fanOut(this, data, options);
-      this.enforceDetachedBudget(); // at once, not only in the microtask: a loop of broadcasts stays within it
-      return result;
-    }
-    const payload = data instanceof Payload ? data : new Payload(data);
-    return this.backend.routeBroadcast(payload, options ?? {}) ?? fanOut(this, payload, options);
-  }
-
-  /** @internal Assign the next sequence on a session and keep the message for replay. */
-  sequence(session: SessionRecord, payload: Payload): number {
-    const seq = ++session.lastSeq;
-    session.buffer.push({ seq, payload, atMs: this.nowMs });
-    return seq;
-  }
-
-  /** @internal Disconnect a client whose write failed; returns the reason reported. */
-  onWriteFailure(conn: Connection, outcome: WriteOutcome): 'slow-consumer' | 'send-failed' {
-    if (outcome === 'slow') {
-      this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'slow-consumer' }, 'slow consumer');
-      conn.close(CloseCode.SlowConsumer, 'slow consumer', 'slow-consumer');
-      return 'slow-consumer';
-    }
-    this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'send-failed' }, 'send failed');
-    if (outcome !== 'closed') conn.terminate('send-failed'); // a closing socket keeps its close handshake
-    return 'send-failed';
-  }
-
   /** Application-level liveness: call when a plain-mode client sends its own pong (browsers can't see pings). */
   handlePong(clientId: string): boolean {
     const conn = this.connections.get(clientId);
@@ -378,6 +308,7 @@ export class WebSocketConnectionManager extends ConnectionRegistry implements Fa
       if (nowMs - session.detachedAtMs! >= this.config.sessionTtlMs) this.endSession(session, 'expired');
     }
     for (const session of this.backend.sessions()) session.buffer.expire(nowMs);
+    this.topics.table.expire(nowMs);
     this.backend.sweep(nowMs);
   }
 

@@ -2,11 +2,10 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import {
   decodeBinaryData,
-  decodeTextMessage,
+  decodeClientMessage,
   isDecodeFailure,
   type DataMessage,
   type HelloMessage,
-  type WelcomeMessage,
 } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
@@ -14,6 +13,7 @@ import { StabilizerError } from './errors.js';
 import type { WebSocketConnectionManager } from './manager.js';
 import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from './resume.js';
 import type { ReconnectTokenService } from './tokens.js';
+import { writeWelcome } from './welcome.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
@@ -75,7 +75,7 @@ export class ProtocolHandler {
   }
 
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
-    const msg = isBinary ? decodeBinaryData(data) : decodeTextMessage(data.toString('utf8'));
+    const msg = isBinary ? decodeBinaryData(data) : decodeClientMessage(data.toString('utf8'));
     if (isDecodeFailure(msg)) return this.violation(conn, msg.error);
     if (conn.state === 'handshaking') {
       const p = this.pending.get(conn);
@@ -112,6 +112,10 @@ export class ProtocolHandler {
       case 'ping':
         conn.write('{"t":"pong"}', false, this.manager.nowMs);
         return;
+      case 'sub':
+        return void this.manager.topics.subscribe(conn, msg.c);
+      case 'unsub':
+        return this.manager.topics.unsubscribe(conn, msg.c);
       default:
         return this.violation(conn, `unexpected ${msg.t}`);
     }
@@ -264,34 +268,14 @@ export class ProtocolHandler {
         data: conn.data,
       });
       session.remoteAddress = conn.remoteAddress;
+      m.topics.onSessionCreated(session);
     }
     m.trackSession(session);
     conn.id = session.id;
     conn.session = session;
     m.register(conn);
-    const welcome: WelcomeMessage = {
-      t: 'welcome',
-      sessionId: session.id,
-      token: this.issueToken(conn),
-      resume: plan.kind,
-      lastSeq: session.lastSeq,
-      lastClientSeq: session.lastClientSeq,
-      pingIntervalMs: m.config.pingIntervalMs,
-      pongTimeoutMs: m.config.pongTimeoutMs,
-      maxPayloadBytes: m.config.maxPayloadBytes,
-    };
-    if (plan.kind === 'fresh') welcome.reason = plan.reason;
-    const replay = plan.kind === 'resumed' ? plan.replay : [];
-    conn.cork();
-    let written = conn.write(JSON.stringify(welcome), false, m.nowMs);
-    // The whole replay fits an empty socket (config: replay.maxBytes ≤ maxBufferedBytes / 2); if a write fails
-    // anyway, drop the socket rather than leave a hole the client would only find at the next live message.
-    for (let i = 0; i < replay.length && written === 'ok'; i++) {
-      written = conn.writePayload(replay[i]!.payload, replay[i]!.seq, m.nowMs);
-    }
-    conn.uncork();
-    if (written !== 'ok') m.onWriteFailure(conn, written);
-    m.announceConnect(conn, plan.kind, welcome.reason, replay.length);
+    const replayed = writeWelcome(m, conn, plan, hello.topics, this.issueToken(conn));
+    m.announceConnect(conn, plan.kind, plan.kind === 'fresh' ? plan.reason : undefined, replayed);
     p.resolve(session.id);
   }
 

@@ -62,6 +62,10 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
 
   /** A closed socket may still hold handshake state (a pending hello, a token nonce); release it. */
   protected abstract releaseHandshake(conn: Connection): void;
+  /** A registered socket closed (its topics, for a plain socket, or its session, which may live on). */
+  protected abstract connectionClosed(conn: Connection): void;
+  /** A protocol session is gone for good (before `session-end` is emitted). */
+  protected abstract sessionEnded(session: SessionRecord): void;
 
   protected countIp(remoteAddress: string, delta: 1 | -1): void {
     const n = (this.perIp.get(remoteAddress) ?? 0) + delta;
@@ -183,6 +187,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     }
     if (this.connections.get(conn.id) !== conn) return; // never registered
     this.connections.delete(conn.id);
+    this.connectionClosed(conn);
     let sessionRetained = false;
     const session = conn.session;
     if (session && !this.ended.has(session)) {
@@ -226,6 +231,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   endSession(session: SessionRecord, reason: ManagerEvents['session-end']['reason']): void {
     this.ended.add(session);
     this.detachedSessions.delete(session);
+    this.sessionEnded(session);
     this.sessionCounts.untrack(session);
     // By identity: a newer session under the same client id (a fixed id) is not this one.
     if (this.backend.getSession(session.id) === session)

@@ -35,6 +35,9 @@ export function makeClient(options: ClientOptions = {}) {
     reconnecting: [],
     close: [],
     error: [],
+    stream: [],
+    subscribed: [],
+    unsubscribed: [],
   };
   for (const name of Object.keys(events) as (keyof EventLog)[]) {
     client.on(name, (arg) => (events[name] as unknown[]).push(arg));

@@ -4,7 +4,7 @@ import { SUBPROTOCOL, type WelcomeMessage } from '../../src/protocol/index.js';
 /** A hand-driven stabilizer.v1 client on a raw ws socket, for black-box protocol tests. */
 export class RawProtocolClient {
   readonly frames: Array<Record<string, unknown>> = [];
-  readonly data: Array<{ s?: number; p: unknown }> = [];
+  readonly data: Array<{ s?: number; c?: string; o?: number; p: unknown }> = [];
   closeInfo: { code: number; reason: string } | undefined;
   private waiters: Array<() => void> = [];
 
@@ -13,7 +13,13 @@ export class RawProtocolClient {
       if (isBinary) return;
       const msg = JSON.parse(raw.toString()) as Record<string, unknown>;
       this.frames.push(msg);
-      if (msg.t === 'd') this.data.push({ s: msg.s as number | undefined, p: msg.p });
+      if (msg.t === 'd') {
+        const d: { s?: number; c?: string; o?: number; p: unknown } = { p: msg.p };
+        if (msg.s !== undefined) d.s = msg.s as number;
+        if (msg.c !== undefined) d.c = msg.c as string;
+        if (msg.o !== undefined) d.o = msg.o as number;
+        this.data.push(d);
+      }
       this.wake();
     });
     ws.on('close', (code, reason) => {
@@ -34,7 +40,7 @@ export class RawProtocolClient {
   /** Open, send hello, wait for the welcome and (unless `confirm` is false) confirm it as the real client does. */
   static async handshake(
     url: string,
-    hello: { token?: string; lastSeq?: number; sessionId?: string } = {},
+    hello: { token?: string; lastSeq?: number; sessionId?: string; topics?: Record<string, number> } = {},
     confirm = true,
   ): Promise<{ client: RawProtocolClient; welcome: WelcomeMessage }> {
     const client = await RawProtocolClient.open(url);

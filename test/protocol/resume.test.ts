@@ -56,28 +56,33 @@ describe('stabilizer.v1 handshake', () => {
 });
 
 describe('resume', () => {
-  it('replays exactly the missed messages, in order, after a drop (also from lastSeq 0)', async () => {
+  it('replays exactly the missed messages of every stream, in order, after a drop (also from lastSeq 0)', async () => {
     const s = await startServer({ tokens: { secret } });
     const { client, welcome } = await RawProtocolClient.handshake(s.url);
     const id = welcome.sessionId;
+    expect(welcome.topics).toEqual([{ c: '$all', o: 0, resume: 'fresh', reason: 'new' }]);
     s.manager.sendToClient(id, 'm1');
     s.manager.sendToClient(id, 'm2');
-    await client.waitForData(2);
+    s.manager.broadcast('b1');
+    await client.waitForData(3);
     client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(id), 'detach');
     expect(s.manager.sendToClient(id, 'm3')).toBe('buffered');
-    expect(s.manager.broadcast('m4').buffered).toBe(1);
+    expect(s.manager.broadcast('b2').buffered).toBe(1);
 
     const { client: again, welcome: w2 } = await RawProtocolClient.handshake(s.url, {
       token: welcome.token,
       sessionId: id,
       lastSeq: 2,
+      topics: { $all: 1 },
     });
-    expect(w2).toMatchObject({ resume: 'resumed', sessionId: id, lastSeq: 4 });
+    expect(w2).toMatchObject({ resume: 'resumed', sessionId: id, lastSeq: 3 });
+    expect(w2.topics).toEqual([{ c: '$all', o: 1, resume: 'resumed' }]);
     await again.waitForData(2);
+    // The inbox first, then each topic: in order within each stream (no order across streams).
     expect(again.data).toEqual([
       { s: 3, p: 'm3' },
-      { s: 4, p: 'm4' },
+      { c: '$all', o: 2, p: 'b2' },
     ]);
     // Claiming less than it already acknowledged (the resume acked 2) can't be served whole: gap, not partial.
     again.ws.terminate();

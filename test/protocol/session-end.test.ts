@@ -116,7 +116,7 @@ describe('how a client close decides the session (PROTOCOL.md §5)', () => {
     });
     expect(b.welcome).toMatchObject({ resume: 'resumed', sessionId: a.welcome.sessionId });
     await b.client.waitForData(1);
-    expect(b.client.data).toEqual([{ s: 1, p: 'meanwhile' }]);
+    expect(b.client.data).toEqual([{ c: '$all', o: 1, p: 'meanwhile' }]);
   });
 
   it('a client protocol-violation close (4502, the client reconnects) keeps the session', async () => {

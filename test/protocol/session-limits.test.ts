@@ -103,7 +103,7 @@ describe('session caps', () => {
 });
 
 describe('detached-session memory budget', () => {
-  it('a flood of hello-and-vanish clients under broadcast load stays under the budget; live clients lose nothing', async () => {
+  it('a flood of hello-and-vanish clients under broadcast and direct load stays under the budget; live clients lose nothing', async () => {
     const budgetBytes = 256 * 1024;
     const s = await startServer({ tokens: { secret }, maxDetachedSessionBytes: budgetBytes });
     const ends = endsOf(s.manager);
@@ -133,8 +133,16 @@ describe('detached-session memory budget', () => {
       firstVanished ??= { token: vanishing[0]!.welcome.token, sessionId: vanishing[0]!.welcome.sessionId };
       await waitFor(() => s.manager.getConnectionCount() === 3, 'vanished clients detached');
       for (let i = 0; i < 20; i++) {
+        // Broadcasts wait in the `$all` history, once for everyone; direct messages fill each session's inbox.
         s.manager.broadcast({ n: seq++, filler });
-        maxSeenBytes = Math.max(maxSeenBytes, s.manager.getStats().detachedSessionBytes);
+        for (const v of vanishing) {
+          try {
+            s.manager.sendToClient(v.welcome.sessionId, filler);
+          } catch (err) {
+            expect(err).toMatchObject({ code: 'UNKNOWN_CLIENT' }); // evicted already
+          }
+          maxSeenBytes = Math.max(maxSeenBytes, s.manager.getStats().detachedSessionBytes);
+        }
       }
       await new Promise((r) => setImmediate(r));
     }
@@ -144,7 +152,7 @@ describe('detached-session memory budget', () => {
     expect(stats.detachedSessions).toBeGreaterThan(0);
     expect(ends.filter((e) => e.reason === 'evicted').length).toBeGreaterThan(400);
     expect(ends.every((e) => e.reason === 'evicted')).toBe(true);
-    // Coarse: 500 sessions × 400 broadcasts kept in full would be far more; the budget caps it at 256 KiB.
+    // Coarse: 500 sessions × 20 direct messages kept in full would be far more; the budget caps it at 256 KiB.
     expect(process.memoryUsage().heapUsed - heapBeforeBytes).toBeLessThan(64 * 1024 * 1024);
 
     await waitFor(() => got.every((list) => list.length === seq), 'live clients got everything', 10_000);
@@ -173,7 +181,10 @@ describe('the bundled client and eviction', () => {
     const id = c.sessionId!;
     await s.manager.disconnect(id, CloseCode.HeartbeatTimeout, 'drop'); // retryable: the session is kept
     expect(s.manager.getStats().detachedSessions).toBe(1);
-    for (let i = 0; i < 5; i++) s.manager.broadcast('z'.repeat(1000));
+    s.manager.broadcast('z'.repeat(1000)); // a broadcast waits in the shared history: the session holds nothing
+    expect(s.manager.getStats().detachedSessions).toBe(1);
+    for (let i = 0; i < 5 && s.manager.getStats().detachedSessions > 0; i++)
+      s.manager.sendToClient(id, 'z'.repeat(1000));
     expect(s.manager.getStats().detachedSessions).toBe(0);
     await waitFor(() => fresh.length === 2, 'second welcome', 5000);
     expect(fresh).toEqual(['new', 'evicted']);
@@ -192,12 +203,16 @@ describe('session limits: stats, metrics and config', () => {
     const atRest = s.manager.getStats().detachedSessionBytes;
     expect(atRest).toBeGreaterThan(0);
     s.manager.broadcast('y'.repeat(1000));
+    expect(s.manager.getStats().detachedSessionBytes).toBe(atRest); // broadcasts are not copied per session
+    s.manager.sendToClient(a.welcome.sessionId, 'y'.repeat(1000));
     const grown = s.manager.getStats().detachedSessionBytes;
     expect(grown).toBeGreaterThanOrEqual(atRest + 1000);
     let text = await registry.metrics();
     expect(text).toContain(`websocket_stabilizer_detached_session_bytes ${grown}`);
     expect(text).toMatch(/websocket_stabilizer_detached_sessions 1/);
-    for (let i = 0; i < 10; i++) s.manager.broadcast('y'.repeat(1000));
+    for (let i = 0; i < 10 && s.manager.getStats().detachedSessions > 0; i++) {
+      s.manager.sendToClient(a.welcome.sessionId, 'y'.repeat(1000));
+    }
     expect(s.manager.getStats()).toMatchObject({ detachedSessions: 0, detachedSessionBytes: 0 });
     text = await registry.metrics();
     expect(text).toMatch(/websocket_stabilizer_session_ends_total\{reason="evicted"\} 1/);

@@ -268,7 +268,7 @@ describe('a protocol client (the real client) whose socket stops reading', () =>
     });
   });
 
-  it('stalled past closeTimeoutMs: dropped promptly, its slot freed; reading again, it gets fresh/gap, never a partial replay', async () => {
+  it('stalled past closeTimeoutMs: dropped promptly, its slot freed; reading again, its topic gets fresh/gap, never a partial replay', async () => {
     const { s, disconnects } = await named({
       tokens: { secret },
       maxBufferedBytes: 256 * 1024,
@@ -277,9 +277,12 @@ describe('a protocol client (the real client) whose socket stops reading', () =>
       replay: { maxMessages: 100_000 },
     });
     const { c, sockets, received, opens } = realClient(s.url);
+    const streams: Array<{ topic: string; resume: string; reason?: string }> = [];
+    c.on('stream', (e) => void streams.push(e));
     await waitFor(() => c.state === 'open', 'client open');
     const id = c.sessionId!;
     opens.splice(0);
+    streams.splice(0);
     rawSocket(sockets.at(-1)!).pause();
     let n = await overflow((d) => s.manager.broadcast(d));
 
@@ -298,12 +301,13 @@ describe('a protocol client (the real client) whose socket stops reading', () =>
     rawSocket(sockets.at(-1)!).resume();
     await vi.waitFor(() => expect(opens).toHaveLength(1), { timeout: 10_000, interval: 20 });
     // What it read before the TCP connection ended arrived exactly once and in order. The rest was in the
-    // terminated socket's buffer (over maxBufferedBytes), more than the replay buffer holds (at most half of
-    // that), so the resume says so instead of replaying part of the gap.
-    expect(opens).toEqual([{ resumed: false, reason: 'gap' }]);
+    // terminated socket's buffer (over maxBufferedBytes), more than the `$all` history holds (at most half of
+    // that), so the resume says so for that topic instead of replaying part of the gap. The session resumes.
+    expect(opens).toEqual([{ resumed: true }]);
+    expect(streams).toEqual([{ topic: '$all', resume: 'fresh', reason: 'gap' }]);
     expect(received.length).toBeLessThan(n);
     expect(received).toEqual(Array.from({ length: received.length }, (_, i) => i + 1));
     expect(s.manager.sendToClient(c.sessionId!, { n: -1, pad: '' })).toBe('sent');
-    await waitFor(() => received.at(-1) === -1, 'the new session delivers');
+    await waitFor(() => received.at(-1) === -1, 'the session delivers again');
   });
 });

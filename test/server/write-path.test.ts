@@ -143,18 +143,23 @@ describe('direct writes over real sockets', () => {
     expect(got).toEqual(sent);
   });
 
-  it('reliable protocol frames carry consecutive sequence numbers around the shared payload', async () => {
+  it('a reliable broadcast is one frame, byte for byte the same for every protocol client, with consecutive offsets', async () => {
     const s = await startServer();
-    const { ws } = await protocolHello(s.url);
-    const got = collect(ws);
-    await waitFor(() => s.manager.getConnectionCount() === 1, 'register');
+    const a = await protocolHello(s.url);
+    const b = await protocolHello(s.url);
+    const gotA = collect(a.ws);
+    const gotB = collect(b.ws);
+    await waitFor(() => s.manager.getConnectionCount() === 2, 'register');
     for (let i = 1; i <= 12; i++) s.manager.broadcast({ i, pad: 'z'.repeat(i * 20) });
     s.manager.broadcast({ v: true }, { volatile: true });
-    await waitFor(() => got.length === 13, 'messages');
-    const parsed = got.map((m) => JSON.parse(m as string) as { t: string; s?: number; p: unknown });
-    expect(parsed.slice(0, 12).map((m) => m.s)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    expect(parsed[11]!.p).toEqual({ i: 12, pad: 'z'.repeat(240) });
-    expect(parsed[12]).toEqual({ t: 'd', p: { v: true } });
+    await waitFor(() => gotA.length === 13 && gotB.length === 13, 'messages');
+    expect(gotB).toEqual(gotA); // the same bytes: no per-recipient header
+    const parsed = gotA.map(
+      (m) => JSON.parse(m as string) as { t: string; c?: string; o?: number; p: unknown },
+    );
+    expect(parsed.slice(0, 12).map((m) => m.o)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(parsed[11]).toEqual({ t: 'd', c: '$all', o: 12, p: { i: 12, pad: 'z'.repeat(240) } });
+    expect(parsed[12]).toEqual({ t: 'd', c: '$all', p: { v: true } });
   });
 
   it('corks each socket for the rest of the turn; bufferedAmount counts the corked bytes', async () => {

@@ -1,0 +1,166 @@
+import { CloseCode } from '../protocol/close-codes.js';
+import { ErrorCode } from '../protocol/error-codes.js';
+import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
+import type { ResolvedConfig } from './config-types.js';
+import type { Connection, WriteOutcome } from './connection.js';
+import { ServerCounters } from './counters.js';
+import { StabilizerError } from './errors.js';
+import type { ManagerEvents } from './events.js';
+import type { Logger } from './logger.js';
+import { Memberships, type AuthorizeSubscribe } from './membership.js';
+import { Payload, type SendData } from './payload.js';
+import { publishTo, type PublishTarget } from './publish.js';
+import { ConnectionRegistry } from './registry.js';
+
+/** Outcome of `sendToClient`. */
+export type SendOutcome = 'sent' | 'buffered' | 'dropped';
+
+/**
+ * The messaging half of the manager, over the registry: direct sends (each session's inbox), broadcast and
+ * topics (publish, join, leave, presence), and what happens when a write fails.
+ */
+export abstract class MessagingManager extends ConnectionRegistry implements PublishTarget {
+  /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
+  readonly counters = new ServerCounters();
+  /** @internal Topics and who is in them. */
+  readonly topics: Memberships;
+
+  constructor(
+    config: ResolvedConfig,
+    backend: StorageBackend,
+    log: Logger,
+    authorizeSubscribe: AuthorizeSubscribe | undefined,
+  ) {
+    super(config, backend, log);
+    this.topics = new Memberships(this, authorizeSubscribe);
+  }
+
+  /**
+   * Send to one client: text as a text frame, bytes as binary, anything else as JSON. For a protocol client the
+   * message is reliable (sequenced, kept for replay) unless `volatile`; for a detached session it is buffered.
+   * Throws `UNKNOWN_CLIENT` for an id with neither a connection nor a session, and `SEND_FAILED` when the write
+   * failed (the client is then disconnected).
+   */
+  sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
+    if (routed === 'dropped') this.counters.droppedVolatile++;
+    if (routed !== undefined) return routed;
+    const conn = this.connections.get(clientId);
+    if (!conn) {
+      const session = this.backend.getSession(clientId);
+      if (!session || session.detachedAtMs === undefined) {
+        throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
+      }
+      if (options.volatile) {
+        this.counters.droppedVolatile++;
+        return 'dropped';
+      }
+      this.sequence(session, payload);
+      this.enforceDetachedBudget();
+      return 'buffered';
+    }
+    const seq = conn.session && !options.volatile ? this.sequence(conn.session, payload) : undefined;
+    const outcome = conn.writePayload(payload, seq, this.nowMs);
+    if (outcome === 'ok') return 'sent';
+    if (seq !== undefined) {
+      // In the replay buffer already: drop the socket (unless it is closing anyway); the resume delivers it.
+      if (outcome !== 'closed') this.onWriteFailure(conn, outcome);
+      return 'buffered';
+    }
+    if (outcome === 'slow' && options.volatile) return 'dropped';
+    const reason = this.onWriteFailure(conn, outcome);
+    throw new StabilizerError(ErrorCode.SendFailed, `send to ${clientId} failed: ${reason}`);
+  }
+
+  /**
+   * Send to every connected client (and buffer for detached protocol sessions). Serializes once. Never throws
+   * because of a socket: failures are listed in the result and those clients are disconnected.
+   */
+  broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    const routed = this.backend.routeBroadcast?.(payload, options ?? {});
+    return routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
+  }
+
+  // ---------------------------------------------------------------- topics
+
+  /**
+   * Make a client a member of `topic` (a room). A protocol client is told the offset it starts from and gets every
+   * later publication exactly once, across resumes; a plain socket gets them at most once. Returns `false` if it
+   * already was a member.
+   * @throws StabilizerError `UNKNOWN_CLIENT`, `INVALID_TOPIC` (empty, too long, control characters, `$` prefix),
+   * `TOPIC_LIMIT` (over `topics.maxPerConnection`), `TOPICS_UNSUPPORTED` (Redis backend, for now).
+   */
+  join(clientId: string, topic: string): boolean {
+    return this.topics.join(clientId, topic, 'server') !== undefined;
+  }
+
+  /** Remove a client from `topic`; a protocol client is told. Returns whether it was a member. */
+  leave(clientId: string, topic: string): boolean {
+    return this.topics.leave(clientId, topic, 'server');
+  }
+
+  /**
+   * Publish to every member of `topic`: one offset, one frame for all (PROTOCOL.md §2.6), kept once in the topic's
+   * history for detached members. Same report as `broadcast`; a topic without members reports zeros.
+   */
+  publish(topic: string, data: SendData, options?: BroadcastOptions): BroadcastResult {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    if (!this.topics.supported) {
+      throw new StabilizerError(
+        ErrorCode.TopicsUnsupported,
+        `the ${this.backend.name} backend has no topics`,
+      );
+    }
+    const t = this.topics.table.get(topic);
+    if (!t || t === this.topics.table.all) {
+      if (t) return this.broadcast(payload, options);
+      return { delivered: 0, buffered: 0, dropped: 0, failed: [] };
+    }
+    return publishTo(this, this.topics.table, t, payload, options);
+  }
+
+  /** Ids of the members of `topic` (sessions, connected or detached, and plain sockets). */
+  getTopicMembers(topic: string): string[] {
+    return this.topics.members(topic);
+  }
+
+  /** The topics a client is a member of. */
+  getClientTopics(clientId: string): string[] {
+    return this.topics.topicsOf(clientId);
+  }
+
+  /** @internal */
+  emitTopicEvent<K extends 'join' | 'leave'>(name: K, event: ManagerEvents[K]): void {
+    this.emitSafely(name, event, (err) => this.reportError(event.clientId, err));
+  }
+
+  protected connectionClosed(conn: Connection): void {
+    if (conn.topics) this.topics.dropAll(conn.id, conn.topics, 'disconnect');
+  }
+
+  protected sessionEnded(session: SessionRecord): void {
+    this.topics.dropAll(session.id, session.topics, 'session-end');
+  }
+
+  /** @internal Assign the next sequence on a session and keep the message for replay. */
+  sequence(session: SessionRecord, payload: Payload): number {
+    const seq = ++session.lastSeq;
+    session.buffer.push({ seq, payload, atMs: this.nowMs });
+    return seq;
+  }
+
+  /** @internal Disconnect a client whose write failed; returns the reason reported. */
+  onWriteFailure(conn: Connection, outcome: WriteOutcome): 'slow-consumer' | 'send-failed' {
+    if (outcome === 'slow') {
+      this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'slow-consumer' }, 'slow consumer');
+      conn.close(CloseCode.SlowConsumer, 'slow consumer', 'slow-consumer');
+      return 'slow-consumer';
+    }
+    this.log.warn({ event: 'send.failed', clientId: conn.id, reason: 'send-failed' }, 'send failed');
+    if (outcome !== 'closed') conn.terminate('send-failed'); // a closing socket keeps its close handshake
+    return 'send-failed';
+  }
+}

@@ -1,0 +1,133 @@
+import { BROADCAST_TOPIC, isTopicName, type TopicState } from '../protocol/messages.js';
+import { ReplayBuffer, type ReplayLimits } from '../backends/replay-buffer.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { ResolvedConfig } from './config-types.js';
+import type { Payload } from './payload.js';
+import { Publication } from './publication.js';
+
+/**
+ * A topic: one offset counter and one bounded history shared by all its members. Members are ids: protocol
+ * sessions (attached or not: a detached session resumes from the history) and plain connections.
+ */
+export class Topic {
+  /** Offset of the last reliable publication (0 before the first). */
+  offset = 0;
+  readonly history: ReplayBuffer<Publication>;
+  /** Member ids. Empty for `$all`, whose members are every connection and session. */
+  readonly members = new Set<string>();
+  /** The name as a JSON string literal, quoted once for every frame of this topic. */
+  readonly quoted: string;
+
+  constructor(
+    readonly name: string,
+    limits: ReplayLimits,
+  ) {
+    this.history = new ReplayBuffer(limits);
+    this.quoted = JSON.stringify(name);
+  }
+
+  /** A new publication: reliable ones take the next offset and go into the history. */
+  publish(payload: Payload, exclude: ReadonlySet<string> | undefined, volatile: boolean, nowMs: number) {
+    const offset = volatile ? undefined : ++this.offset;
+    const pub = new Publication(this.quoted, this.name, offset, payload, exclude, nowMs);
+    if (!volatile) this.history.push(pub);
+    return pub;
+  }
+}
+
+/** How a resume answers one topic: its state for the `welcome`, and the publications to replay. */
+export interface TopicReplay {
+  state: TopicState;
+  replay: Publication[];
+}
+
+/**
+ * The topics of this process, by name. A named topic exists while it has members (a detached session counts),
+ * so its history lives exactly as long as someone may resume from it; `$all` always exists.
+ */
+export class TopicTable {
+  private readonly byName = new Map<string, Topic>();
+  /** The built-in topic `broadcast()` publishes to. */
+  readonly all: Topic;
+
+  constructor(
+    private readonly config: ResolvedConfig['topics'],
+    broadcastLimits: ReplayLimits,
+  ) {
+    this.all = new Topic(BROADCAST_TOPIC, broadcastLimits);
+    this.byName.set(BROADCAST_TOPIC, this.all);
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  get(name: string): Topic | undefined {
+    return this.byName.get(name);
+  }
+
+  names(): IterableIterator<string> {
+    return this.byName.keys();
+  }
+
+  /** Why `name` cannot be a topic an application or client joins, or `undefined` if it can. */
+  invalidName(name: unknown): string | undefined {
+    if (!isTopicName(name)) return 'not a topic name';
+    if (name.length > this.config.maxNameLength) return `longer than ${this.config.maxNameLength}`;
+    if (name.startsWith('$')) return 'reserved ($ names are the server’s)';
+    return undefined;
+  }
+
+  /** Add `memberId` to topic `name`, creating it. Returns the topic; the caller records the join offset. */
+  join(name: string, memberId: string): Topic {
+    let topic = this.byName.get(name);
+    if (!topic) {
+      const override = this.config.overrides.find((o) => name.startsWith(o.prefix));
+      topic = new Topic(name, override?.history ?? this.config.history);
+      this.byName.set(name, topic);
+    }
+    topic.members.add(memberId);
+    return topic;
+  }
+
+  /** Remove a member; a named topic without members is dropped with its history. */
+  leave(name: string, memberId: string): void {
+    const topic = this.byName.get(name);
+    if (!topic || topic === this.all) return;
+    topic.members.delete(memberId);
+    if (topic.members.size === 0) this.byName.delete(name);
+  }
+
+  /** Drop publications older than their topic's `maxAgeMs`. Called from the sweep: O(topics). */
+  expire(nowMs: number): void {
+    for (const topic of this.byName.values()) topic.history.expire(nowMs);
+  }
+
+  /**
+   * Plan the resume of every topic of `session` from the client's positions (`hello.topics`): exactly one outcome
+   * per topic, never partial. A topic resumes from the client's position, or from the join offset for a topic
+   * the client does not know yet, never from before the join. Synchronous, so nothing published meanwhile is
+   * missed.
+   */
+  planResume(session: SessionRecord, positions: Record<string, number> | undefined): TopicReplay[] {
+    const out: TopicReplay[] = [];
+    for (const [name, joinedAt] of session.topics) {
+      const topic = this.byName.get(name);
+      if (!topic) continue; // cannot happen: a member keeps its topic alive
+      const known = positions && Object.hasOwn(positions, name) ? positions[name]! : joinedAt;
+      const from = Math.max(known, joinedAt);
+      let replay: Publication[] | undefined;
+      if (from > topic.offset) {
+        out.push({
+          state: { c: name, o: topic.offset, resume: 'fresh', reason: 'unknown-topic' },
+          replay: [],
+        });
+      } else if ((replay = topic.history.since(from)) === undefined) {
+        out.push({ state: { c: name, o: topic.offset, resume: 'fresh', reason: 'gap' }, replay: [] });
+      } else {
+        out.push({ state: { c: name, o: from, resume: 'resumed' }, replay });
+      }
+    }
+    return out;
+  }
+}

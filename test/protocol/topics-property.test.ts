@@ -1,0 +1,279 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { StabilizerClient } from '../../src/client/index.js';
+import { CloseCode } from '../../src/protocol/index.js';
+import type { WebSocketConnectionManager } from '../../src/server/index.js';
+import { closeAllServers, startServer, waitFor, type TestServer } from '../helpers/server.js';
+
+// Exactly once per stream, with topics: random joins, leaves, client subscribes and unsubscribes, publications
+// (some excluding the client), direct sends and faults. Per stream (each topic, and the inbox): no duplicate, in
+// order; nothing missing unless the client was told `fresh` for that stream; inside the history window, nothing
+// missing at all.
+
+type Topic = '$all' | 'a' | 'b';
+type Fault = 'clean-close' | 'server-terminate' | 'client-terminate' | 'heartbeat-kill' | 'slow-consumer';
+type Step =
+  | { kind: 'publish'; topic: Topic; count: number; excludeMe: boolean }
+  | { kind: 'direct'; count: number }
+  | { kind: 'serverJoin' | 'serverLeave' | 'subscribe' | 'unsubscribe'; topic: 'a' | 'b' }
+  | { kind: 'pause'; ms: number }
+  | { kind: 'fault'; fault: Fault };
+
+const named = fc.constantFrom<'a' | 'b'>('a', 'b');
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('publish' as const),
+      topic: fc.constantFrom<Topic>('$all', 'a', 'b'),
+      count: fc.integer({ min: 1, max: 5 }),
+      excludeMe: fc.boolean(),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('direct' as const), count: fc.integer({ min: 1, max: 4 }) }),
+  },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      kind: fc.constantFrom(
+        'serverJoin' as const,
+        'serverLeave' as const,
+        'subscribe' as const,
+        'unsubscribe' as const,
+      ),
+      topic: named,
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 15 }) }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('fault' as const),
+      fault: fc.constantFrom<Fault>(
+        'clean-close',
+        'server-terminate',
+        'client-terminate',
+        'heartbeat-kill',
+        'slow-consumer',
+      ),
+    }),
+  },
+);
+
+interface Stats {
+  resumes: number;
+  topicGaps: number;
+  excluded: number;
+}
+
+/** `got` is `want` with some items left out, in the same order, none twice. */
+function isSubsequence(got: string[], want: string[]): boolean {
+  let at = 0;
+  for (const g of got) {
+    at = want.indexOf(g, at);
+    if (at < 0) return false;
+    at++;
+  }
+  return true;
+}
+
+async function runSchedule(
+  server: TestServer,
+  steps: Step[],
+  windowIsLarge: boolean,
+  stats: Stats,
+): Promise<void> {
+  const manager: WebSocketConnectionManager = server.manager;
+  const key = (sid: string, stream: string) => `${sid} ${stream}`;
+  const expected = new Map<string, string[]>(); // session+stream → payloads meant for it, in publish order
+  const received = new Map<string, string[]>(); // session+stream → payloads, in arrival order
+  const freshStreams = new Set<string>(); // session+stream told `fresh` (gap) at some resume
+  const push = (m: Map<string, string[]>, k: string, v: string) => (m.get(k) ?? m.set(k, []).get(k)!).push(v);
+  let current: string | undefined;
+  let n = 0;
+
+  const offConnect = manager.on('connect', ({ clientId }) => {
+    current = clientId;
+  });
+  const client = new StabilizerClient<string, string>(server.url, {
+    WebSocket: WebSocket as never,
+    minDelayMs: 1,
+    maxDelayMs: 4,
+    ackDelayMs: 5,
+  });
+  client.on('message', (p, info) => push(received, key(client.sessionId!, info?.topic ?? 'inbox'), p));
+  client.on('stream', ({ topic, resume, reason }) => {
+    if (resume === 'fresh' && reason === 'gap') {
+      freshStreams.add(key(client.sessionId!, topic));
+      stats.topicGaps++;
+    }
+  });
+  client.on('resumed', () => stats.resumes++);
+  client.on('fresh', () => freshStreams.add(key(client.sessionId!, 'inbox')));
+
+  const publish = (topic: Topic, excludeMe: boolean) => {
+    const sid = current!;
+    const payload = `${topic}:${++n}`;
+    const member = topic === '$all' || manager.getClientTopics(sid).includes(topic);
+    if (topic === '$all') manager.broadcast(payload, excludeMe ? { exclude: [sid] } : {});
+    else manager.publish(topic, payload, excludeMe ? { exclude: [sid] } : {});
+    if (member && !excludeMe) push(expected, key(sid, topic), payload);
+    if (member && excludeMe) stats.excluded++;
+  };
+
+  try {
+    await waitFor(() => client.state === 'open' && current !== undefined, 'first welcome');
+    for (const step of steps) {
+      const conn = manager.connections.get(current!);
+      switch (step.kind) {
+        case 'publish':
+          for (let i = 0; i < step.count; i++) publish(step.topic, step.excludeMe);
+          break;
+        case 'direct':
+          for (let i = 0; i < step.count; i++) {
+            const payload = `d:${++n}`;
+            manager.sendToClient(current!, payload);
+            push(expected, key(current!, 'inbox'), payload);
+          }
+          break;
+        case 'serverJoin':
+          manager.join(current!, step.topic);
+          break;
+        case 'serverLeave':
+          manager.leave(current!, step.topic);
+          break;
+        case 'subscribe':
+          client.subscribe(step.topic).catch(() => {});
+          break;
+        case 'unsubscribe':
+          client.unsubscribe(step.topic);
+          break;
+        case 'pause':
+          await new Promise((r) => setTimeout(r, step.ms));
+          break;
+        case 'fault':
+          if (step.fault === 'client-terminate') (client as unknown as { ws?: WebSocket }).ws?.terminate();
+          else if (conn) {
+            if (step.fault === 'clean-close')
+              conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
+            else if (step.fault === 'server-terminate') conn.terminate('socket-error');
+            else if (step.fault === 'heartbeat-kill') manager.expire(conn);
+            else manager.onWriteFailure(conn, 'slow');
+          }
+          break;
+      }
+    }
+    // Settle on a stable connection, then send a marker on every stream the session is in: once every marker has
+    // arrived, everything before it that is going to arrive has arrived (each stream is in order). A marker sent
+    // just before a drop the test did not see yet may itself fall into a gap (past a small history): then the
+    // client was told `fresh` for that stream, and a new round of markers goes out.
+    for (let round = 0; ; round++) {
+      await waitFor(
+        () =>
+          client.state === 'open' &&
+          client.sessionId === current &&
+          current !== undefined &&
+          manager.connections.get(current)?.isOpen === true,
+        'a stable connection',
+        15_000,
+      );
+      const sid = current!;
+      const freshBefore = freshStreams.size;
+      const markers: Array<[string, string]> = [];
+      for (const topic of ['$all', ...manager.getClientTopics(sid)] as Topic[]) {
+        publish(topic, false);
+        markers.push([key(sid, topic), `${topic}:${n}`]);
+      }
+      manager.sendToClient(sid, `d:${++n}`);
+      push(expected, key(sid, 'inbox'), `d:${n}`);
+      markers.push([key(sid, 'inbox'), `d:${n}`]);
+      const arrived = () => markers.every(([k, m]) => received.get(k)?.includes(m) === true);
+      await waitFor(
+        () => arrived() || (freshStreams.size > freshBefore && client.state === 'open'),
+        `markers ${JSON.stringify(markers)}`,
+        15_000,
+      ).catch((err: Error) => {
+        const dump = (m: Map<string, string[]>) => JSON.stringify([...m]);
+        throw new Error(`${err.message}; received ${dump(received)}; expected ${dump(expected)}`);
+      });
+      if (arrived()) break;
+      if (windowIsLarge || round >= 5) throw new Error(`markers lost: ${JSON.stringify([...freshStreams])}`);
+    }
+  } finally {
+    client.close();
+    offConnect();
+  }
+
+  for (const [k, got] of received) {
+    const want = expected.get(k) ?? [];
+    if (!isSubsequence(got, want)) {
+      throw new Error(
+        `${k}: received ${JSON.stringify(got)} is not in order, once, out of ${JSON.stringify(want)}`,
+      );
+    }
+    if (got.length !== want.length && !freshStreams.has(k) && (windowIsLarge || !k.endsWith(' inbox'))) {
+      // A stream may lose messages only where the client was told so (per topic: `stream` fresh/gap; the inbox:
+      // a fresh session). A stream the session left meanwhile ends early by design: count only what was expected
+      // while it was a member, which `expected` already is.
+      throw new Error(
+        `${k}: missing ${JSON.stringify(want.filter((w) => !got.includes(w)))} without a fresh`,
+      );
+    }
+  }
+  for (const [k, want] of expected) {
+    if (!received.has(k) && want.length > 0 && !freshStreams.has(k) && windowIsLarge) {
+      throw new Error(`${k}: nothing received of ${JSON.stringify(want)}`);
+    }
+  }
+  if (windowIsLarge && [...freshStreams].some((k) => !k.endsWith(' inbox'))) {
+    throw new Error(`a topic answered gap inside the history window: ${JSON.stringify([...freshStreams])}`);
+  }
+}
+
+describe('exactly once per stream, with topics (property)', () => {
+  let large: TestServer;
+  let small: TestServer;
+  const hooks = { authorizeSubscribe: () => true };
+  beforeAll(async () => {
+    large = await startServer({ tokens: { secret: 'x'.repeat(32) } }, {}, hooks);
+    small = await startServer(
+      {
+        tokens: { secret: 'y'.repeat(32) },
+        replay: { maxMessages: 1000 },
+        topics: { history: { maxMessages: 2 } },
+      },
+      {},
+      hooks,
+    );
+  });
+  afterAll(closeAllServers);
+  const schedules = fc.array(stepArb, { minLength: 1, maxLength: 24 });
+  const runs = 40;
+
+  it(`inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    await fc.assert(
+      fc.asyncProperty(schedules, (steps) => runSchedule(large, steps, true, stats)),
+      { numRuns: runs },
+    );
+    expect(stats.resumes).toBeGreaterThan(runs / 3);
+    expect(stats.excluded).toBeGreaterThan(0);
+    expect(stats.topicGaps).toBe(0);
+  }, 300_000);
+
+  it(`past a topic's history: fresh/gap for that topic only, never partial, never out of order (${runs} cases)`, async () => {
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    await fc.assert(
+      fc.asyncProperty(schedules, (steps) => runSchedule(small, steps, false, stats)),
+      { numRuns: runs },
+    );
+    console.log('topics property (small history):', JSON.stringify(stats));
+    expect(stats.topicGaps).toBeGreaterThan(0);
+  }, 300_000);
+});
