@@ -46,7 +46,8 @@ export function serveRooms(manager) {
     manager.join(clientId, `${PREFIX}lobby`);
   });
   manager.on('disconnect', ({ clientId, reason, sessionRetained }) => {
-    if (sessionRetained) roomsOf(clientId).forEach(touch); // away: it may resume
+    if (sessionRetained)
+      roomsOf(clientId).forEach(touch); // away: it may resume
     else if (reason !== 'replaced' && !manager.isConnected(clientId)) names.delete(clientId); // a plain socket
   });
   manager.on('session-end', ({ clientId }) => {

@@ -29,8 +29,8 @@ const roomLog = (page: Page, room: string) => page.locator(`.log[data-room="${ro
 /** Wait until the room's log on the page has a line containing `text`. */
 const seeInRoom = (page: Page, room: string, text: string) =>
   page.waitForFunction(
-    ([r, t]) => document.querySelector(`.log[data-room="${r}"]`)?.textContent?.includes(t),
-    [room, text],
+    ({ room, text }) => document.querySelector(`.log[data-room="${room}"]`)?.textContent?.includes(text),
+    { room, text },
   );
 /** Names in the "who is online" list of the room the page shows. */
 const members = (page: Page) => page.locator('#members li').allTextContents();
@@ -169,7 +169,8 @@ describe('chat demo in real Chromium', () => {
 
     manager.connections.get(sessionId!)!.terminate('socket-error');
     await waitFor(() => !manager.isConnected(sessionId!), 'server to see the drop');
-    for (let i = 1; i <= 5; i++) manager.publish('room:night-owls', { type: 'chat', from: 'server', text: `owl ${i}` });
+    for (let i = 1; i <= 5; i++)
+      manager.publish('room:night-owls', { type: 'chat', from: 'server', text: `owl ${i}` });
     manager.publish('room:lobby', { type: 'chat', from: 'server', text: 'lobby while away' });
 
     await seeInRoom(page, 'night-owls', 'you missed messages in #night-owls (gap)');

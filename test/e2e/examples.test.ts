@@ -52,8 +52,7 @@ describe('chat demo', () => {
     const { ws: bob, got: bobGot } = await connect(url);
     const lobby = (got: typeof aliceGot) =>
       got.filter((m) => m.type === 'presence' && m.room === 'lobby').at(-1)?.members as
-        | Array<{ name: string; online: boolean }>
-        | undefined;
+        Array<{ name: string; online: boolean }> | undefined;
     await waitFor(() => lobby(aliceGot)?.length === 2, 'presence with both');
     expect(lobby(aliceGot)!.every((m) => m.online && m.name.startsWith('guest-'))).toBe(true);
 
@@ -111,6 +110,25 @@ describe('chat demo', () => {
     await waitFor(() => got.get(bob)!.some(({ m }) => m.text === 'for everyone'), 'bob hears the lobby');
     expect(got.get(bob)!.some(({ m }) => m.text === 'dev only')).toBe(false);
     expect(manager.getTopicMembers('room:dev')).toEqual([alice.sessionId]);
+
+    // Bob's socket drops: the lobby sees him away (his session waits for a resume), then back.
+    const bobInLobby = () =>
+      got
+        .get(alice)!
+        .filter(({ m }) => m.type === 'presence' && m.room === 'lobby')
+        .map(({ m }) =>
+          (m.members as Array<{ id: string; online: boolean }>).find((p) => p.id === bob.sessionId),
+        )
+        .at(-1);
+    const bobId = bob.sessionId!;
+    manager.connections.get(bobId)!.terminate('socket-error');
+    await waitFor(() => bobInLobby()?.online === false, 'bob away');
+    await waitFor(() => manager.isConnected(bobId), 'bob resumed');
+    await waitFor(() => bobInLobby()?.online === true, 'bob back');
+    expect(bob.sessionId).toBe(bobId);
+    expect(manager.getClientTopics(bobId)).toEqual(['room:lobby']);
+    bob.close(); // 1000: his session ends, and he leaves the lobby
+    await waitFor(() => bobInLobby() === undefined, 'bob gone');
   });
 });
 
