@@ -68,7 +68,10 @@ export function serveRooms(manager) {
     }
     const topic = PREFIX + room;
     if (!roomsOf(clientId).includes(topic)) {
-      return manager.sendToClient(clientId, { type: 'error', text: `join #${room} to talk there` });
+      return manager.sendToClient(clientId, {
+        type: 'error',
+        text: `join #${room.slice(0, 24)} to talk there`,
+      });
     }
     const chat = { type: 'chat', room, from: nameOf(clientId), text: text.slice(0, 2000), at: Date.now() };
     manager.publish(topic, chat);

@@ -123,6 +123,7 @@ describe('chat demo in real Chromium', () => {
     expect((await members(alice)).sort()).toEqual(['alice (you)', 'bob']);
 
     await toggleRoom(alice, 'dev');
+    await alice.waitForFunction(() => document.querySelector('#members')?.textContent === 'alice (you)');
     await toggleRoom(bob, 'dev');
     await waitFor(() => manager.getTopicMembers('room:dev').length === 2, 'both in room:dev');
     for (const page of [alice, bob]) {
