@@ -1,30 +1,65 @@
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { waitFor } from '../helpers/server.js';
 // The demo imports the built package (dist/); `npm test` builds before it runs vitest.
 // @ts-expect-error -- plain ESM example without type declarations
 import { createChatServer } from '../../examples/chat/app.mjs';
-import type { WebSocketConnectionManager } from '../../src/server/index.js';
+import type { WebSocketConfig, WebSocketConnectionManager } from '../../src/server/index.js';
 import type { Server } from 'node:http';
 
 // CHROMIUM_PATH, else Debian's /usr/bin/chromium. Without it this file fails at once with what to install.
 const CHROMIUM = requireBinary('chromium');
 
+type Demo = { server: Server; manager: WebSocketConnectionManager; base: string };
+const demos: Demo[] = [];
+
+/** The chat demo on a free port; closed after each test. */
+async function startDemo(config: WebSocketConfig = {}): Promise<Demo> {
+  const { server, manager } = createChatServer({ config }) as Omit<Demo, 'base'>;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const demo = { server, manager, base: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  demos.push(demo);
+  return demo;
+}
+
+/** Lines of a room's log on the page. */
+const roomLog = (page: Page, room: string) => page.locator(`.log[data-room="${room}"] div`).allTextContents();
+/** Wait until the room's log on the page has a line containing `text`. */
+const seeInRoom = (page: Page, room: string, text: string) =>
+  page.waitForFunction(
+    ({ room, text }) => document.querySelector(`.log[data-room="${room}"]`)?.textContent?.includes(text),
+    { room, text },
+  );
+/** Names in the "who is online" list of the room the page shows. */
+const members = (page: Page) => page.locator('#members li').allTextContents();
+
+async function openChat(demo: Demo, nick?: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${demo.base}/`);
+  await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('connected'));
+  await page.waitForFunction(() => document.querySelector('#title')?.textContent === '#lobby');
+  if (nick) await say(page, `/nick ${nick}`);
+  if (nick) await page.waitForFunction((n) => document.querySelector('#me')?.textContent === n, nick);
+  return page;
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill('#text', text);
+  await page.click('#send');
+}
+
+/** Click the room's join/leave button in the room list. */
+const toggleRoom = (page: Page, room: string) => page.click(`#rooms li[data-room="${room}"] .toggle`);
+
+let browser: Browser;
+
 // Real Chromium (Debian's, which the pretest step of `npm test` installs) loads the chat demo page, which uses the
 // browser build of websocket-stabilizer/client with the native WebSocket. The flags suit Debian's chromium run as root
 // in a container: no sandbox (root), no GPU, and /tmp instead of a small /dev/shm.
-describe('browser client in real Chromium', () => {
-  let browser: Browser;
-  let manager: WebSocketConnectionManager;
-  let server: Server;
-  let base: string;
-
+describe('chat demo in real Chromium', () => {
   beforeAll(async () => {
-    ({ server, manager } = createChatServer() as { server: Server; manager: WebSocketConnectionManager });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: [
@@ -41,42 +76,113 @@ describe('browser client in real Chromium', () => {
     });
   }, 60_000);
 
-  afterAll(async () => {
-    await browser?.close();
-    await manager?.gracefulShutdown({ timeoutMs: 500 });
-    server?.closeAllConnections();
-    await new Promise<void>((resolve) => server?.close(() => resolve()));
+  afterEach(async () => {
+    for (const context of browser.contexts()) await context.close();
+    for (const { server, manager } of demos.splice(0)) {
+      await manager.gracefulShutdown({ timeoutMs: 500 });
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
-  it('chats, then resumes after the socket drops and shows what was missed exactly once', async () => {
-    const page = await browser.newPage();
-    const log = () => page.locator('#log div').allTextContents();
-    await page.goto(`${base}/`);
-    await page.waitForFunction(() => document.querySelector('#status')?.textContent?.startsWith('connected'));
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('chats in the lobby, then resumes after the socket drops and shows what was missed exactly once', async () => {
+    const demo = await startDemo();
+    const { manager } = demo;
+    const page = await openChat(demo);
     expect(manager.getConnectionCount()).toBe(1);
     const [sessionId] = manager.getActiveConnections();
+    expect(manager.getClientTopics(sessionId!)).toEqual(['room:lobby']); // everyone starts in the lobby
 
-    await page.fill('#text', 'hello from chromium');
-    await page.click('button');
-    await page.waitForFunction(() =>
-      document.querySelector('#log')?.textContent?.includes('hello from chromium'),
-    );
+    await say(page, 'hello from chromium');
+    await seeInRoom(page, 'lobby', 'hello from chromium');
 
-    // Drop the socket from the server side, and send while the page is away.
+    // Drop the socket from the server side, and publish while the page is away.
     manager.connections.get(sessionId!)!.terminate('socket-error');
     await waitFor(() => !manager.isConnected(sessionId!), 'server to see the drop');
-    manager.broadcast({ type: 'chat', from: 'server', text: 'sent while you were away' });
-    await page.waitForFunction(() =>
-      document.querySelector('#log')?.textContent?.includes('nothing was missed'),
-    );
-    await page.waitForFunction(() =>
-      document.querySelector('#log')?.textContent?.includes('sent while you were away'),
-    );
+    manager.publish('room:lobby', { type: 'chat', from: 'server', text: 'sent while you were away' });
+    await seeInRoom(page, 'lobby', 'nothing missed in #lobby');
+    await seeInRoom(page, 'lobby', 'sent while you were away');
     expect(manager.getActiveConnections()).toEqual([sessionId]); // same session id: resumed, not fresh
+    expect(manager.getClientTopics(sessionId!)).toEqual(['room:lobby']); // not joined twice
 
-    const lines = await log();
+    const lines = await roomLog(page, 'lobby');
     expect(lines.filter((l) => l.endsWith('hello from chromium'))).toHaveLength(1);
     expect(lines.filter((l) => l === 'server: sent while you were away')).toHaveLength(1);
-    await page.close();
+  }, 60_000);
+
+  it('two pages join a room, chat in it only, see who is online, and leave', async () => {
+    const demo = await startDemo();
+    const { manager } = demo;
+    const alice = await openChat(demo, 'alice');
+    const bob = await openChat(demo, 'bob');
+    await alice.waitForFunction(() => document.querySelector('#members')?.textContent?.includes('bob'));
+    expect((await members(alice)).sort()).toEqual(['alice (you)', 'bob']);
+
+    await toggleRoom(alice, 'dev');
+    await alice.waitForFunction(() => document.querySelector('#members')?.textContent === 'alice (you)');
+    await toggleRoom(bob, 'dev');
+    await waitFor(() => manager.getTopicMembers('room:dev').length === 2, 'both in room:dev');
+    for (const page of [alice, bob]) {
+      await page.waitForFunction(() => document.querySelector('#title')?.textContent === '#dev');
+      await page.waitForFunction(() => document.querySelectorAll('#members li').length === 2);
+    }
+    expect((await members(bob)).sort()).toEqual(['alice', 'bob (you)']);
+    await seeInRoom(alice, 'dev', 'bob joined');
+
+    await say(alice, 'only for dev');
+    await seeInRoom(bob, 'dev', 'alice: only for dev');
+    await seeInRoom(alice, 'dev', 'alice: only for dev');
+    for (const page of [alice, bob]) {
+      expect((await roomLog(page, 'lobby')).some((l) => l.includes('only for dev'))).toBe(false);
+    }
+
+    await toggleRoom(bob, 'dev');
+    await waitFor(() => manager.getTopicMembers('room:dev').length === 1, 'bob out of room:dev');
+    await seeInRoom(alice, 'dev', 'bob left');
+    await alice.waitForFunction(() => document.querySelectorAll('#members li').length === 1);
+    expect(await members(alice)).toEqual(['alice (you)']);
+    expect(await bob.locator('#rooms li[data-room="dev"] .toggle').textContent()).toBe('Join');
+    await bob.waitForFunction(() => document.querySelector('#title')?.textContent === '#lobby');
+
+    // Bob no longer gets the room's messages; he still gets the lobby's (written after it, on the same socket).
+    await say(alice, 'after bob left');
+    await seeInRoom(alice, 'dev', 'alice: after bob left');
+    await alice.click('#rooms li[data-room="lobby"] .view');
+    await say(alice, 'back in the lobby');
+    await seeInRoom(bob, 'lobby', 'alice: back in the lobby');
+    expect(await bob.locator('body').textContent()).not.toContain('after bob left');
+    expect((await members(bob)).sort()).toEqual(['alice', 'bob (you)']);
+  }, 60_000);
+
+  it('joins a room by name, and says in that room alone when its history no longer reaches back', async () => {
+    const demo = await startDemo({ topics: { history: { maxMessages: 3 } } });
+    const { manager } = demo;
+    const page = await openChat(demo);
+    const [sessionId] = manager.getActiveConnections();
+    await page.fill('#room-name', 'Night-Owls');
+    await page.click('#join-room');
+    await page.waitForFunction(() => document.querySelector('#title')?.textContent === '#night-owls');
+    expect(manager.getClientTopics(sessionId!).sort()).toEqual(['room:lobby', 'room:night-owls']);
+
+    manager.connections.get(sessionId!)!.terminate('socket-error');
+    await waitFor(() => !manager.isConnected(sessionId!), 'server to see the drop');
+    for (let i = 1; i <= 5; i++)
+      manager.publish('room:night-owls', { type: 'chat', from: 'server', text: `owl ${i}` });
+    manager.publish('room:lobby', { type: 'chat', from: 'server', text: 'lobby while away' });
+
+    await seeInRoom(page, 'night-owls', 'you missed messages in #night-owls (gap)');
+    await seeInRoom(page, 'lobby', 'lobby while away');
+    await seeInRoom(page, 'lobby', 'nothing missed in #lobby');
+    expect(manager.getActiveConnections()).toEqual([sessionId]); // the session resumed; one room has a gap
+    expect((await roomLog(page, 'night-owls')).some((l) => l.startsWith('server: owl'))).toBe(false); // none replayed
+    expect((await roomLog(page, 'lobby')).some((l) => l.includes('missed messages'))).toBe(false);
+
+    // The room goes on from there.
+    manager.publish('room:night-owls', { type: 'chat', from: 'server', text: 'owl 6' });
+    await seeInRoom(page, 'night-owls', 'server: owl 6');
   }, 60_000);
 });

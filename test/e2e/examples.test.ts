@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { StabilizerClient } from '../../src/client/index.js';
 // The examples import the built package (dist/); `npm test` builds before it runs vitest.
 // @ts-expect-error -- plain ESM example without type declarations
 import { createChatServer } from '../../examples/chat/app.mjs';
@@ -13,7 +14,9 @@ import { closed, openClient, waitFor } from '../helpers/server.js';
 
 type App = { server: Server; manager: WebSocketConnectionManager };
 const apps: App[] = [];
+const clients: StabilizerClient[] = [];
 afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
   for (const { server, manager } of apps.splice(0)) {
     await manager.gracefulShutdown({ timeoutMs: 200 });
     server.closeAllConnections();
@@ -40,19 +43,28 @@ async function connect(url: string): Promise<{ ws: WebSocket; got: Array<Record<
 }
 
 describe('chat demo', () => {
-  it('broadcasts text from plain clients as JSON, with join and leave notices, and serves /stats', async () => {
+  it('puts plain clients in the lobby, publishes their text there with presence, and serves /stats', async () => {
     const port = await listen(createChatServer() as App);
     const url = `ws://127.0.0.1:${port}/ws`;
     const { got: aliceGot } = await connect(url);
     await waitFor(() => aliceGot.some((m) => m.type === 'welcome'));
+    expect(aliceGot.find((m) => m.type === 'welcome')!.rooms).toEqual(['lobby', 'random', 'dev']);
     const { ws: bob, got: bobGot } = await connect(url);
-    await waitFor(() => aliceGot.some((m) => m.type === 'join'), 'join notice');
+    const lobby = (got: typeof aliceGot) =>
+      got.filter((m) => m.type === 'presence' && m.room === 'lobby').at(-1)?.members as
+        Array<{ name: string; online: boolean }> | undefined;
+    await waitFor(() => lobby(aliceGot)?.length === 2, 'presence with both');
+    expect(lobby(aliceGot)!.every((m) => m.online && m.name.startsWith('guest-'))).toBe(true);
 
     bob.send('hi alice');
     await waitFor(() => aliceGot.some((m) => m.type === 'chat'));
-    const chat = aliceGot.find((m) => m.type === 'chat')!;
-    expect(chat.text).toBe('hi alice');
+    expect(aliceGot.find((m) => m.type === 'chat')).toMatchObject({ room: 'lobby', text: 'hi alice' });
     await waitFor(() => bobGot.some((m) => m.type === 'chat'), 'sender gets it too');
+    // A plain client may name a room it is in; one it is not in is refused, and nobody gets that text.
+    bob.send(JSON.stringify({ type: 'say', room: 'dev', text: 'not in dev' }));
+    await waitFor(() => bobGot.some((m) => m.type === 'error'), 'refusal');
+    expect(bobGot.find((m) => m.type === 'error')!.text).toMatch(/#dev/);
+    expect(aliceGot.some((m) => m.text === 'not in dev')).toBe(false);
 
     const stats = (await (await fetch(`http://127.0.0.1:${port}/stats`)).json()) as { connections: number };
     expect(stats.connections).toBe(2);
@@ -63,10 +75,60 @@ describe('chat demo', () => {
     const page = await fetch(`http://127.0.0.1:${port}/`);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('StabilizerClient');
+    const bundle = await fetch(`http://127.0.0.1:${port}/client.js`);
+    expect(bundle.headers.get('content-type')).toBe('text/javascript');
+    expect(await bundle.text()).toContain('subscribe');
 
     bob.close();
-    await waitFor(() => aliceGot.some((m) => m.type === 'leave'), 'leave notice');
-    expect(aliceGot.find((m) => m.type === 'leave')!.online).toBe(1);
+    await waitFor(() => lobby(aliceGot)?.length === 1, 'presence without bob');
+  });
+
+  it('lets protocol clients subscribe to room: topics only, and publishes to members of the room alone', async () => {
+    const { server, manager } = createChatServer() as App;
+    const port = await listen({ server, manager });
+    const open = (): Promise<StabilizerClient> => {
+      const c = new StabilizerClient(`ws://127.0.0.1:${port}/ws`, { WebSocket: WebSocket as never });
+      clients.push(c);
+      return new Promise((resolve) => c.on('open', () => resolve(c)));
+    };
+    const alice = await open();
+    const bob = await open();
+    const got = new Map<StabilizerClient, Array<{ m: Record<string, unknown>; topic?: string }>>();
+    for (const c of [alice, bob]) {
+      got.set(c, []);
+      c.on('message', (m, info) => got.get(c)!.push({ m: m as Record<string, unknown>, topic: info.topic }));
+    }
+    await waitFor(() => alice.topics.includes('room:lobby'), 'joined to the lobby by the server on connect');
+
+    await alice.subscribe('room:dev');
+    await expect(alice.subscribe('secret')).rejects.toMatchObject({ code: 'TOPIC_FORBIDDEN' });
+    await expect(alice.subscribe('room:Not Valid')).rejects.toMatchObject({ code: 'TOPIC_FORBIDDEN' });
+    await alice.send({ type: 'say', room: 'dev', text: 'dev only' });
+    await waitFor(() => got.get(alice)!.some(({ m }) => m.text === 'dev only'), 'alice hears herself');
+    expect(got.get(alice)!.find(({ m }) => m.text === 'dev only')!.topic).toBe('room:dev');
+    await alice.send({ type: 'say', room: 'lobby', text: 'for everyone' });
+    await waitFor(() => got.get(bob)!.some(({ m }) => m.text === 'for everyone'), 'bob hears the lobby');
+    expect(got.get(bob)!.some(({ m }) => m.text === 'dev only')).toBe(false);
+    expect(manager.getTopicMembers('room:dev')).toEqual([alice.sessionId]);
+
+    // Bob's socket drops: the lobby sees him away (his session waits for a resume), then back.
+    const bobInLobby = () =>
+      got
+        .get(alice)!
+        .filter(({ m }) => m.type === 'presence' && m.room === 'lobby')
+        .map(({ m }) =>
+          (m.members as Array<{ id: string; online: boolean }>).find((p) => p.id === bob.sessionId),
+        )
+        .at(-1);
+    const bobId = bob.sessionId!;
+    manager.connections.get(bobId)!.terminate('socket-error');
+    await waitFor(() => bobInLobby()?.online === false, 'bob away');
+    await waitFor(() => manager.isConnected(bobId), 'bob resumed');
+    await waitFor(() => bobInLobby()?.online === true, 'bob back');
+    expect(bob.sessionId).toBe(bobId);
+    expect(manager.getClientTopics(bobId)).toEqual(['room:lobby']);
+    bob.close(); // 1000: his session ends, and he leaves the lobby
+    await waitFor(() => bobInLobby() === undefined, 'bob gone');
   });
 });
 
