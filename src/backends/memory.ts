@@ -1,9 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { ReplayBuffer, type ReplayLimits } from './replay-buffer.js';
+import type { ReplayLimits } from './replay-buffer.js';
+import { newIncarnation, newSessionRecord } from './session-record.js';
 import type { SessionInfo, SessionLookup, SessionOwner, SessionRecord, StorageBackend } from './types.js';
 
-/** A new session incarnation id: 96 random bits, 16 base64url characters. */
-export const newIncarnation = (): string => randomBytes(12).toString('base64url');
 
 export interface MemoryBackendOptions {
   /**
@@ -57,17 +55,7 @@ export class MemoryBackend implements StorageBackend {
   }
 
   createSession(id: string, limits: ReplayLimits, owner: SessionOwner = {}): SessionRecord {
-    const session: SessionRecord = {
-      id,
-      incarnation: newIncarnation(),
-      principal: owner.principal,
-      data: owner.data,
-      lastSeq: 0,
-      lastClientSeq: 0,
-      buffer: new ReplayBuffer(limits),
-      detachedAtMs: undefined,
-      topics: new Map(),
-    };
+    const session = newSessionRecord(id, limits, newIncarnation(), owner);
     this.sessionsById.set(id, session);
     this.tombstones.delete(id);
     return session;

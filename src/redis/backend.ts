@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ReplayLimits } from '../backends/replay-buffer.js';
-import { newIncarnation } from '../backends/memory.js';
+import { newIncarnation } from '../backends/session-record.js';
 import type {
   BackendHost,
   SessionInfo,

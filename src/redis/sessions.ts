@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { ReplayBuffer, type ReplayLimits } from '../backends/replay-buffer.js';
+import type { ReplayLimits } from '../backends/replay-buffer.js';
 import type { BackendHost, SessionLookup, SessionOwner, SessionRecord } from '../backends/types.js';
+import { newSessionRecord } from '../backends/session-record.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import type { Connection } from '../server/connection.js';
 import type { Payload } from '../server/payload.js';
@@ -40,17 +41,8 @@ export class LocalSessions {
   }
 
   private make(id: string, limits: ReplayLimits, incarnation: string, owner: SessionOwner): LocalSession {
-    const record: SessionRecord = {
-      id,
-      incarnation,
-      principal: owner.principal,
-      data: owner.data,
-      lastSeq: 0,
-      lastClientSeq: 0,
-      buffer: new ReplayBuffer(limits),
-      detachedAtMs: undefined,
-      topics: new Map(), // topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session
-    };
+    // Topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session, so `topics` stays empty.
+    const record = newSessionRecord(id, limits, incarnation, owner);
     return { record, g: newGeneration(), state: 'live', held: [] };
   }
 
