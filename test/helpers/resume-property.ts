@@ -23,6 +23,37 @@ export type Step =
 export type Fault =
   'clean-close' | 'server-terminate' | 'client-terminate' | 'heartbeat-kill' | 'slow-consumer';
 
+/** A random fault step, shared by the property tests. */
+export const faultStepArb = fc.record({
+  kind: fc.constant('fault' as const),
+  fault: fc.constantFrom<Fault>(
+    'clean-close',
+    'server-terminate',
+    'client-terminate',
+    'heartbeat-kill',
+    'slow-consumer',
+  ),
+});
+
+/**
+ * Inject a fault into the connection of session `sessionId` (or into the client's socket): a clean server close
+ * (1012), a server-side or client-side terminate, a heartbeat kill, or a slow-consumer close.
+ */
+export function injectFault(
+  manager: WebSocketConnectionManager,
+  client: StabilizerClient<never, never> | StabilizerClient<string, string>,
+  sessionId: string,
+  fault: Fault,
+): void {
+  if (fault === 'client-terminate') return void (client as unknown as { ws?: WebSocket }).ws?.terminate();
+  const conn = manager.connections.get(sessionId);
+  if (!conn) return;
+  if (fault === 'clean-close') conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
+  else if (fault === 'server-terminate') conn.terminate('socket-error');
+  else if (fault === 'heartbeat-kill') manager.expire(conn);
+  else manager.onWriteFailure(conn, 'slow');
+}
+
 export const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 4,
@@ -43,19 +74,7 @@ export const stepArb: fc.Arbitrary<Step> = fc.oneof(
       delayMs: fc.integer({ min: 0, max: 20 }),
     }),
   },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant('fault' as const),
-      fault: fc.constantFrom<Fault>(
-        'clean-close',
-        'server-terminate',
-        'client-terminate',
-        'heartbeat-kill',
-        'slow-consumer',
-      ),
-    }),
-  },
+  { weight: 3, arbitrary: faultStepArb },
 );
 
 export interface PropertyServer {
@@ -181,19 +200,9 @@ export async function runSchedule(
           timers.push(setTimeout(() => late.send(hello), step.delayMs));
           break;
         }
-        case 'fault': {
-          const conn = manager.connections.get(target());
-          if (step.fault === 'client-terminate') {
-            (client as unknown as { ws?: WebSocket }).ws?.terminate();
-          } else if (conn) {
-            if (step.fault === 'clean-close')
-              conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
-            else if (step.fault === 'server-terminate') conn.terminate('socket-error');
-            else if (step.fault === 'heartbeat-kill') manager.expire(conn);
-            else manager.onWriteFailure(conn, 'slow');
-          }
+        case 'fault':
+          injectFault(manager, client, target(), step.fault);
           break;
-        }
       }
     }
     // Settle: connected, every client message answered, everything sent to the current session received.

@@ -2,8 +2,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
-import { CloseCode } from '../../src/protocol/index.js';
 import type { WebSocketConnectionManager } from '../../src/server/index.js';
+import { faultStepArb, injectFault, type Fault } from '../helpers/resume-property.js';
 import { closeAllServers, startServer, waitFor, type TestServer } from '../helpers/server.js';
 
 // Exactly once per stream, with topics: random joins, leaves, client subscribes and unsubscribes, publications
@@ -12,7 +12,6 @@ import { closeAllServers, startServer, waitFor, type TestServer } from '../helpe
 // missing at all.
 
 type Topic = '$all' | 'a' | 'b';
-type Fault = 'clean-close' | 'server-terminate' | 'client-terminate' | 'heartbeat-kill' | 'slow-consumer';
 type Step =
   | { kind: 'publish'; topic: Topic; count: number; excludeMe: boolean }
   | { kind: 'direct'; count: number }
@@ -51,19 +50,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     weight: 2,
     arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 15 }) }),
   },
-  {
-    weight: 3,
-    arbitrary: fc.record({
-      kind: fc.constant('fault' as const),
-      fault: fc.constantFrom<Fault>(
-        'clean-close',
-        'server-terminate',
-        'client-terminate',
-        'heartbeat-kill',
-        'slow-consumer',
-      ),
-    }),
-  },
+  { weight: 3, arbitrary: faultStepArb },
 );
 
 interface Stats {
@@ -130,7 +117,6 @@ async function runSchedule(
   try {
     await waitFor(() => client.state === 'open' && current !== undefined, 'first welcome');
     for (const step of steps) {
-      const conn = manager.connections.get(current!);
       switch (step.kind) {
         case 'publish':
           for (let i = 0; i < step.count; i++) publish(step.topic, step.excludeMe);
@@ -158,14 +144,7 @@ async function runSchedule(
           await new Promise((r) => setTimeout(r, step.ms));
           break;
         case 'fault':
-          if (step.fault === 'client-terminate') (client as unknown as { ws?: WebSocket }).ws?.terminate();
-          else if (conn) {
-            if (step.fault === 'clean-close')
-              conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
-            else if (step.fault === 'server-terminate') conn.terminate('socket-error');
-            else if (step.fault === 'heartbeat-kill') manager.expire(conn);
-            else manager.onWriteFailure(conn, 'slow');
-          }
+          injectFault(manager, client, current!, step.fault);
           break;
       }
     }
