@@ -12,7 +12,7 @@ import { Memberships, type AuthorizeSubscribe } from './membership.js';
 import { Payload, type SendData } from './payload.js';
 import { publishTo, type PublishTarget } from './publish.js';
 import { ConnectionRegistry } from './registry.js';
-import type { ServerTracing } from './tracing.js';
+import { fanOutEnded, type ServerTracing } from './tracing.js';
 
 /** Outcome of `sendToClient`. */
 export type SendOutcome = 'sent' | 'buffered' | 'dropped';
@@ -86,7 +86,7 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
     const span = this.tracing?.fanOutStarted(undefined);
     const routed = this.backend.routeBroadcast?.(payload, options ?? {});
     const result = routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
-    return span ? this.tracing!.fanOutEnded(span, result) : result;
+    return span ? fanOutEnded(span, result) : result;
   }
 
   // ---------------------------------------------------------------- topics
@@ -126,7 +126,7 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
     }
     const span = this.tracing?.fanOutStarted(topic);
     const result = publishTo(this, this.topics.table, t, payload, options);
-    return span ? this.tracing!.fanOutEnded(span, result) : result;
+    return span ? fanOutEnded(span, result) : result;
   }
 
   /** Ids of the members of `topic` (sessions, connected or detached, and plain sockets). */

@@ -71,6 +71,19 @@ function upgradeAborted(this: Duplex): void {
   span.end();
 }
 
+/** Record what a broadcast or publish reached, and end its span. Returns `result`. */
+export function fanOutEnded(span: TraceSpan, result: BroadcastResult): BroadcastResult {
+  if (span.isRecording()) {
+    span.setAttribute('ws.fanout.delivered', result.delivered);
+    span.setAttribute('ws.fanout.buffered', result.buffered);
+    span.setAttribute('ws.fanout.dropped', result.dropped);
+    span.setAttribute('ws.fanout.failed', result.failed.length);
+    if (result.cluster) span.setAttribute('ws.fanout.cluster', true);
+  }
+  span.end();
+  return result;
+}
+
 /** The span of one hello: `ws.handshake` (no token) or `ws.resume`, ended by the welcome or by the failure. */
 export class HelloTrace {
   constructor(
@@ -171,18 +184,5 @@ export class ServerTracing {
       kind: SPAN_KIND_PRODUCER,
       attributes: { 'ws.topic': topic },
     });
-  }
-
-  /** Record what a broadcast or publish reached, and end its span. Returns `result`. */
-  fanOutEnded(span: TraceSpan, result: BroadcastResult): BroadcastResult {
-    if (span.isRecording()) {
-      span.setAttribute('ws.fanout.delivered', result.delivered);
-      span.setAttribute('ws.fanout.buffered', result.buffered);
-      span.setAttribute('ws.fanout.dropped', result.dropped);
-      span.setAttribute('ws.fanout.failed', result.failed.length);
-      if (result.cluster) span.setAttribute('ws.fanout.cluster', true);
-    }
-    span.end();
-    return result;
   }
 }

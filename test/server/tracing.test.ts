@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import * as otel from '@opentelemetry/api';
+import otelDefault from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import {
   BasicTracerProvider,
@@ -47,6 +48,7 @@ const tracing = { api: otel, tracer };
 
 // The real module satisfies the structural interface the library declares (checked by tsc).
 const api: OpenTelemetryApi = otel;
+const defaultApi: OpenTelemetryApi = otelDefault; // its default export too
 
 const CLIENT_TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
 const CLIENT_SPAN_ID = 'b7ad6b7169203331';
@@ -78,6 +80,7 @@ async function spanNamed(name: string, count = 1): Promise<ReadableSpan[]> {
 describe('OpenTelemetry spans', () => {
   it('the real @opentelemetry/api module is accepted as is', () => {
     expect(typeof api.propagation.extract).toBe('function');
+    expect(defaultApi.trace).toBe(otel.trace);
   });
 
   it('ws.upgrade and ws.handshake for a first connection (no traceparent: a root span)', async () => {
