@@ -88,6 +88,7 @@ export class ProtocolHandler {
       if (this.manager.tracing) p.trace = this.manager.tracing.hello(msg);
       this.answerHello(conn, msg, p).catch((err: unknown) => {
         this.manager.reportError(conn.id, err);
+        p.trace?.failed(ErrorCode.BackendUnavailable, 'resume failed'); // also after the welcome was written
         this.settleNonce(conn, true);
         this.fail(
           conn,

@@ -86,6 +86,8 @@ export function fanOutEnded(span: TraceSpan, result: BroadcastResult): Broadcast
 
 /** The span of one hello: `ws.handshake` (no token) or `ws.resume`, ended by the welcome or by the failure. */
 export class HelloTrace {
+  private ended = false;
+
   constructor(
     private readonly api: OpenTelemetryApi,
     private readonly span: TraceSpan,
@@ -103,6 +105,7 @@ export class HelloTrace {
     announce: () => void,
   ): void {
     const span = this.span;
+    this.ended = true;
     span.setAttribute('ws.resume.outcome', resume);
     if (freshReason !== undefined) span.setAttribute('ws.resume.fresh_reason', freshReason);
     span.setAttribute('ws.resume.replayed', replayed);
@@ -113,8 +116,10 @@ export class HelloTrace {
     }
   }
 
-  /** The handshake failed with `code` (an `ErrorCode`): the socket is closed. Ends the span. */
+  /** The handshake failed with `code` (an `ErrorCode`): the socket is closed. Ends the span, unless it has ended. */
   failed(code: string, message: string): void {
+    if (this.ended) return;
+    this.ended = true;
     this.span.setAttribute('ws.error_code', code);
     this.span.setStatus({ code: STATUS_ERROR, message });
     this.span.end();

@@ -11,7 +11,7 @@ import {
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenTelemetryApi } from '../../src/server/index.js';
+import { MemoryBackend, type OpenTelemetryApi } from '../../src/server/index.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, openClient, startServer } from '../helpers/server.js';
 
@@ -180,6 +180,23 @@ describe('OpenTelemetry spans', () => {
     release();
     expect(resume!.status.code).toBe(otel.SpanStatusCode.ERROR);
     expect(resume!.attributes['ws.error_code']).toBe('NOT_OPEN');
+  });
+
+  it('a handshake that fails after its checks (the backend throws) ends its span', async () => {
+    class FailingBackend extends MemoryBackend {
+      override createSession(...args: Parameters<MemoryBackend['createSession']>) {
+        if (args[0] !== 'ok') throw new Error('storage down');
+        return super.createSession(...args);
+      }
+    }
+    const s = await startServer({ backend: new FailingBackend() }, {}, { tracing });
+    s.manager.on('error', () => {});
+    const c = await RawProtocolClient.open(s.url);
+    c.send({ t: 'hello', v: 1 });
+    await expect.poll(() => c.closeInfo?.code).toBe(1011);
+    const [handshake] = await spanNamed('ws.handshake');
+    expect(handshake!.status.code).toBe(otel.SpanStatusCode.ERROR);
+    expect(handshake!.attributes['ws.error_code']).toBe('BACKEND_UNAVAILABLE');
   });
 
   it('a refused upgrade records its status and reason', async () => {
