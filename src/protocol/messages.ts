@@ -67,7 +67,16 @@ export interface HelloMessage {
   lastSeq?: number;
   /** The client's position in each topic it is a member of: topic → highest offset received in order. */
   topics?: Record<string, number>;
+  /**
+   * W3C Trace Context of the client's trace (at most {@link MAX_TRACE_HEADER_CHARS} characters each): a server
+   * with tracing starts its handshake span, and runs its `connect` handlers, as a child of it.
+   */
+  traceparent?: string;
+  tracestate?: string;
 }
+
+/** Longest `traceparent` / `tracestate` a `hello` may carry (the W3C limit of a `tracestate` is 512). */
+export const MAX_TRACE_HEADER_CHARS = 512;
 
 /** Server → client, answer to `hello`. */
 export interface WelcomeMessage {
@@ -316,6 +325,10 @@ export function decodeServerMessage(text: string): ServerMessage | DecodeFailure
   }
 }
 
+function isTraceHeader(v: unknown): boolean {
+  return v === undefined || (typeof v === 'string' && v.length <= MAX_TRACE_HEADER_CHARS);
+}
+
 /** Decode a text frame a server received (a {@link ClientMessage}); see {@link decodeServerMessage}. */
 export function decodeClientMessage(text: string): ClientMessage | DecodeFailure {
   const o = parseObject(text);
@@ -328,6 +341,8 @@ export function decodeClientMessage(text: string): ClientMessage | DecodeFailure
   if (o.sessionId !== undefined && typeof o.sessionId !== 'string') return { error: 'bad sessionId' };
   if (o.lastSeq !== undefined && !isSeq(o.lastSeq)) return { error: 'bad lastSeq' };
   if (o.topics !== undefined && !isTopicPositions(o.topics)) return { error: 'bad topics' };
+  if (!isTraceHeader(o.traceparent)) return { error: 'bad traceparent' };
+  if (!isTraceHeader(o.tracestate)) return { error: 'bad tracestate' };
   return o as unknown as HelloMessage;
 }
 

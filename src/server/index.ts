@@ -17,6 +17,13 @@ export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';
+export type {
+  OpenTelemetryApi,
+  TraceAttributeValue,
+  TraceSpan,
+  TraceTracer,
+  TracingOptions,
+} from './tracing.js';
 export { Payload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';

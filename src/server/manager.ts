@@ -21,6 +21,7 @@ import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { MessagingManager } from './messaging.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
+import { ServerTracing, type TracingOptions } from './tracing.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
 import type { Server } from 'node:http';
 
@@ -52,6 +53,13 @@ export interface ManagerHooks {
    * refused (`TOPIC_FORBIDDEN`); the server's own `join` needs no permission.
    */
   authorizeSubscribe?: AuthorizeSubscribe;
+  /**
+   * OpenTelemetry spans (`ws.upgrade`, `ws.handshake`/`ws.resume`, `ws.publish`/`ws.broadcast`), with the trace
+   * context of a client's `hello` propagated into `connect` handlers: `{ api }` where `api` is
+   * `@opentelemetry/api` (`import * as otel from '@opentelemetry/api'`).
+   * @default undefined (no tracing, and nothing of OpenTelemetry is touched)
+   */
+  tracing?: TracingOptions;
 }
 
 /**
@@ -94,6 +102,7 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
       ? this.tokens
       : new ReconnectTokenService({ ...this.config.tokens, secret: randomBytes(32) }, claim);
     this.protocol = new ProtocolHandler(this, sessionTokens, hooks.authorizeResume);
+    if (hooks.tracing) this.tracing = new ServerTracing(hooks.tracing);
     this.backend.bind?.(this);
 
     // One set of handlers shared by every socket (no closures per connection).

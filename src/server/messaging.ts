@@ -12,6 +12,7 @@ import { Memberships, type AuthorizeSubscribe } from './membership.js';
 import { Payload, type SendData } from './payload.js';
 import { publishTo, type PublishTarget } from './publish.js';
 import { ConnectionRegistry } from './registry.js';
+import { fanOutEnded, type ServerTracing } from './tracing.js';
 
 /** Outcome of `sendToClient`. */
 export type SendOutcome = 'sent' | 'buffered' | 'dropped';
@@ -25,6 +26,8 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
   readonly counters = new ServerCounters();
   /** @internal Topics and who is in them. */
   readonly topics: Memberships;
+  /** @internal OpenTelemetry spans, when the `tracing` hook is set. */
+  tracing: ServerTracing | undefined = undefined;
 
   constructor(
     config: ResolvedConfig,
@@ -80,8 +83,10 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
    */
   broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);
+    const span = this.tracing?.fanOutStarted(undefined);
     const routed = this.backend.routeBroadcast?.(payload, options ?? {});
-    return routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
+    const result = routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
+    return span ? fanOutEnded(span, result) : result;
   }
 
   // ---------------------------------------------------------------- topics
@@ -119,7 +124,9 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
       if (t) return this.broadcast(payload, options);
       return { delivered: 0, buffered: 0, dropped: 0, failed: [] };
     }
-    return publishTo(this, this.topics.table, t, payload, options);
+    const span = this.tracing?.fanOutStarted(topic);
+    const result = publishTo(this, this.topics.table, t, payload, options);
+    return span ? fanOutEnded(span, result) : result;
   }
 
   /** Ids of the members of `topic` (sessions, connected or detached, and plain sockets). */

@@ -13,12 +13,15 @@ import { StabilizerError } from './errors.js';
 import type { WebSocketConnectionManager } from './manager.js';
 import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from './resume.js';
 import type { ReconnectTokenService } from './tokens.js';
+import type { HelloTrace } from './tracing.js';
 import { writeWelcome } from './welcome.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
   reject: (err: Error) => void;
   helloSeen: boolean;
+  /** The hello's span, when tracing. */
+  trace?: HelloTrace;
 }
 
 /**
@@ -67,6 +70,7 @@ export class ProtocolHandler {
     const p = this.pending.get(conn);
     if (!p) return;
     this.pending.delete(conn);
+    p.trace?.failed(ErrorCode.NotOpen, 'socket closed during the handshake');
     p.reject(new StabilizerError(ErrorCode.NotOpen, 'socket closed during the handshake'));
   }
 
@@ -81,8 +85,10 @@ export class ProtocolHandler {
       const p = this.pending.get(conn);
       if (msg.t !== 'hello' || !p || p.helloSeen) return this.violation(conn, 'expected hello');
       p.helloSeen = true;
+      if (this.manager.tracing) p.trace = this.manager.tracing.hello(msg);
       this.answerHello(conn, msg, p).catch((err: unknown) => {
         this.manager.reportError(conn.id, err);
+        p.trace?.failed(ErrorCode.BackendUnavailable, 'resume failed'); // also after the welcome was written
         this.settleNonce(conn, true);
         this.fail(
           conn,
@@ -275,7 +281,12 @@ export class ProtocolHandler {
     conn.session = session;
     m.register(conn);
     const replayed = writeWelcome(m, conn, plan, hello.topics, this.issueToken(conn));
-    m.announceConnect(conn, plan.kind, plan.kind === 'fresh' ? plan.reason : undefined, replayed);
+    const freshReason = plan.kind === 'fresh' ? plan.reason : undefined;
+    if (!p.trace) m.announceConnect(conn, plan.kind, freshReason, replayed);
+    else
+      p.trace.welcomed(plan.kind, freshReason, replayed, () =>
+        m.announceConnect(conn, plan.kind, freshReason, replayed),
+      );
     p.resolve(session.id);
   }
 
@@ -384,6 +395,7 @@ export class ProtocolHandler {
     if (p) {
       this.pending.delete(conn);
       clearTimeout(conn.handshakeTimer);
+      p.trace?.failed(errorCode, message);
       p.reject(new StabilizerError(errorCode, message));
     }
   }

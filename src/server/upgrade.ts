@@ -94,6 +94,7 @@ export function createUpgradeHandler(
     status = upgradeRejectionStatus[reason],
   ): void => {
     manager.upgradeRejected(reason, ip, status);
+    manager.tracing?.upgradeEnded(socket, status, reason);
     const headers: Record<string, string> =
       status === 503 ? { 'Retry-After': String(Math.ceil(config.shutdownRetryAfterMs / 1000)) } : {};
     reject(socket, status, STATUS_CODES[status] ?? 'Error', headers);
@@ -102,6 +103,7 @@ export function createUpgradeHandler(
   return (request, socket, head) => {
     socket.on('error', destroyOnError);
     const ip = clientIp(request, options.trustProxy ?? false);
+    manager.tracing?.upgradeStarted(request, socket, ip);
     if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
     const origin = request.headers.origin;
     if (config.allowedOrigins && (origin === undefined || !config.allowedOrigins.includes(origin))) {
@@ -139,6 +141,7 @@ export function createUpgradeHandler(
       const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
       wss.handleUpgrade(request, socket, head, (ws) => {
         release();
+        manager.tracing?.upgradeEnded(socket, 101);
         socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
         manager.connect(ws, clientId, { remoteAddress: ip, data, principal }).catch(() => {
           // The socket was closed with a documented code; the error is already logged/emitted.

@@ -40,7 +40,14 @@ export class RawProtocolClient {
   /** Open, send hello, wait for the welcome and (unless `confirm` is false) confirm it as the real client does. */
   static async handshake(
     url: string,
-    hello: { token?: string; lastSeq?: number; sessionId?: string; topics?: Record<string, number> } = {},
+    hello: {
+      token?: string;
+      lastSeq?: number;
+      sessionId?: string;
+      topics?: Record<string, number>;
+      traceparent?: string;
+      tracestate?: string;
+    } = {},
     confirm = true,
   ): Promise<{ client: RawProtocolClient; welcome: WelcomeMessage }> {
     const client = await RawProtocolClient.open(url);
