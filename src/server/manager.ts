@@ -16,6 +16,7 @@ import { silentLogger } from './logger.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
+import { admitInOrder } from './shared-limits.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
@@ -256,8 +257,36 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
       return;
     }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
-    else if (this.withinRateLimit(conn))
-      this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+    else if (!this.withinRateLimit(conn)) return;
+    else if (this.mustAdmit(conn)) this.admit(conn, () => this.deliverPlain(conn, data, isBinary));
+    else this.deliverPlain(conn, data, isBinary);
+  }
+
+  private deliverPlain(conn: Connection, data: Buffer, isBinary: boolean): void {
+    this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+  }
+
+  /** @internal An inbound message of `conn` must go through {@link admit} (a shared limit, or others waiting). */
+  mustAdmit(conn: Connection): boolean {
+    return conn.inboundTail !== undefined || this.config.rateLimiters.messagesPerPrincipal !== undefined;
+  }
+
+  /** @internal Run `accept` once the shared limits admit the message, in arrival order (see shared-limits.ts). */
+  admit(conn: Connection, accept: () => void): void {
+    admitInOrder(conn, this.config.rateLimiters.messagesPerPrincipal, conn.principal, this, accept);
+  }
+
+  /** @internal Run `accept` after the messages of `conn` that wait for a shared limiter, without a charge. */
+  afterPending(conn: Connection, accept: () => void): void {
+    admitInOrder(conn, undefined, undefined, this, accept);
+  }
+
+  /** @internal `rateLimiters.messagesPerPrincipal` refused a message of `conn`. */
+  refuseShared(conn: Connection, retryAfterMs: number): void {
+    this.counters.rateLimited.principal++;
+    const { id: clientId, principal } = conn;
+    this.log.warn({ event: 'rate-limited', limit: 'principal', clientId, principal, retryAfterMs }, 'rate limit exceeded');
+    conn.close(CloseCode.RateLimited, 'principal rate limit exceeded', 'rate-limited');
   }
 
   /**
@@ -271,7 +300,8 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
     const owner = conn.session ?? conn;
     owner.rate ??= newRateBucket(limit, nowMs);
     if (takeRateToken(owner.rate, limit, nowMs)) return true;
-    this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
+    this.counters.rateLimited.connection++;
+    this.log.warn({ event: 'rate-limited', limit: 'connection', clientId: conn.id }, 'rate limit exceeded');
     conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
     return false;
   }
