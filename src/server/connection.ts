@@ -111,6 +111,8 @@ export class Connection {
   inboundTail: Promise<void> | undefined = undefined;
   pendingChecks = 0;
   admittedClientSeq: number | undefined = undefined;
+  /** A rate limit refused a message while earlier ones still waited: ignore inbound frames until the close. */
+  inboundRefused = false;
   /** Protocol mode: a frame arrived after the welcome, so a client really holds this connection's session. */
   confirmed = false;
   /** Protocol mode: the nonce of the token this resume consumed, until the client's first frame confirms it. */

@@ -251,7 +251,7 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
 
   private handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     conn.lastInboundMs = this.nowMs;
-    if (conn.state === 'closed') return;
+    if (conn.state === 'closed' || conn.inboundRefused) return;
     if (data.length > this.config.maxPayloadBytes) {
       conn.close(CloseCode.MessageTooBig, 'message too big', 'message-too-big');
       return;
@@ -302,7 +302,12 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
     if (takeRateToken(owner.rate, limit, nowMs)) return true;
     this.counters.rateLimited.connection++;
     this.log.warn({ event: 'rate-limited', limit: 'connection', clientId: conn.id }, 'rate limit exceeded');
-    conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
+    if (!conn.inboundTail) conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
+    else {
+      // Earlier messages still wait for a shared limiter: deliver them first, read nothing after this one.
+      conn.inboundRefused = true;
+      this.afterPending(conn, () => conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited'));
+    }
     return false;
   }
 
