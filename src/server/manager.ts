@@ -285,7 +285,10 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
   refuseShared(conn: Connection, retryAfterMs: number): void {
     this.counters.rateLimited.principal++;
     const { id: clientId, principal } = conn;
-    this.log.warn({ event: 'rate-limited', limit: 'principal', clientId, principal, retryAfterMs }, 'rate limit exceeded');
+    this.log.warn(
+      { event: 'rate-limited', limit: 'principal', clientId, principal, retryAfterMs },
+      'rate limit exceeded',
+    );
     conn.close(CloseCode.RateLimited, 'principal rate limit exceeded', 'rate-limited');
   }
 

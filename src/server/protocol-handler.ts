@@ -151,7 +151,12 @@ export class ProtocolHandler {
     m.admit(conn, () => this.acceptReliable(conn, session, msg, isBinary));
   }
 
-  private acceptReliable(conn: Connection, session: SessionRecord, msg: DataMessage, isBinary: boolean): void {
+  private acceptReliable(
+    conn: Connection,
+    session: SessionRecord,
+    msg: DataMessage,
+    isBinary: boolean,
+  ): void {
     const seq = msg.s!;
     session.lastClientSeq = seq;
     this.manager.deliver(

@@ -11,9 +11,7 @@ export interface RateLimiterLike {
 }
 
 /** What one `consume` said: allowed, refused (retry after `retryAfterMs`), or the store failed (`error`). */
-export type LimitOutcome =
-  | { refused: false; error?: unknown }
-  | { refused: true; retryAfterMs: number };
+export type LimitOutcome = { refused: false; error?: unknown } | { refused: true; retryAfterMs: number };
 
 const allowed: LimitOutcome = { refused: false };
 
@@ -32,7 +30,8 @@ export function consumePoint(limiter: RateLimiterLike, key: string): Promise<Lim
   return Promise.resolve(pending).then(
     () => allowed,
     (res: unknown): LimitOutcome => {
-      if (res instanceof Error || typeof res !== 'object' || res === null) return { refused: false, error: res };
+      if (res instanceof Error || typeof res !== 'object' || res === null)
+        return { refused: false, error: res };
       const ms = (res as { msBeforeNext?: unknown }).msBeforeNext;
       return { refused: true, retryAfterMs: typeof ms === 'number' && ms > 0 ? ms : 0 };
     },

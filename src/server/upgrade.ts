@@ -110,18 +110,20 @@ export function createUpgradeHandler(
     const ip = clientIp(request, options.trustProxy ?? false);
     if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
     if (!attemptsPerIp || ip === undefined) return admitted(request, socket, head, ip);
-    consumePoint(attemptsPerIp, ip).then((outcome) => {
-      if (socket.destroyed) return; // the client gave up meanwhile
-      if (outcome.refused) {
-        return refuse(socket, 'rate-limited', ip, 429, retryAfterSeconds(outcome.retryAfterMs) * 1000);
-      }
-      if ('error' in outcome) manager.reportError(undefined, outcome.error);
-      if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
-      admitted(request, socket, head, ip);
-    }).catch((err: unknown) => {
-      manager.reportError(undefined, err);
-      socket.destroy();
-    });
+    consumePoint(attemptsPerIp, ip)
+      .then((outcome) => {
+        if (socket.destroyed) return; // the client gave up meanwhile
+        if (outcome.refused) {
+          return refuse(socket, 'rate-limited', ip, 429, retryAfterSeconds(outcome.retryAfterMs) * 1000);
+        }
+        if ('error' in outcome) manager.reportError(undefined, outcome.error);
+        if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
+        admitted(request, socket, head, ip);
+      })
+      .catch((err: unknown) => {
+        manager.reportError(undefined, err);
+        socket.destroy();
+      });
   };
 
   /** The checks after the per-IP attempt limit. */
