@@ -16,7 +16,7 @@ import { silentLogger } from './logger.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
-import { admitInOrder } from './shared-limits.js';
+import { InboundAdmission } from './shared-limits.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
@@ -66,6 +66,8 @@ export interface ManagerHooks {
  */
 export class WebSocketConnectionManager extends MessagingManager implements SweepTarget {
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
+  /** @internal `rateLimiters.messagesPerPrincipal`, in arrival order per connection. */
+  readonly admission = new InboundAdmission(this.config.rateLimiters.messagesPerPrincipal, this);
   // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
   static {
     brand(this, 'WebSocketConnectionManager');
@@ -258,38 +260,13 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
     }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
     else if (!this.withinRateLimit(conn)) return;
-    else if (this.mustAdmit(conn)) this.admit(conn, () => this.deliverPlain(conn, data, isBinary));
+    else if (this.admission.mustWait(conn))
+      this.admission.admit(conn, () => this.deliverPlain(conn, data, isBinary));
     else this.deliverPlain(conn, data, isBinary);
   }
 
   private deliverPlain(conn: Connection, data: Buffer, isBinary: boolean): void {
     this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
-  }
-
-  /** @internal An inbound message of `conn` must go through {@link admit} (a shared limit, or others waiting). */
-  mustAdmit(conn: Connection): boolean {
-    return conn.inboundTail !== undefined || this.config.rateLimiters.messagesPerPrincipal !== undefined;
-  }
-
-  /** @internal Run `accept` once the shared limits admit the message, in arrival order (see shared-limits.ts). */
-  admit(conn: Connection, accept: () => void): void {
-    admitInOrder(conn, this.config.rateLimiters.messagesPerPrincipal, conn.principal, this, accept);
-  }
-
-  /** @internal Run `accept` after the messages of `conn` that wait for a shared limiter, without a charge. */
-  afterPending(conn: Connection, accept: () => void): void {
-    admitInOrder(conn, undefined, undefined, this, accept);
-  }
-
-  /** @internal `rateLimiters.messagesPerPrincipal` refused a message of `conn`. */
-  refuseShared(conn: Connection, retryAfterMs: number): void {
-    this.counters.rateLimited.principal++;
-    const { id: clientId, principal } = conn;
-    this.log.warn(
-      { event: 'rate-limited', limit: 'principal', clientId, principal, retryAfterMs },
-      'rate limit exceeded',
-    );
-    conn.close(CloseCode.RateLimited, 'principal rate limit exceeded', 'rate-limited');
   }
 
   /**
@@ -309,7 +286,9 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
     else {
       // Earlier messages still wait for a shared limiter: deliver them first, read nothing after this one.
       conn.inboundRefused = true;
-      this.afterPending(conn, () => conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited'));
+      this.admission.afterPending(conn, () =>
+        conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited'),
+      );
     }
     return false;
   }

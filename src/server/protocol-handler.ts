@@ -115,7 +115,8 @@ export class ProtocolHandler {
       case 'sub':
       case 'unsub':
         // Not before data messages sent earlier that still wait for a shared rate limiter.
-        if (conn.inboundTail) return this.manager.afterPending(conn, () => this.subscription(conn, msg));
+        if (conn.inboundTail)
+          return this.manager.admission.afterPending(conn, () => this.subscription(conn, msg));
         return this.subscription(conn, msg);
       default:
         return this.violation(conn, `unexpected ${msg.t}`);
@@ -132,7 +133,7 @@ export class ProtocolHandler {
     const m = this.manager;
     if (msg.s === undefined) {
       if (!m.withinRateLimit(conn)) return;
-      if (m.mustAdmit(conn)) m.admit(conn, () => m.deliver(conn, msg.p, isBinary, false));
+      if (m.admission.mustWait(conn)) m.admission.admit(conn, () => m.deliver(conn, msg.p, isBinary, false));
       else m.deliver(conn, msg.p, isBinary, false);
       return;
     }
@@ -146,9 +147,9 @@ export class ProtocolHandler {
     }
     if (msg.s !== last + 1) return this.violation(conn, 'client sequence gap');
     if (!m.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
-    if (!m.mustAdmit(conn)) return this.acceptReliable(conn, session, msg, isBinary);
+    if (!m.admission.mustWait(conn)) return this.acceptReliable(conn, session, msg, isBinary);
     conn.admittedClientSeq = msg.s;
-    m.admit(conn, () => this.acceptReliable(conn, session, msg, isBinary));
+    m.admission.admit(conn, () => this.acceptReliable(conn, session, msg, isBinary));
   }
 
   private acceptReliable(

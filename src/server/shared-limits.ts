@@ -1,4 +1,7 @@
+import { CloseCode } from '../protocol/close-codes.js';
 import type { Connection } from './connection.js';
+import type { ServerCounters } from './counters.js';
+import type { Logger } from './logger.js';
 
 /**
  * A rate limiter shared beyond one connection: by every connection of a user, or by every node of a cluster when
@@ -14,6 +17,7 @@ export interface RateLimiterLike {
 export type LimitOutcome = { refused: false; error?: unknown } | { refused: true; retryAfterMs: number };
 
 const allowed: LimitOutcome = { refused: false };
+const admitted = Promise.resolve(allowed);
 
 /**
  * Charge one point to `key`. Never rejects. A store failure is reported as `error` and lets the attempt through:
@@ -49,44 +53,68 @@ export function retryAfterSeconds(retryAfterMs: number): number {
  */
 export const maxPendingChecks = 64;
 
-/** What {@link admitInOrder} needs from the manager. */
+/** What {@link InboundAdmission} needs from the manager. */
 export interface AdmissionHost {
-  /** The shared limit refused a message of `conn`: count it and close it with 4002. */
-  refuseShared(conn: Connection, retryAfterMs: number): void;
+  readonly counters: ServerCounters;
+  readonly log: Logger;
   reportError(clientId: string | undefined, err: unknown): void;
 }
 
 /**
- * Run `accept` for one inbound message of `conn` once `limiter` has admitted it under `key`, and never before
- * `accept` of every earlier message of the same connection: the checks run concurrently, the messages are
- * delivered in arrival order. When the limiter refuses a message, the connection is closed (4002) and neither that
- * message nor any later one of this connection is processed: a protocol client resends the reliable ones after
- * resuming (they were not acked), exactly as with the per-connection limit. Without `limiter` (a connection with
- * no principal), `accept` only waits for the earlier messages.
+ * `rateLimiters.messagesPerPrincipal` on the inbound path, keeping each connection's messages in arrival order.
+ * The checks of one connection run concurrently, and each message is delivered once its own check and every
+ * earlier message of the connection are done. When the limiter refuses a message, the connection is closed with
+ * 4002, and neither that message nor any later one of the connection is processed. A protocol client resends the
+ * reliable ones after resuming (they were not acked), exactly as with the per-connection limit. Without the limiter
+ * (the default) nothing here runs, and messages are delivered synchronously as before.
  */
-export function admitInOrder(
-  conn: Connection,
-  limiter: RateLimiterLike | undefined,
-  key: string | undefined,
-  host: AdmissionHost,
-  accept: () => void,
-): void {
-  const check = limiter && key !== undefined ? consumePoint(limiter, key) : Promise.resolve(allowed);
-  if (++conn.pendingChecks === maxPendingChecks) conn.socket.pause();
-  const tail: Promise<void> = Promise.all([conn.inboundTail, check]).then(([, outcome]) => {
-    if (--conn.pendingChecks === maxPendingChecks - 1) conn.socket.resume();
-    if (conn.inboundTail === tail) {
-      conn.inboundTail = undefined;
-      conn.admittedClientSeq = undefined; // every admitted message is delivered (or the connection is closed)
-    }
-    if (conn.state === 'closed' || conn.socket.readyState !== 1) return; // not processed: resent after a resume
-    if (outcome.refused) return host.refuseShared(conn, outcome.retryAfterMs);
-    if ('error' in outcome) host.reportError(conn.id, outcome.error);
-    try {
-      accept();
-    } catch (err) {
-      host.reportError(conn.id, err);
-    }
-  });
-  conn.inboundTail = tail;
+export class InboundAdmission {
+  constructor(
+    private readonly limiter: RateLimiterLike | undefined,
+    private readonly host: AdmissionHost,
+  ) {}
+
+  /** Must an inbound message of `conn` go through {@link admit}? (A shared limit applies, or others wait.) */
+  mustWait(conn: Connection): boolean {
+    return conn.inboundTail !== undefined || this.limiter !== undefined;
+  }
+
+  /** Run `accept` once the limiter admits one message of `conn` (charged to its principal), in arrival order. */
+  admit(conn: Connection, accept: () => void): void {
+    const key = conn.principal;
+    this.chain(conn, this.limiter && key !== undefined ? consumePoint(this.limiter, key) : admitted, accept);
+  }
+
+  /** Run `accept` after the messages of `conn` that are waiting, without a charge. */
+  afterPending(conn: Connection, accept: () => void): void {
+    this.chain(conn, admitted, accept);
+  }
+
+  private chain(conn: Connection, check: Promise<LimitOutcome>, accept: () => void): void {
+    if (++conn.pendingChecks === maxPendingChecks) conn.socket.pause();
+    const tail: Promise<void> = Promise.all([conn.inboundTail, check]).then(([, outcome]) => {
+      if (--conn.pendingChecks === maxPendingChecks - 1) conn.socket.resume();
+      if (conn.inboundTail === tail) {
+        conn.inboundTail = undefined;
+        conn.admittedClientSeq = undefined; // every admitted message is delivered (or the connection is closed)
+      }
+      if (conn.state === 'closed' || conn.socket.readyState !== 1) return; // not processed: resent after a resume
+      if (outcome.refused) return this.refuse(conn, outcome.retryAfterMs);
+      if ('error' in outcome) this.host.reportError(conn.id, outcome.error);
+      try {
+        accept();
+      } catch (err) {
+        this.host.reportError(conn.id, err);
+      }
+    });
+    conn.inboundTail = tail;
+  }
+
+  private refuse(conn: Connection, retryAfterMs: number): void {
+    this.host.counters.rateLimited.principal++;
+    const { id: clientId, principal } = conn;
+    const fields = { event: 'rate-limited', limit: 'principal', clientId, principal, retryAfterMs };
+    this.host.log.warn(fields, 'rate limit exceeded');
+    conn.close(CloseCode.RateLimited, 'principal rate limit exceeded', 'rate-limited');
+  }
 }
