@@ -76,7 +76,7 @@ export class InboundAdmission {
 
   /** Must an inbound message of `conn` go through {@link admit}? (A shared limit applies, or others wait.) */
   mustWait(conn: Connection): boolean {
-    return conn.inboundTail !== undefined || this.limiter !== undefined;
+    return conn.inboundTail !== undefined || (this.limiter !== undefined && conn.principal !== undefined);
   }
 
   /** Run `accept` once the limiter admits one message of `conn` (charged to its principal), in arrival order. */

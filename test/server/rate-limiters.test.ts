@@ -2,6 +2,7 @@ import * as promClient from 'prom-client';
 import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { StabilizerClient } from '../../src/client/index.js';
 import { registerPrometheusMetrics } from '../../src/metrics/index.js';
 import {
   CloseCode,
@@ -285,6 +286,33 @@ describe('rateLimiters.messagesPerPrincipal (protocol mode, exactly once)', () =
     const acks = c.frames.filter((f) => f.t === 'ack').map((f) => f.s as number);
     expect(acks).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
   });
+});
+
+describe('rateLimiters.messagesPerPrincipal with the bundled client', () => {
+  it('the client resumes after each 4002 and resends: every reliable message arrives once, in order', async () => {
+    const s = await startServer(
+      {
+        tokens: { secret },
+        rateLimiters: { messagesPerPrincipal: new RateLimiterMemory({ points: 10, duration: 1 }) },
+      },
+      { authenticate: () => ({ principal: 'alice' }) },
+    );
+    const got: unknown[] = [];
+    s.manager.on('message', (e) => void got.push(e.data));
+    const c = new StabilizerClient(s.url, {
+      WebSocket: WebSocket as never,
+      minDelayMs: 100,
+      maxDelayMs: 300,
+    });
+    try {
+      const sent = Array.from({ length: 30 }, (_, i) => `m${i}`);
+      await Promise.all(sent.map((m) => c.send(m)));
+      expect(got).toEqual(sent);
+      expect(s.manager.counters.rateLimited.principal).toBeGreaterThanOrEqual(1);
+    } finally {
+      c.close();
+    }
+  }, 20_000);
 });
 
 describe('rateLimiters config', () => {
