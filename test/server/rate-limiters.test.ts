@@ -288,6 +288,29 @@ describe('rateLimiters.messagesPerPrincipal (protocol mode, exactly once)', () =
   });
 });
 
+describe('rateLimiters.messagesPerPrincipal and subscriptions', () => {
+  it('a subscribe sent after messages still waiting for the limiter is handled after them', async () => {
+    const order: string[] = [];
+    const s = await startServer(
+      {
+        tokens: { secret },
+        rateLimiters: {
+          messagesPerPrincipal: jittered(new RateLimiterMemory({ points: 1000, duration: 30 }), 20),
+        },
+      },
+      { authenticate: () => ({ principal: 'alice' }) },
+      { authorizeSubscribe: ({ topic }) => (order.push(`sub:${topic}`), true) },
+    );
+    s.manager.on('message', (e) => void order.push(String(e.data)));
+    const { client: c } = await RawProtocolClient.handshake(s.url);
+    c.send({ t: 'd', s: 1, p: 'one' });
+    c.send({ t: 'd', p: 'two' });
+    c.send({ t: 'sub', c: 'room' });
+    await c.waitFor((f) => f.t === 'sub');
+    expect(order).toEqual(['one', 'two', 'sub:room']);
+  });
+});
+
 describe('rateLimiters.messagesPerPrincipal with the bundled client', () => {
   it('the client resumes after each 4002 and resends: every reliable message arrives once, in order', async () => {
     const s = await startServer(
