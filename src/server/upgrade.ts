@@ -70,8 +70,9 @@ function clientIp(request: IncomingMessage, trustProxy: boolean): string | undef
 
 /**
  * Build an `upgrade` handler that runs every check before a WebSocket exists: path (404), shutdown (503 with
- * Retry-After), upgrade attempts per IP (429 with Retry-After), origin allowlist (403), connection limits (503), `authenticate` (401). Accepted sockets negotiate
- * `stabilizer.v1` if the client offers it, and go to `manager.connect`. The request is not retained.
+ * Retry-After), upgrade attempts per IP (429 with Retry-After), origin allowlist (403), connection limits (503),
+ * `authenticate` (401). Accepted sockets negotiate `stabilizer.v1` if the client offers it, and go to
+ * `manager.connect`. The request is not retained.
  */
 export function createUpgradeHandler(
   manager: WebSocketConnectionManager,
