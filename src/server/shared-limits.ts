@@ -115,6 +115,14 @@ export class InboundAdmission {
     const { id: clientId, principal } = conn;
     const fields = { event: 'rate-limited', limit: 'principal', clientId, principal, retryAfterMs };
     this.host.log.warn(fields, 'rate limit exceeded');
+    // A protocol client waits this long (plus its backoff) before it reconnects and resends.
+    if (conn.protocol && retryAfterMs > 0) {
+      conn.write(
+        `{"t":"reconnect","retryAfterMs":${Math.ceil(retryAfterMs)},"reason":"rate-limited"}`,
+        false,
+        Date.now(),
+      );
+    }
     conn.close(CloseCode.RateLimited, 'principal rate limit exceeded', 'rate-limited');
   }
 }

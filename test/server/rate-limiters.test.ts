@@ -221,6 +221,11 @@ describe('rateLimiters.messagesPerPrincipal (protocol mode, exactly once)', () =
     const first = await RawProtocolClient.handshake(s.url);
     for (let seq = 1; seq <= 6; seq++) first.client.send({ t: 'd', s: seq, p: `r${seq}` });
     expect((await first.client.waitClose()).code).toBe(CloseCode.RateLimited);
+    // The limiter's wait is passed on as a reconnect hint (at most its 30 s window).
+    const hint = first.client.frames.find((f) => f.t === 'reconnect');
+    expect(hint).toMatchObject({ t: 'reconnect', reason: 'rate-limited' });
+    expect(hint!.retryAfterMs).toBeGreaterThan(0);
+    expect(hint!.retryAfterMs).toBeLessThanOrEqual(30_000);
     const acks = first.client.frames.filter((f) => f.t === 'ack').map((f) => f.s);
     expect(acks).toEqual([1, 2, 3]);
     expect(got).toEqual(['r1', 'r2', 'r3']);
