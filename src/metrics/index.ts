@@ -48,7 +48,8 @@ export interface PrometheusMetricsOptions {
  * `detached_session_bytes`, `draining`, `shutting_down`, `backend_degraded`, `backend_pending_operations`.
  * Counters: `connects_total{mode,resume}`, `fresh_sessions_total{reason}`, `disconnects_total{reason,code}`,
  * `session_ends_total{reason}`, `messages_received_total{reliable}`, `messages_sent_total{reliability}`, `messages_dropped_total{reliability}`,
- * `messages_replayed_total`, `upgrade_rejections_total{status,reason}`, `errors_total`. Message and upgrade counts
+ * `messages_replayed_total`, `messages_rate_limited_total{limit}`, `upgrade_rejections_total{status,reason}`,
+ * `errors_total`. Message and upgrade counts
  * are plain integers on the manager (`manager.counters`), copied into prom-client at scrape time.
  */
 export function registerPrometheusMetrics(
@@ -168,6 +169,15 @@ export function registerPrometheusMetrics(
         ([status, n]) =>
           [{ status: String(status), reason: 'refused-by-app' }, n] as [Record<string, string>, number],
       ),
+    ],
+  );
+  countedAtScrape(
+    'messages_rate_limited_total',
+    'Inbound messages refused by a rate limit (each closes its connection with 4002), by limit: connection (rateLimit) or principal (rateLimiters.messagesPerPrincipal)',
+    ['limit'],
+    () => [
+      [{ limit: 'connection' }, counters.rateLimited.connection],
+      [{ limit: 'principal' }, counters.rateLimited.principal],
     ],
   );
 

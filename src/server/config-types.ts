@@ -1,5 +1,6 @@
 import type { Logger } from './logger.js';
 import type { StorageBackend } from '../backends/types.js';
+import type { RateLimiterLike } from './shared-limits.js';
 
 /** Named heartbeat settings. See README "Choosing a preset" for which fits behind which proxy. */
 export type PresetName = 'conservative' | 'aggressive' | 'relaxed';
@@ -93,6 +94,30 @@ export interface RateLimitConfig {
    * @default messagesPerSecond
    */
   burst?: number;
+}
+
+/**
+ * Rate limits beyond one connection, as limiter objects: `RateLimiterMemory` (this process) or `RateLimiterRedis`
+ * (every node sharing the Redis) from `rate-limiter-flexible`, or anything with the same `consume`. Each charges
+ * one point per message or attempt; its own options set the rate (`points` per `duration` seconds), and its
+ * `keyPrefix` keeps its keys apart from other limiters in the same store. A limiter whose store fails lets the
+ * traffic through and reports an `error` event.
+ */
+export interface RateLimitersConfig {
+  /**
+   * Application messages per principal (`authenticate`'s `principal`), counted over all its connections (with a
+   * Redis store: over all nodes). Over it: close 4002, as for `rateLimit`. Connections without a principal are
+   * not charged. Checked after `rateLimit`; a connection's messages are still delivered in arrival order.
+   * @default undefined (no limit)
+   */
+  messagesPerPrincipal?: RateLimiterLike;
+  /**
+   * Upgrade attempts per client IP (see `trustProxy`), every attempt counted, checked before the origin, the
+   * connection limits and `authenticate`. Over it: HTTP 429 with `Retry-After`. Only `attach` and
+   * `createUpgradeHandler` check it.
+   * @default undefined (no limit)
+   */
+  upgradesPerIp?: RateLimiterLike;
 }
 
 /** Configuration of a {@link WebSocketConnectionManager}. Every field is optional. */
@@ -202,6 +227,8 @@ export interface WebSocketConfig {
    * @default undefined (no limit)
    */
   rateLimit?: RateLimitConfig;
+  /** Rate limits per principal (cluster-wide with a Redis store) and per IP at the upgrade. */
+  rateLimiters?: RateLimitersConfig;
   /**
    * Default `retryAfterMs` of the reconnect hint sent on graceful shutdown.
    * @default 1000
@@ -252,5 +279,9 @@ export interface ResolvedConfig {
     maxTokenLength: number;
   };
   rateLimit: { messagesPerSecond: number; burst: number } | undefined;
+  rateLimiters: {
+    messagesPerPrincipal: RateLimiterLike | undefined;
+    upgradesPerIp: RateLimiterLike | undefined;
+  };
   shutdownRetryAfterMs: number;
 }

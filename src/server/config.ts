@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { PresetName, ReplayConfig, ResolvedConfig, WebSocketConfig } from './config-types.js';
+import type { RateLimiterLike } from './shared-limits.js';
 
 export type * from './config-types.js';
 
@@ -25,6 +26,10 @@ const posInt = (what: string) =>
 const secret = z.union([z.string(), z.instanceof(Uint8Array)]).refine((s) => byteLength(s) >= 32, {
   message: 'must be at least 32 bytes',
 });
+const limiter = z.custom<RateLimiterLike>(
+  (v) => typeof (v as { consume?: unknown } | null)?.consume === 'function',
+  'must be a rate limiter with a consume(key, points) method (e.g. RateLimiterMemory from rate-limiter-flexible)',
+);
 const keyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9_-]');
 
 /** History or replay bounds, every field optional (unset ones fall back to `replay`). */
@@ -106,6 +111,10 @@ const schema = z
         messagesPerSecond: posInt('rateLimit.messagesPerSecond'),
         burst: posInt('rateLimit.burst').optional(),
       })
+      .strict()
+      .optional(),
+    rateLimiters: z
+      .object({ messagesPerPrincipal: limiter.optional(), upgradesPerIp: limiter.optional() })
       .strict()
       .optional(),
     shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),
@@ -200,6 +209,10 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
     rateLimit: c.rateLimit && {
       messagesPerSecond: c.rateLimit.messagesPerSecond,
       burst: c.rateLimit.burst ?? c.rateLimit.messagesPerSecond,
+    },
+    rateLimiters: {
+      messagesPerPrincipal: c.rateLimiters?.messagesPerPrincipal,
+      upgradesPerIp: c.rateLimiters?.upgradesPerIp,
     },
     shutdownRetryAfterMs: c.shutdownRetryAfterMs,
   };

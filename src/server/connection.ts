@@ -103,6 +103,16 @@ export class Connection {
   sentCloseCode: number | undefined = undefined;
   /** Plain mode: rate limiter bucket (protocol mode keeps it on the session). Created on the first message. */
   rate: RateBucket | undefined = undefined;
+  /**
+   * Inbound messages waiting for a shared rate limiter (`rateLimiters.messagesPerPrincipal`): the last one's
+   * delivery, which every later message of this socket waits for (arrival order), their count, and the highest
+   * client sequence admitted among them (protocol mode). Unset while nothing waits.
+   */
+  inboundTail: Promise<void> | undefined = undefined;
+  pendingChecks = 0;
+  admittedClientSeq: number | undefined = undefined;
+  /** A rate limit refused a message while earlier ones still waited: ignore inbound frames until the close. */
+  inboundRefused = false;
   /** Protocol mode: a frame arrived after the welcome, so a client really holds this connection's session. */
   confirmed = false;
   /** Protocol mode: the nonce of the token this resume consumed, until the client's first frame confirms it. */

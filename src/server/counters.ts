@@ -7,6 +7,8 @@ export type UpgradeRejectionReason =
   | 'over-capacity'
   | 'unauthorized'
   | 'authenticate-failed'
+  /** Over `rateLimiters.upgradesPerIp`: 429 with `Retry-After`. */
+  | 'rate-limited'
   /** `authenticate` threw an error with its own `status` (400–599): counted by that status. */
   | 'refused-by-app';
 
@@ -17,6 +19,7 @@ export const upgradeRejectionStatus: Readonly<Record<UpgradeRejectionReason, num
   'over-capacity': 503,
   unauthorized: 401,
   'authenticate-failed': 401,
+  'rate-limited': 429,
   'refused-by-app': 401, // the default; the application's own status is counted in `appRefusals`
 };
 
@@ -43,7 +46,13 @@ export class ServerCounters {
     'over-capacity': 0,
     unauthorized: 0,
     'authenticate-failed': 0,
+    'rate-limited': 0,
   };
+  /**
+   * Inbound messages refused by a rate limit, by limit: `connection` (`rateLimit`, per connection or session) and
+   * `principal` (`rateLimiters.messagesPerPrincipal`). Each refusal closes its connection with 4002.
+   */
+  readonly rateLimited = { connection: 0, principal: 0 };
   /** Upgrades refused by an `authenticate` error with its own status, by that status. */
   readonly appRefusals = new Map<number, number>();
 

@@ -13,6 +13,7 @@ export type {
   DeliveryFailure,
 } from './broadcast.js';
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
+export type { RateLimiterLike } from './shared-limits.js';
 export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';

@@ -16,6 +16,7 @@ import { silentLogger } from './logger.js';
 import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
+import { InboundAdmission } from './shared-limits.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
@@ -73,6 +74,8 @@ export interface ManagerHooks {
  */
 export class WebSocketConnectionManager extends MessagingManager implements SweepTarget {
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
+  /** @internal `rateLimiters.messagesPerPrincipal`, in arrival order per connection. */
+  readonly admission = new InboundAdmission(this.config.rateLimiters.messagesPerPrincipal, this);
   // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
   static {
     brand(this, 'WebSocketConnectionManager');
@@ -259,14 +262,20 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
 
   private handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     conn.lastInboundMs = this.nowMs;
-    if (conn.state === 'closed') return;
+    if (conn.state === 'closed' || conn.inboundRefused) return;
     if (data.length > this.config.maxPayloadBytes) {
       conn.close(CloseCode.MessageTooBig, 'message too big', 'message-too-big');
       return;
     }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
-    else if (this.withinRateLimit(conn))
-      this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+    else if (!this.withinRateLimit(conn)) return;
+    else if (this.admission.mustWait(conn))
+      this.admission.admit(conn, () => this.deliverPlain(conn, data, isBinary));
+    else this.deliverPlain(conn, data, isBinary);
+  }
+
+  private deliverPlain(conn: Connection, data: Buffer, isBinary: boolean): void {
+    this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
   }
 
   /**
@@ -280,8 +289,16 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
     const owner = conn.session ?? conn;
     owner.rate ??= newRateBucket(limit, nowMs);
     if (takeRateToken(owner.rate, limit, nowMs)) return true;
-    this.log.warn({ event: 'rate-limited', clientId: conn.id }, 'rate limit exceeded');
-    conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
+    this.counters.rateLimited.connection++;
+    this.log.warn({ event: 'rate-limited', limit: 'connection', clientId: conn.id }, 'rate limit exceeded');
+    if (!conn.inboundTail) conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited');
+    else {
+      // Earlier messages still wait for a shared limiter: deliver them first, read nothing after this one.
+      conn.inboundRefused = true;
+      this.admission.afterPending(conn, () =>
+        conn.close(CloseCode.RateLimited, 'rate limit exceeded', 'rate-limited'),
+      );
+    }
     return false;
   }
 

@@ -119,36 +119,62 @@ export class ProtocolHandler {
         conn.write('{"t":"pong"}', false, this.manager.nowMs);
         return;
       case 'sub':
-        return void this.manager.topics.subscribe(conn, msg.c);
       case 'unsub':
-        return this.manager.topics.unsubscribe(conn, msg.c);
+        // Not before data messages sent earlier that still wait for a shared rate limiter.
+        if (conn.inboundTail)
+          return this.manager.admission.afterPending(conn, () => this.subscription(conn, msg));
+        return this.subscription(conn, msg);
       default:
         return this.violation(conn, `unexpected ${msg.t}`);
     }
   }
 
+  private subscription(conn: Connection, msg: { t: 'sub' | 'unsub'; c: string }): void {
+    if (msg.t === 'sub') void this.manager.topics.subscribe(conn, msg.c);
+    else this.manager.topics.unsubscribe(conn, msg.c);
+  }
+
   private handleData(conn: Connection, msg: DataMessage, isBinary: boolean): void {
     const session = conn.session!;
+    const m = this.manager;
     if (msg.s === undefined) {
-      if (this.manager.withinRateLimit(conn)) this.manager.deliver(conn, msg.p, isBinary, false);
+      if (!m.withinRateLimit(conn)) return;
+      if (m.admission.mustWait(conn)) m.admission.admit(conn, () => m.deliver(conn, msg.p, isBinary, false));
+      else m.deliver(conn, msg.p, isBinary, false);
       return;
     }
-    if (msg.s <= session.lastClientSeq) {
-      this.ackDurable(conn, session, session.lastClientSeq); // duplicate after a resume: ack again, deliver nothing
+    // Sequenced messages still waiting for a shared limiter count as received for the order checks; the session
+    // only records (and acks) one once it is delivered.
+    const last = conn.admittedClientSeq ?? session.lastClientSeq;
+    if (msg.s <= last) {
+      // A duplicate after a resume: ack again, deliver nothing (one still waiting is acked once delivered).
+      if (msg.s <= session.lastClientSeq) this.ackDurable(conn, session, session.lastClientSeq);
       return;
     }
-    if (msg.s !== session.lastClientSeq + 1) return this.violation(conn, 'client sequence gap');
-    if (!this.manager.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
-    session.lastClientSeq = msg.s;
+    if (msg.s !== last + 1) return this.violation(conn, 'client sequence gap');
+    if (!m.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
+    if (!m.admission.mustWait(conn)) return this.acceptReliable(conn, session, msg, isBinary);
+    conn.admittedClientSeq = msg.s;
+    m.admission.admit(conn, () => this.acceptReliable(conn, session, msg, isBinary));
+  }
+
+  private acceptReliable(
+    conn: Connection,
+    session: SessionRecord,
+    msg: DataMessage,
+    isBinary: boolean,
+  ): void {
+    const seq = msg.s!;
+    session.lastClientSeq = seq;
     this.manager.deliver(
       conn,
       isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
       isBinary,
       true,
-      msg.s,
-      `${session.incarnation}:${msg.s}`,
+      seq,
+      `${session.incarnation}:${seq}`,
     );
-    this.ackDurable(conn, session, msg.s);
+    this.ackDurable(conn, session, seq);
   }
 
   /** Ack once the backend has stored the client sequence (a cluster backend); at once otherwise. */

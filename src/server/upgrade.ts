@@ -4,6 +4,7 @@ import { WebSocketServer } from 'ws';
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
+import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 
 /**
  * Result of the `authenticate` hook: `false` refuses (401), `true` accepts anonymously; an object accepts with:
@@ -69,8 +70,9 @@ function clientIp(request: IncomingMessage, trustProxy: boolean): string | undef
 
 /**
  * Build an `upgrade` handler that runs every check before a WebSocket exists: path (404), shutdown (503 with
- * Retry-After), origin allowlist (403), connection limits (503), `authenticate` (401). Accepted sockets negotiate
- * `stabilizer.v1` if the client offers it, and go to `manager.connect`. The request is not retained.
+ * Retry-After), upgrade attempts per IP (429 with Retry-After), origin allowlist (403), connection limits (503),
+ * `authenticate` (401). Accepted sockets negotiate `stabilizer.v1` if the client offers it, and go to
+ * `manager.connect`. The request is not retained.
  */
 export function createUpgradeHandler(
   manager: WebSocketConnectionManager,
@@ -86,25 +88,49 @@ export function createUpgradeHandler(
   });
   let pending = 0;
   const pendingByIp = new Map<string, number>();
-  /** Refuse with the reason's status (503 with Retry-After), counted and logged by the manager. */
+  /**
+   * Refuse with the reason's status (503 and 429 with Retry-After: `retryAfterMs`, by default
+   * `shutdownRetryAfterMs`), counted and logged by the manager.
+   */
   const refuse = (
     socket: Duplex,
     reason: UpgradeRejectionReason,
     ip: string | undefined,
     status = upgradeRejectionStatus[reason],
+    retryAfterMs = config.shutdownRetryAfterMs,
   ): void => {
     manager.upgradeRejected(reason, ip, status);
     manager.tracing?.upgradeEnded(socket, status, reason);
     const headers: Record<string, string> =
-      status === 503 ? { 'Retry-After': String(Math.ceil(config.shutdownRetryAfterMs / 1000)) } : {};
+      status === 503 || status === 429 ? { 'Retry-After': String(Math.ceil(retryAfterMs / 1000)) } : {};
     reject(socket, status, STATUS_CODES[status] ?? 'Error', headers);
   };
+  const attemptsPerIp = config.rateLimiters.upgradesPerIp;
 
   return (request, socket, head) => {
     socket.on('error', destroyOnError);
     const ip = clientIp(request, options.trustProxy ?? false);
     manager.tracing?.upgradeStarted(request, socket, ip);
     if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
+    if (!attemptsPerIp || ip === undefined) return admitted(request, socket, head, ip);
+    consumePoint(attemptsPerIp, ip)
+      .then((outcome) => {
+        if (socket.destroyed) return; // the client gave up meanwhile
+        if (outcome.refused) {
+          return refuse(socket, 'rate-limited', ip, 429, retryAfterSeconds(outcome.retryAfterMs) * 1000);
+        }
+        if ('error' in outcome) manager.reportError(undefined, outcome.error);
+        if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
+        admitted(request, socket, head, ip);
+      })
+      .catch((err: unknown) => {
+        manager.reportError(undefined, err);
+        socket.destroy();
+      });
+  };
+
+  /** The checks after the per-IP attempt limit. */
+  function admitted(request: IncomingMessage, socket: Duplex, head: Buffer, ip: string | undefined): void {
     const origin = request.headers.origin;
     if (config.allowedOrigins && (origin === undefined || !config.allowedOrigins.includes(origin))) {
       return refuse(socket, 'origin-not-allowed', ip);
@@ -162,7 +188,7 @@ export function createUpgradeHandler(
     } catch (err) {
       fail(err);
     }
-  };
+  }
 }
 
 /** Attach to an `http.Server`: handles upgrades on `options.path`. Returns a function that detaches. */
