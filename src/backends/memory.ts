@@ -2,7 +2,6 @@ import type { ReplayLimits } from './replay-buffer.js';
 import { newIncarnation, newSessionRecord } from './session-record.js';
 import type { SessionInfo, SessionLookup, SessionOwner, SessionRecord, StorageBackend } from './types.js';
 
-
 export interface MemoryBackendOptions {
   /**
    * How many expired (or evicted) session ids are remembered, so a late resume hears `expired` (`evicted`) rather

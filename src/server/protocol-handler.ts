@@ -4,7 +4,6 @@ import {
   decodeBinaryData,
   decodeClientMessage,
   isDecodeFailure,
-  type DataMessage,
   type HelloMessage,
 } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
@@ -15,6 +14,7 @@ import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from
 import type { ReconnectTokenService } from './tokens.js';
 import type { HelloTrace } from './tracing.js';
 import { writeWelcome } from './welcome.js';
+import { handleSessionMessage } from './session-inbound.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
@@ -40,6 +40,7 @@ export class ProtocolHandler {
    * the record itself, not its id: with a fixed client id the new session has the same id.
    */
   private readonly dropOnConfirm = new Map<Connection, SessionRecord>();
+  private readonly onViolation = (conn: Connection, why: string): void => this.violation(conn, why);
 
   constructor(
     private readonly manager: WebSocketConnectionManager,
@@ -100,96 +101,11 @@ export class ProtocolHandler {
       });
       return;
     }
-    const session = conn.session!;
     if (!conn.confirmed) {
       conn.confirmed = true;
       if (conn.unconfirmedNonce !== undefined) this.settleNonce(conn, false); // it heard the welcome: token spent
     }
-    switch (msg.t) {
-      case 'd':
-        return this.handleData(conn, msg, isBinary);
-      case 'ack':
-      case 'pong':
-        if (msg.s === undefined) return;
-        if (msg.s > session.lastSeq) return this.violation(conn, 'ack ahead of sent');
-        session.buffer.ack(msg.s);
-        this.manager.backend.onAck?.(session, msg.s);
-        return;
-      case 'ping':
-        conn.write('{"t":"pong"}', false, this.manager.nowMs);
-        return;
-      case 'sub':
-      case 'unsub':
-        // Not before data messages sent earlier that still wait for a shared rate limiter.
-        if (conn.inboundTail)
-          return this.manager.admission.afterPending(conn, () => this.subscription(conn, msg));
-        return this.subscription(conn, msg);
-      default:
-        return this.violation(conn, `unexpected ${msg.t}`);
-    }
-  }
-
-  private subscription(conn: Connection, msg: { t: 'sub' | 'unsub'; c: string }): void {
-    if (msg.t === 'sub') void this.manager.topics.subscribe(conn, msg.c);
-    else this.manager.topics.unsubscribe(conn, msg.c);
-  }
-
-  private handleData(conn: Connection, msg: DataMessage, isBinary: boolean): void {
-    const session = conn.session!;
-    const m = this.manager;
-    if (msg.s === undefined) {
-      if (!m.withinRateLimit(conn)) return;
-      if (m.admission.mustWait(conn)) m.admission.admit(conn, () => m.deliver(conn, msg.p, isBinary, false));
-      else m.deliver(conn, msg.p, isBinary, false);
-      return;
-    }
-    // Sequenced messages still waiting for a shared limiter count as received for the order checks; the session
-    // only records (and acks) one once it is delivered.
-    const last = conn.admittedClientSeq ?? session.lastClientSeq;
-    if (msg.s <= last) {
-      // A duplicate after a resume: ack again, deliver nothing (one still waiting is acked once delivered).
-      if (msg.s <= session.lastClientSeq) this.ackDurable(conn, session, session.lastClientSeq);
-      return;
-    }
-    if (msg.s !== last + 1) return this.violation(conn, 'client sequence gap');
-    if (!m.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
-    if (!m.admission.mustWait(conn)) return this.acceptReliable(conn, session, msg, isBinary);
-    conn.admittedClientSeq = msg.s;
-    m.admission.admit(conn, () => this.acceptReliable(conn, session, msg, isBinary));
-  }
-
-  private acceptReliable(
-    conn: Connection,
-    session: SessionRecord,
-    msg: DataMessage,
-    isBinary: boolean,
-  ): void {
-    const seq = msg.s!;
-    session.lastClientSeq = seq;
-    this.manager.deliver(
-      conn,
-      isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
-      isBinary,
-      true,
-      seq,
-      `${session.incarnation}:${seq}`,
-    );
-    this.ackDurable(conn, session, seq);
-  }
-
-  /** Ack once the backend has stored the client sequence (a cluster backend); at once otherwise. */
-  private ackDurable(conn: Connection, session: SessionRecord, seq: number): void {
-    const durable = this.manager.backend.persistClientSeq?.(session, seq);
-    if (!durable) return this.ack(conn, seq);
-    // On failure there is no ack: the client resends after its resume and the server drops the duplicate.
-    durable.then(
-      () => this.ack(conn, seq),
-      () => {},
-    );
-  }
-
-  private ack(conn: Connection, seq: number): void {
-    conn.write(`{"t":"ack","s":${seq}}`, false, this.manager.nowMs);
+    handleSessionMessage(this.manager, conn, msg, isBinary, this.onViolation);
   }
 
   private async answerHello(conn: Connection, hello: HelloMessage, p: PendingHandshake): Promise<void> {

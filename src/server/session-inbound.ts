@@ -1,0 +1,119 @@
+import type { DataMessage, ProtocolMessage } from '../protocol/messages.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { Connection } from './connection.js';
+import type { WebSocketConnectionManager } from './manager.js';
+
+type Violation = (conn: Connection, why: string) => void;
+
+/**
+ * A frame on a welcomed protocol connection: data (client sequences checked, delivered in order once, acked once
+ * durable; shared rate limits keep arrival order), acks, pings, and topic subscriptions.
+ */
+export function handleSessionMessage(
+  m: WebSocketConnectionManager,
+  conn: Connection,
+  msg: ProtocolMessage,
+  isBinary: boolean,
+  violation: Violation,
+): void {
+  const session = conn.session!;
+  switch (msg.t) {
+    case 'd':
+      return handleData(m, conn, msg, isBinary, violation);
+    case 'ack':
+    case 'pong':
+      if (msg.s === undefined) return;
+      if (msg.s > session.lastSeq) return violation(conn, 'ack ahead of sent');
+      session.buffer.ack(msg.s);
+      m.backend.onAck?.(session, msg.s);
+      return;
+    case 'ping':
+      conn.write('{"t":"pong"}', false, m.nowMs);
+      return;
+    case 'sub':
+    case 'unsub':
+      // Not before data messages sent earlier that still wait for a shared rate limiter.
+      if (conn.inboundTail) return m.admission.afterPending(conn, () => subscription(m, conn, msg));
+      return subscription(m, conn, msg);
+    default:
+      return violation(conn, `unexpected ${msg.t}`);
+  }
+}
+
+function subscription(
+  m: WebSocketConnectionManager,
+  conn: Connection,
+  msg: { t: 'sub' | 'unsub'; c: string },
+): void {
+  if (msg.t === 'sub') void m.topics.subscribe(conn, msg.c);
+  else m.topics.unsubscribe(conn, msg.c);
+}
+
+function handleData(
+  m: WebSocketConnectionManager,
+  conn: Connection,
+  msg: DataMessage,
+  isBinary: boolean,
+  violation: Violation,
+): void {
+  const session = conn.session!;
+  if (msg.s === undefined) {
+    if (!m.withinRateLimit(conn)) return;
+    if (m.admission.mustWait(conn)) m.admission.admit(conn, () => m.deliver(conn, msg.p, isBinary, false));
+    else m.deliver(conn, msg.p, isBinary, false);
+    return;
+  }
+  // Sequenced messages still waiting for a shared limiter count as received for the order checks; the session
+  // only records (and acks) one once it is delivered.
+  const last = conn.admittedClientSeq ?? session.lastClientSeq;
+  if (msg.s <= last) {
+    // A duplicate after a resume: ack again, deliver nothing (one still waiting is acked once delivered).
+    if (msg.s <= session.lastClientSeq) ackDurable(m, conn, session, session.lastClientSeq);
+    return;
+  }
+  if (msg.s !== last + 1) return violation(conn, 'client sequence gap');
+  if (!m.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
+  if (!m.admission.mustWait(conn)) return acceptReliable(m, conn, session, msg, isBinary);
+  conn.admittedClientSeq = msg.s;
+  m.admission.admit(conn, () => acceptReliable(m, conn, session, msg, isBinary));
+}
+
+function acceptReliable(
+  m: WebSocketConnectionManager,
+  conn: Connection,
+  session: SessionRecord,
+  msg: DataMessage,
+  isBinary: boolean,
+): void {
+  const seq = msg.s!;
+  session.lastClientSeq = seq;
+  m.deliver(
+    conn,
+    isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
+    isBinary,
+    true,
+    seq,
+    `${session.incarnation}:${seq}`,
+  );
+  ackDurable(m, conn, session, seq);
+}
+
+/** Ack once the backend has stored the client sequence (a cluster backend); at once otherwise. */
+function ackDurable(
+  m: WebSocketConnectionManager,
+  conn: Connection,
+  session: SessionRecord,
+  seq: number,
+): void {
+  const durable = m.backend.persistClientSeq?.(session, seq);
+  if (!durable) return ack(m, conn, seq);
+  // On failure there is no ack: the client resends after its resume and the server drops the duplicate.
+  durable.then(
+    () => ack(m, conn, seq),
+    () => {},
+  );
+}
+
+function ack(m: WebSocketConnectionManager, conn: Connection, seq: number): void {
+  conn.write(`{"t":"ack","s":${seq}}`, false, m.nowMs);
+}
