@@ -17,7 +17,7 @@ export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';
-export { Payload, type SendData } from './payload.js';
+export { Payload, type BinaryPayload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
 export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
