@@ -46,7 +46,11 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
    * Throws `UNKNOWN_CLIENT` for an id with neither a connection nor a session, and `SEND_FAILED` when the write
    * failed (the client is then disconnected).
    */
-  sendToClient(clientId: string, data: Out | BinaryPayload, options: { volatile?: boolean } = {}): SendOutcome {
+  sendToClient(
+    clientId: string,
+    data: Out | BinaryPayload,
+    options: { volatile?: boolean } = {},
+  ): SendOutcome {
     const payload = data instanceof Payload ? data : new Payload(data);
     const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
     if (routed === 'dropped') this.counters.droppedVolatile++;
@@ -139,7 +143,9 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
   /** @internal */
   emitTopicEvent<K extends 'join' | 'leave'>(name: K, event: ManagerEvents[K]): void {
     // `join` and `leave` do not depend on `In` or `Data`.
-    this.emitSafely(name, event as ManagerEvents<In, Data>[K], (err) => this.reportError(event.clientId, err));
+    this.emitSafely(name, event as ManagerEvents<In, Data>[K], (err) =>
+      this.reportError(event.clientId, err),
+    );
   }
 
   protected connectionClosed(conn: Connection): void {

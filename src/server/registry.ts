@@ -155,7 +155,14 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
     messageId?: string,
   ): void {
     // `In` is the application's declaration of what its clients send; it is not checked here.
-    this.emitFor(conn, 'message', { clientId: conn.id, data: data as In, isBinary, reliable, seq, messageId });
+    this.emitFor(conn, 'message', {
+      clientId: conn.id,
+      data: data as In,
+      isBinary,
+      reliable,
+      seq,
+      messageId,
+    });
   }
 
   protected emitFor<K extends keyof ManagerEvents>(
