@@ -149,5 +149,5 @@ void client.send({ type: 'say', room: 'r', text: 'hi' });
 void client.send(new Uint8Array([1])); // bytes, as on the server
 // @ts-expect-error the client's `Out` is the server's `In`
 void client.send({ type: 'say', room: 'r' });
-// @ts-expect-error
+// @ts-expect-error a misspelt property, volatile too
 client.sendVolatile({ tpye: 'typing', room: 'r' });
