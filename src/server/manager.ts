@@ -68,16 +68,10 @@ export interface ManagerHooks<Data = unknown> {
  * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
  * the handshake re-checks the registry and the session after each await before it changes anything.
  *
- * The type parameters are declarations, not checked at run time (like Socket.IO's `ClientToServerEvents`,
- * `ServerToClientEvents` and `SocketData`); the defaults keep everything untyped:
- * - `In`: what clients send, the `message` event's `data`. Declare `T | Buffer` if clients send bytes.
- * - `Out`: what the server sends with `sendToClient`, `broadcast` and `publish`: `Out`, or bytes (a binary frame,
- *   always accepted, as by the client). A string or any other JSON value only if `Out` includes it.
- * - `Data`: per-connection data, the `data` of `authenticate`'s result and of `connect`'s options, handed to
- *   `connect` listeners, `authorizeResume` and `authorizeSubscribe` (as `Data | undefined`: a connection may
- *   have none).
- *
- * A client typed `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
+ * Type parameters (declarations, unchecked at run time; the defaults leave everything untyped): `In`, what clients
+ * send (`message` data; add `| Buffer` if they send bytes); `Out`, what `sendToClient`, `broadcast` and `publish`
+ * accept (or bytes, always); `Data`, the per-connection `data` of `authenticate` and `connect` (seen by listeners
+ * and hooks as `Data | undefined`). A `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
  */
 export class WebSocketConnectionManager<In = unknown, Out extends SendData = SendData, Data = unknown>
   extends MessagingManager<In, Out, Data>
@@ -100,12 +94,12 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
   private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
 
   constructor(config: WebSocketConfig = {}, hooks: ManagerHooks<Data> = {}) {
+    const untypedHooks = hooks as ManagerHooks; // the core passes `data` on untouched
     super(
       resolveConfig(config),
       config.backend ?? new MemoryBackend(),
       config.logger ?? silentLogger,
-      // The hooks see `data` as the application declared it; the core passes it on untouched.
-      hooks.authorizeSubscribe as AuthorizeSubscribe | undefined,
+      untypedHooks.authorizeSubscribe,
     );
     const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
     this.tokens = new ReconnectTokenService(this.config.tokens, claim);
@@ -113,11 +107,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
     const sessionTokens = this.tokens.enabled
       ? this.tokens
       : new ReconnectTokenService({ ...this.config.tokens, secret: randomBytes(32) }, claim);
-    this.protocol = new ProtocolHandler(
-      this,
-      sessionTokens,
-      hooks.authorizeResume as AuthorizeResume | undefined,
-    );
+    this.protocol = new ProtocolHandler(this, sessionTokens, untypedHooks.authorizeResume);
     this.backend.bind?.(this);
 
     // One set of handlers shared by every socket (no closures per connection).
