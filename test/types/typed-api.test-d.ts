@@ -145,6 +145,8 @@ export const asUntyped: WebSocketConnectionManager = typed;
 
 const client = new StabilizerClient<ChatEvent, ChatCommand>('ws://localhost/');
 client.on('message', (event) => expectTypeOf(event).toEqualTypeOf<ChatEvent>());
+const seen: ChatEvent[] = [];
+client.on('message', (event) => seen.push(event)); // the client's listeners may return anything too
 void client.send({ type: 'say', room: 'r', text: 'hi' });
 void client.send(new Uint8Array([1])); // bytes, as on the server
 // @ts-expect-error the client's `Out` is the server's `In`
