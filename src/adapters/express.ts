@@ -2,10 +2,14 @@ import type { Server } from 'node:http';
 import type { Application, Request, RequestHandler } from 'express';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 import { runMiddleware } from '../server/middleware.js';
+import type { SendData } from '../server/payload.js';
 import type { AttachOptions, AuthResult } from '../server/upgrade.js';
 
-/** Options of {@link attachExpress}: those of `manager.attach`, plus middleware for the upgrade request. */
-export interface ExpressAttachOptions extends Omit<AttachOptions, 'authenticate'> {
+/**
+ * Options of {@link attachExpress}: those of `manager.attach`, plus middleware for the upgrade request. `Data` is
+ * the manager's (what `authenticate` may return as `data`).
+ */
+export interface ExpressAttachOptions<Data = unknown> extends Omit<AttachOptions<Data>, 'authenticate'> {
   /**
    * Middleware run, in order, on each upgrade request to `path` before `authenticate` (express-session,
    * passport, cookie-parser, ...), like Socket.IO's `io.engine.use()`. A middleware that answers (e.g. 401, 429)
@@ -20,7 +24,7 @@ export interface ExpressAttachOptions extends Omit<AttachOptions, 'authenticate'
    */
   app?: Application;
   /** Runs after the middleware, with `req.session` (and whatever else it set). Return `false` for 401. */
-  authenticate?: (req: Request) => AuthResult | Promise<AuthResult>;
+  authenticate?: (req: Request) => AuthResult<Data> | Promise<AuthResult<Data>>;
 }
 
 /**
@@ -28,10 +32,10 @@ export interface ExpressAttachOptions extends Omit<AttachOptions, 'authenticate'
  * `options.path`, running `middleware` on each upgrade request before `authenticate`. Every check of
  * `manager.attach` stays: 404, 503 with Retry-After, 403, 401. Returns a function that detaches.
  */
-export function attachExpress(
-  manager: WebSocketConnectionManager,
+export function attachExpress<In, Out extends SendData, Data>(
+  manager: WebSocketConnectionManager<In, Out, Data>,
   server: Server,
-  options: ExpressAttachOptions = {},
+  options: ExpressAttachOptions<Data> = {},
 ): () => void {
   const { middleware = [], app, authenticate, ...attach } = options;
   // Express keeps its request and response prototypes on the app (untyped in @types/express).

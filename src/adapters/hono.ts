@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, Env, MiddlewareHandler } from 'hono';
 import type { WebSocketConnectionManager } from '../server/manager.js';
+import type { SendData } from '../server/payload.js';
 import type { AuthResult, UpgradeHandler } from '../server/upgrade.js';
 
 /** What {@link createHonoStabilizer} needs of a Hono app: its `fetch`. */
@@ -28,14 +29,15 @@ export interface HonoStabilizerOptions {
   trustProxy?: boolean;
 }
 
-export interface HonoStabilizer {
+/** What {@link createHonoStabilizer} returns; `Data` is the manager's (what `authenticate` may return as `data`). */
+export interface HonoStabilizer<Data = unknown> {
   /**
    * A route handler that accepts the WebSocket upgrade with what `authenticate(c)` returns (`false` → 401;
    * `{ clientId, data }` as for `attach`). Middleware before it can refuse with any response (its status is the
    * answer). A plain HTTP request to the route gets 426.
    */
   upgrade<E extends Env = Env>(
-    authenticate?: (c: Context<E>) => AuthResult | Promise<AuthResult>,
+    authenticate?: (c: Context<E>) => AuthResult<Data> | Promise<AuthResult<Data>>,
   ): MiddlewareHandler<E>;
   /**
    * Serve the upgrades of `server` (the one `serve()` returns): every check of `manager.attach` (503 with
@@ -47,7 +49,7 @@ export interface HonoStabilizer {
 
 /** Upgrade requests being routed, and what `upgrade()` accepted them with. */
 const upgrading = new WeakSet<Request>();
-const accepted = new WeakMap<Request, AuthResult>();
+const accepted = new WeakMap<Request, AuthResult<unknown>>();
 
 /** A Fetch `Request` for an upgrade request: URL and headers, no body. */
 function toRequest(req: IncomingMessage): Request {
@@ -60,10 +62,10 @@ function toRequest(req: IncomingMessage): Request {
 }
 
 /** WebSocket upgrades for a Hono app on Node (`@hono/node-server`), routed and authenticated by the app itself. */
-export function createHonoStabilizer(
-  manager: WebSocketConnectionManager,
+export function createHonoStabilizer<In, Out extends SendData, Data>(
+  manager: WebSocketConnectionManager<In, Out, Data>,
   options: HonoStabilizerOptions,
-): HonoStabilizer {
+): HonoStabilizer<Data> {
   const { app, trustProxy } = options;
   const handle = manager.createUpgradeHandler({
     trustProxy,
@@ -72,7 +74,7 @@ export function createHonoStabilizer(
       upgrading.add(request);
       const response = await app.fetch(request, { incoming: req, outgoing: undefined });
       const auth = accepted.get(request);
-      if (auth !== undefined) return auth;
+      if (auth !== undefined) return auth as AuthResult<Data>; // what this app's `upgrade()` accepted
       // Refused by a middleware or the route (its status), or answered by a route that is not upgrade(): 404.
       const status = response.status >= 400 ? response.status : 404;
       throw Object.assign(new Error(`upgrade refused by the Hono app with ${status}`), { status });

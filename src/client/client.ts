@@ -52,7 +52,9 @@ function close(ws: WebSocketLike, code: number, reason: string): void {
  * session, delivers reliable messages exactly once in both directions, queues while offline and notices dead
  * connections on the wall clock. It connects at once.
  *
- * `In` is the type of server payloads, `Out` of client payloads.
+ * `In` is the type of server payloads, `Out` of client payloads (declarations, not checked at run time). Bytes
+ * can always be sent; declare `In` as `T | Uint8Array` if the server sends them. A client typed `<In, Out>`
+ * mirrors a server's `WebSocketConnectionManager<Out, In>`.
  *
  * ```ts
  * const client = new StabilizerClient<ChatEvent, ChatCommand>('wss://example.com/ws');

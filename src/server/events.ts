@@ -17,8 +17,12 @@ export type DisconnectReason =
   | 'shutdown'
   | 'socket-error';
 
-/** The manager's typed events. Listeners may be async; a throw or rejection in `message` closes that one socket. */
-export interface ManagerEvents {
+/**
+ * The manager's typed events. Listeners may be async; a throw or rejection in `message` closes that one socket.
+ * `In` is what clients send (the `message` event's `data`), `Data` what `authenticate` returned as `data` (the
+ * type parameters of `WebSocketConnectionManager`).
+ */
+export interface ManagerEvents<In = unknown, Data = unknown> {
   connect: {
     clientId: string;
     mode: 'plain' | 'protocol';
@@ -28,8 +32,8 @@ export interface ManagerEvents {
     /** Messages replayed on resume. */
     replayed: number;
     remoteAddress: string | undefined;
-    /** Whatever the `authenticate` hook returned as `data`. */
-    data: unknown;
+    /** What the `authenticate` hook returned as `data`; `undefined` if it returned none (or `true`). */
+    data: Data | undefined;
   };
   disconnect: {
     clientId: string;
@@ -43,8 +47,11 @@ export interface ManagerEvents {
   };
   message: {
     clientId: string;
-    /** Plain mode: `string` for text, `Buffer` for binary. Protocol mode: the decoded JSON value or a `Buffer`. */
-    data: unknown;
+    /**
+     * Plain mode: `string` for text, `Buffer` for binary. Protocol mode: the decoded JSON value or a `Buffer`.
+     * Typed as `In`, unchecked at run time: declare `In` as `T | Buffer` if clients send bytes.
+     */
+    data: In;
     isBinary: boolean;
     /** Protocol mode: `true` for sequenced messages (delivered exactly once), `false` for volatile ones. */
     reliable: boolean;
@@ -83,14 +90,25 @@ export interface ManagerEvents {
   leave: { clientId: string; topic: string; reason: 'server' | 'client' | 'session-end' | 'disconnect' };
 }
 
-export type Listener<T> = (event: T) => void | Promise<void>;
+/**
+ * An event listener. It may return anything (so `e => manager.broadcast(e.data)` is a listener); a returned
+ * promise that rejects counts as a throw.
+ */
+export type Listener<T> = (event: T) => unknown;
+
+/** A listener as stored: a method's parameter is checked bivariantly. */
+interface StoredListener<T> {
+  call(event: T): unknown;
+}
 
 /**
  * A minimal typed emitter. Unlike Node's EventEmitter it catches listener throws and rejections and hands them to
  * `onListenerError`, so one bad handler never escapes into the event loop.
  */
 export class TypedEmitter<E extends { [K in keyof E]: object }> {
-  private readonly listeners: { [K in keyof E]?: Array<Listener<E[K]>> } = {};
+  // Stored with method (bivariant) parameter types, so that an emitter of narrower events (a manager typed
+  // `<In, Out, Data>`) is still assignable to the untyped one that adapters and helpers accept.
+  private readonly listeners: { [K in keyof E]?: Array<StoredListener<E[K]>['call']> } = {};
 
   /** Subscribe; returns a function that unsubscribes. */
   on<K extends keyof E>(name: K, listener: Listener<E[K]>): () => void {
@@ -117,8 +135,8 @@ export class TypedEmitter<E extends { [K in keyof E]: object }> {
     for (const listener of list) {
       try {
         const result = listener(event);
-        if (result && typeof (result as Promise<void>).then === 'function') {
-          (result as Promise<void>).then(undefined, onListenerError);
+        if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+          (result as PromiseLike<unknown>).then(undefined, onListenerError);
         }
       } catch (err) {
         onListenerError(err);

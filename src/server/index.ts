@@ -25,7 +25,7 @@ export type {
   TraceTracer,
   TracingOptions,
 } from './tracing.js';
-export { Payload, type SendData } from './payload.js';
+export { Payload, type BinaryPayload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
 export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';

@@ -21,6 +21,7 @@ import { UpgradeRejectionLog } from './rejection-log.js';
 import type { AuthorizeResume } from './resume.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { MessagingManager } from './messaging.js';
+import type { SendData } from './payload.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
 import { ServerTracing, type TracingOptions } from './tracing.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
@@ -29,12 +30,16 @@ import type { Server } from 'node:http';
 const kConnection = Symbol('stabilizer.connection');
 type TaggedSocket = WebSocket & { [kConnection]?: Connection };
 
-/** Options of `connect`. */
-export interface ConnectOptions {
+/** Options of `connect`; `Data` is the manager's. */
+export interface ConnectOptions<Data = unknown> {
   /** Remote IP, for logs and the per-IP limit. */
   remoteAddress?: string;
-  /** Application data (e.g. the authenticated user), echoed in `connect` events and `authorizeResume`. */
-  data?: unknown;
+  /**
+   * Application data (e.g. the authenticated user), echoed in `connect` events, `authorizeResume` and
+   * `authorizeSubscribe`.
+   * @default undefined
+   */
+  data?: Data;
   /**
    * The stable identity of the authenticated user (e.g. a user id). A protocol session remembers the principal of
    * the connection that created it, and a resume from a connection with another principal (or with none, when the
@@ -45,15 +50,15 @@ export interface ConnectOptions {
   principal?: string;
 }
 
-/** Server-wide options that are functions, so they stay out of the validated config. */
-export interface ManagerHooks {
+/** Server-wide options that are functions, so they stay out of the validated config. `Data` is the manager's. */
+export interface ManagerHooks<Data = unknown> {
   /** Protocol mode: re-check authorization when a session resumes. Refusal closes with 4503. */
-  authorizeResume?: AuthorizeResume;
+  authorizeResume?: AuthorizeResume<Data>;
   /**
    * Protocol mode: may this client subscribe to this topic itself? Without the hook, client subscriptions are
    * refused (`TOPIC_FORBIDDEN`); the server's own `join` needs no permission.
    */
-  authorizeSubscribe?: AuthorizeSubscribe;
+  authorizeSubscribe?: AuthorizeSubscribe<Data>;
   /**
    * OpenTelemetry spans (`ws.upgrade`, `ws.handshake`/`ws.resume`, `ws.publish`/`ws.broadcast`), with the trace
    * context of a client's `hello` propagated into `connect` handlers: `{ api }` where `api` is
@@ -71,8 +76,16 @@ export interface ManagerHooks {
  * Concurrency: everything runs on Node's single-threaded event loop. Registry changes are synchronous, so no two
  * of them interleave; the only suspension points are in the protocol handshake (token and session lookups), and
  * the handshake re-checks the registry and the session after each await before it changes anything.
+ *
+ * Type parameters (declarations, unchecked at run time; the defaults leave everything untyped): `In`, what clients
+ * send (`message` data; add `| Buffer` if they send bytes); `Out`, what `sendToClient`, `broadcast` and `publish`
+ * accept (or bytes, always); `Data`, the per-connection `data` of `authenticate` and `connect` (seen by listeners
+ * and hooks as `Data | undefined`). A `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
  */
-export class WebSocketConnectionManager extends MessagingManager implements SweepTarget {
+export class WebSocketConnectionManager<In = unknown, Out extends SendData = SendData, Data = unknown>
+  extends MessagingManager<In, Out, Data>
+  implements SweepTarget
+{
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   /** @internal `rateLimiters.messagesPerPrincipal`, in arrival order per connection. */
   readonly admission = new InboundAdmission(this.config.rateLimiters.messagesPerPrincipal, this);
@@ -91,12 +104,13 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
   private readonly onSocketClose: (this: TaggedSocket, code: number) => void;
   private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
 
-  constructor(config: WebSocketConfig = {}, hooks: ManagerHooks = {}) {
+  constructor(config: WebSocketConfig = {}, hooks: ManagerHooks<Data> = {}) {
+    const untypedHooks = hooks as ManagerHooks; // the core passes `data` on untouched
     super(
       resolveConfig(config),
       config.backend ?? new MemoryBackend(),
       config.logger ?? silentLogger,
-      hooks.authorizeSubscribe,
+      untypedHooks.authorizeSubscribe,
     );
     const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
     this.tokens = new ReconnectTokenService(this.config.tokens, claim);
@@ -104,7 +118,7 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
     const sessionTokens = this.tokens.enabled
       ? this.tokens
       : new ReconnectTokenService({ ...this.config.tokens, secret: randomBytes(32) }, claim);
-    this.protocol = new ProtocolHandler(this, sessionTokens, hooks.authorizeResume);
+    this.protocol = new ProtocolHandler(this, sessionTokens, untypedHooks.authorizeResume);
     if (hooks.tracing) this.tracing = new ServerTracing(hooks.tracing);
     this.backend.bind?.(this);
 
@@ -147,7 +161,7 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
    * rejects with the code of its close: `HANDSHAKE_TIMEOUT` (4003), `PROTOCOL_VIOLATION` (4502), `FORBIDDEN` (4503),
    * and `NOT_OPEN` if the peer went away first.
    */
-  connect(socket: WebSocket, clientId?: string, options: ConnectOptions = {}): Promise<string> {
+  connect(socket: WebSocket, clientId?: string, options: ConnectOptions<Data> = {}): Promise<string> {
     const remote = options.remoteAddress;
     if (this.shuttingDown) {
       socket.close(CloseCode.GoingAway, 'server shutting down');
@@ -215,12 +229,12 @@ export class WebSocketConnectionManager extends MessagingManager implements Swee
    * Serve WebSocket upgrades of an `http.Server` on `options.path`, with the limit, origin and auth checks.
    * Returns a function that detaches.
    */
-  attach(server: Server, options?: AttachOptions): () => void {
+  attach(server: Server, options?: AttachOptions<Data>): () => void {
     return attachToServer(this, server, options);
   }
 
   /** An `upgrade` handler with the same checks, for servers that route upgrades themselves. */
-  createUpgradeHandler(options?: AttachOptions): UpgradeHandler {
+  createUpgradeHandler(options?: AttachOptions<Data>): UpgradeHandler {
     return createUpgradeHandler(this, options);
   }
 

@@ -7,21 +7,23 @@ import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
 import { TopicTable, type Topic } from './topics.js';
 
-/** Context handed to the application's `authorizeSubscribe` hook. */
-export interface SubscribeAuthorizationContext {
+/** Context handed to the application's `authorizeSubscribe` hook; `Data` is the manager's. */
+export interface SubscribeAuthorizationContext<Data = unknown> {
   /** The client (session) asking. */
   clientId: string;
   topic: string;
   remoteAddress: string | undefined;
   /** What the `authenticate` hook returned for this connection, if anything. */
-  data: unknown;
+  data: Data | undefined;
 }
 
 /**
  * Decides whether a client may subscribe to a topic itself (server-side `join` needs no permission). Without a
  * hook, client subscriptions are refused: a topic is private unless the application says otherwise.
  */
-export type AuthorizeSubscribe = (ctx: SubscribeAuthorizationContext) => boolean | Promise<boolean>;
+export type AuthorizeSubscribe<Data = unknown> = (
+  ctx: SubscribeAuthorizationContext<Data>,
+) => boolean | Promise<boolean>;
 
 /** What membership needs from the manager. */
 export interface MembershipHost {

@@ -9,7 +9,7 @@ import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
 import type { Logger } from './logger.js';
 import { Memberships, type AuthorizeSubscribe } from './membership.js';
-import { Payload, type SendData } from './payload.js';
+import { Payload, type BinaryPayload, type SendData } from './payload.js';
 import { publishTo, type PublishTarget } from './publish.js';
 import { ConnectionRegistry } from './registry.js';
 import { fanOutEnded, type ServerTracing } from './tracing.js';
@@ -19,9 +19,13 @@ export type SendOutcome = 'sent' | 'buffered' | 'dropped';
 
 /**
  * The messaging half of the manager, over the registry: direct sends (each session's inbox), broadcast and
- * topics (publish, join, leave, presence), and what happens when a write fails.
+ * topics (publish, join, leave, presence), and what happens when a write fails. `Out` is what the server sends
+ * (`sendToClient`, `broadcast`, `publish`); see `WebSocketConnectionManager` for `In` and `Data`.
  */
-export abstract class MessagingManager extends ConnectionRegistry implements PublishTarget {
+export abstract class MessagingManager<In = unknown, Out extends SendData = SendData, Data = unknown>
+  extends ConnectionRegistry<In, Data>
+  implements PublishTarget
+{
   /** Monotonic counts (messages sent and dropped, upgrade rejections), read by `websocket-stabilizer/metrics`. */
   readonly counters = new ServerCounters();
   /** @internal Topics and who is in them. */
@@ -45,7 +49,11 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
    * Throws `UNKNOWN_CLIENT` for an id with neither a connection nor a session, and `SEND_FAILED` when the write
    * failed (the client is then disconnected).
    */
-  sendToClient(clientId: string, data: SendData, options: { volatile?: boolean } = {}): SendOutcome {
+  sendToClient(
+    clientId: string,
+    data: Out | BinaryPayload,
+    options: { volatile?: boolean } = {},
+  ): SendOutcome {
     const payload = data instanceof Payload ? data : new Payload(data);
     const routed = this.backend.routeSend?.(clientId, payload, options.volatile === true);
     if (routed === 'dropped') this.counters.droppedVolatile++;
@@ -81,7 +89,7 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
    * Send to every connected client (and buffer for detached protocol sessions). Serializes once. Never throws
    * because of a socket: failures are listed in the result and those clients are disconnected.
    */
-  broadcast(data: SendData, options?: BroadcastOptions): BroadcastResult {
+  broadcast(data: Out | BinaryPayload, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);
     const span = this.tracing?.fanOutStarted(undefined);
     const routed = this.backend.routeBroadcast?.(payload, options ?? {});
@@ -111,7 +119,7 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
    * Publish to every member of `topic`: one offset, one frame for all (PROTOCOL.md §2.6), kept once in the topic's
    * history for detached members. Same report as `broadcast`; a topic without members reports zeros.
    */
-  publish(topic: string, data: SendData, options?: BroadcastOptions): BroadcastResult {
+  publish(topic: string, data: Out | BinaryPayload, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);
     if (!this.topics.supported) {
       throw new StabilizerError(
@@ -121,7 +129,7 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
     }
     const t = this.topics.table.get(topic);
     if (!t || t === this.topics.table.all) {
-      if (t) return this.broadcast(payload, options);
+      if (t) return this.broadcast(payload as Out, options); // a Payload is passed on as it is
       return { delivered: 0, buffered: 0, dropped: 0, failed: [] };
     }
     const span = this.tracing?.fanOutStarted(topic);
@@ -141,7 +149,10 @@ export abstract class MessagingManager extends ConnectionRegistry implements Pub
 
   /** @internal */
   emitTopicEvent<K extends 'join' | 'leave'>(name: K, event: ManagerEvents[K]): void {
-    this.emitSafely(name, event, (err) => this.reportError(event.clientId, err));
+    // `join` and `leave` do not depend on `In` or `Data`.
+    this.emitSafely(name, event as ManagerEvents<In, Data>[K], (err) =>
+      this.reportError(event.clientId, err),
+    );
   }
 
   protected connectionClosed(conn: Connection): void {

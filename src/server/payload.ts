@@ -1,6 +1,9 @@
 /** What applications may send: text, any JSON value, or bytes. */
 export type SendData = string | Buffer | ArrayBuffer | Uint8Array | object | number | boolean | null;
 
+/** Bytes, sent as a binary frame: accepted by every send, whatever the manager's `Out` (as by the client's). */
+export type BinaryPayload = Uint8Array | ArrayBuffer;
+
 /**
  * One outbound message, encoded once and shared by every recipient of a broadcast and by every replay buffer
  * that holds it. Plain mode sends `plain` as it is; protocol mode wraps `json` (or `binary`) in a data frame.

@@ -14,7 +14,9 @@ import { SessionCounts } from './session-counts.js';
  * `session-end`, `message`, `error`). Every method is synchronous; see ARCHITECTURE.md, "Concurrency model".
  * Members without a description in the README are internal to the library.
  */
-export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
+export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends TypedEmitter<
+  ManagerEvents<In, Data>
+> {
   /** Registry of open (and handshaken) connections by client id. @internal */
   readonly connections = new Map<string, Connection>();
   /**
@@ -126,7 +128,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
       freshReason,
       replayed,
       remoteAddress: conn.remoteAddress,
-      data: conn.data,
+      data: conn.data as Data | undefined, // what `connect`'s options (or `authenticate`) gave, typed there
     });
   }
 
@@ -152,10 +154,22 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     seq?: number,
     messageId?: string,
   ): void {
-    this.emitFor(conn, 'message', { clientId: conn.id, data, isBinary, reliable, seq, messageId });
+    // `In` is the application's declaration of what its clients send; it is not checked here.
+    this.emitFor(conn, 'message', {
+      clientId: conn.id,
+      data: data as In,
+      isBinary,
+      reliable,
+      seq,
+      messageId,
+    });
   }
 
-  protected emitFor<K extends keyof ManagerEvents>(conn: Connection, name: K, event: ManagerEvents[K]): void {
+  protected emitFor<K extends keyof ManagerEvents>(
+    conn: Connection,
+    name: K,
+    event: ManagerEvents<In, Data>[K],
+  ): void {
     this.emitSafely(name, event, (err) => {
       this.reportError(conn.id, err);
       conn.close(CloseCode.InternalError, 'internal error', 'handler-error');

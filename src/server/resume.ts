@@ -6,25 +6,27 @@ import { StabilizerError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ReconnectTokenService, VerifiedToken } from './tokens.js';
 
-/** Context handed to the application's `authorizeResume` hook. */
-export interface ResumeAuthorizationContext {
+/** Context handed to the application's `authorizeResume` hook; `Data` is the manager's. */
+export interface ResumeAuthorizationContext<Data = unknown> {
   /** The session (client id) the token resumes. */
   clientId: string;
   /** The resuming connection's remote address. */
   remoteAddress: string | undefined;
   /** What the `authenticate` hook returned as `data` for the resuming connection, if anything. */
-  data: unknown;
+  data: Data | undefined;
   /** What the `authenticate` hook returned as `principal` for the resuming connection. */
   principal: string | undefined;
   /**
    * The session being resumed, as its creator's connection had it. `principal` always equals the resuming one (a
    * mismatch is refused before the hook runs). On the Redis backend `data` is the JSON round trip of the creator's.
    */
-  session: { data: unknown; principal: string | undefined };
+  session: { data: Data | undefined; principal: string | undefined };
 }
 
 /** Re-checks authorization on resume. Return `false` to refuse (close 4503); resume never bypasses it. */
-export type AuthorizeResume = (ctx: ResumeAuthorizationContext) => boolean | Promise<boolean>;
+export type AuthorizeResume<Data = unknown> = (
+  ctx: ResumeAuthorizationContext<Data>,
+) => boolean | Promise<boolean>;
 
 /** How a resume is answered. All or nothing: `replay` holds the whole gap. */
 export type ResumePlan =

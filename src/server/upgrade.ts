@@ -5,19 +5,24 @@ import { SUBPROTOCOL } from '../protocol/messages.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
+import type { SendData } from './payload.js';
 
 /**
  * Result of the `authenticate` hook: `false` refuses (401), `true` accepts anonymously; an object accepts with:
  * - `clientId`: a fixed client id (one connection per id: a second one replaces the first). Default: a random id.
- * - `data`: anything, per connection (echoed in `connect` events and shown to `authorizeResume`).
+ * - `data`: per connection, of the manager's `Data` type (echoed in `connect` events and shown to
+ *   `authorizeResume` and `authorizeSubscribe`).
  * - `principal`: the stable identity of the user (e.g. a user id). A protocol session is bound to the principal of
  *   the connection that created it: a resume from another principal is answered `fresh` (`token-rejected`);
  *   `maxSessionsPerPrincipal` counts sessions by it.
  */
-export type AuthResult = boolean | { clientId?: string; data?: unknown; principal?: string };
+export type AuthResult<Data = unknown> = boolean | { clientId?: string; data?: Data; principal?: string };
 
-/** Options of `attach` / `createUpgradeHandler` (which does not check the path: route to it yourself). */
-export interface AttachOptions {
+/**
+ * Options of `attach` / `createUpgradeHandler` (which does not check the path: route to it yourself). `Data` is
+ * the manager's: what `authenticate` may return as `data`.
+ */
+export interface AttachOptions<Data = unknown> {
   /**
    * Only upgrades to this path are handled; others get 404 (unless another `upgrade` listener exists).
    * @default '/'
@@ -28,7 +33,7 @@ export interface AttachOptions {
    * throw an error whose `status` or `statusCode` is 400-599 (as http-errors, Hono's `HTTPException` and Fastify's
    * errors carry): the framework adapters use this to pass on a middleware's or route's refusal.
    */
-  authenticate?: (request: IncomingMessage) => AuthResult | Promise<AuthResult>;
+  authenticate?: (request: IncomingMessage) => AuthResult<Data> | Promise<AuthResult<Data>>;
   /**
    * Take the client IP from the rightmost `X-Forwarded-For` entry, i.e. the address the proxy in front of this
    * server saw (only behind exactly one proxy you control).
@@ -74,9 +79,9 @@ function clientIp(request: IncomingMessage, trustProxy: boolean): string | undef
  * `authenticate` (401). Accepted sockets negotiate `stabilizer.v1` if the client offers it, and go to
  * `manager.connect`. The request is not retained.
  */
-export function createUpgradeHandler(
-  manager: WebSocketConnectionManager,
-  options: AttachOptions = {},
+export function createUpgradeHandler<In, Out extends SendData, Data>(
+  manager: WebSocketConnectionManager<In, Out, Data>,
+  options: AttachOptions<Data> = {},
 ): UpgradeHandler {
   const { config } = manager;
   const wss = new WebSocketServer({
@@ -155,7 +160,7 @@ export function createUpgradeHandler(
       else pendingByIp.delete(ip);
     };
     socket.once('close', release);
-    const proceed = (auth: AuthResult) => {
+    const proceed = (auth: AuthResult<Data>) => {
       if (auth === false) {
         release();
         return refuse(socket, 'unauthorized', ip);
@@ -195,10 +200,10 @@ export function createUpgradeHandler(
 /** Per server: one `upgrade` listener routing by path to every `attach` on it. */
 const routers = new WeakMap<Server, Map<string, UpgradeHandler>>();
 
-export function attachToServer(
-  manager: WebSocketConnectionManager,
+export function attachToServer<In, Out extends SendData, Data>(
+  manager: WebSocketConnectionManager<In, Out, Data>,
   server: Server,
-  options: AttachOptions = {},
+  options: AttachOptions<Data> = {},
 ): () => void {
   const path = options.path ?? '/';
   let routes = routers.get(server);

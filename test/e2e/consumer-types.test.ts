@@ -1,0 +1,79 @@
+// A TypeScript consumer of the built package (dist/ and package.json, as npm installs them) under each
+// `moduleResolution`: every subpath must resolve with its types, and the typed API must hold through the published
+// declarations. node10 is what `module: commonjs` picks (the old Nest CLI default). Needs dist/ (`npx tsup`).
+import { execFile } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const tsc = join(root, 'node_modules/typescript/bin/tsc');
+const dirs: string[] = [];
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+const consumer = `
+import { WebSocketConnectionManager } from 'websocket-stabilizer';
+import { StabilizerClient } from 'websocket-stabilizer/client';
+import { CloseCode } from 'websocket-stabilizer/protocol';
+import { RedisBackend } from 'websocket-stabilizer/redis';
+import { closeCodeLabel } from 'websocket-stabilizer/metrics';
+import { attachExpress } from 'websocket-stabilizer/express';
+import { fastifyStabilizer } from 'websocket-stabilizer/fastify';
+import { createHonoStabilizer } from 'websocket-stabilizer/hono';
+import { StabilizerWsAdapter } from 'websocket-stabilizer/nestjs';
+
+const manager = new WebSocketConnectionManager<{ type: 'say' }, { type: 'chat'; text: string }, { name: string }>();
+manager.on('message', (e) => manager.broadcast({ type: 'chat', text: e.data.type }));
+manager.on('connect', (e) => e.data?.name);
+// @ts-expect-error a wrong payload shape must not compile through the published declarations
+manager.sendToClient('x', { tpye: 'oops' });
+const client = new StabilizerClient<{ type: 'chat'; text: string }, { type: 'say' }>('ws://localhost/');
+// @ts-expect-error the client's Out is the manager's In
+void client.send({ type: 'shout' });
+export { CloseCode, RedisBackend, closeCodeLabel, attachExpress, fastifyStabilizer, createHonoStabilizer, StabilizerWsAdapter };
+`;
+
+/** Type-check `consumer` in a fresh project that has the package installed; resolves with tsc's output. */
+function typeCheck(compilerOptions: Record<string, string>, packageType: 'commonjs' | 'module') {
+  const dir = mkdtempSync(join(tmpdir(), 'stabilizer-consumer-'));
+  dirs.push(dir);
+  mkdirSync(join(dir, 'node_modules'));
+  symlinkSync(root, join(dir, 'node_modules/websocket-stabilizer'), 'dir');
+  writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: packageType }));
+  writeFileSync(join(dir, 'index.ts'), consumer);
+  const options = { ...compilerOptions, target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true };
+  // `types: []`: the consumer's own code needs no ambient types; the package's declarations bring theirs.
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({ compilerOptions: { ...options, types: [] }, files: ['index.ts'] }),
+  );
+  return new Promise<{ code: number; output: string }>((resolve) => {
+    execFile(process.execPath, [tsc, '-p', dir], { cwd: dir }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number(err.code ?? 1) : 0, output: stdout + stderr }),
+    );
+  });
+}
+
+describe('the published types, as a TypeScript consumer sees them', () => {
+  it('module commonjs (moduleResolution node10) resolves every subpath, typed', async () => {
+    const result = await typeCheck({ module: 'commonjs', moduleResolution: 'node10' }, 'commonjs');
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('module node16 from CommonJS resolves every subpath, typed', async () => {
+    const result = await typeCheck({ module: 'node16', moduleResolution: 'node16' }, 'commonjs');
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('moduleResolution bundler resolves every subpath, typed', async () => {
+    const result = await typeCheck({ module: 'esnext', moduleResolution: 'bundler' }, 'module');
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+});
