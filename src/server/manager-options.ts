@@ -1,0 +1,41 @@
+import type { AuthorizeSubscribe } from './membership.js';
+import type { AuthorizeResume } from './resume.js';
+import type { TracingOptions } from './tracing.js';
+
+/** Options of `connect`; `Data` is the manager's. */
+export interface ConnectOptions<Data = unknown> {
+  /** Remote IP, for logs and the per-IP limit. */
+  remoteAddress?: string;
+  /**
+   * Application data (e.g. the authenticated user), echoed in `connect` events, `authorizeResume` and
+   * `authorizeSubscribe`.
+   * @default undefined
+   */
+  data?: Data;
+  /**
+   * The stable identity of the authenticated user (e.g. a user id). A protocol session remembers the principal of
+   * the connection that created it, and a resume from a connection with another principal (or with none, when the
+   * session has one, and vice versa) is answered `fresh` with reason `token-rejected`.
+   * `maxSessionsPerPrincipal` counts sessions by it.
+   * @default undefined (no principal: resumable only by connections without one)
+   */
+  principal?: string;
+}
+
+/** Server-wide options that are functions, so they stay out of the validated config. `Data` is the manager's. */
+export interface ManagerHooks<Data = unknown> {
+  /** Protocol mode: re-check authorization when a session resumes. Refusal closes with 4503. */
+  authorizeResume?: AuthorizeResume<Data>;
+  /**
+   * Protocol mode: may this client subscribe to this topic itself? Without the hook, client subscriptions are
+   * refused (`TOPIC_FORBIDDEN`); the server's own `join` needs no permission.
+   */
+  authorizeSubscribe?: AuthorizeSubscribe<Data>;
+  /**
+   * OpenTelemetry spans (`ws.upgrade`, `ws.handshake`/`ws.resume`, `ws.publish`/`ws.broadcast`), with the trace
+   * context of a client's `hello` propagated into `connect` handlers: `{ api }` where `api` is
+   * `@opentelemetry/api` (`import * as otel from '@opentelemetry/api'`).
+   * @default undefined (no tracing, and nothing of OpenTelemetry is touched)
+   */
+  tracing?: TracingOptions;
+}
