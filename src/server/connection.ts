@@ -4,13 +4,7 @@ import { encodeBinaryData } from '../protocol/messages.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
-import {
-  dataFrame,
-  PING_FRAME,
-  PROTOCOL_PING_FRAME,
-  PROTOCOL_PONG_FRAME,
-  type Payload,
-} from './payload.js';
+import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */

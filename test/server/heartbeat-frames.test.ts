@@ -4,8 +4,7 @@ import { decodeClientMessage } from '../../src/protocol/index.js';
 import { matchHeartbeatFrame } from '../../src/server/heartbeat-frames.js';
 
 /** What the server makes of a text frame: the fast path when it matches, else the full decoder. */
-const decode = (text: string): unknown =>
-  matchHeartbeatFrame(Buffer.from(text)) ?? decodeClientMessage(text);
+const decode = (text: string): unknown => matchHeartbeatFrame(Buffer.from(text)) ?? decodeClientMessage(text);
 
 describe('matchHeartbeatFrame', () => {
   it('matches the bundled client heartbeat frames exactly as the JSON decoder decodes them', () => {
