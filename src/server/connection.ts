@@ -4,7 +4,7 @@ import { encodeBinaryData } from '../protocol/messages.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
-import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, type Payload } from './payload.js';
+import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
@@ -234,6 +234,16 @@ export class Connection {
     }
     this.lastOutboundMs = nowMs;
     return 'ok';
+  }
+
+  /** Protocol mode: answer a client's `ping` with `{"t":"pong"}`, framed once for all connections. */
+  pong(nowMs: number): WriteOutcome {
+    if (!this.isOpen) return 'closed';
+    if (deadSocket(this.socket)) return 'failed';
+    if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
+    const raw = this.directSocket();
+    if (raw) return this.writeDirect(raw, PROTOCOL_PONG_FRAME, undefined, nowMs, true);
+    return this.send('{"t":"pong"}', false, nowMs);
   }
 
   /**

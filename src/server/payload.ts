@@ -185,6 +185,8 @@ export function textFrame(text: string): Buffer {
 export const PING_FRAME: Buffer = Buffer.from([OPCODE_PING, 0]);
 /** The protocol-mode heartbeat `{"t":"ping"}`, framed once. */
 export const PROTOCOL_PING_FRAME: Buffer = textFrame('{"t":"ping"}');
+/** The protocol-mode answer `{"t":"pong"}` to a client's `ping`, framed once. */
+export const PROTOCOL_PONG_FRAME: Buffer = textFrame('{"t":"pong"}');
 
 function decimalDigits(n: number): number {
   let digits = 1;

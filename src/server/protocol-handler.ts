@@ -14,6 +14,7 @@ import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from
 import type { ReconnectTokenService } from './tokens.js';
 import type { HelloTrace } from './tracing.js';
 import { writeWelcome } from './welcome.js';
+import { matchHeartbeatFrame } from './heartbeat-frames.js';
 import { handleSessionMessage } from './session-inbound.js';
 
 interface PendingHandshake {
@@ -80,7 +81,10 @@ export class ProtocolHandler {
   }
 
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
-    const msg = isBinary ? decodeBinaryData(data) : decodeClientMessage(data.toString('utf8'));
+    // Heartbeat frames of the bundled client skip the JSON decoder; every other frame takes it.
+    const msg = isBinary
+      ? decodeBinaryData(data)
+      : (matchHeartbeatFrame(data) ?? decodeClientMessage(data.toString('utf8')));
     if (isDecodeFailure(msg)) return this.violation(conn, msg.error);
     if (conn.state === 'handshaking') {
       const p = this.pending.get(conn);

@@ -28,7 +28,7 @@ export function handleSessionMessage(
       m.backend.onAck?.(session, msg.s);
       return;
     case 'ping':
-      conn.write('{"t":"pong"}', false, m.nowMs);
+      conn.pong(m.nowMs);
       return;
     case 'sub':
     case 'unsub':

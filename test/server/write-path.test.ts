@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import { WebSocketConnectionManager, Payload } from '../../src/server/index.js';
-import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME } from '../../src/server/payload.js';
+import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME } from '../../src/server/payload.js';
 import { closeAllServers, collect, startServer, waitFor } from '../helpers/server.js';
 import { cleanup, client, protocolHello } from './support.js';
 
@@ -21,15 +21,18 @@ afterEach(async () => {
 /** A client and the server-side `ws` socket of its connection (not attached: the test calls `connect`). */
 async function socketPair(
   perMessageDeflate: boolean | PerMessageDeflateOptions = false,
+  protocols?: string,
 ): Promise<{ ws: WebSocket; serverSide: WebSocket }> {
   const http = createServer();
   servers.push(http);
   const wss = new WebSocketServer({ server: http, perMessageDeflate });
   await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
   const serverSide = new Promise<WebSocket>((r) => wss.once('connection', r));
-  const ws = await client(`ws://127.0.0.1:${(http.address() as AddressInfo).port}`, {
-    perMessageDeflate: perMessageDeflate !== false,
-  });
+  const ws = await client(
+    `ws://127.0.0.1:${(http.address() as AddressInfo).port}`,
+    { perMessageDeflate: perMessageDeflate !== false },
+    protocols,
+  );
   return { ws, serverSide: await serverSide };
 }
 
@@ -118,9 +121,10 @@ describe('pre-built frames', () => {
         dataFrame(Buffer.from([9]), true),
         PING_FRAME,
         PROTOCOL_PING_FRAME,
+        PROTOCOL_PONG_FRAME,
       ]),
     ).map(([data]) => data);
-    expect(frames.map(String)).toEqual(['{"t":"ack","s":1}', '\t', 'ping:', '{"t":"ping"}']);
+    expect(frames.map(String)).toEqual(['{"t":"ack","s":1}', '\t', 'ping:', '{"t":"ping"}', '{"t":"pong"}']);
   });
 });
 
@@ -191,6 +195,25 @@ describe('direct writes over real sockets', () => {
       expect(raw.writableCorked).toBe(0); // never corked across the turn with compression on
       await waitFor(() => got.length === 2, 'messages');
       expect(got).toEqual(['x'.repeat(1000), '{"n":1}']);
+    } finally {
+      await manager.gracefulShutdown({ timeoutMs: 200 });
+    }
+  });
+
+  it('answers a protocol ping through ws.send when permessage-deflate is negotiated', async () => {
+    const { ws, serverSide } = await socketPair({ threshold: 0 }, 'stabilizer.v1');
+    expect(serverSide.extensions).toContain('permessage-deflate');
+    const manager = new WebSocketConnectionManager();
+    try {
+      const connected = manager.connect(serverSide, 'a');
+      const got = collect(ws);
+      ws.send('{"t":"hello","v":1}');
+      await connected;
+      await waitFor(() => got.length === 1, 'welcome');
+      ws.send('{"t":"ack","s":0}');
+      ws.send('{"t":"ping"}');
+      await waitFor(() => got.length === 2, 'pong');
+      expect(got[1]).toBe('{"t":"pong"}');
     } finally {
       await manager.gracefulShutdown({ timeoutMs: 200 });
     }
