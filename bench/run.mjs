@@ -352,7 +352,7 @@ async function idleWorkload() {
 async function resumeWorkload() {
   notes.push(
     'Resume storm: the clients drop their TCP connections at once (no close handshake); the server broadcasts the ' +
-      'missed messages to the detached sessions; the clients reconnect with their token and lastSeq (Socket.IO: ' +
+      'missed messages (to `$all`); the clients reconnect with their token, inbox lastSeq and topic positions (Socket.IO: ' +
       'pid and offset, connection state recovery). Lost and duplicated count every message number on every ' +
       'client. Listen backlog 4096 for every system.',
   );
@@ -493,14 +493,14 @@ async function slowWorkload() {
         record(workload, system, `server memory held after GC, growth (${tag})`, heldMb, 'MB');
         if (withSlow) {
           if (system === 'stabilizer-reliable') {
-            // Per slow client: its socket buffer (maxBufferedBytes) and its replay buffer (replay.maxBytes of
-            // messages, each held as text and as frame bytes, shared with the other sessions).
+            // Per slow client its socket buffer (maxBufferedBytes); once for all, the history of `$all`
+            // (replay.maxBytes of payload, each publication held as payload text, message text and frame bytes).
             const replayBytes = 1024 * 1024;
             record(
               workload,
               system,
-              'bound: slow × (maxBufferedBytes + 2 × replay.maxBytes)',
-              (slow * (capBytes + 2 * replayBytes)) / 1048576,
+              'bound: slow × maxBufferedBytes + 3 × replay.maxBytes',
+              (slow * capBytes + 3 * replayBytes) / 1048576,
               'MB',
             );
           }

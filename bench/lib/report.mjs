@@ -277,9 +277,9 @@ function targets(results) {
       r === undefined ? undefined : r <= 1.5,
     );
     const growth = get(results, slow, s, 'server memory held after GC, growth (with 5% slow)');
-    const bound = get(results, slow, s, 'bound: slow × (maxBufferedBytes + 2 × replay.maxBytes)');
+    const bound = get(results, slow, s, 'bound: slow × maxBufferedBytes + 3 × replay.maxBytes');
     add(
-      'Slow consumers: server memory held (heap + buffers, after GC) ≤ slow × (maxBufferedBytes + 2 × replay.maxBytes)',
+      'Slow consumers: server memory held (heap + buffers, after GC) ≤ slow × maxBufferedBytes + 3 × replay.maxBytes (the shared `$all` history)',
       growth === undefined ? '–' : `${fmt(growth)} MB vs ${fmt(bound)} MB`,
       '≤ bound',
       growth === undefined ? undefined : growth <= bound,
@@ -301,9 +301,12 @@ export function renderMarkdown(results, { env, notes }) {
       '(other processes on the machine add noise, mostly to latencies).',
     '',
     'Every number below was measured in this run (raw rows: `latest.json`). Server CPU is `process.cpuUsage()` ' +
-      '(user + system) inside the server process; latency is from the intended send time of the open-loop ' +
-      'schedule to arrival at the client (HDR histogram); server and load generator are separate processes on ' +
-      'loopback. Ratios are stabilizer ÷ baseline: below 1× means less (CPU, memory, latency) or fewer.',
+      '(user + system) inside the server process; server and load generator are separate processes on loopback. ' +
+      'Broadcast and rooms run at saturation (closed loop) in interleaved rounds: values are medians, ratios the ' +
+      'median of the per-round ratios with their min–max, and a target is met or not met only when the whole ' +
+      'spread is on one side of its limit. Other latencies are from the intended send time of an open-loop ' +
+      'schedule (HDR histogram). Ratios are stabilizer ÷ baseline: below 1× means less (CPU, memory, latency) or ' +
+      'fewer.',
     '',
     '## Targets',
     '',
@@ -316,12 +319,15 @@ export function renderMarkdown(results, { env, notes }) {
     '## Systems',
     '',
     '- **stabilizer (plain)**: this library, clients without the subprotocol; `manager.broadcast(obj)`.',
-    '- **stabilizer (v1 reliable)**: this library, `stabilizer.v1` clients; every message sequenced, kept for ' +
-      'replay until acked; clients ack like the client library (every 32 messages or 200 ms).',
+    '- **stabilizer (v1 reliable)**: this library, `stabilizer.v1` clients; `broadcast()` publishes to the topic ' +
+      '`$all` (one offset and one frame for every client, kept once in the topic history for resume, never acked); ' +
+      'rooms are topics. Clients ack direct messages only, like the client library (every 32 or 200 ms).',
     '- **raw ws (naive)**: `ws` 8, one `JSON.stringify` per broadcast, then `ws.send(text)` for every client.',
-    '- **raw ws (limit)**: `ws` 8, frame built once per broadcast, every socket corked for the whole turn.',
+    '- **raw ws (limit)**: `ws` 8, frame built once per broadcast, every socket corked for the whole turn ' +
+      '(rooms: a client list per room).',
     '- **ws + README heartbeat**: `ws` with the `isAlive` / `setInterval` / `ping()` recipe of its README.',
-    "- **Socket.IO 4**: `socket.io` 4.8, `transports: ['websocket']`, perMessageDeflate off, `io.emit()`; " +
+    "- **Socket.IO 4**: `socket.io` 4.8, `transports: ['websocket']`, perMessageDeflate off, `io.emit()` " +
+      '(rooms: `io.to(room).emit()`); ' +
       'connection state recovery on in the resume storm.',
     '',
     'The chart of the broadcast workload is `broadcast.svg`.',
@@ -351,17 +357,22 @@ function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function panel(results, metric, unit, title, x0, y0, width, height) {
-  const rows = results.filter((r) => r.workload.startsWith('broadcast') && r.metric === metric);
-  const workloads = unique(rows.map((r) => r.workload));
-  const systems = Object.keys(COLORS).filter((s) => rows.some((r) => r.system === s));
-  if (!workloads.length) return '';
-  const max = niceCeil(Math.max(...rows.map((r) => r.value)) * 1.1);
+const isSaturation = (w) => w.startsWith('broadcast') || w.startsWith('rooms');
+
+/**
+ * Bars per workload and system, with a whisker over the min–max of the rounds. `series(workload, system)` gives
+ * `{ value, min, max }` or undefined; `limit` draws a dashed line (a target).
+ */
+function panel(workloads, systems, series, { unit, title, limit }, x0, y0, width, height) {
+  const points = workloads.flatMap((w) => systems.map((s) => series(w, s)).filter(Boolean));
+  if (!points.length) return '';
+  const max = niceCeil(Math.max(...points.map((p) => p.max), limit ?? 0) * 1.1);
   const plotTop = y0 + 30;
   const plotBottom = y0 + height - 60;
   const plotH = plotBottom - plotTop;
   const groupW = (width - 60) / workloads.length;
   const barW = Math.min(22, (groupW - 16) / systems.length);
+  const y = (v) => plotBottom - (v / max) * plotH;
   const out = [
     `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
     `<line x1="${x0 + 50}" y1="${plotBottom}" x2="${x0 + width - 10}" y2="${plotBottom}" stroke="#333"/>`,
@@ -369,10 +380,15 @@ function panel(results, metric, unit, title, x0, y0, width, height) {
   ];
   for (let i = 0; i <= 4; i++) {
     const v = (max / 4) * i;
-    const y = plotBottom - (v / max) * plotH;
     out.push(
-      `<line x1="${x0 + 50}" y1="${y}" x2="${x0 + width - 10}" y2="${y}" stroke="#ddd"/>`,
-      `<text x="${x0 + 45}" y="${y + 4}" text-anchor="end" font-size="10">${esc(fmt(v))}</text>`,
+      `<line x1="${x0 + 50}" y1="${y(v)}" x2="${x0 + width - 10}" y2="${y(v)}" stroke="#ddd"/>`,
+      `<text x="${x0 + 45}" y="${y(v) + 4}" text-anchor="end" font-size="10">${esc(fmt(v))}</text>`,
+    );
+  }
+  if (limit !== undefined) {
+    out.push(
+      `<line x1="${x0 + 50}" y1="${y(limit)}" x2="${x0 + width - 10}" y2="${y(limit)}" stroke="#c00" stroke-dasharray="6 4"/>`,
+      `<text x="${x0 + width - 12}" y="${y(limit) - 4}" text-anchor="end" font-size="10" fill="#c00">target ≤ ${limit}×</text>`,
     );
   }
   out.push(
@@ -381,16 +397,29 @@ function panel(results, metric, unit, title, x0, y0, width, height) {
   workloads.forEach((w, gi) => {
     const gx = x0 + 55 + gi * groupW + (groupW - barW * systems.length) / 2;
     systems.forEach((s, si) => {
-      const v = rows.find((r) => r.workload === w && r.system === s)?.value;
-      if (v === undefined) return;
-      const h = (v / max) * plotH;
+      const p = series(w, s);
+      if (!p) return;
       const x = gx + si * barW;
+      const mid = x + barW / 2 - 1;
       out.push(
-        `<rect x="${x.toFixed(1)}" y="${(plotBottom - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${label(s)}: ${fmt(v)} ${unit}`)}</title></rect>`,
-        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(plotBottom - h - 3).toFixed(1)}" text-anchor="middle" font-size="8">${esc(fmt(v))}</text>`,
+        `<rect x="${x.toFixed(1)}" y="${y(p.value).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(plotBottom - y(p.value)).toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${label(s)}: ${fmt(p.value)} ${unit} (${fmt(p.min)}–${fmt(p.max)})`)}</title></rect>`,
+      );
+      if (p.max > p.min) {
+        out.push(
+          `<line x1="${mid.toFixed(1)}" y1="${y(p.min).toFixed(1)}" x2="${mid.toFixed(1)}" y2="${y(p.max).toFixed(1)}" stroke="#222"/>`,
+        );
+      }
+      out.push(
+        `<text x="${mid.toFixed(1)}" y="${(y(p.max) - 3).toFixed(1)}" text-anchor="middle" font-size="8">${esc(fmt(p.value))}</text>`,
       );
     });
-    const short = w.replace('broadcast ', '').replace(' clients', 'c');
+    const short = w
+      .replace(
+        /^rooms: (\d+) rooms of (\d+) clients, (\d+)\/turn to each room/,
+        '$1 rooms × $2, $3/turn each',
+      )
+      .replace('broadcast ', '')
+      .replace(' clients', 'c');
     out.push(
       `<text x="${x0 + 55 + gi * groupW + groupW / 2}" y="${plotBottom + 16}" text-anchor="middle" font-size="10">${esc(short)}</text>`,
     );
@@ -401,9 +430,22 @@ function panel(results, metric, unit, title, x0, y0, width, height) {
 export function renderSvg(results) {
   const width = 1000;
   const panelH = 300;
+  const workloads = unique(results.filter((r) => isSaturation(r.workload)).map((r) => r.workload));
   const systems = Object.keys(COLORS).filter((s) =>
-    results.some((r) => r.workload.startsWith('broadcast') && r.system === s),
+    results.some((r) => isSaturation(r.workload) && r.system === s),
   );
+  const m = 'server CPU per delivery';
+  const cpu = (w, s) => {
+    const r = row(results, w, s, m);
+    if (!r) return undefined;
+    const rounds = r.rounds ?? [r.value];
+    return { value: r.value, min: Math.min(...rounds), max: Math.max(...rounds) };
+  };
+  const vsLimit = (w, s) => {
+    const st = ratioStats(results, w, s, 'ws-limit', m);
+    return st && { value: st.median, min: st.min, max: st.max };
+  };
+  const ours = OURS.filter((s) => systems.includes(s));
   const legend = systems
     .map(
       (s, i) =>
@@ -415,20 +457,27 @@ export function renderSvg(results) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${2 * panelH + 50}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     panel(
-      results,
-      'server CPU per delivery',
-      'server CPU µs per delivery',
-      'Broadcast fan-out: server CPU per delivery (lower is better)',
+      workloads,
+      systems,
+      cpu,
+      {
+        unit: 'server CPU µs per delivery',
+        title: 'At saturation: server CPU per delivery, median and min–max of the rounds (lower is better)',
+      },
       0,
       0,
       width,
       panelH,
     ),
     panel(
-      results,
-      'latency p99',
-      'p99 latency, ms',
-      'Broadcast fan-out: p99 delivery latency (lower is better)',
+      workloads,
+      ours,
+      vsLimit,
+      {
+        unit: '÷ raw ws at the limit',
+        title: 'Server CPU per delivery ÷ raw ws at the limit, median and min–max of per-round ratios',
+        limit: 1.2,
+      },
       0,
       panelH,
       width,
