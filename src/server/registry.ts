@@ -14,6 +14,8 @@ import type { Logger } from './logger.js';
 export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
   /** Registry of open (and handshaken) connections by client id. @internal */
   readonly connections = new Map<string, Connection>();
+  /** Bumped on every change to `connections`, so that the publish path can reuse its member lookups. @internal */
+  connectionsVersion = 0;
   /** Protocol sessions without a socket, kept for resume; broadcasts buffer into them. @internal */
   readonly detachedSessions = new Set<SessionRecord>();
   /** Coarse clock (epoch ms), advanced by the sweep; hot paths stamp it instead of calling `Date.now()`. @internal */
@@ -74,10 +76,12 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
         return false;
       }
       this.connections.delete(conn.id);
+      this.connectionsVersion++;
       this.replaced.add(existing);
       existing.close(CloseCode.Replaced, 'replaced by a newer connection', 'replaced');
     }
     this.connections.set(conn.id, conn);
+    this.connectionsVersion++;
     conn.state = 'open';
     this.backend.onAttach?.(conn.id, conn.session);
     return true;
@@ -155,6 +159,7 @@ export abstract class ConnectionRegistry extends TypedEmitter<ManagerEvents> {
     }
     if (this.connections.get(conn.id) !== conn) return; // never registered
     this.connections.delete(conn.id);
+    this.connectionsVersion++;
     this.connectionClosed(conn);
     let sessionRetained = false;
     const session = conn.session;
