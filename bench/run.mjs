@@ -23,6 +23,12 @@ const only = args
   ?.slice(7)
   .split(',');
 const enabled = (name) => !only || only.includes(name);
+/** `--systems=a,b`: only these systems in the broadcast and rooms workloads (for experiments; ratios need both). */
+const systemsFilter = args
+  .find((a) => a.startsWith('--systems='))
+  ?.slice(10)
+  .split(',');
+const pick = (names) => (systemsFilter ? names.filter((n) => systemsFilter.includes(n)) : names);
 
 /** Client sockets are spread over several source addresses, so that one run can open more than ~28k. */
 const LOCAL_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
@@ -219,8 +225,8 @@ async function broadcastWorkload() {
           { bpt: 10, bytes: 4096 },
         ];
   for (const clients of clientCounts) {
-    const names = ['stabilizer-reliable', 'stabilizer', 'ws-limit', 'socketio'];
-    if (!quick && clients === 1000) names.push('ws-naive');
+    const names = pick(['stabilizer-reliable', 'stabilizer', 'ws-limit', 'socketio']);
+    if (!quick && clients === 1000) names.push(...pick(['ws-naive']));
     const pairs = {};
     try {
       for (const name of names) {
@@ -250,7 +256,7 @@ async function roomsWorkload() {
       '`manager.publish(room, msg)`; Socket.IO: `socket.join(room)` and `io.to(room).emit()`; raw ws: the ' +
       'application keeps a client list per room, and the limit path (frame once, cork) writes to it.',
   );
-  const names = ['stabilizer-reliable', 'stabilizer', 'ws-limit', 'socketio'];
+  const names = pick(['stabilizer-reliable', 'stabilizer', 'ws-limit', 'socketio']);
   const workload = `rooms: ${rooms} rooms of ${perRoom} clients, ${bpt}/turn to each room, 150 B`;
   const pairs = {};
   try {
