@@ -154,7 +154,9 @@ describe('direct writes over real sockets', () => {
     s.manager.broadcast({ v: true }, { volatile: true });
     await waitFor(() => gotA.length === 13 && gotB.length === 13, 'messages');
     expect(gotB).toEqual(gotA); // the same bytes: no per-recipient header
-    const parsed = gotA.map((m) => JSON.parse(m as string) as { t: string; c?: string; o?: number; p: unknown });
+    const parsed = gotA.map(
+      (m) => JSON.parse(m as string) as { t: string; c?: string; o?: number; p: unknown },
+    );
     expect(parsed.slice(0, 12).map((m) => m.o)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
     expect(parsed[11]).toEqual({ t: 'd', c: '$all', o: 12, p: { i: 12, pad: 'z'.repeat(240) } });
     expect(parsed[12]).toEqual({ t: 'd', c: '$all', p: { v: true } });
@@ -189,6 +191,32 @@ describe('direct writes over real sockets', () => {
       expect(raw.writableCorked).toBe(0); // never corked across the turn with compression on
       await waitFor(() => got.length === 2, 'messages');
       expect(got).toEqual(['x'.repeat(1000), '{"n":1}']);
+    } finally {
+      await manager.gracefulShutdown({ timeoutMs: 200 });
+    }
+  });
+
+  it('a fragmented message begun between two publications of one turn: the second goes through ws.send', async () => {
+    const { ws, serverSide } = await socketPair();
+    const manager = new WebSocketConnectionManager();
+    try {
+      await manager.connect(serverSide, 'a');
+      manager.join('a', 'room');
+      const got = collect(ws);
+      let closeCode = 0;
+      ws.on('close', (code) => (closeCode = code));
+      // The first publication finds the socket writable directly and corks it for the turn; the application then
+      // starts a fragmented message on the same socket, in the same turn. The next publication must notice.
+      manager.broadcast('first');
+      manager.publish('room', 'room-first');
+      serverSide.send('part1-', { fin: false });
+      manager.broadcast('other');
+      manager.publish('room', 'room-other');
+      serverSide.send('part2', { fin: true });
+      await waitFor(() => got.length === 5, 'messages');
+      // As ws itself does: the next send after a `fin: false` fragment continues and ends that message.
+      expect(got).toEqual(['first', 'room-first', 'part1-other', 'room-other', 'part2']);
+      expect(closeCode).toBe(0);
     } finally {
       await manager.gracefulShutdown({ timeoutMs: 200 });
     }
