@@ -38,24 +38,47 @@ function ratioStats(results, workload, a, b, metric) {
     ra.rounds && rb.rounds && ra.rounds.length === rb.rounds.length
       ? ra.rounds.map((v, i) => v / rb.rounds[i])
       : [ra.value / rb.value];
-  return { median: median(rounds), min: Math.min(...rounds), max: Math.max(...rounds), rounds };
+  const iqr = rounds.length >= IQR_FROM_ROUNDS;
+  return {
+    median: median(rounds),
+    min: Math.min(...rounds),
+    max: Math.max(...rounds),
+    // The spread a verdict uses: the interquartile range from IQR_FROM_ROUNDS rounds on, else min–max.
+    low: iqr ? quantile(rounds, 0.25) : Math.min(...rounds),
+    high: iqr ? quantile(rounds, 0.75) : Math.max(...rounds),
+    iqr,
+    rounds,
+  };
 }
 
-/** `1.05× (0.98–1.12)`: the median of the per-round ratios and their range. */
+/** From this many rounds on, the spread of a ratio is its interquartile range (one outlier round cannot decide). */
+export const IQR_FROM_ROUNDS = 5;
+
+/** Quantile `q` of `values`, linear between the closest ranks. */
+function quantile(values, q) {
+  const v = [...values].sort((a, b) => a - b);
+  const at = (v.length - 1) * q;
+  const lo = Math.floor(at);
+  return v[lo] + (v[Math.min(lo + 1, v.length - 1)] - v[lo]) * (at - lo);
+}
+
+/** `1.05× (IQR 1.01–1.08; min–max 0.98–1.12)`: the median of the per-round ratios and their spread. */
 function fmtStats(st) {
   if (!st) return '–';
   if (st.rounds.length === 1) return fmtRatio(st.median);
-  return `${st.median.toFixed(2)}× (${st.min.toFixed(2)}–${st.max.toFixed(2)})`;
+  const range = `${st.min.toFixed(2)}–${st.max.toFixed(2)}`;
+  if (!st.iqr) return `${st.median.toFixed(2)}× (min–max ${range})`;
+  return `${st.median.toFixed(2)}× (IQR ${st.low.toFixed(2)}–${st.high.toFixed(2)}; min–max ${range})`;
 }
 
 /**
- * A verdict only when the whole spread of the per-round ratios is on one side of the limit. `atMost`: the target
- * is `≤ limit`; otherwise `≥ limit`.
+ * A verdict only when the whole spread of the per-round ratios (IQR, or min–max with fewer rounds) is on one side
+ * of the limit. `atMost`: the target is `≤ limit`; otherwise `≥ limit`.
  */
 function verdict(st, limit, atMost) {
   if (!st) return undefined;
-  const pass = atMost ? st.max <= limit : st.min >= limit;
-  const fail = atMost ? st.min > limit : st.max < limit;
+  const pass = atMost ? st.high <= limit : st.low >= limit;
+  const fail = atMost ? st.low > limit : st.high < limit;
   return pass ? 'met' : fail ? 'NOT met' : 'no verdict (spread crosses the limit)';
 }
 
@@ -107,7 +130,8 @@ function workloadTable(results, workload) {
   const rounds = rows.find((r) => r.rounds)?.rounds.length;
   const spread = rounds
     ? `\n\nValues are medians of ${rounds} interleaved rounds; server CPU per delivery shows (min–max) over the ` +
-      'rounds; a ratio is the median of the per-round ratios (min–max).'
+      'rounds; a ratio is the median of the per-round ratios, with ' +
+      (rounds >= IQR_FROM_ROUNDS ? 'their interquartile range and min–max.' : 'their min–max.')
     : '';
   return caption + lines.join('\n') + spread;
 }
@@ -303,8 +327,9 @@ export function renderMarkdown(results, { env, notes }) {
     'Every number below was measured in this run (raw rows: `latest.json`). Server CPU is `process.cpuUsage()` ' +
       '(user + system) inside the server process; server and load generator are separate processes on loopback. ' +
       'Broadcast and rooms run at saturation (closed loop) in interleaved rounds: values are medians, ratios the ' +
-      'median of the per-round ratios with their min–max, and a target is met or not met only when the whole ' +
-      'spread is on one side of its limit. Other latencies are from the intended send time of an open-loop ' +
+      'median of the per-round ratios with their spread (the interquartile range from 5 rounds on, else ' +
+      'min–max), and a target is met or not met only when the whole spread is on one side of its limit. ' +
+      'Other latencies are from the intended send time of an open-loop ' +
       'schedule (HDR histogram). Ratios are stabilizer ÷ baseline: below 1× means less (CPU, memory, latency) or ' +
       'fewer.',
     '',
