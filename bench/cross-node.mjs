@@ -3,7 +3,8 @@
 //   npx tsup && node bench/cross-node.mjs [--clients=300] [--rate=200] [--seconds=5] [--burst=1000]
 //
 // Systems, on the same private redis-server:
-//   stabilizer  websocket-stabilizer with websocket-stabilizer/redis, stabilizer.v1 reliable clients (acking)
+//   stabilizer  websocket-stabilizer with websocket-stabilizer/redis, stabilizer.v1 reliable clients (acking
+//               sequenced messages; topic publications, when the backend has topics, are never acked)
 //   socketio    Socket.IO 4 with @socket.io/redis-streams-adapter, websocket transport
 // Workloads: a fixed rate for some seconds (end-to-end latency: broadcast call → client receipt, and delivery
 // ratio), then a burst sent as fast as possible (time until every client has every message).
@@ -70,11 +71,23 @@ async function stabilizerClient(url, onMessage) {
     const ws = new WebSocket(url, 'stabilizer.v1');
     let last = 0;
     let unacked = 0;
+    const positions = new Map(); // topic → offset, for topic publications (PROTOCOL.md §2.6): never acked
     ws.on('open', () => ws.send('{"t":"hello","v":1}'));
     ws.on('message', (data) => {
       const m = JSON.parse(data.toString());
-      if (m.t === 'welcome') return resolve(ws);
+      if (m.t === 'welcome') {
+        for (const t of m.topics ?? []) positions.set(t.c, t.o);
+        ws.send(JSON.stringify({ t: 'ack', s: m.lastSeq })); // confirms the welcome (PROTOCOL.md §3)
+        return resolve(ws);
+      }
       if (m.t === 'ping') return ws.send(JSON.stringify({ t: 'pong', s: last }));
+      if (m.t === 'd' && m.c !== undefined) {
+        // A publication on a topic (the Redis backend sequences broadcasts per session for now; topics later).
+        if (m.o === undefined) return onMessage(m.p);
+        if (m.o !== (positions.get(m.c) ?? 0) + 1) onMessage(null);
+        positions.set(m.c, m.o);
+        return onMessage(m.p);
+      }
       if (m.t !== 'd' || m.s === undefined) return;
       if (m.s !== last + 1) onMessage(null); // out of sequence: counted as an error
       last = m.s;

@@ -1,6 +1,7 @@
 // Load generator process: many raw `ws` clients that speak the wire format of each system directly
 // (plain WebSocket, stabilizer.v1 per PROTOCOL.md, or Engine.IO v4 / Socket.IO v5), so that the client side
 // costs as little as possible and the same client code measures every server.
+import { connect as tcpConnect } from 'node:net';
 import { WebSocket } from 'ws';
 import { serve } from './lib/ipc.mjs';
 import { histogram, nowUs, parseMessage, sleep, summarize } from './lib/common.mjs';
@@ -24,9 +25,11 @@ class Client {
     // stabilizer.v1
     this.sessionId = undefined;
     this.token = undefined;
-    this.lastSeq = 0;
+    this.lastSeq = 0; // inbox (direct messages): highest sequence received in order
     this.lastAcked = 0;
     this.resume = undefined;
+    /** Topic → position (highest offset received in order), from welcome / sub / publications / skip. */
+    this.topics = new Map();
     // Socket.IO recovery
     this.sid = undefined;
     this.pid = undefined;
@@ -57,9 +60,19 @@ function resetCounters() {
     measured: 0,
     lastMeasuredUs: 0,
     pings: 0,
+    // stabilizer.v1: ack frames sent (inbox only: topic publications are never acked), and the welcome
+    // confirmations (one per connect/resume, PROTOCOL.md §3 item 4)
     acks: 0,
+    confirms: 0,
     retries: 0,
+    // inbox sequence errors; topic publications (and skips) out of order: duplicates dropped, gaps (with the
+    // number of offsets jumped over), publications of a topic the client is not in
     seqErrors: 0,
+    topicDuplicates: 0,
+    topicGaps: 0,
+    topicLost: 0,
+    topicUnknown: 0,
+    skips: 0,
     closes: 0,
     closeCodes: {},
     errors: 0,
@@ -68,12 +81,27 @@ function resetCounters() {
 }
 resetCounters();
 
+/**
+ * Flow control of the server's saturation runs: the count of messages received in the current run goes to the
+ * server on its control port every `reportEvery` messages (about one turn), and on a 5 ms timer for the tail.
+ */
+const flow = { socket: undefined, runId: -1, reportEvery: Infinity, reported: 0, timer: undefined };
+
+function report() {
+  flow.reported = counters.received;
+  flow.socket.write(`${flow.runId} ${counters.received}\n`);
+}
+
+function reportTail() {
+  if (flow.socket && counters.received !== flow.reported) report();
+}
+
 const scratch = { ph: 0, ts: 0, n: 0 };
 
 function record(c, buf) {
   if (!parseMessage(buf, scratch)) return;
   c.received++;
-  counters.received++;
+  if (++counters.received - flow.reported >= flow.reportEvery && flow.socket) report();
   if (c.seen && scratch.n <= trackIds) c.seen[scratch.n]++;
   if (scratch.ph === 1 && !c.slow) {
     counters.measured++;
@@ -102,12 +130,52 @@ function onPing() {
   counters.pings++;
 }
 
-/** stabilizer.v1: data frames are parsed by hand; control messages with JSON.parse. */
+/**
+ * Advance client `c`'s position in `topic` to `o` (a publication or a skip), as the client library does: `o` must
+ * be position + 1; a smaller one is a duplicate (dropped: returns false), a larger one a gap (counted; the real
+ * client would resume, the load generator carries on from `o`).
+ */
+function advanceTopic(c, topic, o) {
+  const position = c.topics.get(topic);
+  if (position === undefined) {
+    counters.topicUnknown++;
+    return false;
+  }
+  if (o <= position) {
+    counters.topicDuplicates++;
+    return false;
+  }
+  if (o !== position + 1) {
+    counters.topicGaps++;
+    counters.topicLost += o - position - 1;
+  }
+  c.topics.set(topic, o);
+  return true;
+}
+
+/**
+ * stabilizer.v1 (PROTOCOL.md §2): data frames are parsed by hand, control messages with JSON.parse.
+ * `{"t":"d","s":N,"p":…}` is a direct (inbox) message: sequenced, acked every ACK_EVERY messages or ackDelayMs.
+ * `{"t":"d","c":"topic","o":N,"p":…}` is a topic publication (`broadcast()` publishes to `$all`): checked for
+ * contiguity per topic, never acked. `{"t":"d","p":…}` / `{"t":"d","c":"topic","p":…}` are volatile.
+ */
 function onStabilizerMessage(data) {
   const c = this.c;
-  // {"t":"d","s":N,"p":...}  or  {"t":"d","p":...}
+  // {"t":"d", … : bytes 0..8
   if (data[6] === 0x64 && data[2] === 0x74 && data[7] === 0x22) {
-    if (data[10] === 0x73) {
+    const k = data[10];
+    if (k === 0x63 /* c */) {
+      // {"t":"d","c":"<name>","o":N,"p":…  (the name starts at byte 14)
+      let i = 14;
+      while (data[i] !== 0x22 && data[i] !== 0x5c /* \ */) i++;
+      if (data[i] === 0x5c) return onStabilizerJson(c, this, JSON.parse(data.toString()));
+      if (data[i + 3] === 0x6f /* o */) {
+        const topic = data.toString('latin1', 14, i);
+        let o = 0;
+        for (let j = i + 6, ch = data[j]; ch >= 48 && ch <= 57; ch = data[++j]) o = o * 10 + (ch - 48);
+        if (!advanceTopic(c, topic, o)) return;
+      }
+    } else if (k === 0x73 /* s */) {
       let s = 0;
       let i = 13;
       for (let ch = data[i]; ch >= 48 && ch <= 57; ch = data[++i]) s = s * 10 + (ch - 48);
@@ -125,8 +193,26 @@ function onStabilizerMessage(data) {
     record(c, data);
     return;
   }
-  const m = JSON.parse(data.toString());
+  onStabilizerJson(c, this, JSON.parse(data.toString()));
+}
+
+function onStabilizerJson(c, ws, m) {
   switch (m.t) {
+    case 'd':
+      if (m.c !== undefined && m.o !== undefined && !advanceTopic(c, m.c, m.o)) return;
+      record(c, Buffer.from(JSON.stringify(m.p)));
+      return;
+    case 'skip':
+      counters.skips++;
+      advanceTopic(c, m.c, m.o);
+      return;
+    case 'sub':
+      // The answer to a subscribe, or a join by the server: a member from offset o on.
+      if (m.o !== undefined && !c.topics.has(m.c)) c.topics.set(m.c, m.o);
+      return;
+    case 'unsub':
+      c.topics.delete(m.c);
+      return;
     case 'welcome':
       c.sessionId = m.sessionId;
       c.token = m.token;
@@ -135,11 +221,19 @@ function onStabilizerMessage(data) {
         c.lastSeq = 0;
         c.lastAcked = 0;
       }
+      // Every topic the session is in, each resumed (the replay continues after o) or fresh (continue from o).
+      // A topic the hello named and the welcome does not list was left meanwhile.
+      c.topics.clear();
+      for (const t of m.topics ?? []) c.topics.set(t.c, t.o);
+      // Confirm the welcome right away (PROTOCOL.md §3 item 4), as the client library does.
+      counters.confirms++;
+      ws.send(`{"t":"ack","s":${c.lastSeq}}`);
+      c.lastAcked = c.lastSeq;
       markReady(c);
       return;
     case 'ping':
       counters.pings++;
-      this.send(`{"t":"pong","s":${c.lastSeq}}`);
+      ws.send(`{"t":"pong","s":${c.lastSeq}}`);
       c.lastAcked = c.lastSeq;
       return;
     case 'token':
@@ -196,6 +290,7 @@ function onOpen() {
       hello.token = c.token;
       hello.sessionId = c.sessionId;
       hello.lastSeq = c.lastSeq;
+      if (c.topics.size > 0) hello.topics = Object.fromEntries(c.topics);
     }
     this.send(JSON.stringify(hello));
   } else if (c.dialect === 'plain') markReady(c);
@@ -311,8 +406,30 @@ serve({
     return { ms, ready: clients.filter((c) => c.ready).length };
   },
 
-  reset() {
+  /** Zero the counters; with `runId`, report progress of that run to the server's control port. */
+  reset({ runId, reportEvery } = {}) {
     resetCounters();
+    flow.reported = 0;
+    if (runId !== undefined) {
+      flow.runId = runId;
+      flow.reportEvery = reportEvery;
+      flow.timer ??= setInterval(reportTail, 5);
+    } else {
+      flow.reportEvery = Infinity;
+      clearInterval(flow.timer);
+      flow.timer = undefined;
+    }
+    return true;
+  },
+
+  /** Open the flow-control connection to the server (see `saturateRun` in server.mjs). */
+  async control({ port }) {
+    flow.socket?.destroy();
+    flow.socket = tcpConnect({ port, host: '127.0.0.1', noDelay: true });
+    await new Promise((resolve, reject) => {
+      flow.socket.once('connect', resolve);
+      flow.socket.once('error', reject);
+    });
     return true;
   },
 

@@ -2,7 +2,7 @@
 //
 //   npm run bench                 full run (several minutes)
 //   npm run bench -- --quick      smaller run, under 3 minutes
-//   npm run bench -- --only=broadcast,idle,resume,slow
+//   npm run bench -- --only=broadcast,rooms,idle,resume,slow
 //
 // Every system runs in its own server process; the load generator is another process. Results go to
 // bench/results/latest.json (every value measured in this run), latest.md (tables with ratios) and
@@ -23,15 +23,24 @@ const only = args
   ?.slice(7)
   .split(',');
 const enabled = (name) => !only || only.includes(name);
+/** `--systems=a,b`: only these systems in the broadcast and rooms workloads (for experiments; ratios need both). */
+const systemsFilter = args
+  .find((a) => a.startsWith('--systems='))
+  ?.slice(10)
+  .split(',');
+const pick = (names) => (systemsFilter ? names.filter((n) => systemsFilter.includes(n)) : names);
 
 /** Client sockets are spread over several source addresses, so that one run can open more than ~28k. */
 const LOCAL_ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
 
 const results = [];
 const notes = [];
-function record(workload, system, metric, value, unit) {
+/** One measured value; `rounds`: the value of each interleaved round (then `value` is their median). */
+function record(workload, system, metric, value, unit, rounds) {
   if (value === null || value === undefined || Number.isNaN(value)) return;
-  results.push({ workload, system, metric, value: round(value), unit });
+  const row = { workload, system, metric, value: round(value), unit };
+  if (rounds) row.rounds = rounds.map(round);
+  results.push(row);
 }
 const round = (v) => (Math.abs(v) >= 100 ? Math.round(v * 10) / 10 : Math.round(v * 1000) / 1000);
 const log = (...a) => console.log(`[bench ${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s]`, ...a);
@@ -50,11 +59,18 @@ const SYSTEMS = {
   socketio: { server: { system: 'socketio' }, dialect: 'socketio', label: 'Socket.IO 4 (websocket)' },
 };
 
-/** Start a server process for `name` (with extra server options) and a load generator process. */
+/**
+ * Start a server process for `name` (with extra server options) and a load generator process.
+ * BENCH_CPU_PROF=<dir> writes a CPU profile of every server process there (`node --cpu-prof`).
+ */
 async function startPair(name, serverOpts = {}) {
-  const server = spawnChild(join(here, 'server.mjs'), { execArgv: ['--expose-gc'] });
+  const prof = process.env.BENCH_CPU_PROF;
+  const server = spawnChild(join(here, 'server.mjs'), {
+    execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
+  });
   const loadgen = spawnChild(join(here, 'loadgen.mjs'), { execArgv: ['--max-old-space-size=4096'] });
-  const { port } = await server.call('start', { ...SYSTEMS[name].server, ...serverOpts });
+  const { port, controlPort } = await server.call('start', { ...SYSTEMS[name].server, ...serverOpts });
+  await loadgen.call('control', { port: controlPort });
   const url = `ws://127.0.0.1:${port}/`;
   return {
     server,
@@ -73,40 +89,153 @@ async function startPair(name, serverOpts = {}) {
     },
     async stop() {
       // The server goes first, so TIME_WAIT lands on its (per-run) port, not on the client source ports.
+      if (prof) {
+        await server.call('exit').catch(() => {}); // a clean exit writes the --cpu-prof profile
+        await sleep(3000);
+      }
       await server.kill();
       await loadgen.kill();
     },
   };
 }
 
-// ---------------------------------------------------------------- 1. broadcast fan-out
+// ---------------------------------------------------------------- 1. broadcast fan-out, at saturation
 
-/** Offered load: deliveries per second, the same for every system (below the capacity of the slowest). */
-const OFFERED_DELIVERIES_PER_S = 20_000;
+/**
+ * Saturation runs (see `saturateRun` in server.mjs): closed loop, 2 turns in flight. Every system does the same
+ * number of measured deliveries; a run measures about `measured` deliveries after `warmup` ones.
+ */
+const SATURATION = {
+  inFlightTurns: 2,
+  measured: quick ? 60_000 : 100_000,
+  warmup: 20_000,
+  minTurns: 4,
+  // Rounds: every system once per round, interleaved, in an order that rotates from round to round. Many short
+  // rounds rather than a few long ones: the machine's other load changes from second to second, and the median
+  // and interquartile range of many per-round ratios shrug off the rounds it hit hardest.
+  rounds: Number(args.find((a) => a.startsWith('--rounds='))?.slice(9) ?? (quick ? 5 : 7)),
+};
+let runCounter = 0;
+
+/**
+ * One workload at saturation: `rounds` interleaved rounds over `names` (whose pairs are up and connected).
+ * Records the median of each metric with its per-round values, so that the report can give every ratio as the
+ * median of per-round ratios with their spread.
+ */
+async function saturationWorkload(
+  workload,
+  pairs,
+  names,
+  { clients, bpt, bytes, rooms = 0, measured = SATURATION.measured },
+) {
+  const perTurn = clients * bpt;
+  const measureTurns = Math.max(SATURATION.minTurns, Math.round(measured / perTurn));
+  const warmupTurns = Math.max(2, Math.round(SATURATION.warmup / perTurn));
+  const runs = Object.fromEntries(names.map((n) => [n, []]));
+  for (let round = 0; round < SATURATION.rounds; round++) {
+    const order = names.map((_, i) => names[(i + round) % names.length]);
+    for (const name of order) {
+      const pair = pairs[name];
+      const runId = ++runCounter;
+      await pair.loadgen.call('reset', { runId, reportEvery: perTurn });
+      const r = await pair.server.call('saturateRun', {
+        runId,
+        bpt,
+        bytes,
+        rooms,
+        warmupTurns,
+        measureTurns,
+        inFlightTurns: SATURATION.inFlightTurns,
+      });
+      const s = await pair.loadgen.call('waitMeasured', { expected: r.deliveries, timeoutMs: 30_000 });
+      runs[name].push({
+        cpuPerDelivery: r.cpuUs / r.deliveries,
+        userPerDelivery: r.userUs / r.deliveries,
+        systemPerDelivery: r.systemUs / r.deliveries,
+        deliveriesPerS: r.deliveries / (r.wallUs / 1e6),
+        cpuPct: (r.cpuUs / r.wallUs) * 100,
+        p50: s.latency.p50 / 1000,
+        p99: s.latency.p99 / 1000,
+        delivered: (s.measured / r.deliveries) * 100,
+        acksPerDelivery: s.acks / r.sentTotal,
+        errors: s.seqErrors + s.topicDuplicates + s.topicGaps + s.topicUnknown,
+        lost: s.topicLost,
+        duplicates: s.topicDuplicates,
+        loadgenPct: s.cpuPct,
+      });
+      log(
+        `  ${workload} [round ${round + 1}] ${name}: ${(r.cpuUs / r.deliveries).toFixed(2)} µs/delivery ` +
+          `(user ${(r.userUs / r.deliveries).toFixed(2)}, system ${(r.systemUs / r.deliveries).toFixed(2)}), ` +
+          `${Math.round(r.deliveries / (r.wallUs / 1e6)).toLocaleString('en-US')} deliveries/s, ` +
+          `server ${((r.cpuUs / r.wallUs) * 100).toFixed(0)}% CPU (waited ${r.waits}× for the clients), ` +
+          `loadgen ${s.cpuPct.toFixed(0)}% CPU, ${s.measured}/${r.deliveries} delivered` +
+          (SYSTEMS[name].dialect === 'stabilizer'
+            ? `, acks ${s.acks}, topic dup ${s.topicDuplicates} gaps ${s.topicGaps} (lost ${s.topicLost})`
+            : ''),
+      );
+    }
+  }
+  for (const name of names) {
+    const list = runs[name];
+    const put = (key, metric, unit) => {
+      const values = list.map((x) => x[key]);
+      record(workload, name, metric, median(values), unit, values);
+    };
+    put('cpuPerDelivery', 'server CPU per delivery', 'µs');
+    put('userPerDelivery', 'server CPU per delivery: user (JS, V8)', 'µs');
+    put('systemPerDelivery', 'server CPU per delivery: system (kernel: writev on loopback)', 'µs');
+    put('deliveriesPerS', 'deliveries/s at saturation', 'deliveries/s');
+    put('cpuPct', 'server CPU busy at saturation', '% of a core');
+    put('loadgenPct', 'load generator CPU', '% of a core');
+    put('p50', 'latency p50 (closed loop)', 'ms');
+    put('p99', 'latency p99 (closed loop)', 'ms');
+    record(workload, name, 'delivered', Math.min(...list.map((x) => x.delivered)), '%');
+    if (SYSTEMS[name].dialect === 'stabilizer') {
+      put('acksPerDelivery', 'acks from clients per delivery', 'acks');
+      record(workload, name, 'topic messages lost', sum(list.map((x) => x.lost)), 'messages');
+      record(workload, name, 'topic messages duplicated', sum(list.map((x) => x.duplicates)), 'messages');
+      record(workload, name, 'order errors', sum(list.map((x) => x.errors)), 'messages');
+    }
+  }
+}
+
+const sum = (values) => values.reduce((a, v) => a + v, 0);
 
 async function broadcastWorkload() {
   notes.push(
-    `Broadcast: open loop, the same offered load for every system: ${OFFERED_DELIVERIES_PER_S.toLocaleString('en-US')} ` +
-      'deliveries/s (turn period = clients × broadcasts per turn ÷ that rate), so `deliveries/s` shows whether a ' +
-      "system kept up; CPU per delivery is the comparison. Latency counts from the turn's scheduled time.",
-    'Broadcast, stabilizer.v1 reliable: each message is sequenced and kept for replay, and the clients ack as the ' +
-      'client library does (every 32 messages or 200 ms); reading those acks is part of its server CPU.',
-    `Broadcast: ${quick ? 'one run per shape' : 'median of 3 runs per shape, interleaved across systems'}.`,
+    'Broadcast and rooms: at saturation, closed loop. Turns (K broadcasts each) run back to back, one per ' +
+      'event-loop iteration, as fast as the server writes and the clients read; flow control keeps ' +
+      `${SATURATION.inFlightTurns} turns in flight (turn k starts once the clients have received turn ` +
+      `k − ${SATURATION.inFlightTurns}; the load generator reports its count on a TCP connection of its own), so ` +
+      'socket buffers never fill and no system pays for partial writes or drain events. Every system does the ' +
+      `same measured deliveries (about ${SATURATION.measured.toLocaleString('en-US')} per run, after ` +
+      `${SATURATION.warmup.toLocaleString('en-US')} warm-up ones); server CPU per delivery is the server ` +
+      "process's CPU over exactly the measured turns (including their flushes) ÷ their deliveries.",
+    `Broadcast and rooms: ${SATURATION.rounds} rounds; in each round every system runs once (all servers stay ` +
+      'up; the order rotates from round to round). Values are medians over the rounds; a ratio is the median of ' +
+      'the per-round ratios, with their spread: the interquartile range (IQR) from 5 rounds on, else min–max ' +
+      '(min–max is shown too). A target counts as met or not met only when the whole spread is on one side of ' +
+      'the limit; otherwise: no verdict.',
+    'Broadcast, stabilizer.v1 reliable: `broadcast()` publishes to the built-in topic `$all`: one offset, one ' +
+      'frame for every client, stored once in the topic history. Clients check the offsets (contiguous, no ' +
+      'duplicates) and never ack topic publications; `acks from clients per delivery` counts every ack they ' +
+      'sent during the runs.',
+    'Latency (closed loop) is from the start of the turn to arrival; with turns in flight it mostly shows how ' +
+      'fast the load generator reads, not the server.',
   );
   const clientCounts = quick ? [1000] : [1000, 5000];
-  const shapes = [
-    { bpt: 1, bytes: 150 },
-    { bpt: 10, bytes: 150 },
-    { bpt: 1, bytes: 4096 },
-    { bpt: 10, bytes: 4096 },
-  ];
-  const names = ['stabilizer', 'stabilizer-reliable', 'ws-naive', 'ws-limit', 'socketio'];
-  const windowMs = quick ? 1500 : 4000;
-  const warmupMs = quick ? 300 : 500;
-  // Repetitions, interleaved across systems (every system's server stays up), so that noise from other processes
-  // on the machine spreads over all systems instead of landing on one. The median of the repetitions is reported.
-  const reps = quick ? 1 : 3;
+  const shapesFor = (clients) =>
+    quick || clients > 1000
+      ? [{ bpt: 10, bytes: 150 }]
+      : [
+          { bpt: 10, bytes: 150 },
+          // Secondary shapes, half the measured deliveries (the full run has a time budget).
+          { bpt: 1, bytes: 150, measured: SATURATION.measured / 2 },
+          { bpt: 10, bytes: 4096, measured: SATURATION.measured / 2 },
+        ];
   for (const clients of clientCounts) {
+    const names = pick(['stabilizer-reliable', 'stabilizer', 'ws-limit', 'socketio']);
+    if (!quick && clients === 1000) names.push(...pick(['ws-naive']));
     const pairs = {};
     try {
       for (const name of names) {
@@ -114,59 +243,42 @@ async function broadcastWorkload() {
         const c = await pairs[name].connect(clients);
         log(`broadcast: ${name} ${clients} clients connected in ${c.ms.toFixed(0)} ms`);
       }
-      for (const { bpt, bytes } of shapes) {
+      for (const [i, { bpt, bytes, measured }] of shapesFor(clients).entries()) {
         const workload = `broadcast ${clients} clients, ${bpt}/turn, ${bytes === 150 ? '150 B' : '4 KB'}`;
-        const periodMs = Math.max(5, Math.round(((bpt * clients) / OFFERED_DELIVERIES_PER_S) * 1000));
-        const measureTurns = Math.max(4, Math.round(windowMs / periodMs));
-        const warmupTurns = Math.max(1, Math.round(warmupMs / periodMs));
-        const runs = Object.fromEntries(names.map((n) => [n, []]));
-        for (let rep = 0; rep < reps; rep++) {
-          for (const name of names) {
-            const pair = pairs[name];
-            await pair.loadgen.call('reset');
-            const r = await pair.server.call('broadcastRun', {
-              bpt,
-              bytes,
-              periodMs,
-              warmupTurns,
-              measureTurns,
-            });
-            const s = await pair.loadgen.call('waitMeasured', { expected: r.deliveries, timeoutMs: 15_000 });
-            // Delivered per second of the scheduled window, or longer if the last message arrived after it.
-            const spanUs = Math.max(r.scheduledUs, s.lastMeasuredUs - r.scheduledStartUs);
-            runs[name].push({
-              deliveriesPerS: s.measured / (spanUs / 1e6),
-              cpuPerDelivery: r.cpuUs / r.deliveries,
-              p50: s.latency.p50 / 1000,
-              p99: s.latency.p99 / 1000,
-              delivered: (s.measured / r.deliveries) * 100,
-              cpuPct: (r.cpuUs / r.scheduledUs) * 100,
-              acksPerDelivery: s.acks / r.deliveries,
-            });
-            log(
-              `  ${workload} ${name}: ${(r.cpuUs / r.deliveries).toFixed(2)} µs/delivery, ` +
-                `p99 ${(s.latency.p99 / 1000).toFixed(1)} ms, ${s.measured}/${r.deliveries} delivered, ` +
-                `server ${((r.cpuUs / r.wallUs) * 100).toFixed(0)}% CPU, late ${(r.maxLateUs / 1000).toFixed(1)} ms, ` +
-                `loadgen ${s.cpuPct.toFixed(0)}% CPU`,
-            );
-          }
-        }
-        for (const name of names) {
-          const m = (key) => median(runs[name].map((x) => x[key]));
-          record(workload, name, 'deliveries/s', m('deliveriesPerS'), 'deliveries/s');
-          record(workload, name, 'server CPU per delivery', m('cpuPerDelivery'), 'µs');
-          record(workload, name, 'server CPU at the offered load', m('cpuPct'), '% of a core');
-          record(workload, name, 'latency p50', m('p50'), 'ms');
-          record(workload, name, 'latency p99', m('p99'), 'ms');
-          record(workload, name, 'delivered', Math.min(...runs[name].map((x) => x.delivered)), '%');
-          if (SYSTEMS[name].dialect === 'stabilizer') {
-            record(workload, name, 'acks from clients per delivery', m('acksPerDelivery'), 'acks');
-          }
-        }
+        // The naive ws loop is a reference for the main workload only (it is slow, and the run has a budget).
+        const shapeNames = i === 0 ? names : names.filter((n) => n !== 'ws-naive');
+        await saturationWorkload(workload, pairs, shapeNames, { clients, bpt, bytes, measured });
       }
     } finally {
       for (const pair of Object.values(pairs)) await pair.stop();
     }
+  }
+}
+
+/** 100 rooms of 50 clients; each turn publishes K messages to every room. */
+async function roomsWorkload() {
+  const rooms = 100;
+  const perRoom = 50;
+  const clients = rooms * perRoom;
+  const bpt = 10;
+  notes.push(
+    `Rooms: ${clients.toLocaleString('en-US')} clients dealt round-robin into ${rooms} rooms at connect; a turn ` +
+      `publishes ${bpt} messages of ~150 B to every room. stabilizer: \`manager.join(id, room)\` on connect and ` +
+      '`manager.publish(room, msg)`; Socket.IO: `socket.join(room)` and `io.to(room).emit()`; raw ws: the ' +
+      'application keeps a client list per room, and the limit path (frame once, cork) writes to it.',
+  );
+  const names = pick(['stabilizer-reliable', 'stabilizer', 'ws-limit', 'socketio']);
+  const workload = `rooms: ${rooms} rooms of ${perRoom} clients, ${bpt}/turn to each room, 150 B`;
+  const pairs = {};
+  try {
+    for (const name of names) {
+      pairs[name] = await startPair(name, { rooms });
+      const c = await pairs[name].connect(clients, { concurrency: 500 });
+      log(`rooms: ${name} ${clients} clients connected in ${c.ms.toFixed(0)} ms`);
+    }
+    await saturationWorkload(workload, pairs, names, { clients, bpt, bytes: 150, rooms });
+  } finally {
+    for (const pair of Object.values(pairs)) await pair.stop();
   }
 }
 
@@ -257,7 +369,7 @@ async function idleWorkload() {
 async function resumeWorkload() {
   notes.push(
     'Resume storm: the clients drop their TCP connections at once (no close handshake); the server broadcasts the ' +
-      'missed messages to the detached sessions; the clients reconnect with their token and lastSeq (Socket.IO: ' +
+      'missed messages (to `$all`); the clients reconnect with their token, inbox lastSeq and topic positions (Socket.IO: ' +
       'pid and offset, connection state recovery). Lost and duplicated count every message number on every ' +
       'client. Listen backlog 4096 for every system.',
   );
@@ -398,14 +510,14 @@ async function slowWorkload() {
         record(workload, system, `server memory held after GC, growth (${tag})`, heldMb, 'MB');
         if (withSlow) {
           if (system === 'stabilizer-reliable') {
-            // Per slow client: its socket buffer (maxBufferedBytes) and its replay buffer (replay.maxBytes of
-            // messages, each held as text and as frame bytes, shared with the other sessions).
+            // Per slow client its socket buffer (maxBufferedBytes); once for all, the history of `$all`
+            // (replay.maxBytes of payload, each publication held as payload text, message text and frame bytes).
             const replayBytes = 1024 * 1024;
             record(
               workload,
               system,
-              'bound: slow × (maxBufferedBytes + 2 × replay.maxBytes)',
-              (slow * (capBytes + 2 * replayBytes)) / 1048576,
+              'bound: slow × maxBufferedBytes + 3 × replay.maxBytes',
+              (slow * capBytes + 3 * replayBytes) / 1048576,
               'MB',
             );
           }
@@ -449,6 +561,7 @@ log(
 );
 try {
   if (enabled('broadcast')) await broadcastWorkload();
+  if (enabled('rooms')) await roomsWorkload();
   if (enabled('idle')) await idleWorkload();
   if (enabled('resume')) await resumeWorkload();
   if (enabled('slow')) await slowWorkload();

@@ -1,6 +1,7 @@
 // Benchmark server process: one system under test per process. Driven over IPC by run.mjs.
 // Server CPU is measured here with process.cpuUsage(), around exactly the work being measured.
 import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Sender, WebSocketServer } from 'ws';
 import { Server as SocketIOServer } from 'socket.io';
@@ -14,6 +15,34 @@ const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
 let system;
 let httpServer;
 let watch;
+
+/** Rooms (topics) of the rooms workload: `room:0` .. `room:<rooms-1>`; clients are dealt round-robin. */
+const roomName = (k) => `room:${k}`;
+
+/**
+ * Flow control of the saturation runs: the load generator reports, on a TCP connection of its own, how many
+ * benchmark messages its clients have received in the current run (`<runId> <count>\n`). Cheap for the server:
+ * one small read per turn at most, the same for every system.
+ */
+const flow = { runId: -1, received: 0, waiter: undefined, tail: '' };
+function onFlowData(chunk) {
+  const text = flow.tail + chunk.toString('latin1');
+  const end = text.lastIndexOf('\n');
+  flow.tail = text.slice(end + 1);
+  if (end < 0) return;
+  const line = text.slice(text.lastIndexOf('\n', end - 1) + 1, end);
+  const space = line.indexOf(' ');
+  if (Number(line.slice(0, space)) !== flow.runId) return; // a late report of an earlier run
+  flow.received = Number(line.slice(space + 1));
+  const w = flow.waiter;
+  flow.waiter = undefined;
+  w?.();
+}
+const controlServer = createTcpServer((socket) => {
+  socket.setNoDelay(true);
+  socket.on('data', onFlowData);
+  socket.on('error', () => {});
+});
 
 // ------------------------------------------------------------------ systems
 
@@ -30,9 +59,11 @@ function stabilizer(opts) {
   manager.on('disconnect', (e) => {
     if (e.reason === 'slow-consumer') stats.slowClosed++;
   });
+  let joined = 0;
   manager.on('connect', (e) => {
     if (e.resume === 'resumed') stats.resumed++;
     else stats.fresh++;
+    if (opts.rooms && e.resume === 'fresh') manager.join(e.clientId, roomName(joined++ % opts.rooms));
   });
   return {
     name: 'stabilizer',
@@ -50,6 +81,11 @@ function stabilizer(opts) {
     },
     broadcast(msg) {
       const r = manager.broadcast(msg, volatile ? { volatile: true } : undefined);
+      stats.dropped += r.dropped;
+      return r.delivered;
+    },
+    publish(room, msg) {
+      const r = manager.publish(room, msg, volatile ? { volatile: true } : undefined);
       stats.dropped += r.dropped;
       return r.delivered;
     },
@@ -85,6 +121,18 @@ function rawWs(opts, mode) {
   } else {
     wss.on('connection', (ws) => ws.on('error', () => {}));
   }
+  // Rooms: a client list per room, kept by the application (as a ws user would).
+  const rooms = opts.rooms ? new Map() : undefined;
+  if (rooms) {
+    let joined = 0;
+    wss.on('connection', (ws) => {
+      const name = roomName(joined++ % opts.rooms);
+      let list = rooms.get(name);
+      if (!list) rooms.set(name, (list = new Set()));
+      list.add(ws);
+      ws.on('close', () => list.delete(ws));
+    });
+  }
 
   // The limit: every socket touched in a turn is corked once and uncorked once, and the frame is built once.
   const touched = [];
@@ -94,11 +142,11 @@ function rawWs(opts, mode) {
     for (let i = 0; i < touched.length; i++) touched[i].uncork();
     touched.length = 0;
   };
-  const limitBroadcast = (msg) => {
+  const limitSend = (clients, msg) => {
     const data = Buffer.from(JSON.stringify(msg));
     const frame = Buffer.concat(Sender.frame(data, { fin: true, opcode: 1, mask: false, readOnly: false }));
     let n = 0;
-    for (const ws of wss.clients) {
+    for (const ws of clients) {
       if (ws.readyState !== 1) continue;
       const s = ws._socket;
       if (s.writableCorked === 0) {
@@ -114,10 +162,10 @@ function rawWs(opts, mode) {
     }
     return n;
   };
-  const naiveBroadcast = (msg) => {
+  const naiveSend = (clients, msg) => {
     const text = JSON.stringify(msg);
     let n = 0;
-    for (const ws of wss.clients) {
+    for (const ws of clients) {
       if (ws.readyState !== 1) continue;
       ws.send(text);
       n++;
@@ -131,7 +179,8 @@ function rawWs(opts, mode) {
       for (const ws of wss.clients) maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
       return { ...stats, maxBufferedBytes: maxBuffered };
     },
-    broadcast: mode === 'limit' ? limitBroadcast : naiveBroadcast,
+    broadcast: (msg) => (mode === 'limit' ? limitSend : naiveSend)(wss.clients, msg),
+    publish: (room, msg) => (mode === 'limit' ? limitSend : naiveSend)(rooms?.get(room) ?? [], msg),
     count: () => wss.clients.size,
     async close() {
       clearInterval(interval);
@@ -153,10 +202,13 @@ function socketio(opts) {
       : undefined,
   });
   const stats = { resumed: 0, fresh: 0 };
+  let joined = 0;
   io.on('connection', (socket) => {
     if (socket.recovered) stats.resumed++;
     else stats.fresh++;
+    if (opts.rooms && !socket.recovered) socket.join(roomName(joined++ % opts.rooms));
   });
+  const roomSizes = io.of('/').adapter.rooms;
   return {
     name: 'socketio',
     io,
@@ -164,6 +216,10 @@ function socketio(opts) {
     broadcast(msg) {
       io.emit('m', msg);
       return io.engine.clientsCount;
+    },
+    publish(room, msg) {
+      io.to(room).emit('m', msg);
+      return roomSizes.get(room)?.size ?? 0;
     },
     count: () => io.engine.clientsCount,
     async close() {
@@ -174,13 +230,39 @@ function socketio(opts) {
 
 // ------------------------------------------------------------------ commands
 
+/** Options of the running system, for names of diagnostics files. */
+let opts = {};
+
+/**
+ * Diagnostics (BENCH_PROFILE_DIR=<dir>): a CPU profile of exactly the measured window of each saturation run,
+ * written to `<dir>/<system>-run<id>.cpuprofile` (open it in Chrome DevTools, or summarize its self times).
+ */
+async function windowProfiler(dir) {
+  const { Session } = await import('node:inspector');
+  const { mkdirSync, writeFileSync } = await import('node:fs');
+  mkdirSync(dir, { recursive: true });
+  const session = new Session();
+  session.connect();
+  session.post('Profiler.enable');
+  session.post('Profiler.setSamplingInterval', { interval: 200 });
+  return {
+    start: () => session.post('Profiler.start'),
+    stop: (name) =>
+      session.post('Profiler.stop', (err, result) => {
+        if (!err) writeFileSync(`${dir}/${name}.cpuprofile`, JSON.stringify(result.profile));
+        session.disconnect();
+      }),
+  };
+}
+
 const cpuNow = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
 };
 
 serve({
-  async start(opts) {
+  async start(startOpts) {
+    opts = startOpts;
     httpServer = createServer((_req, res) => res.writeHead(404).end());
     httpServer.maxConnections = 100_000;
     if (opts.system === 'stabilizer') system = stabilizer(opts);
@@ -189,7 +271,12 @@ serve({
     else if (opts.system === 'socketio') system = socketio(opts);
     else throw new Error(`unknown system ${opts.system}`);
     await new Promise((resolve) => httpServer.listen(0, '127.0.0.1', 4096, resolve));
-    return { port: httpServer.address().port, pid: process.pid };
+    await new Promise((resolve) => controlServer.listen(0, '127.0.0.1', resolve));
+    return {
+      port: httpServer.address().port,
+      controlPort: controlServer.address().port,
+      pid: process.pid,
+    };
   },
 
   count: () => system.count(),
@@ -201,6 +288,111 @@ serve({
       await sleep(20);
     }
     return system.count();
+  },
+
+  /**
+   * Closed-loop broadcast at saturation: turns run back to back (one per event-loop iteration, so the I/O of the
+   * previous turn is processed in between), `bpt` broadcasts per turn (with `rooms`: `bpt` publications to each
+   * room), as fast as the server writes and the clients read. Flow control keeps `inFlightTurns` turns in flight:
+   * turn k starts once the load generator reports that its clients received every message of turn
+   * k - inFlightTurns. So the socket buffers never hold more than a few turns (no partial writes, no drain
+   * events), yet neither side waits for a round trip. The measured window runs from the start of the first
+   * measured turn to the moment the turn after the last one may start: it holds exactly the measured turns' work,
+   * including their flushes. Each message carries its turn's start time.
+   */
+  async saturateRun({
+    runId,
+    bpt,
+    bytes,
+    rooms = 0,
+    warmupTurns,
+    measureTurns,
+    inFlightTurns = 2,
+    stallMs = 20_000,
+  }) {
+    const pad = padFor(bytes);
+    const total = warmupTurns + measureTurns;
+    flow.runId = runId;
+    flow.received = 0;
+    const sentAfter = new Float64Array(total);
+    let sent = 0;
+    let n = 0;
+    let deliveries = 0;
+    let broadcasts = 0;
+    let cpuStart = 0;
+    let cpuSplit;
+    let wallStart = 0;
+    let waits = 0;
+    const eld = monitorEventLoopDelay({ resolution: 10 });
+    const roomNames = Array.from({ length: rooms }, (_, k) => roomName(k));
+    const profiler = process.env.BENCH_PROFILE_DIR
+      ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
+      : undefined;
+    return new Promise((resolve, reject) => {
+      let turn = 0;
+      let stall;
+      const next = () => {
+        const need = turn >= inFlightTurns ? sentAfter[turn - inFlightTurns] : 0;
+        if (flow.received < need) {
+          waits++;
+          flow.waiter = next;
+          stall ??= setTimeout(() => {
+            flow.waiter = undefined;
+            reject(new Error(`saturateRun stalled at turn ${turn}: received ${flow.received} of ${need}`));
+          }, stallMs);
+          return;
+        }
+        if (stall) {
+          clearTimeout(stall);
+          stall = undefined;
+        }
+        if (turn === warmupTurns) {
+          profiler?.start();
+          cpuSplit = process.cpuUsage();
+          cpuStart = cpuNow();
+          wallStart = nowUs();
+          waits = 0;
+          eld.enable();
+        }
+        if (turn === total) {
+          const cpuUs = cpuNow() - cpuStart;
+          const split = process.cpuUsage(cpuSplit);
+          const wallUs = nowUs() - wallStart;
+          eld.disable();
+          profiler?.stop(`${system.name}${opts.rooms ? '-rooms' : ''}-run${runId}`);
+          resolve({
+            broadcasts,
+            deliveries,
+            sentTotal: sent,
+            cpuUs,
+            userUs: split.user,
+            systemUs: split.system,
+            wallUs,
+            waits,
+            eventLoopP99Ms: eld.count ? eld.percentile(99) / 1e6 : null,
+            stats: system.stats,
+          });
+          return;
+        }
+        const phase = turn >= warmupTurns ? 1 : 0;
+        const ts = nowUs();
+        let d = 0;
+        for (let b = 0; b < bpt; b++) {
+          if (rooms)
+            for (const room of roomNames) d += system.publish(room, makeMessage(phase, ts, ++n, pad));
+          else d += system.broadcast(makeMessage(phase, ts, ++n, pad));
+        }
+        if (phase) {
+          deliveries += d;
+          broadcasts += rooms ? bpt * rooms : bpt;
+        }
+        sent += d;
+        sentAfter[turn] = sent;
+        turn++;
+        setImmediate(next);
+      };
+      setImmediate(next);
+    });
   },
 
   /**

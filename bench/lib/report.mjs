@@ -12,8 +12,74 @@ const OURS = ['stabilizer', 'stabilizer-reliable'];
 const BASELINES = ['ws-limit', 'ws-naive', 'ws-heartbeat', 'socketio'];
 const label = (s) => LABELS[s] ?? s;
 
+function row(results, workload, system, metric) {
+  return results.find((r) => r.workload === workload && r.system === system && r.metric === metric);
+}
+
 function get(results, workload, system, metric) {
-  return results.find((r) => r.workload === workload && r.system === system && r.metric === metric)?.value;
+  return row(results, workload, system, metric)?.value;
+}
+
+function median(values) {
+  const v = [...values].sort((a, b) => a - b);
+  const mid = v.length >> 1;
+  return v.length % 2 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/**
+ * `a ÷ b` for a metric. With per-round values on both sides (interleaved rounds), the ratio of each round, and
+ * their median, min and max; otherwise the one ratio of the two values.
+ */
+function ratioStats(results, workload, a, b, metric) {
+  const ra = row(results, workload, a, metric);
+  const rb = row(results, workload, b, metric);
+  if (!ra || !rb || rb.value === 0) return undefined;
+  const rounds =
+    ra.rounds && rb.rounds && ra.rounds.length === rb.rounds.length
+      ? ra.rounds.map((v, i) => v / rb.rounds[i])
+      : [ra.value / rb.value];
+  const iqr = rounds.length >= IQR_FROM_ROUNDS;
+  return {
+    median: median(rounds),
+    min: Math.min(...rounds),
+    max: Math.max(...rounds),
+    // The spread a verdict uses: the interquartile range from IQR_FROM_ROUNDS rounds on, else min–max.
+    low: iqr ? quantile(rounds, 0.25) : Math.min(...rounds),
+    high: iqr ? quantile(rounds, 0.75) : Math.max(...rounds),
+    iqr,
+    rounds,
+  };
+}
+
+/** From this many rounds on, the spread of a ratio is its interquartile range (one outlier round cannot decide). */
+export const IQR_FROM_ROUNDS = 5;
+
+/** Quantile `q` of `values`, linear between the closest ranks. */
+function quantile(values, q) {
+  const v = [...values].sort((a, b) => a - b);
+  const at = (v.length - 1) * q;
+  const lo = Math.floor(at);
+  return v[lo] + (v[Math.min(lo + 1, v.length - 1)] - v[lo]) * (at - lo);
+}
+
+/** `1.05× (IQR 1.01–1.08; min–max 0.98–1.12)`: the median of the per-round ratios and their spread. */
+function fmtStats(st) {
+  if (!st) return '–';
+  if (st.rounds.length === 1) return fmtRatio(st.median);
+  const range = `${st.min.toFixed(2)}–${st.max.toFixed(2)}`;
+  if (!st.iqr) return `${st.median.toFixed(2)}× (min–max ${range})`;
+  return `${st.median.toFixed(2)}× (IQR ${st.low.toFixed(2)}–${st.high.toFixed(2)}; min–max ${range})`;
+}
+
+/**
+ * A verdict only when the whole spread of the per-round ratios (IQR, or min–max with fewer rounds) is on one side
+ * of the limit. `atMost`: the target is `≤ limit`; otherwise `≥ limit`.
+ */
+function verdict(st, limit, atMost) {
+  if (!st) return undefined;
+  const pass = atMost ? st.high <= limit : st.low >= limit;
+  const fail = atMost ? st.low > limit : st.high < limit;
+  return pass ? 'met' : fail ? 'NOT met' : 'no verdict (spread crosses the limit)';
 }
 
 function fmt(v) {
@@ -49,14 +115,25 @@ function workloadTable(results, workload) {
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const key of metrics) {
     const [metric, unit] = key.split('\u0000');
-    const cells = ordered.map((s) => fmt(get(results, workload, s, metric)));
-    const ratios = baselines.map((b) => {
-      const base = get(results, workload, b, metric);
-      return rs.map((o) => fmtRatio(ratio(get(results, workload, o, metric), base))).join(' / ');
+    const cells = ordered.map((s) => {
+      const r = row(results, workload, s, metric);
+      // The headline metric shows its range over the rounds too.
+      if (r?.rounds && r.rounds.length > 1 && metric === 'server CPU per delivery')
+        return `${fmt(r.value)} (${fmt(Math.min(...r.rounds))}–${fmt(Math.max(...r.rounds))})`;
+      return fmt(r?.value);
     });
+    const ratios = baselines.map((b) =>
+      rs.map((o) => fmtStats(ratioStats(results, workload, o, b, metric))).join(' / '),
+    );
     lines.push(`| ${[metric, unit, ...cells, ...ratios].join(' | ')} |`);
   }
-  return caption + lines.join('\n');
+  const rounds = rows.find((r) => r.rounds)?.rounds.length;
+  const spread = rounds
+    ? `\n\nValues are medians of ${rounds} interleaved rounds; server CPU per delivery shows (min–max) over the ` +
+      'rounds; a ratio is the median of the per-round ratios, with ' +
+      (rounds >= IQR_FROM_ROUNDS ? 'their interquartile range and min–max.' : 'their min–max.')
+    : '';
+  return caption + lines.join('\n') + spread;
 }
 
 /** The targets of the issue, each checked against this run's numbers (missing numbers are reported as such). */
@@ -67,56 +144,89 @@ function targets(results) {
       what,
       measured,
       limit,
-      result: pass === undefined ? 'not measured' : pass ? 'met' : 'NOT met',
+      result:
+        typeof pass === 'string' ? pass : pass === undefined ? 'not measured' : pass ? 'met' : 'NOT met',
     });
 
-  const headline = results.find((r) =>
-    r.workload.startsWith('broadcast 1000 clients, 10/turn, 150 B'),
-  )?.workload;
-  const bw = unique(results.filter((r) => r.workload.startsWith('broadcast')).map((r) => r.workload));
-  for (const ours of OURS) {
-    if (headline) {
-      const m = 'server CPU per delivery';
-      const r1 = ratio(get(results, headline, ours, m), get(results, headline, 'ws-limit', m));
-      add(
-        `Broadcast (${headline.slice(10)}): ${label(ours)} CPU/delivery vs raw ws at the limit`,
-        fmtRatio(r1),
-        '≤ 1.2×',
-        r1 === undefined ? undefined : r1 <= 1.2,
+  // Broadcast and rooms, at saturation: every ratio from interleaved rounds, with its spread.
+  const m = 'server CPU per delivery';
+  const saturation = unique(
+    results
+      .filter((r) => r.workload.startsWith('broadcast') || r.workload.startsWith('rooms'))
+      .map((r) => r.workload),
+  );
+  const main = 'broadcast 1000 clients, 10/turn, 150 B';
+  const spreadAdd = (what, st, limit, atMost) =>
+    add(what, fmtStats(st), `${atMost ? '≤' : '≥'} ${limit}×`, verdict(st, limit, atMost));
+  // The main workload first, then the others.
+  const ordered = [...saturation.filter((w) => w === main), ...saturation.filter((w) => w !== main)];
+  for (const w of ordered) {
+    const tag = w.startsWith('broadcast') ? `Broadcast (${w.slice(10)})` : `Rooms (${w.slice(7)})`;
+    const rel = 'stabilizer-reliable';
+    spreadAdd(
+      `${tag}: ${label(rel)} CPU/delivery ÷ raw ws at the limit`,
+      ratioStats(results, w, rel, 'ws-limit', m),
+      1.2,
+      true,
+    );
+    spreadAdd(
+      `${tag}: Socket.IO CPU/delivery ÷ ${label(rel)}`,
+      ratioStats(results, w, 'socketio', rel, m),
+      3,
+      false,
+    );
+    if (w === main) {
+      const plain = 'stabilizer';
+      spreadAdd(
+        `${tag}: ${label(plain)} CPU/delivery ÷ raw ws at the limit`,
+        ratioStats(results, w, plain, 'ws-limit', m),
+        1.2,
+        true,
       );
-      const r2 = ratio(get(results, headline, 'socketio', m), get(results, headline, ours, m));
-      add(
-        `Broadcast (${headline.slice(10)}): Socket.IO CPU/delivery ÷ ${label(ours)}`,
-        fmtRatio(r2),
-        '≥ 3×',
-        r2 === undefined ? undefined : r2 >= 3,
+      spreadAdd(
+        `${tag}: Socket.IO CPU/delivery ÷ ${label(plain)}`,
+        ratioStats(results, w, 'socketio', plain, m),
+        3,
+        false,
       );
+      const st = ratioStats(results, w, rel, plain, m);
+      if (st)
+        add(
+          `${tag}: ${label(rel)} ÷ ${label(plain)} CPU/delivery (same within noise)`,
+          fmtStats(st),
+          '≈ 1×',
+          'for the record',
+        );
     }
-    // Every broadcast shape, for the record: the worst ratio over all of them.
-    const m = 'server CPU per delivery';
-    const over = (fn, pick) =>
-      bw
-        .map(fn)
-        .filter((v) => v !== undefined)
-        .reduce((acc, v) => (acc === undefined ? v : pick(acc, v)), undefined);
-    const wLimit = over((w) => ratio(get(results, w, ours, m), get(results, w, 'ws-limit', m)), Math.max);
-    if (wLimit !== undefined) {
-      add(
-        `Broadcast, every shape: ${label(ours)} CPU/delivery vs raw ws limit (worst)`,
-        fmtRatio(wLimit),
-        '≤ 1.2×',
-        wLimit <= 1.2,
-      );
-    }
-    const wSio = over((w) => ratio(get(results, w, 'socketio', m), get(results, w, ours, m)), Math.min);
-    if (wSio !== undefined) {
-      add(
-        `Broadcast, every shape: Socket.IO ÷ ${label(ours)} CPU/delivery (worst)`,
-        fmtRatio(wSio),
-        '≥ 3×',
-        wSio >= 3,
-      );
-    }
+  }
+  const ackRows = results.filter(
+    (r) => saturation.includes(r.workload) && r.metric === 'acks from clients per delivery',
+  );
+  if (ackRows.length) {
+    const worst = Math.max(...ackRows.flatMap((r) => r.rounds ?? [r.value]));
+    add(
+      'Acks from clients per broadcast delivery (every broadcast and rooms run)',
+      fmt(worst),
+      '0',
+      worst === 0,
+    );
+  }
+  const lossRows = results.filter(
+    (r) =>
+      saturation.includes(r.workload) &&
+      ['topic messages lost', 'topic messages duplicated', 'order errors'].includes(r.metric),
+  );
+  if (lossRows.length) {
+    const total = (metric) => lossRows.filter((r) => r.metric === metric).reduce((a, r) => a + r.value, 0);
+    const lost = total('topic messages lost');
+    const dup = total('topic messages duplicated');
+    const order = total('order errors');
+    add(
+      'Topic publications lost / duplicated / out of order at the clients (every broadcast and rooms run)',
+      `${fmt(lost)} / ${fmt(dup)} / ${fmt(order)}`,
+      '0 / 0 / 0',
+      lost === 0 && dup === 0 && order === 0,
+    );
   }
 
   const idle = results.find((r) => r.workload.startsWith('idle'))?.workload;
@@ -191,9 +301,9 @@ function targets(results) {
       r === undefined ? undefined : r <= 1.5,
     );
     const growth = get(results, slow, s, 'server memory held after GC, growth (with 5% slow)');
-    const bound = get(results, slow, s, 'bound: slow × (maxBufferedBytes + 2 × replay.maxBytes)');
+    const bound = get(results, slow, s, 'bound: slow × maxBufferedBytes + 3 × replay.maxBytes');
     add(
-      'Slow consumers: server memory held (heap + buffers, after GC) ≤ slow × (maxBufferedBytes + 2 × replay.maxBytes)',
+      'Slow consumers: server memory held (heap + buffers, after GC) ≤ slow × maxBufferedBytes + 3 × replay.maxBytes (the shared `$all` history)',
       growth === undefined ? '–' : `${fmt(growth)} MB vs ${fmt(bound)} MB`,
       '≤ bound',
       growth === undefined ? undefined : growth <= bound,
@@ -215,9 +325,13 @@ export function renderMarkdown(results, { env, notes }) {
       '(other processes on the machine add noise, mostly to latencies).',
     '',
     'Every number below was measured in this run (raw rows: `latest.json`). Server CPU is `process.cpuUsage()` ' +
-      '(user + system) inside the server process; latency is from the intended send time of the open-loop ' +
-      'schedule to arrival at the client (HDR histogram); server and load generator are separate processes on ' +
-      'loopback. Ratios are stabilizer ÷ baseline: below 1× means less (CPU, memory, latency) or fewer.',
+      '(user + system) inside the server process; server and load generator are separate processes on loopback. ' +
+      'Broadcast and rooms run at saturation (closed loop) in interleaved rounds: values are medians, ratios the ' +
+      'median of the per-round ratios with their spread (the interquartile range from 5 rounds on, else ' +
+      'min–max), and a target is met or not met only when the whole spread is on one side of its limit. ' +
+      'Other latencies are from the intended send time of an open-loop ' +
+      'schedule (HDR histogram). Ratios are stabilizer ÷ baseline: below 1× means less (CPU, memory, latency) or ' +
+      'fewer.',
     '',
     '## Targets',
     '',
@@ -230,12 +344,15 @@ export function renderMarkdown(results, { env, notes }) {
     '## Systems',
     '',
     '- **stabilizer (plain)**: this library, clients without the subprotocol; `manager.broadcast(obj)`.',
-    '- **stabilizer (v1 reliable)**: this library, `stabilizer.v1` clients; every message sequenced, kept for ' +
-      'replay until acked; clients ack like the client library (every 32 messages or 200 ms).',
+    '- **stabilizer (v1 reliable)**: this library, `stabilizer.v1` clients; `broadcast()` publishes to the topic ' +
+      '`$all` (one offset and one frame for every client, kept once in the topic history for resume, never acked); ' +
+      'rooms are topics. Clients ack direct messages only, like the client library (every 32 or 200 ms).',
     '- **raw ws (naive)**: `ws` 8, one `JSON.stringify` per broadcast, then `ws.send(text)` for every client.',
-    '- **raw ws (limit)**: `ws` 8, frame built once per broadcast, every socket corked for the whole turn.',
+    '- **raw ws (limit)**: `ws` 8, frame built once per broadcast, every socket corked for the whole turn ' +
+      '(rooms: a client list per room).',
     '- **ws + README heartbeat**: `ws` with the `isAlive` / `setInterval` / `ping()` recipe of its README.',
-    "- **Socket.IO 4**: `socket.io` 4.8, `transports: ['websocket']`, perMessageDeflate off, `io.emit()`; " +
+    "- **Socket.IO 4**: `socket.io` 4.8, `transports: ['websocket']`, perMessageDeflate off, `io.emit()` " +
+      '(rooms: `io.to(room).emit()`); ' +
       'connection state recovery on in the resume storm.',
     '',
     'The chart of the broadcast workload is `broadcast.svg`.',
@@ -265,17 +382,22 @@ function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-function panel(results, metric, unit, title, x0, y0, width, height) {
-  const rows = results.filter((r) => r.workload.startsWith('broadcast') && r.metric === metric);
-  const workloads = unique(rows.map((r) => r.workload));
-  const systems = Object.keys(COLORS).filter((s) => rows.some((r) => r.system === s));
-  if (!workloads.length) return '';
-  const max = niceCeil(Math.max(...rows.map((r) => r.value)) * 1.1);
+const isSaturation = (w) => w.startsWith('broadcast') || w.startsWith('rooms');
+
+/**
+ * Bars per workload and system, with a whisker over the min–max of the rounds. `series(workload, system)` gives
+ * `{ value, min, max }` or undefined; `limit` draws a dashed line (a target).
+ */
+function panel(workloads, systems, series, { unit, title, limit }, x0, y0, width, height) {
+  const points = workloads.flatMap((w) => systems.map((s) => series(w, s)).filter(Boolean));
+  if (!points.length) return '';
+  const max = niceCeil(Math.max(...points.map((p) => p.max), limit ?? 0) * 1.1);
   const plotTop = y0 + 30;
   const plotBottom = y0 + height - 60;
   const plotH = plotBottom - plotTop;
   const groupW = (width - 60) / workloads.length;
   const barW = Math.min(22, (groupW - 16) / systems.length);
+  const y = (v) => plotBottom - (v / max) * plotH;
   const out = [
     `<text x="${x0 + width / 2}" y="${y0 + 16}" text-anchor="middle" font-size="14" font-weight="bold">${esc(title)}</text>`,
     `<line x1="${x0 + 50}" y1="${plotBottom}" x2="${x0 + width - 10}" y2="${plotBottom}" stroke="#333"/>`,
@@ -283,10 +405,15 @@ function panel(results, metric, unit, title, x0, y0, width, height) {
   ];
   for (let i = 0; i <= 4; i++) {
     const v = (max / 4) * i;
-    const y = plotBottom - (v / max) * plotH;
     out.push(
-      `<line x1="${x0 + 50}" y1="${y}" x2="${x0 + width - 10}" y2="${y}" stroke="#ddd"/>`,
-      `<text x="${x0 + 45}" y="${y + 4}" text-anchor="end" font-size="10">${esc(fmt(v))}</text>`,
+      `<line x1="${x0 + 50}" y1="${y(v)}" x2="${x0 + width - 10}" y2="${y(v)}" stroke="#ddd"/>`,
+      `<text x="${x0 + 45}" y="${y(v) + 4}" text-anchor="end" font-size="10">${esc(fmt(v))}</text>`,
+    );
+  }
+  if (limit !== undefined) {
+    out.push(
+      `<line x1="${x0 + 50}" y1="${y(limit)}" x2="${x0 + width - 10}" y2="${y(limit)}" stroke="#c00" stroke-dasharray="6 4"/>`,
+      `<text x="${x0 + width - 12}" y="${y(limit) - 4}" text-anchor="end" font-size="10" fill="#c00">target ≤ ${limit}×</text>`,
     );
   }
   out.push(
@@ -295,16 +422,29 @@ function panel(results, metric, unit, title, x0, y0, width, height) {
   workloads.forEach((w, gi) => {
     const gx = x0 + 55 + gi * groupW + (groupW - barW * systems.length) / 2;
     systems.forEach((s, si) => {
-      const v = rows.find((r) => r.workload === w && r.system === s)?.value;
-      if (v === undefined) return;
-      const h = (v / max) * plotH;
+      const p = series(w, s);
+      if (!p) return;
       const x = gx + si * barW;
+      const mid = x + barW / 2 - 1;
       out.push(
-        `<rect x="${x.toFixed(1)}" y="${(plotBottom - h).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${label(s)}: ${fmt(v)} ${unit}`)}</title></rect>`,
-        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(plotBottom - h - 3).toFixed(1)}" text-anchor="middle" font-size="8">${esc(fmt(v))}</text>`,
+        `<rect x="${x.toFixed(1)}" y="${y(p.value).toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(plotBottom - y(p.value)).toFixed(1)}" fill="${COLORS[s]}"><title>${esc(`${label(s)}: ${fmt(p.value)} ${unit} (${fmt(p.min)}–${fmt(p.max)})`)}</title></rect>`,
+      );
+      if (p.max > p.min) {
+        out.push(
+          `<line x1="${mid.toFixed(1)}" y1="${y(p.min).toFixed(1)}" x2="${mid.toFixed(1)}" y2="${y(p.max).toFixed(1)}" stroke="#222"/>`,
+        );
+      }
+      out.push(
+        `<text x="${mid.toFixed(1)}" y="${(y(p.max) - 3).toFixed(1)}" text-anchor="middle" font-size="8">${esc(fmt(p.value))}</text>`,
       );
     });
-    const short = w.replace('broadcast ', '').replace(' clients', 'c');
+    const short = w
+      .replace(
+        /^rooms: (\d+) rooms of (\d+) clients, (\d+)\/turn to each room/,
+        '$1 rooms × $2, $3/turn each',
+      )
+      .replace('broadcast ', '')
+      .replace(' clients', 'c');
     out.push(
       `<text x="${x0 + 55 + gi * groupW + groupW / 2}" y="${plotBottom + 16}" text-anchor="middle" font-size="10">${esc(short)}</text>`,
     );
@@ -315,9 +455,22 @@ function panel(results, metric, unit, title, x0, y0, width, height) {
 export function renderSvg(results) {
   const width = 1000;
   const panelH = 300;
+  const workloads = unique(results.filter((r) => isSaturation(r.workload)).map((r) => r.workload));
   const systems = Object.keys(COLORS).filter((s) =>
-    results.some((r) => r.workload.startsWith('broadcast') && r.system === s),
+    results.some((r) => isSaturation(r.workload) && r.system === s),
   );
+  const m = 'server CPU per delivery';
+  const cpu = (w, s) => {
+    const r = row(results, w, s, m);
+    if (!r) return undefined;
+    const rounds = r.rounds ?? [r.value];
+    return { value: r.value, min: Math.min(...rounds), max: Math.max(...rounds) };
+  };
+  const vsLimit = (w, s) => {
+    const st = ratioStats(results, w, s, 'ws-limit', m);
+    return st && { value: st.median, min: st.min, max: st.max };
+  };
+  const ours = OURS.filter((s) => systems.includes(s));
   const legend = systems
     .map(
       (s, i) =>
@@ -329,20 +482,27 @@ export function renderSvg(results) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${2 * panelH + 50}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     panel(
-      results,
-      'server CPU per delivery',
-      'server CPU µs per delivery',
-      'Broadcast fan-out: server CPU per delivery (lower is better)',
+      workloads,
+      systems,
+      cpu,
+      {
+        unit: 'server CPU µs per delivery',
+        title: 'At saturation: server CPU per delivery, median and min–max of the rounds (lower is better)',
+      },
       0,
       0,
       width,
       panelH,
     ),
     panel(
-      results,
-      'latency p99',
-      'p99 latency, ms',
-      'Broadcast fan-out: p99 delivery latency (lower is better)',
+      workloads,
+      ours,
+      vsLimit,
+      {
+        unit: '÷ raw ws at the limit',
+        title: 'Server CPU per delivery ÷ raw ws at the limit, median and min–max of per-round ratios',
+        limit: 1.2,
+      },
       0,
       panelH,
       width,

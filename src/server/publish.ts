@@ -8,6 +8,8 @@ import type { Topic, TopicTable } from './topics.js';
 /** What the publish path needs from the manager. */
 export interface PublishTarget {
   readonly connections: ReadonlyMap<string, Connection>;
+  /** Changes whenever `connections` does. */
+  readonly connectionsVersion: number;
   readonly detachedSessions: ReadonlySet<SessionRecord>;
   readonly nowMs: number;
   /** Handle a failed write: disconnect the client and report it. */
@@ -40,12 +42,56 @@ export function publishTo(
     }
     return result;
   }
-  for (const id of topic.members) {
-    const conn = target.connections.get(id);
-    if (conn) deliver(target, conn, pub, exclude, result);
-    else if (!volatile && !exclude?.has(id)) result.buffered++; // a detached session: the history has it
+  const members = membersOf(target, topic);
+  for (let i = 0; i < members.attached.length; i++)
+    deliver(target, members.attached[i]!, pub, exclude, result);
+  if (!volatile) {
+    // Detached sessions: the history has it.
+    for (let i = 0; i < members.detached.length; i++)
+      if (!exclude?.has(members.detached[i]!)) result.buffered++;
   }
   return result;
+}
+
+/** A named topic's members, split into attached connections and detached ids. */
+interface MemberLookup {
+  topicVersion: number;
+  connectionsVersion: number;
+  attached: Connection[];
+  detached: string[];
+}
+
+const lookups = new WeakMap<Topic, MemberLookup>();
+
+/**
+ * The members of `topic`, looked up in the registry once and reused by every publication until a member joins or
+ * leaves, or a connection comes or goes. Walking member ids through the registry map for every publication costs
+ * a few dependent cache misses per delivery (id, map entry, connection), which on 100 rooms of 50 was a quarter
+ * of the publish path's CPU; a plain array of connections is what the raw `ws` limit iterates too. A stale lookup
+ * is replaced at the topic's next publication (until then it may hold connections that have closed).
+ */
+function membersOf(target: PublishTarget, topic: Topic): MemberLookup {
+  const known = lookups.get(topic);
+  if (
+    known &&
+    known.topicVersion === topic.version &&
+    known.connectionsVersion === target.connectionsVersion
+  ) {
+    return known;
+  }
+  const lookup: MemberLookup = {
+    topicVersion: topic.version,
+    connectionsVersion: target.connectionsVersion,
+    attached: [],
+    detached: [],
+  };
+  for (const id of topic.members) {
+    const conn = target.connections.get(id);
+    if (conn) lookup.attached.push(conn);
+    else lookup.detached.push(id);
+  }
+  lookups.set(topic, lookup);
+  return lookup;
 }
 
 function deliver(

@@ -19,6 +19,8 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
 > {
   /** Registry of open (and handshaken) connections by client id. @internal */
   readonly connections = new Map<string, Connection>();
+  /** Bumped on every change to `connections`, so that the publish path can reuse its member lookups. @internal */
+  connectionsVersion = 0;
   /**
    * Protocol sessions without a socket, kept for resume; broadcasts buffer into them. In detach order, with the
    * estimated bytes they hold. @internal
@@ -100,10 +102,12 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
         return false;
       }
       this.connections.delete(conn.id);
+      this.connectionsVersion++;
       this.replaced.add(existing);
       existing.close(CloseCode.Replaced, 'replaced by a newer connection', 'replaced');
     }
     this.connections.set(conn.id, conn);
+    this.connectionsVersion++;
     conn.state = 'open';
     this.backend.onAttach?.(conn.id, conn.session);
     return true;
@@ -201,6 +205,7 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
     }
     if (this.connections.get(conn.id) !== conn) return; // never registered
     this.connections.delete(conn.id);
+    this.connectionsVersion++;
     this.connectionClosed(conn);
     let sessionRetained = false;
     const session = conn.session;

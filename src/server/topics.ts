@@ -15,6 +15,8 @@ export class Topic {
   readonly history: ReplayBuffer<Publication>;
   /** Member ids. Empty for `$all`, whose members are every connection and session. */
   readonly members = new Set<string>();
+  /** Bumped on every join and leave, so that the publish path can reuse its member lookups. */
+  version = 0;
   /** The name as a JSON string literal, quoted once for every frame of this topic. */
   readonly quoted: string;
 
@@ -87,6 +89,7 @@ export class TopicTable {
       this.byName.set(name, topic);
     }
     topic.members.add(memberId);
+    topic.version++;
     return topic;
   }
 
@@ -95,6 +98,7 @@ export class TopicTable {
     const topic = this.byName.get(name);
     if (!topic || topic === this.all) return;
     topic.members.delete(memberId);
+    topic.version++;
     if (topic.members.size === 0) this.byName.delete(name);
   }
 

@@ -200,6 +200,32 @@ describe('direct writes over real sockets', () => {
     }
   });
 
+  it('a fragmented message begun between two publications of one turn: the second goes through ws.send', async () => {
+    const { ws, serverSide } = await socketPair();
+    const manager = new WebSocketConnectionManager();
+    try {
+      await manager.connect(serverSide, 'a');
+      manager.join('a', 'room');
+      const got = collect(ws);
+      let closeCode = 0;
+      ws.on('close', (code) => (closeCode = code));
+      // The first publication finds the socket writable directly and corks it for the turn; the application then
+      // starts a fragmented message on the same socket, in the same turn. The next publication must notice.
+      manager.broadcast('first');
+      manager.publish('room', 'room-first');
+      serverSide.send('part1-', { fin: false });
+      manager.broadcast('other');
+      manager.publish('room', 'room-other');
+      serverSide.send('part2', { fin: true });
+      await waitFor(() => got.length === 5, 'messages');
+      // As ws itself does: the next send after a `fin: false` fragment continues and ends that message.
+      expect(got).toEqual(['first', 'room-first', 'part1-other', 'room-other', 'part2']);
+      expect(closeCode).toBe(0);
+    } finally {
+      await manager.gracefulShutdown({ timeoutMs: 200 });
+    }
+  });
+
   it('answers a protocol ping through ws.send when permessage-deflate is negotiated', async () => {
     const { ws, serverSide } = await socketPair({ threshold: 0 }, 'stabilizer.v1');
     expect(serverSide.extensions).toContain('permessage-deflate');
