@@ -13,7 +13,8 @@ import { backoffDelayMs } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { watchEnvironment } from './environment.js';
 import { ClientError } from './errors.js';
-import { dataFrame, toBytes, type BinaryPayload } from './frames.js';
+import { dataFrame, helloFrame, toBytes, type BinaryPayload } from './frames.js';
+import * as liveness from './liveness.js';
 import {
   DEFAULTS,
   type ClientEventInfo,
@@ -22,7 +23,7 @@ import {
   type CloseInfo,
 } from './options.js';
 import { Outbox, type OutboxEntry } from './outbox.js';
-import { resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './socket.js';
+import { closeSocket, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import * as topics from './topics.js';
 
 /** `connecting` until the welcome, `open` after it, `reconnecting` while waiting to retry, `closed` for good. */
@@ -31,21 +32,6 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 type Timer = ReturnType<typeof setTimeout> | undefined;
 
 const noop = (): void => {};
-
-/** Closes with `code` (0: none, terminate where possible). A code or reason the browser refuses: without. */
-function close(ws: WebSocketLike, code: number, reason: string): void {
-  try {
-    if (code) return ws.close(code, reason);
-  } catch {
-    // e.g. 1001 or a reason over 123 bytes in a browser
-  }
-  try {
-    if (ws.terminate) ws.terminate();
-    else ws.close();
-  } catch {
-    // closing already
-  }
-}
 
 /**
  * A WebSocket client that speaks `stabilizer.v1` (PROTOCOL.md): it reconnects with jittered backoff, resumes its
@@ -67,7 +53,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   ClientEvents<In>,
   ClientEventInfo
 > {
-  private readonly o: typeof DEFAULTS;
+  private readonly o = { ...DEFAULTS };
   private readonly WS: WebSocketConstructor;
   private readonly outbox: Outbox;
   private ws?: WebSocketLike;
@@ -82,12 +68,15 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   private attempt = 0;
   /** The server's `retryAfterMs` hint, added to the next delay. */
   private hintMs = 0;
-  /** Wall-clock time of the last frame from the server (or of the connect). */
-  private rxAt = 0;
-  private pinged = false;
-  private pingMs = 0;
-  private pongMs = 0;
-  private livenessTimer: Timer;
+  private readonly lv: liveness.Liveness = {
+    r: 0,
+    i: 0,
+    p: 0,
+    o: this.o,
+    a: () => this.st === 'open',
+    w: (f) => this.write(f),
+    d: (info) => this.lost(info, true, 0),
+  };
   private ackTimer: Timer;
   private retryTimer: Timer;
   private unwatch?: () => void;
@@ -111,7 +100,6 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   ) {
     super();
     this.WS = resolveWebSocket(options.WebSocket);
-    this.o = { ...DEFAULTS };
     for (const k in options) {
       const v = options[k as keyof ClientOptions];
       if (v !== undefined) Object.assign(this.o, { [k]: v });
@@ -230,25 +218,11 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     this.retryTimer = undefined;
     this.unwatch ??= watchEnvironment((now) => this.wake(now));
     this.st = 'connecting';
-    this.rxAt = this.o.now();
+    liveness.heard(this.lv);
     const ws = (this.ws = new this.WS(this.url, SUBPROTOCOL));
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
-      const { token, sid: sessionId, lastSeq } = this;
-      const pos = this.tp.p;
-      // the session id goes with its token (PROTOCOL.md §2.1); JSON drops them while undefined
-      if (ws === this.ws) {
-        this.write(
-          JSON.stringify({
-            t: 'hello',
-            v: 1,
-            token,
-            sessionId,
-            lastSeq,
-            topics: pos.size ? Object.fromEntries(pos) : undefined,
-          }),
-        );
-      }
+      if (ws === this.ws) this.write(helloFrame(this.token, this.sid, this.lastSeq, this.tp.p));
     };
     ws.onmessage = (e) => {
       if (ws === this.ws) this.rx(e.data);
@@ -258,12 +232,11 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     };
     // A close event always follows. (`ws` also throws on an 'error' event without a listener.)
     ws.onerror = noop;
-    this.tick();
+    liveness.tick(this.lv);
   }
 
   private rx(data: unknown): void {
-    this.rxAt = this.o.now();
-    this.pinged = false;
+    liveness.heard(this.lv);
     const bytes = toBytes(data);
     const m =
       typeof data === 'string'
@@ -312,8 +285,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     const sessionId = (this.sid = m.sessionId);
     this.st = 'open';
     this.token = m.token;
-    this.pingMs = m.pingIntervalMs;
-    this.pongMs = m.pongTimeoutMs;
+    this.lv.i = m.pingIntervalMs;
+    this.lv.p = m.pongTimeoutMs;
     this.attempt = this.hintMs = 0;
     if (!resumed) this.lastSeq = 0;
     this.outbox.maxFrame = m.maxPayloadBytes ?? Infinity;
@@ -321,7 +294,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     for (const e of this.outbox.q) this.put(e);
     // Confirms the welcome at once: until then the server may give the spent token back (PROTOCOL.md §3).
     this.ack('ack');
-    this.tick();
+    liveness.tick(this.lv);
     const topicEvents = topics.welcome(this.tp, m.topics, resumed, m.reason);
     if (resumed) this.emit('resumed', { sessionId });
     else this.emit('fresh', { sessionId, reason: m.reason ?? 'new' });
@@ -368,43 +341,15 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     }
   }
 
-  /** How long the server may stay silent: the heartbeat window once welcomed, else the connect timeout. */
-  private limitMs(): number {
-    return this.st === 'open' ? this.pingMs + this.pongMs : this.o.connectTimeoutMs;
-  }
-
-  /** Wall-clock check for callers outside the timer (a throttled tab may not have run it). */
+  /** Wall-clock liveness check for callers outside the timer (a throttled tab may not have run it). */
   private alive(): void {
-    if (this.ws && this.o.now() - this.rxAt >= this.limitMs()) this.tick();
+    if (this.ws) liveness.check(this.lv);
   }
-
-  /**
-   * Liveness on the wall clock: drops a socket silent for longer than {@link limitMs}, pings the server after
-   * `pingIntervalMs + pongTimeoutMs / 2` of silence (in case only the client is talking), and re-arms the timer.
-   */
-  private tick = (): void => {
-    clearTimeout(this.livenessTimer);
-    const open = this.st === 'open';
-    const idleMs = this.o.now() - this.rxAt;
-    const limitMs = this.limitMs();
-    const probeMs = this.pingMs + this.pongMs / 2;
-    if (idleMs >= limitMs) {
-      return this.lost(
-        open
-          ? { code: CloseCode.HeartbeatTimeout, reason: 'heartbeat timeout' }
-          : { code: CloseCode.HandshakeTimeout, reason: 'connect timeout' },
-        true,
-        0,
-      );
-    }
-    if (open && idleMs >= probeMs && !this.pinged) this.pinged = this.write('{"t":"ping"}');
-    this.livenessTimer = setTimeout(this.tick, (open && idleMs < probeMs ? probeMs : limitMs) - idleMs);
-  };
 
   /** The environment says timers may have slept (`reconnectNow` false) or the network is back (true). */
   private wake(reconnectNow: boolean): void {
     if (reconnectNow && this.st === 'reconnecting') this.reconnect();
-    else if (this.ws) this.tick();
+    else if (this.ws) liveness.tick(this.lv);
   }
 
   private violation(reason: string): void {
@@ -432,11 +377,11 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   private end(info: CloseInfo, willReconnect: boolean, kill?: number): void {
     const ws = this.ws;
     this.ws = undefined;
-    clearTimeout(this.livenessTimer);
+    clearTimeout(this.lv.t);
     clearTimeout(this.ackTimer);
     this.ackTimer = undefined;
     this.unacked = 0;
-    if (ws && kill !== undefined) close(ws, kill, info.reason);
+    if (ws && kill !== undefined) closeSocket(ws, kill, info.reason);
     this.st = willReconnect ? 'reconnecting' : 'closed';
     if (!willReconnect) {
       const err = new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`);

@@ -12,6 +12,26 @@ export const toBytes = (data: unknown): Uint8Array | undefined =>
       : undefined;
 
 /**
+ * The `hello` (PROTOCOL.md §2.1). The session id goes with its token; JSON drops them while undefined, and the
+ * topics while there are none.
+ */
+export function helloFrame(
+  token: string | undefined,
+  sessionId: string | undefined,
+  lastSeq: number,
+  topics: Map<string, number>,
+): string {
+  return JSON.stringify({
+    t: 'hello',
+    v: 1,
+    token,
+    sessionId,
+    lastSeq,
+    topics: topics.size ? Object.fromEntries(topics) : undefined,
+  });
+}
+
+/**
  * A data frame (PROTOCOL.md §2.2): binary for binary payloads, else `{"t":"d","s":seq,"p":…}` text.
  * Reliable when `seq` is given.
  * @throws TypeError when the payload is not JSON-serialisable (`undefined`, a function, a cycle, a BigInt).

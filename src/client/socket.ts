@@ -35,3 +35,18 @@ export function resolveWebSocket(injected?: WebSocketConstructor): WebSocketCons
   }
   return WS;
 }
+
+/** Closes with `code` (0: none, terminate where possible). A code or reason the browser refuses: without. */
+export function closeSocket(ws: WebSocketLike, code: number, reason: string): void {
+  try {
+    if (code) return ws.close(code, reason);
+  } catch {
+    // e.g. 1001 or a reason over 123 bytes in a browser
+  }
+  try {
+    if (ws.terminate) ws.terminate();
+    else ws.close();
+  } catch {
+    // closing already
+  }
+}

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { ReplayLimits } from '../backends/replay-buffer.js';
 import { newIncarnation } from '../backends/session-record.js';
 import type {
@@ -15,16 +14,16 @@ import { StabilizerError } from '../server/errors.js';
 import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
-import { decodeOwner, encodeOwner, encodePayload } from './codec.js';
+import { decodeOwner, encodeOwner } from './codec.js';
+import { typedRedisError } from './errors.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
+import { assertCapacity, msgId, publishPayload, sendPayload, type ClusterSendOutcome } from './routing.js';
 import { LocalSessions, type LocalSession } from './sessions.js';
 
-/** Outcome of a cluster-wide {@link RedisBackend.send}. */
-export type ClusterSendOutcome = 'sent' | 'buffered' | 'dropped';
+export type { ClusterSendOutcome } from './routing.js';
 
 const DEFAULT_LIMITS: ReplayLimits = { maxMessages: 1000, maxBytes: 1_048_576, maxAgeMs: 300_000 };
-const msgId = (): string => randomBytes(12).toString('base64url');
 
 /** Connect to Redis, validate it and join the cluster. Rejects with `BACKEND_UNAVAILABLE` and the reason. */
 export function createRedisBackend(options: RedisBackendOptions = {}): Promise<RedisBackend> {
@@ -142,7 +141,7 @@ export class RedisBackend implements StorageBackend {
     try {
       h = await this.link.cmd.hmget(`${this.prefix}s:${id}`, 'i', 'u', 'a');
     } catch (err) {
-      throw this.typed(err, 'resume');
+      throw typedRedisError(err, 'resume');
     }
     if (!h[0]) return undefined;
     const owner = decodeOwner(h[1] ?? '-', h[2] ?? '');
@@ -154,7 +153,7 @@ export class RedisBackend implements StorageBackend {
     try {
       return await this.local.claim(id, incarnation, limits, this.ttlMs, this.opts.tombstoneTtlMs);
     } catch (err) {
-      throw this.typed(err, 'resume');
+      throw typedRedisError(err, 'resume');
     }
   }
 
@@ -220,8 +219,8 @@ export class RedisBackend implements StorageBackend {
     const conn = this.host?.connections.get(clientId);
     if (conn && (!conn.session || volatile)) return undefined; // a local write, nothing to sequence
     if (volatile && this.link.degraded) return 'dropped';
-    this.assertCapacity();
-    this.sendPayload(clientId, payload, volatile).catch((err: unknown) =>
+    assertCapacity(this.link, this.opts);
+    sendPayload(this.link, this.opts, this.limits, clientId, payload, volatile).catch((err: unknown) =>
       this.host?.reportError(clientId, err),
     );
     return conn ? 'sent' : volatile ? 'sent' : 'buffered';
@@ -230,7 +229,7 @@ export class RedisBackend implements StorageBackend {
   routeBroadcast(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
     const volatile = options.volatile === true;
     if (volatile && (this.link.degraded || this.link.pending >= this.opts.maxPendingOps)) return undefined; // local
-    const cluster = this.publishPayload(payload, options);
+    const cluster = publishPayload(this.link, this.opts, this.limits, payload, options);
     cluster.catch((err: unknown) => this.host?.reportError(undefined, err));
     return { delivered: 0, buffered: 0, dropped: 0, failed: [], cluster };
   }
@@ -277,7 +276,8 @@ export class RedisBackend implements StorageBackend {
    * bounds are then the defaults, so keep `replay` at its defaults on the servers or broadcast from a server.
    */
   broadcast(data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
-    return this.publishPayload(data instanceof Payload ? data : new Payload(data), options);
+    const payload = data instanceof Payload ? data : new Payload(data);
+    return publishPayload(this.link, this.opts, this.limits, payload, options);
   }
 
   /**
@@ -291,7 +291,7 @@ export class RedisBackend implements StorageBackend {
       const out = conn.writePayload(payload, undefined, this.host!.nowMs);
       return Promise.resolve(out === 'ok' ? 'sent' : 'dropped');
     }
-    return this.sendPayload(clientId, payload, options.volatile === true);
+    return sendPayload(this.link, this.opts, this.limits, clientId, payload, options.volatile === true);
   }
 
   /** Connections open on every live node. */
@@ -312,58 +312,6 @@ export class RedisBackend implements StorageBackend {
   }
 
   // ------------------------------------------------------------------------------------------ internals
-
-  private async publishPayload(payload: Payload, options: BroadcastOptions): Promise<ClusterBroadcastReport> {
-    this.assertCapacity();
-    const l = this.limits;
-    const exclude = JSON.stringify(options.exclude ? [...options.exclude] : []);
-    try {
-      const reply = (await this.link.call('wssBroadcast', [
-        msgId(),
-        encodePayload(payload),
-        payload.bytes,
-        options.volatile ? 1 : 0,
-        exclude,
-        l.maxMessages,
-        l.maxBytes,
-        l.maxAgeMs,
-        l.maxAgeMs + 60_000,
-        this.opts.nodeTimeoutMs,
-      ])) as number[];
-      return { sessions: Number(reply[0]), nodes: Number(reply[1]) };
-    } catch (err) {
-      throw this.typed(err, 'broadcast');
-    }
-  }
-
-  private async sendPayload(
-    clientId: string,
-    payload: Payload,
-    volatile: boolean,
-  ): Promise<ClusterSendOutcome> {
-    this.assertCapacity();
-    const l = this.limits;
-    let out: unknown;
-    try {
-      out = await this.link.call('wssSend', [
-        msgId(),
-        clientId,
-        encodePayload(payload),
-        payload.bytes,
-        volatile ? 1 : 0,
-        l.maxMessages,
-        l.maxBytes,
-        l.maxAgeMs,
-        l.maxAgeMs + 60_000,
-        this.opts.nodeTimeoutMs,
-      ]);
-    } catch (err) {
-      throw this.typed(err, 'send');
-    }
-    if (out === 'unknown')
-      throw new StabilizerError(ErrorCode.UnknownClient, `no client with id ${clientId}`);
-    return out as ClusterSendOutcome;
-  }
 
   private attach(ls: LocalSession): void {
     const g = ls.g;
@@ -413,22 +361,8 @@ export class RedisBackend implements StorageBackend {
     }
   }
 
-  private assertCapacity(): void {
-    if (this.link.pending >= this.opts.maxPendingOps) {
-      throw new StabilizerError(ErrorCode.BackendUnavailable, 'too many redis operations pending');
-    }
-  }
-
-  private typed(err: unknown, what: string): StabilizerError {
-    if (err instanceof StabilizerError) return err;
-    if (isEpochError(err))
-      return new StabilizerError(ErrorCode.HistoryLost, `${what}: redis lost its history`);
-    const why = err instanceof Error ? err.message : String(err);
-    return new StabilizerError(ErrorCode.BackendUnavailable, `${what} failed: ${why}`, { cause: err });
-  }
-
   private fail(clientId: string, err: unknown): void {
     if (isEpochError(err)) return; // handled once, by the history-lost path
-    this.host?.reportError(clientId, this.typed(err, 'redis'));
+    this.host?.reportError(clientId, typedRedisError(err, 'redis'));
   }
 }
