@@ -11,6 +11,8 @@ export interface PublishTarget {
   /** Changes whenever `connections` does. */
   readonly connectionsVersion: number;
   readonly detachedSessions: ReadonlySet<SessionRecord>;
+  /** Sessions by id, to tell whether an excluded id is a detached session. */
+  readonly backend: { getSession(id: string): SessionRecord | undefined };
   readonly nowMs: number;
   /** Handle a failed write: disconnect the client and report it. */
   onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];
@@ -38,7 +40,13 @@ export function publishTo(
     for (const conn of target.connections.values()) deliver(target, conn, pub, exclude, result);
     if (!volatile) {
       result.buffered += target.detachedSessions.size;
-      if (exclude) for (const s of target.detachedSessions) if (exclude.has(s.id)) result.buffered--;
+      // O(excluded), not O(detached): usually the one sender.
+      if (exclude) {
+        for (const id of exclude) {
+          const session = target.backend.getSession(id);
+          if (session && target.detachedSessions.has(session)) result.buffered--;
+        }
+      }
     }
     return result;
   }

@@ -75,6 +75,8 @@ describe('topics', () => {
     a.client.ws.terminate();
     await waitFor(() => !s.manager.isConnected(idA), 'detach');
     expect(s.manager.publish('room', 'again not to a', { exclude: [idA] }).buffered).toBe(0);
+    expect(s.manager.broadcast('not to a either', { exclude: [idA, 'nobody'] }).buffered).toBe(0);
+    expect(s.manager.broadcast('to a', { volatile: false }).buffered).toBe(1);
     expect(s.manager.publish('room', 'to a too').buffered).toBe(1);
     const again = await RawProtocolClient.handshake(s.url, {
       token: a.welcome.token,
