@@ -27,6 +27,8 @@ export type AuthorizeSubscribe<Data = unknown> = (
 
 /** What membership needs from the manager. */
 export interface MembershipHost {
+  /** Coarse clock (the sweep's), stamped on writes like every other write. */
+  readonly nowMs: number;
   readonly connections: ReadonlyMap<string, Connection>;
   readonly backend: StorageBackend;
   readonly config: ResolvedConfig;
@@ -84,7 +86,8 @@ export class Memberships {
     if (session) session.topics.set(name, topic.offset);
     else (conn!.topics ??= new Set()).add(name);
     // A protocol client learns the offset it starts from, so that a resume right after is exact.
-    if (conn?.protocol) conn.write(`{"t":"sub","c":${topic.quoted},"o":${topic.offset}}`, false, Date.now());
+    if (conn?.protocol)
+      conn.write(`{"t":"sub","c":${topic.quoted},"o":${topic.offset}}`, false, this.host.nowMs);
     this.host.emitTopicEvent('join', { clientId, topic: name, by });
     return topic;
   }
@@ -98,7 +101,7 @@ export class Memberships {
     if (!removed) return false;
     this.table.leave(name, clientId);
     if (conn?.protocol && reason !== 'disconnect' && reason !== 'session-end') {
-      conn.write(`{"t":"unsub","c":${JSON.stringify(name)}}`, false, Date.now());
+      conn.write(`{"t":"unsub","c":${JSON.stringify(name)}}`, false, this.host.nowMs);
     }
     this.host.emitTopicEvent('leave', { clientId, topic: name, reason });
     return true;
@@ -157,7 +160,7 @@ export class Memberships {
   }
 
   private reply(conn: Connection, message: object): void {
-    conn.write(JSON.stringify(message), false, Date.now());
+    conn.write(JSON.stringify(message), false, this.host.nowMs);
   }
 
   /** Member ids of a topic (sessions, attached or not, and plain connections). `$all`: every client. */
