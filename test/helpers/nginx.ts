@@ -28,7 +28,8 @@ export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
  */
 export function substitute(text: string, from: string, to: string, count = 1): string {
   const found = text.split(from).length - 1;
-  if (found !== count) throw new Error(`expected ${count} × ${JSON.stringify(from)} in the config, found ${found}`);
+  if (found !== count)
+    throw new Error(`expected ${count} × ${JSON.stringify(from)} in the config, found ${found}`);
   return text.split(from).join(to);
 }
 
