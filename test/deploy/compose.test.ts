@@ -127,7 +127,7 @@ describe('the compose topology, run without Docker', () => {
 
   it('a client through nginx lands on a node, and resumes on the other one when its node is killed', async () => {
     redis = await startRedis();
-    const started = [];
+    const started: Array<{ port: number; proc: ChildProcess }> = [];
     for (const name of nodeNames) started.push(await startNode(name));
     const proxyPort = await freePort();
     let conf = substitute(nginxConf, 'listen 80;', `listen 127.0.0.1:${proxyPort};`);
