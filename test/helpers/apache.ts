@@ -34,7 +34,7 @@ export async function startApacheWithConfig(
   const listenPort = port ?? (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'stabilizer-apache-'));
   mkdirSync(join(dir, 'run'));
-  const modules = ['mpm_event', 'authz_core', 'headers', 'proxy', 'proxy_http', 'proxy_wstunnel'];
+  const modules = ['mpm_event', 'authz_core', 'proxy', 'proxy_http', 'proxy_wstunnel'];
   const conf = `
 ServerRoot ${dir}
 ServerName 127.0.0.1
