@@ -23,7 +23,7 @@ const only = args
   ?.slice(7)
   .split(',');
 const enabled = (name) => !only || only.includes(name);
-/** `--systems=a,b`: only these systems in the broadcast and rooms workloads (for experiments; ratios need both). */
+/** `--systems=a,b`: only these systems in the broadcast, rooms and idle workloads (for experiments; ratios need both). */
 const systemsFilter = args
   .find((a) => a.startsWith('--systems='))
   ?.slice(10)
@@ -310,7 +310,7 @@ async function idleWorkload() {
     ...(quick ? [] : [['stabilizer', { heartbeatMs, pongTimeoutMs: 10_000 }]]),
     ['ws-naive', { heartbeatMs }],
     ['socketio', { heartbeatMs, pongTimeoutMs: 20_000 }],
-  ];
+  ].filter(([name]) => !systemsFilter || systemsFilter.includes(name));
   const pairs = [];
   try {
     // Memory: one system at a time, each in its own process.
