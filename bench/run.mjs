@@ -23,11 +23,16 @@ const only = args
   ?.slice(7)
   .split(',');
 const enabled = (name) => !only || only.includes(name);
-/** `--systems=a,b`: only these systems in the broadcast and rooms workloads (for experiments; ratios need both). */
+/** `--systems=a,b`: only these systems in the broadcast, rooms and idle workloads (for experiments; ratios need both). */
 const systemsFilter = args
   .find((a) => a.startsWith('--systems='))
   ?.slice(10)
   .split(',');
+/** `--idle-connections=N`, `--idle-windows=N`: the idle/heartbeat workload's size and measured windows. */
+const intArg = (name) => {
+  const v = args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  return v === undefined ? undefined : Number.parseInt(v, 10);
+};
 const pick = (names) => (systemsFilter ? names.filter((n) => systemsFilter.includes(n)) : names);
 
 /** Client sockets are spread over several source addresses, so that one run can open more than ~28k. */
@@ -294,18 +299,18 @@ async function idleWorkload() {
       'stabilizer.v1 clients answer `{"t":"ping"}` with `{"t":"pong","s":N}`; the others answer protocol pings ' +
       '(ws auto-pong) or Engine.IO `2`/`3`.',
   );
-  const n = quick ? 4000 : 10_000;
+  const n = intArg('idle-connections') ?? (quick ? 4000 : 10_000);
   const heartbeatMs = 5000;
   const windowMs = heartbeatMs;
   const warmupWindows = 2;
-  const windowCount = warmupWindows + (quick ? 2 : 4);
+  const windowCount = warmupWindows + (intArg('idle-windows') ?? (quick ? 2 : 4));
   const workload = `idle ${n} connections, heartbeat every 5 s`;
   const systems = [
     ['stabilizer-reliable', { heartbeatMs, pongTimeoutMs: 10_000 }],
     ...(quick ? [] : [['stabilizer', { heartbeatMs, pongTimeoutMs: 10_000 }]]),
     ['ws-naive', { heartbeatMs }],
     ['socketio', { heartbeatMs, pongTimeoutMs: 20_000 }],
-  ];
+  ].filter(([name]) => !systemsFilter || systemsFilter.includes(name));
   const pairs = [];
   try {
     // Memory: one system at a time, each in its own process.
@@ -350,7 +355,15 @@ async function idleWorkload() {
       const cpuPerS = median(measured.map((w) => w.cpuPerS));
       const pingsPerS = median(measured.map((w) => w.pingsPerS));
       const closes = windows.reduce((a, w) => a + w.s.closes, 0);
-      record(workload, system, 'heartbeat CPU', cpuPerS, 'ms/s');
+      // Every system is measured over the same windows, so the windows are the interleaved rounds of the ratio.
+      record(
+        workload,
+        system,
+        'heartbeat CPU',
+        cpuPerS,
+        'ms/s',
+        measured.map((w) => w.cpuPerS),
+      );
       record(workload, system, 'pings received', pingsPerS, 'pings/s');
       if (pingsPerS > 0) record(workload, system, 'CPU per ping', (cpuPerS * 1000) / pingsPerS, 'µs');
       record(workload, system, 'connections dropped by heartbeat', closes, 'connections');
@@ -571,8 +584,10 @@ try {
   env.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const outDir = join(here, 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(outDir, 'latest.md'), renderMarkdown(results, { env, notes, systems: SYSTEMS }));
-  writeFileSync(join(outDir, 'broadcast.svg'), renderSvg(results));
-  log(`done in ${durationS.toFixed(0)} s; wrote bench/results/latest.{json,md} and broadcast.svg`);
+  // `--out=<name>`: a partial run writes results/<name>.{json,md} and leaves the full run's latest.* alone.
+  const outName = args.find((a) => a.startsWith('--out='))?.slice(6) ?? 'latest';
+  writeFileSync(join(outDir, `${outName}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(outDir, `${outName}.md`), renderMarkdown(results, { env, notes, systems: SYSTEMS }));
+  if (outName === 'latest') writeFileSync(join(outDir, 'broadcast.svg'), renderSvg(results));
+  log(`done in ${durationS.toFixed(0)} s; wrote bench/results/${outName}.{json,md}`);
 }

@@ -255,6 +255,8 @@ async function windowProfiler(dir) {
   };
 }
 
+let idleWindows = 0;
+
 const cpuNow = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
@@ -514,11 +516,17 @@ serve({
 
   /** CPU used over `ms` of wall time while nothing but background work (heartbeats) runs. */
   async idleCpu({ ms }) {
+    // BENCH_PROFILE_DIR: a CPU profile of exactly this window (`idle-<system>-<pid>-<n>.cpuprofile`).
+    const profiler = process.env.BENCH_PROFILE_DIR
+      ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
+      : undefined;
+    profiler?.start();
     const split = process.cpuUsage();
     const c0 = cpuNow();
     const w0 = nowUs();
     await sleep(ms);
     const { user, system: sys } = process.cpuUsage(split);
+    profiler?.stop(`idle-${opts.system}-${process.pid}-${++idleWindows}`);
     return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0, userUs: user, systemUs: sys };
   },
 

@@ -252,6 +252,14 @@ function targets(results) {
         '≤ 0.9×',
         rWs === undefined ? undefined : rWs <= 0.9,
       );
+      // Issue 12's target: the median of the per-window ratios (same windows for every system) with its spread.
+      const st = ratioStats(results, idle, ours, 'ws-heartbeat', 'heartbeat CPU');
+      add(
+        `Heartbeat CPU, ${label(ours)} ÷ ws README recipe, per window`,
+        fmtStats(st),
+        '≤ 1.1×',
+        verdict(st, 1.1, true),
+      );
       add(
         `Heartbeat CPU, ${label(ours)} vs Socket.IO`,
         fmtRatio(rSio),

@@ -142,6 +142,22 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
     return this.topics.members(topic);
   }
 
+  /**
+   * The member count of every topic this process holds, `$all` left out (its members are every connection and
+   * session). O(topics), without copying member lists; for metrics (`topicMetrics` of `registerPrometheusMetrics`).
+   * Empty when the backend has no topics.
+   */
+  getTopicMemberCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    if (!this.topics.supported) return counts;
+    const { table } = this.topics;
+    for (const name of table.names()) {
+      const topic = table.get(name)!;
+      if (topic !== table.all) counts.set(name, topic.members.size);
+    }
+    return counts;
+  }
+
   /** The topics a client is a member of. */
   getClientTopics(clientId: string): string[] {
     return this.topics.topicsOf(clientId);

@@ -8,6 +8,7 @@ import { delimiter, join } from 'node:path';
 const BINARIES = {
   'redis-server': { env: 'REDIS_SERVER_PATH', fallback: 'redis-server', pkg: 'redis-server' },
   nginx: { env: 'NGINX_PATH', fallback: '/usr/sbin/nginx', pkg: 'nginx' },
+  apache2: { env: 'APACHE2_PATH', fallback: '/usr/sbin/apache2', pkg: 'apache2' },
   chromium: { env: 'CHROMIUM_PATH', fallback: '/usr/bin/chromium', pkg: 'chromium' },
 } as const;
 
