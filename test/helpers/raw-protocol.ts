@@ -22,6 +22,8 @@ export class RawProtocolClient {
 
   /** Binary frames received: the raw bytes (JSON mode: binary data frames; MessagePack: every frame). */
   readonly binary: Buffer[] = [];
+  /** Text frames received. */
+  textFrames = 0;
 
   private constructor(
     readonly ws: WebSocket,
@@ -29,6 +31,7 @@ export class RawProtocolClient {
   ) {
     ws.on('message', (raw, isBinary) => {
       if (isBinary) this.binary.push(raw as Buffer);
+      else this.textFrames++;
       if (isBinary !== (encoding === 'msgpack')) return;
       const msg = (isBinary ? unpackr.unpack(raw as Buffer) : JSON.parse(raw.toString())) as Record<
         string,
