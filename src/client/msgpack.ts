@@ -16,9 +16,14 @@ export { SUBPROTOCOL_MSGPACK };
 
 /**
  * Plain MessagePack as any implementation reads it: no msgpackr records, fixmaps where they fit (one byte of
- * header for a small map), `undefined` as nil.
+ * header for a small map), `undefined` as nil, 64-bit integers as numbers (a sequence past 2^53 is refused).
  */
-const OPTIONS = { useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true } as const;
+const OPTIONS = {
+  useRecords: false,
+  variableMapSize: true,
+  encodeUndefinedAsNil: true,
+  int64AsType: 'number',
+} as const;
 
 /**
  * A {@link ClientCodec} that offers `stabilizer.v1.msgpack` (then `stabilizer.v1`) and, on a socket whose server

@@ -25,7 +25,12 @@ function defined(value: unknown): unknown {
  * Plain MessagePack as any implementation reads it: no msgpackr records, fixmaps where they fit, `undefined` as
  * nil. Must match the client codec (`src/client/msgpack.ts`).
  */
-const OPTIONS = { useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true } as const;
+const OPTIONS = {
+  useRecords: false,
+  variableMapSize: true,
+  encodeUndefinedAsNil: true,
+  int64AsType: 'number',
+} as const;
 
 /** `undefined`: not tried yet; `null`: msgpackr is not installed (or failed to load). */
 let codec: MsgpackCodec | null | undefined;

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK, type WelcomeMessage } from '../../src/protocol/index.js';
 
 /** Plain MessagePack, as the bundled codecs write it. */
-const MSGPACK = { useRecords: false, variableMapSize: true } as const;
+const MSGPACK = { useRecords: false, variableMapSize: true, int64AsType: 'number' } as const;
 export const packr = new Packr(MSGPACK);
 export const unpackr = new Unpackr(MSGPACK);
 
