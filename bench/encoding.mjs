@@ -14,15 +14,21 @@ const arg = (name, fallback) => {
 };
 const ROUNDS = arg('rounds', 21);
 const asJson = process.argv.includes('--json');
-const OPTIONS = { useRecords: false, variableMapSize: true, encodeUndefinedAsNil: true, int64AsType: 'number' };
+const OPTIONS = {
+  useRecords: false,
+  variableMapSize: true,
+  encodeUndefinedAsNil: true,
+  int64AsType: 'number',
+};
 const packr = new Packr(OPTIONS);
 const unpackr = new Unpackr(OPTIONS);
 
 // Deterministic "realistic" payloads: a chat message (~150 B of JSON), a market/order update (~2 KB) and a
 // dashboard snapshot (~16 KB), each wrapped in the topic data frame `{t:'d', c, o, p}` the server sends.
 let seed = 42;
-const rand = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-const word = () => ['alpha', 'delta', 'orbit', 'quartz', 'nimbus', 'vector', 'harbor'][Math.floor(rand() * 7)];
+const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+const word = () =>
+  ['alpha', 'delta', 'orbit', 'quartz', 'nimbus', 'vector', 'harbor'][Math.floor(rand() * 7)];
 const chat = {
   type: 'chat',
   room: 'room:42',
@@ -40,7 +46,12 @@ const row = (i) => ({
   tags: [word(), word()],
   ts: 1732700000000 + i * 137,
 });
-const orders = { type: 'orders', venue: 'XNAS', seq: 981234, rows: Array.from({ length: 14 }, (_, i) => row(i)) };
+const orders = {
+  type: 'orders',
+  venue: 'XNAS',
+  seq: 981234,
+  rows: Array.from({ length: 14 }, (_, i) => row(i)),
+};
 const snapshot = {
   type: 'snapshot',
   dashboard: 'ops-eu-west',
@@ -127,13 +138,19 @@ if (asJson) {
 } else {
   const f = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1));
   const s = (m) => `${f(m.median)} ns (p10 ${f(m.p10)}, p90 ${f(m.p90)})`;
-  console.log(`node ${process.version}, ${ROUNDS} interleaved rounds; ratio = MessagePack / JSON (< 1: MessagePack wins)\n`);
+  console.log(
+    `node ${process.version}, ${ROUNDS} interleaved rounds; ratio = MessagePack / JSON (< 1: MessagePack wins)\n`,
+  );
   for (const e of report) {
-    console.log(`${e.message}: ${e.bytes.json} B JSON, ${e.bytes.msgpack} B MessagePack (${(e.bytes.msgpack / e.bytes.json).toFixed(2)}×)`);
+    console.log(
+      `${e.message}: ${e.bytes.json} B JSON, ${e.bytes.msgpack} B MessagePack (${(e.bytes.msgpack / e.bytes.json).toFixed(2)}×)`,
+    );
     for (const op of ['encode', 'decode']) {
       const r = e[op].ratio;
       console.log(`  ${op}: JSON ${s(e[op].json)}; MessagePack ${s(e[op].msgpack)}`);
-      console.log(`  ${op} ratio: median ${r.median.toFixed(2)}× (p10 ${r.p10.toFixed(2)}×, p90 ${r.p90.toFixed(2)}×)`);
+      console.log(
+        `  ${op} ratio: median ${r.median.toFixed(2)}× (p10 ${r.p10.toFixed(2)}×, p90 ${r.p90.toFixed(2)}×)`,
+      );
     }
   }
 }
