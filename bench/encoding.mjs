@@ -4,6 +4,7 @@
 //
 // Each round times both encodings on the same message, in alternating order (so neither always runs warm or
 // second); the report gives per-message medians with their p10–p90 spread and the median ratio over the rounds.
+// Time is this process's CPU time (process.cpuUsage), not wall time.
 // The codecs are the ones the package uses: JSON.stringify/parse, and msgpackr with the options of
 // src/server/msgpack.ts and src/client/msgpack.ts.
 import { Packr, Unpackr } from 'msgpackr';
@@ -88,21 +89,30 @@ function variantsFor(message) {
   };
 }
 
-/** Enough iterations for ~20 ms per variant per round. */
+/**
+ * CPU time of this process (user + system), in ns: on a machine shared with other jobs, time spent descheduled
+ * does not count, which wall-clock time would (the spread still shows the remaining noise: caches, frequency).
+ */
+const cpuNs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) * 1000;
+};
+
+/** Enough iterations for ~30 ms of CPU per variant per round. */
 function iterationsFor(fn) {
   let n = 1;
   for (;;) {
-    const t0 = process.hrtime.bigint();
+    const t0 = cpuNs();
     for (let i = 0; i < n; i++) fn();
-    if (Number(process.hrtime.bigint() - t0) > 20e6) return n;
+    if (cpuNs() - t0 > 30e6) return n;
     n *= 2;
   }
 }
 
 function timeNs(fn, n) {
-  const t0 = process.hrtime.bigint();
+  const t0 = cpuNs();
   for (let i = 0; i < n; i++) fn();
-  return Number(process.hrtime.bigint() - t0) / n;
+  return (cpuNs() - t0) / n;
 }
 
 const quantile = (xs, q) => {
@@ -128,7 +138,7 @@ for (const [name, message] of Object.entries(messages)) {
       ns.msgpack.push(t.msgpack);
       ratios.push(t.msgpack / t.json);
     }
-    entry[op] = { json: summary(ns.json), msgpack: summary(ns.msgpack), ratio: summary(ratios) };
+    entry[op] = { json: summary(ns.json), msgpack: summary(ns.msgpack), ratio: summary(ratios), rounds: ns };
   }
   report.push(entry);
 }
