@@ -24,8 +24,11 @@ export default defineConfig([
     external: ['ioredis', 'prom-client', 'express', 'fastify', 'hono', '@nestjs/common', 'rxjs'],
   },
   {
-    // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node.
-    entry: { client: 'src/client/index.ts' },
+    // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node. Its MessagePack codec
+    // is a separate entry (msgpackr, an optional peer, stays external) so the default bundle does not grow.
+    entry: { client: 'src/client/index.ts', 'client-msgpack': 'src/client/msgpack.ts' },
+    // One self-contained file per entry (no shared chunk): the default client stays a single module.
+    splitting: false,
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,

@@ -2,20 +2,23 @@
 //
 //   npm run bench                 full run (several minutes)
 //   npm run bench -- --quick      smaller run, under 3 minutes
-//   npm run bench -- --only=broadcast,rooms,idle,resume,slow
+//   npm run bench -- --only=broadcast,rooms,idle,resume,slow,encoding
 //
 // Every system runs in its own server process; the load generator is another process. Results go to
 // bench/results/latest.json (every value measured in this run), latest.md (tables with ratios) and
 // broadcast.svg (chart of the broadcast workload).
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { spawnChild } from './lib/ipc.mjs';
 import { sleep } from './lib/common.mjs';
 import { renderMarkdown, renderSvg } from './lib/report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const run = promisify(execFile);
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args
@@ -559,6 +562,36 @@ async function slowWorkload() {
   }
 }
 
+// ---------------------------------------------------------------- encoding
+
+/** MessagePack vs JSON (bench/encoding.mjs, in its own process): encode/decode CPU and bytes per message. */
+async function encodingWorkload() {
+  const workload = 'encoding: MessagePack vs JSON, one data frame';
+  const rounds = quick ? 11 : 21;
+  const { stdout } = await run(
+    process.execPath,
+    [join(here, 'encoding.mjs'), '--json', `--rounds=${rounds}`],
+    {
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  const { results: rows } = JSON.parse(stdout.trim().split('\n').pop());
+  for (const e of rows) {
+    record(workload, 'json', `${e.message}: bytes`, e.bytes.json, 'B');
+    record(workload, 'msgpack', `${e.message}: bytes`, e.bytes.msgpack, 'B');
+    for (const op of ['encode', 'decode']) {
+      for (const system of ['json', 'msgpack'])
+        record(workload, system, `${e.message}: ${op}`, e[op][system].median, 'ns', e[op].rounds[system]);
+      log(
+        `encoding: ${e.message} ${op}: JSON ${e[op].json.median.toFixed(0)} ns, MessagePack ` +
+          `${e[op].msgpack.median.toFixed(0)} ns, ratio ${e[op].ratio.median.toFixed(2)}× ` +
+          `(p10 ${e[op].ratio.p10.toFixed(2)}×, p90 ${e[op].ratio.p90.toFixed(2)}×)`,
+      );
+    }
+    log(`encoding: ${e.message}: ${e.bytes.json} B JSON, ${e.bytes.msgpack} B MessagePack`);
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 const t0 = Date.now();
@@ -578,6 +611,7 @@ try {
   if (enabled('idle')) await idleWorkload();
   if (enabled('resume')) await resumeWorkload();
   if (enabled('slow')) await slowWorkload();
+  if (enabled('encoding')) await encodingWorkload();
 } finally {
   const durationS = (Date.now() - t0) / 1000;
   env.durationS = Math.round(durationS);

@@ -7,9 +7,12 @@ const LABELS = {
   'ws-limit': 'raw ws (limit)',
   'ws-heartbeat': 'ws + README heartbeat',
   socketio: 'Socket.IO 4',
+  json: 'JSON',
+  msgpack: 'MessagePack',
 };
-const OURS = ['stabilizer', 'stabilizer-reliable'];
-const BASELINES = ['ws-limit', 'ws-naive', 'ws-heartbeat', 'socketio'];
+// `msgpack` ÷ `json`: the encoding workload's ratio column.
+const OURS = ['stabilizer', 'stabilizer-reliable', 'msgpack'];
+const BASELINES = ['ws-limit', 'ws-naive', 'ws-heartbeat', 'socketio', 'json'];
 const label = (s) => LABELS[s] ?? s;
 
 function row(results, workload, system, metric) {

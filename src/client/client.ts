@@ -5,7 +5,6 @@ import {
   ErrorCode,
   isDecodeFailure,
   isRetryableCloseCode,
-  SUBPROTOCOL,
   type DataMessage,
   type WelcomeMessage,
 } from '../protocol/index.js';
@@ -219,7 +218,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     this.unwatch ??= watchEnvironment((now) => this.wake(now));
     this.st = 'connecting';
     liveness.heard(this.lv);
-    const ws = (this.ws = new this.WS(this.url, SUBPROTOCOL));
+    const ws = (this.ws = new this.WS(this.url, this.o.codec.p));
     ws.binaryType = 'arraybuffer';
     ws.onopen = () => {
       if (ws === this.ws) this.write(helloFrame(this.token, this.sid, this.lastSeq, this.tp.p));
@@ -237,13 +236,10 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
 
   private rx(data: unknown): void {
     liveness.heard(this.lv);
+    data = this.o.codec.d(data, this.ws!);
     const bytes = toBytes(data);
-    const m =
-      typeof data === 'string'
-        ? decodeServerMessage(data)
-        : bytes
-          ? decodeBinaryData(bytes)
-          : { error: 'unexpected frame' };
+    // Text is JSON; an object is a message a codec decoded; anything else fails as 'bad JSON'.
+    const m = bytes ? decodeBinaryData(bytes) : decodeServerMessage(data);
     if (isDecodeFailure(m)) return this.violation(m.error);
     const open = this.st === 'open';
     if (m.t === 'welcome') return open ? this.violation('second welcome') : this.welcome(m);
@@ -334,7 +330,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     const ws = this.ws;
     if (ws?.readyState !== 1) return false;
     try {
-      ws.send(data);
+      ws.send(this.o.codec.e(data, ws));
       return true;
     } catch {
       return false;

@@ -1,6 +1,6 @@
-import type { ErrorCode, FreshReason, TopicFreshReason } from '../protocol/index.js';
+import { SUBPROTOCOL, type ErrorCode, type FreshReason, type TopicFreshReason } from '../protocol/index.js';
 import type { ClientError } from './errors.js';
-import type { WebSocketConstructor } from './socket.js';
+import type { ClientCodec, WebSocketConstructor } from './socket.js';
 
 /** Why a socket closed. For closes the client decides itself, see {@link ClientEvents.close}. */
 export interface CloseInfo {
@@ -15,6 +15,12 @@ export interface ClientOptions {
    * @default globalThis.WebSocket
    */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Another encoding of the frames, e.g. `msgpackCodec()` from `websocket-stabilizer/client/msgpack`. Without
+   * it (or when the server does not select the codec's subprotocol) frames are JSON text.
+   * @default JSON text (`stabilizer.v1`)
+   */
+  codec?: ClientCodec;
   /**
    * Shortest reconnect delay, and the base of the exponential backoff. The delay before retry `attempt`
    * (0 first) is `minDelayMs + random() · (min(maxDelayMs, minDelayMs · 2^(attempt+1)) − minDelayMs)`.
@@ -89,6 +95,7 @@ export const DEFAULTS: Required<Omit<ClientOptions, 'WebSocket'>> = {
   connectTimeoutMs: 10_000,
   now: () => Date.now(),
   random: () => Math.random(),
+  codec: { p: [SUBPROTOCOL], e: (f) => f, d: (f) => f },
 };
 
 /** Events of {@link StabilizerClient}, each with its argument. */

@@ -10,6 +10,8 @@ type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'] | null;
  */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server selected (empty before `open`). */
+  readonly protocol?: string;
   binaryType: string;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
@@ -19,6 +21,21 @@ export interface WebSocketLike {
   onmessage: Handler<{ data: unknown }>;
   onclose: Handler<{ code: number; reason: string }>;
   onerror: Handler<unknown>;
+}
+
+/**
+ * A frame encoding plugged into the client (`ClientOptions.codec`), e.g. MessagePack. The client builds every frame
+ * as JSON text (or a binary data frame, PROTOCOL.md §2) and hands it to `e` before writing; it hands every frame it
+ * receives to `d` before decoding. A codec converts only on sockets that negotiated its subprotocol
+ * (`ws.protocol`) and passes everything through on others, so a server without it still works.
+ */
+export interface ClientCodec {
+  /** The subprotocols to offer, most preferred first; the last is `stabilizer.v1`. */
+  p: string[];
+  /** Encode an outgoing frame for `ws`. */
+  e(frame: string | Uint8Array, ws: WebSocketLike): string | Uint8Array;
+  /** Decode an incoming frame from `ws` into a message object (not checked yet), or `0` if it cannot. */
+  d(data: unknown, ws: WebSocketLike): unknown;
 }
 
 /** A WebSocket class: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node. */

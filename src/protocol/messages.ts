@@ -7,6 +7,12 @@
 /** The `Sec-WebSocket-Protocol` value that turns on the protocol. Without it a socket runs in plain mode. */
 export const SUBPROTOCOL = 'stabilizer.v1';
 
+/**
+ * The same protocol with every frame a MessagePack map in a binary WebSocket frame (PROTOCOL.md §2.7). A client
+ * that offers it also offers {@link SUBPROTOCOL}, which a server without MessagePack selects instead.
+ */
+export const SUBPROTOCOL_MSGPACK = 'stabilizer.v1.msgpack';
+
 /** Why a session started fresh instead of resuming. */
 export type FreshReason =
   /** The client presented no token: a first connection. */
@@ -251,10 +257,11 @@ export interface DecodeFailure {
   error: string;
 }
 
-function parseObject(text: string): Record<string, unknown> | DecodeFailure {
-  let m: unknown;
+/** `frame` parsed as JSON when it is text; anything else (a decoded MessagePack map) is checked as it is. */
+function parseObject(frame: unknown): Record<string, unknown> | DecodeFailure {
+  let m = frame;
   try {
-    m = JSON.parse(text);
+    if (typeof frame == 'string') m = JSON.parse(frame);
   } catch {
     return { error: 'bad JSON' };
   }
@@ -292,11 +299,12 @@ function decodeShared(o: Record<string, unknown>): ProtocolMessage | DecodeFailu
 
 /**
  * Decode a text frame a client received (a {@link ServerMessage}), checking every field the client relies on.
+ * `frame` is JSON text, or a message object already decoded from MessagePack (checked the same way).
  * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception. Split from
  * {@link decodeClientMessage} so that the browser bundle carries only what a client reads.
  */
-export function decodeServerMessage(text: string): ServerMessage | DecodeFailure {
-  const o = parseObject(text);
+export function decodeServerMessage(frame: unknown): ServerMessage | DecodeFailure {
+  const o = parseObject(frame);
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
   if (shared) return shared as ServerMessage | DecodeFailure;
@@ -330,8 +338,8 @@ function isTraceHeader(v: unknown): boolean {
 }
 
 /** Decode a text frame a server received (a {@link ClientMessage}); see {@link decodeServerMessage}. */
-export function decodeClientMessage(text: string): ClientMessage | DecodeFailure {
-  const o = parseObject(text);
+export function decodeClientMessage(frame: unknown): ClientMessage | DecodeFailure {
+  const o = parseObject(frame);
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
   if (shared) return shared as ClientMessage | DecodeFailure;

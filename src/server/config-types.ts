@@ -159,6 +159,13 @@ export interface WebSocketConfig {
    */
   maxBufferedBytes?: number;
   /**
+   * Select the MessagePack encoding (`stabilizer.v1.msgpack`, PROTOCOL.md §2.7) for clients that offer it. It
+   * needs the optional peer dependency `msgpackr`, loaded when the first client offers it; without it (or with
+   * `false`) such clients get `stabilizer.v1` (JSON), which they also offer.
+   * @default true
+   */
+  msgpack?: boolean;
+  /**
    * How long a close handshake that the server started (4001 slow consumer, 4002 rate limit, 1009, a rejected
    * frame, `disconnect()`, ...) may take before the socket is terminated. A peer that does not read never answers
    * the close frame, and until it is gone it stays registered and holds its `maxConnections` and per-IP slots.
@@ -255,6 +262,7 @@ export interface ResolvedConfig {
   maxConnectionsPerIp: number | undefined;
   maxPayloadBytes: number;
   maxBufferedBytes: number;
+  msgpack: boolean;
   closeTimeoutMs: number;
   allowedOrigins: string[] | undefined;
   duplicateIdPolicy: 'replace' | 'reject';

@@ -6,6 +6,14 @@ import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
+import type { MsgpackCodec } from './msgpack.js';
+import {
+  MSGPACK_PING_FRAME,
+  MSGPACK_PING_MESSAGE,
+  MSGPACK_PONG_FRAME,
+  MSGPACK_PONG_MESSAGE,
+} from './msgpack-frames.js';
+import type { ServerMessage } from '../protocol/messages.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -129,6 +137,11 @@ export class Connection {
   closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Wall-clock time the socket was accepted, for the connection duration in the disconnect log. */
   readonly openedAtMs = Date.now();
+  /**
+   * Protocol mode over `stabilizer.v1.msgpack`: the codec, and every frame to and from this socket is a MessagePack
+   * map in a binary frame (PROTOCOL.md §2.7). `undefined`: JSON text frames.
+   */
+  msgpack: MsgpackCodec | undefined = undefined;
   /** The manager's counters (shared by all its connections), incremented on every data write. */
   counters: ServerCounters = unownedCounters;
   /**
@@ -172,6 +185,17 @@ export class Connection {
   }
 
   /**
+   * Send a protocol control message (`welcome`, `ack`, `sub`, `error`, ...) in this connection's encoding: `json`
+   * (the message's JSON text, when the caller has it at hand) or `JSON.stringify(message)`; MessagePack on a
+   * `stabilizer.v1.msgpack` connection.
+   */
+  writeMessage(message: ServerMessage, nowMs: number, json?: string): WriteOutcome {
+    const mp = this.msgpack;
+    if (mp) return this.write(mp.packMessage(message), true, nowMs);
+    return this.write(json ?? JSON.stringify(message), false, nowMs);
+  }
+
+  /**
    * Send a payload the way this connection's mode wants it; `seq` makes it reliable in protocol mode. The frame
    * comes from the payload, built once for all recipients; a reliable protocol frame only gets its own small
    * `{"t":"d","s":N,"p":` head.
@@ -187,6 +211,18 @@ export class Connection {
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
+    const mp = this.msgpack;
+    if (mp) {
+      const frames = payload.msgpack(mp);
+      if (!raw)
+        return this.send(
+          seq === undefined ? frames.volatileMessage() : frames.reliableMessage(seq),
+          true,
+          nowMs,
+        );
+      if (seq === undefined) return this.writeDirect(raw, frames.volatileFrame(), undefined, nowMs, true);
+      return this.writeDirect(raw, frames.reliableHead(seq), frames.reliableTail(), nowMs, true);
+    }
     if (!raw) {
       if (!this.protocol) return this.send(payload.plain, payload.isBinary, nowMs);
       if (payload.isBinary)
@@ -220,19 +256,27 @@ export class Connection {
       if (direct.destroyed === true || direct.writable === false || direct.writableEnded === true)
         return 'failed';
       if (direct.writableLength + (sender._bufferedBytes ?? 0) > this.maxBufferedBytes) return 'slow';
-      const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
-      return this.writeDirect(direct, frame, undefined, nowMs, true);
+      return this.writeDirect(direct, this.publicationFrame(pub, skip), undefined, nowMs, true);
     }
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
     if (!raw) {
       if (!this.protocol) return this.send(pub.payload.plain, pub.payload.isBinary, nowMs);
+      const mp = this.msgpack;
+      if (mp) return this.send(skip ? pub.msgpack(mp).skipBody() : pub.msgpack(mp).body(), true, nowMs);
       if (skip) return this.send(pub.skipMessage(), false, nowMs);
       return this.send(pub.message(), pub.payload.isBinary, nowMs);
     }
-    const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
-    return this.writeDirect(raw, frame, undefined, nowMs, true);
+    return this.writeDirect(raw, this.publicationFrame(pub, skip), undefined, nowMs, true);
+  }
+
+  /** The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. */
+  private publicationFrame(pub: Publication, skip: boolean): Buffer {
+    if (!this.protocol) return pub.payload.plainFrame();
+    const mp = this.msgpack;
+    if (mp) return skip ? pub.msgpack(mp).skipFrame() : pub.msgpack(mp).frame();
+    return skip ? pub.skipFrame() : pub.frame();
   }
 
   /**
@@ -244,8 +288,12 @@ export class Connection {
     if (deadSocket(this.socket)) return 'failed';
     if (this.protocol && this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
-    if (raw)
-      return this.writeDirect(raw, this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME, undefined, nowMs, false);
+    const mp = this.msgpack !== undefined;
+    if (raw) {
+      const frame = mp ? MSGPACK_PING_FRAME : this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME;
+      return this.writeDirect(raw, frame, undefined, nowMs, false);
+    }
+    if (mp) return this.send(MSGPACK_PING_MESSAGE, true, nowMs);
     if (this.protocol) return this.send('{"t":"ping"}', false, nowMs);
     try {
       this.socket.ping();
@@ -256,14 +304,16 @@ export class Connection {
     return 'ok';
   }
 
-  /** Protocol mode: answer a client's `ping` with `{"t":"pong"}`, framed once for all connections. */
+  /** Protocol mode: answer a client's `ping` with `{"t":"pong"}` (or its MessagePack), framed once for all. */
   pong(nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
-    if (raw) return this.writeDirect(raw, PROTOCOL_PONG_FRAME, undefined, nowMs, true);
-    return this.send('{"t":"pong"}', false, nowMs);
+    const mp = this.msgpack !== undefined;
+    if (raw)
+      return this.writeDirect(raw, mp ? MSGPACK_PONG_FRAME : PROTOCOL_PONG_FRAME, undefined, nowMs, true);
+    return mp ? this.send(MSGPACK_PONG_MESSAGE, true, nowMs) : this.send('{"t":"pong"}', false, nowMs);
   }
 
   /**

@@ -27,6 +27,7 @@ export type {
 } from './tracing.js';
 export { Payload, type BinaryPayload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
+export { loadMsgpack } from './msgpack.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
 export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
 export { ReplayBuffer, type ReplayEntry, type ReplayLimits } from '../backends/replay-buffer.js';
@@ -34,6 +35,7 @@ export {
   CloseCode,
   ErrorCode,
   SUBPROTOCOL,
+  SUBPROTOCOL_MSGPACK,
   BROADCAST_TOPIC,
   isRetryableCloseCode,
   type FreshReason,

@@ -3,7 +3,8 @@ import type { WebSocket } from 'ws';
 import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import { SUBPROTOCOL } from '../protocol/messages.js';
+import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { loadedMsgpack } from './msgpack.js';
 import { MemoryBackend } from '../backends/memory.js';
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
@@ -131,15 +132,22 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       socket.close(CloseCode.GoingAway, 'server shutting down');
       return Promise.reject(new StabilizerError(ErrorCode.ShuttingDown, 'server is shutting down'));
     }
+    // `stabilizer.v1.msgpack` is selected only once msgpackr is loaded (see upgrade.ts); a socket that another
+    // WebSocketServer accepted with it before that is refused like a bad frame (call `loadMsgpack()` first).
+    const msgpack = socket.protocol === SUBPROTOCOL_MSGPACK ? loadedMsgpack() : undefined;
+    if (socket.protocol === SUBPROTOCOL_MSGPACK && !msgpack) {
+      socket.close(CloseCode.ProtocolViolation, 'msgpack not available');
+      return Promise.reject(new StabilizerError(ErrorCode.ProtocolViolation, 'msgpackr is not loaded'));
+    }
     if (!this.hasCapacity(remote)) {
       const retryAfterMs = this.config.shutdownRetryAfterMs;
-      if (socket.protocol === SUBPROTOCOL && socket.readyState === 1) {
-        socket.send(JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }));
-      }
+      const hint = { t: 'reconnect', retryAfterMs, reason: 'overloaded' } as const;
+      if (msgpack && socket.readyState === 1) socket.send(msgpack.packMessage(hint));
+      else if (socket.protocol === SUBPROTOCOL && socket.readyState === 1) socket.send(JSON.stringify(hint));
       socket.close(CloseCode.TryAgainLater, `server at connection limit; retry-after=${retryAfterMs}`);
       return Promise.reject(new StabilizerError(ErrorCode.ConnectionLimit, 'connection limit reached'));
     }
-    const isProtocol = socket.protocol === SUBPROTOCOL;
+    const isProtocol = socket.protocol === SUBPROTOCOL || msgpack !== undefined;
     const conn = new Connection(
       clientId ?? randomUUID(),
       socket,
@@ -151,6 +159,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
+    conn.msgpack = msgpack;
     conn.counters = this.counters;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);

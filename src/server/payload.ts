@@ -1,3 +1,6 @@
+import type { MsgpackCodec } from './msgpack.js';
+import { PayloadMsgpack } from './msgpack-frames.js';
+
 /** What applications may send: text, any JSON value, or bytes. */
 export type SendData = string | Buffer | ArrayBuffer | Uint8Array | object | number | boolean | null;
 
@@ -20,6 +23,10 @@ export class Payload {
   private volatileWire: Buffer | undefined;
   /** Protocol mode, reliable: the bytes after the per-recipient header (`<json>}`, or the binary payload). */
   private reliableTail: Buffer | undefined;
+  /** Whether `plain` is the JSON text of a value (not a string payload as given). */
+  private readonly isJsonValue: boolean = false;
+  /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack recipient and then shared. */
+  private mp: PayloadMsgpack | undefined;
 
   constructor(data: SendData) {
     if (typeof data === 'string') {
@@ -40,7 +47,19 @@ export class Payload {
       this.plain = json;
       this.jsonText = json;
       this.isBinary = false;
+      this.isJsonValue = true;
     }
+  }
+
+  /**
+   * The MessagePack frames of this payload (PROTOCOL.md §2.7), encoded once on first use. The value is the one
+   * JSON recipients get (decoded from its JSON text), so every encoding of a topic delivers equal values; bytes
+   * become a MessagePack `bin`.
+   */
+  msgpack(codec: MsgpackCodec): PayloadMsgpack {
+    return (this.mp ??= new PayloadMsgpack(
+      codec.pack(this.isJsonValue ? (JSON.parse(this.plain as string) as unknown) : this.plain),
+    ));
   }
 
   /** UTF-8 size of the payload, for replay-buffer accounting (computed once, shared by every buffer). */
@@ -126,7 +145,7 @@ export class Payload {
 // Server frames are never masked, so a frame can be built once and written to any number of sockets.
 
 const OPCODE_TEXT = 0x81; // FIN + text
-const OPCODE_BINARY = 0x82; // FIN + binary
+export const OPCODE_BINARY = 0x82; // FIN + binary
 const OPCODE_PING = 0x89; // FIN + ping
 const BINARY_RELIABLE = 1; // PROTOCOL.md §2: byte 0 of a binary data frame
 const BINARY_VOLATILE = 2;
@@ -137,13 +156,13 @@ const RELIABLE_INFIX = Buffer.from(',"p":');
  * message in a turn takes the single-buffer write path instead of writev, and a corked turn queues half the
  * chunks. Larger tails are written as they are, shared by every recipient (no copy per recipient).
  */
-const INLINE_TAIL_BYTES = 1024;
+export const INLINE_TAIL_BYTES = 1024;
 
-function headerBytes(length: number): number {
+export function headerBytes(length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10;
 }
 
-function writeHeader(buf: Buffer, opcode: number, length: number): number {
+export function writeHeader(buf: Buffer, opcode: number, length: number): number {
   buf[0] = opcode;
   if (length < 126) {
     buf[1] = length;

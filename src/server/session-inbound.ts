@@ -115,5 +115,6 @@ function ackDurable(
 }
 
 function ack(m: WebSocketConnectionManager, conn: Connection, seq: number): void {
-  conn.write(`{"t":"ack","s":${seq}}`, false, m.nowMs);
+  if (conn.msgpack) conn.writeMessage({ t: 'ack', s: seq }, m.nowMs);
+  else conn.write(`{"t":"ack","s":${seq}}`, false, m.nowMs);
 }

@@ -117,9 +117,8 @@ export class InboundAdmission {
     this.host.log.warn(fields, 'rate limit exceeded');
     // A protocol client waits this long (plus its backoff) before it reconnects and resends.
     if (conn.protocol && retryAfterMs > 0) {
-      conn.write(
-        `{"t":"reconnect","retryAfterMs":${Math.ceil(retryAfterMs)},"reason":"rate-limited"}`,
-        false,
+      conn.writeMessage(
+        { t: 'reconnect', retryAfterMs: Math.ceil(retryAfterMs), reason: 'rate-limited' },
         Date.now(),
       );
     }

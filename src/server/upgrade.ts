@@ -1,7 +1,8 @@
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { SUBPROTOCOL } from '../protocol/messages.js';
+import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { loadedMsgpack, loadMsgpack, msgpackSettled, offersMsgpack } from './msgpack.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
@@ -89,7 +90,13 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
     maxPayload: config.maxPayloadBytes,
     perMessageDeflate: false,
     clientTracking: false,
-    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    // MessagePack when the client offers it and msgpackr is installed (loaded before the upgrade completes).
+    handleProtocols: (protocols) =>
+      config.msgpack && protocols.has(SUBPROTOCOL_MSGPACK) && loadedMsgpack()
+        ? SUBPROTOCOL_MSGPACK
+        : protocols.has(SUBPROTOCOL)
+          ? SUBPROTOCOL
+          : false,
   });
   let pending = 0;
   const pendingByIp = new Map<string, number>();
@@ -170,14 +177,19 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
         return refuse(socket, 'shutting-down', ip);
       }
       const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
-      wss.handleUpgrade(request, socket, head, (ws) => {
-        release();
-        manager.tracing?.upgradeEnded(socket, 101);
-        socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
-        manager.connect(ws, clientId, { remoteAddress: ip, data, principal }).catch(() => {
-          // The socket was closed with a documented code; the error is already logged/emitted.
+      const upgrade = (): void =>
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          release();
+          manager.tracing?.upgradeEnded(socket, 101);
+          socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
+          manager.connect(ws, clientId, { remoteAddress: ip, data, principal }).catch(() => {
+            // The socket was closed with a documented code; the error is already logged/emitted.
+          });
         });
-      });
+      // The first client that offers MessagePack loads msgpackr (once); until then nothing else needs it.
+      const offered = request.headers['sec-websocket-protocol'];
+      if (config.msgpack && !msgpackSettled() && offersMsgpack(offered)) void loadMsgpack().then(upgrade);
+      else upgrade();
     };
     const fail = (err: unknown) => {
       release();

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
+import { msgpackCodec } from '../../src/client/msgpack.js';
 import type { WebSocketConnectionManager } from '../../src/server/index.js';
 import { faultStepArb, injectFault, type Fault } from '../helpers/resume-property.js';
 import { closeAllServers, startServer, waitFor, type TestServer } from '../helpers/server.js';
@@ -75,6 +76,7 @@ async function runSchedule(
   steps: Step[],
   windowIsLarge: boolean,
   stats: Stats,
+  msgpack = false,
 ): Promise<void> {
   const manager: WebSocketConnectionManager = server.manager;
   const key = (sid: string, stream: string) => `${sid} ${stream}`;
@@ -98,6 +100,7 @@ async function runSchedule(
     minDelayMs: 1,
     maxDelayMs: 4,
     ackDelayMs: 5,
+    codec: msgpack ? msgpackCodec() : undefined,
   });
   client.on('message', (p, info) => push(received, key(client.sessionId!, info?.topic ?? 'inbox'), p));
   client.on('stream', ({ topic, resume, reason }) => {
@@ -178,6 +181,9 @@ async function runSchedule(
         15_000,
       );
       const sid = current!;
+      // The encoding under test is the one in use.
+      if ((manager.connections.get(sid)?.msgpack !== undefined) !== msgpack)
+        throw new Error('wrong encoding');
       const freshBefore = freshStreams.size;
       const markers: Array<[string, string]> = [];
       // A topic the client unsubscribed from may still be in the leave handshake: its markers are not waited for.
@@ -259,6 +265,31 @@ describe('exactly once per stream, with topics (property)', () => {
     expect(stats.resumes).toBeGreaterThan(runs / 3);
     expect(stats.excluded).toBeGreaterThan(0);
     expect(stats.topicGaps).toBe(0);
+  }, 300_000);
+
+  it(`MessagePack client, inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    await fc.assert(
+      fc.asyncProperty(schedules, (steps) => runSchedule(large, steps, true, stats, true)),
+      { numRuns: runs },
+    );
+    expect(stats.resumes).toBeGreaterThan(runs / 3);
+    expect(stats.excluded).toBeGreaterThan(0);
+    expect(stats.topicGaps).toBe(0);
+  }, 300_000);
+
+  it(`MessagePack client, past a topic's history: fresh/gap for that topic only (${runs} cases)`, async () => {
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    const overflow: Step[] = [
+      { kind: 'serverJoin', topic: 'a' },
+      { kind: 'fault', fault: 'server-terminate' },
+      { kind: 'publish', topic: 'a', count: 5, excludeMe: false },
+    ];
+    await fc.assert(
+      fc.asyncProperty(schedules, (steps) => runSchedule(small, steps, false, stats, true)),
+      { numRuns: runs, examples: [[overflow]] },
+    );
+    expect(stats.topicGaps).toBeGreaterThan(0);
   }, 300_000);
 
   it(`past a topic's history: fresh/gap for that topic only, never partial, never out of order (${runs} cases)`, async () => {
