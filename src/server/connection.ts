@@ -6,6 +6,7 @@ import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
+import type { FrameCompressor } from './compression.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -33,7 +34,7 @@ interface WsInternals {
   _isServer?: boolean;
   _socket?: RawSocket | null;
   _sender?: { _state?: number; _firstFragment?: boolean; _bufferedBytes?: number } | null;
-  _extensions?: Record<string, unknown>;
+  _extensions?: Record<string, { params?: Record<string, unknown> } | undefined>;
 }
 
 // Per-turn write coalescing. A socket written to directly is corked on its first write in an event-loop turn and
@@ -131,12 +132,16 @@ export class Connection {
   readonly openedAtMs = Date.now();
   /** The manager's counters (shared by all its connections), incremented on every data write. */
   counters: ServerCounters = unownedCounters;
+  /** The manager's shared compressor, when `compression.enabled`. */
+  compressor: FrameCompressor | undefined = undefined;
   /**
-   * The TCP socket if this is a server-side `ws` socket without permessage-deflate (`null` if not), found on the
-   * first publication. Those facts are settled at the upgrade and never change; the sender's state does, and is
-   * checked on every write.
+   * The TCP socket if this is a server-side `ws` socket without permessage-deflate, or with the permessage-deflate
+   * settings of {@link compressor} (`null` if not), found on the first write. Those facts are settled at the
+   * upgrade and never change; the sender's state does, and is checked on every write.
    */
   private direct: RawSocket | null | undefined = undefined;
+  /** Settled with `direct`: this socket negotiated permessage-deflate and gets the shared compressed frames. */
+  private deflate = false;
 
   constructor(
     public id: string,
@@ -193,8 +198,13 @@ export class Connection {
         return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
       return this.send(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
     }
-    if (!this.protocol) return this.writeDirect(raw, payload.plainFrame(), undefined, nowMs, true);
-    if (seq === undefined) return this.writeDirect(raw, payload.volatileFrameBytes(), undefined, nowMs, true);
+    if (!this.protocol) return this.writeDirect(raw, this.plainFrameOf(payload), undefined, nowMs, true);
+    if (seq === undefined) {
+      let frame: Buffer | undefined;
+      if (this.deflate && !payload.isBinary)
+        frame = this.compressor!.frameFor(payload, 'volatile', payload.bytes, payload.volatileText(), false);
+      return this.writeDirect(raw, frame ?? payload.volatileFrameBytes(), undefined, nowMs, true);
+    }
     const head = payload.reliableFrameHead(seq);
     return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
   }
@@ -220,7 +230,7 @@ export class Connection {
       if (direct.destroyed === true || direct.writable === false || direct.writableEnded === true)
         return 'failed';
       if (direct.writableLength + (sender._bufferedBytes ?? 0) > this.maxBufferedBytes) return 'slow';
-      const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
+      const frame = skip && this.protocol ? pub.skipFrame() : this.publicationFrame(pub);
       return this.writeDirect(direct, frame, undefined, nowMs, true);
     }
     if (deadSocket(this.socket)) return 'failed';
@@ -231,8 +241,37 @@ export class Connection {
       if (skip) return this.send(pub.skipMessage(), false, nowMs);
       return this.send(pub.message(), pub.payload.isBinary, nowMs);
     }
-    const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
+    const frame = skip && this.protocol ? pub.skipFrame() : this.publicationFrame(pub);
     return this.writeDirect(raw, frame, undefined, nowMs, true);
+  }
+
+  /**
+   * Whether this open socket gets the shared compressed frames: it negotiated permessage-deflate with the
+   * compressor's settings. The publish path asks before it deflates a large publication off the event loop.
+   */
+  get deflates(): boolean {
+    if (this.direct === undefined) this.findDirect();
+    return this.deflate;
+  }
+
+  /** The shared frame of a publication for this socket: deflated if it negotiated that and it pays, else plain. */
+  private publicationFrame(pub: Publication): Buffer {
+    if (!this.protocol) return this.plainFrameOf(pub.payload);
+    if (this.deflate) {
+      const p = pub.payload;
+      const frame = this.compressor!.frameFor(pub, 'topic', p.bytes, pub.message(), p.isBinary);
+      if (frame) return frame;
+    }
+    return pub.frame();
+  }
+
+  /** The shared plain-mode frame of a payload, deflated for a socket that negotiated that. */
+  private plainFrameOf(payload: Payload): Buffer {
+    if (this.deflate) {
+      const frame = this.compressor!.frameFor(payload, 'plain', payload.bytes, payload.plain, payload.isBinary);
+      if (frame) return frame;
+    }
+    return payload.plainFrame();
   }
 
   /**
@@ -267,40 +306,41 @@ export class Connection {
   }
 
   /**
-   * The TCP socket, when a frame may be written to it directly: a server-side `ws` socket (frames unmasked) with
-   * no permessage-deflate, whose sender is idle (nothing queued that the frame could overtake) and not in the
-   * middle of a fragmented message. `undefined` means: go through `ws.send`.
+   * The TCP socket, when a frame may be written to it directly (see `direct`) and its sender is idle (nothing
+   * queued that the frame could overtake) and not in the middle of a fragmented message. `undefined` means: go
+   * through `ws.send`.
    */
   private directSocket(): RawSocket | undefined {
-    const ws = this.socket as unknown as WsInternals;
-    const sender = ws._sender;
-    if (
-      ws._isServer !== true ||
-      !sender ||
-      sender._state !== SENDER_IDLE ||
-      sender._firstFragment === false
-    ) {
-      return undefined;
-    }
-    const extensions = ws._extensions;
-    if (!extensions || extensions['permessage-deflate'] !== undefined) return undefined;
-    const raw = ws._socket;
-    return raw && typeof raw.cork === 'function' ? raw : undefined;
+    const raw = this.direct === undefined ? this.findDirect() : this.direct;
+    if (!raw) return undefined;
+    const sender = (this.socket as unknown as WsInternals)._sender;
+    if (!sender || sender._state !== SENDER_IDLE || sender._firstFragment === false) return undefined;
+    return raw;
   }
 
-  /** The socket's settled direct-write facts (see `direct`); called once the socket is open. */
+  /**
+   * The socket's settled direct-write facts (see `direct`); called once the socket is open. A socket with
+   * permessage-deflate is written to directly only if it negotiated `server_no_context_takeover` and a server
+   * window the compressor's frames fit (our upgrade handler only accepts such offers; a socket from another
+   * `WebSocketServer` may have other settings and then keeps going through `ws.send`, which compresses it).
+   */
   private findDirect(): RawSocket | null {
     const ws = this.socket as unknown as WsInternals;
     const extensions = ws._extensions;
     const raw = ws._socket;
+    const deflate = extensions?.['permessage-deflate'];
+    const params = deflate?.params;
+    const windowBits = params?.['server_max_window_bits'];
+    const shared =
+      deflate === undefined ||
+      (this.compressor !== undefined &&
+        params?.['server_no_context_takeover'] === true &&
+        (typeof windowBits === 'number' ? windowBits : 15) >= this.compressor.windowBits);
     this.direct =
-      ws._isServer === true &&
-      extensions !== undefined &&
-      extensions['permessage-deflate'] === undefined &&
-      raw &&
-      typeof raw.cork === 'function'
+      ws._isServer === true && extensions !== undefined && shared && raw && typeof raw.cork === 'function'
         ? raw
         : null;
+    this.deflate = this.direct !== null && deflate !== undefined;
     return this.direct;
   }
 

@@ -1,3 +1,5 @@
+import type { DeflatedFrames } from './compression.js';
+
 /** What applications may send: text, any JSON value, or bytes. */
 export type SendData = string | Buffer | ArrayBuffer | Uint8Array | object | number | boolean | null;
 
@@ -20,6 +22,8 @@ export class Payload {
   private volatileWire: Buffer | undefined;
   /** Protocol mode, reliable: the bytes after the per-recipient header (`<json>}`, or the binary payload). */
   private reliableTail: Buffer | undefined;
+  /** permessage-deflate frames of this payload by variant (`plain`, `volatile`), deflated once (compression.ts). */
+  deflated: DeflatedFrames | undefined = undefined;
 
   constructor(data: SendData) {
     if (typeof data === 'string') {

@@ -1,5 +1,6 @@
 import { BinaryKind } from '../protocol/messages.js';
 import type { ReplayEntry } from '../backends/replay-buffer.js';
+import type { DeflatedFrames } from './compression.js';
 import { dataFrame, textFrame, type Payload } from './payload.js';
 
 /**
@@ -11,6 +12,8 @@ export class Publication implements ReplayEntry {
   private body: string | Buffer | undefined;
   private wire: Buffer | undefined;
   private skipWire: Buffer | undefined;
+  /** permessage-deflate frames by variant (`topic`: of {@link message}), deflated once for every member and replay. */
+  deflated: DeflatedFrames | undefined = undefined;
 
   constructor(
     /** The topic name as a JSON string literal (quoted once per topic, not per publication). */

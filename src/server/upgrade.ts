@@ -4,6 +4,7 @@ import { WebSocketServer } from 'ws';
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
+import { servableDeflateOffer, wsDeflateOptions } from './compression.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 import type { SendData } from './payload.js';
 
@@ -84,10 +85,11 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
   options: AttachOptions<Data> = {},
 ): UpgradeHandler {
   const { config } = manager;
+  const { compression } = config;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayloadBytes,
-    perMessageDeflate: false,
+    perMessageDeflate: compression.enabled ? wsDeflateOptions(compression) : false,
     clientTracking: false,
     handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
   });
@@ -170,6 +172,15 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
         return refuse(socket, 'shutting-down', ip);
       }
       const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
+      if (compression.enabled) {
+        // Hand ws only an offer the shared compressor can serve; without one the client gets plain frames.
+        const offer = servableDeflateOffer(
+          request.headers['sec-websocket-extensions'],
+          compression.serverMaxWindowBits,
+        );
+        if (offer === undefined) delete request.headers['sec-websocket-extensions'];
+        else request.headers['sec-websocket-extensions'] = offer;
+      }
       wss.handleUpgrade(request, socket, head, (ws) => {
         release();
         manager.tracing?.upgradeEnded(socket, 101);
