@@ -205,6 +205,14 @@ export class Connection {
         frame = this.compressor!.frameFor(payload, 'volatile', payload.bytes, payload.volatileText(), false);
       return this.writeDirect(raw, frame ?? payload.volatileFrameBytes(), undefined, nowMs, true);
     }
+    if (this.deflate && this.compressor!.syncSize(payload.bytes)) {
+      // One recipient, one sequence: deflated for it, and kept for its replay (the payload is in its inbox).
+      const body = payload.isBinary
+        ? Buffer.from(encodeBinaryData(payload.plain as Buffer, seq))
+        : payload.reliableText(seq);
+      const frame = this.compressor!.frameFor(payload, `s${seq}`, payload.bytes, body, payload.isBinary);
+      if (frame) return this.writeDirect(raw, frame, undefined, nowMs, true);
+    }
     const head = payload.reliableFrameHead(seq);
     return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
   }
