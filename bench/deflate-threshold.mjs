@@ -51,6 +51,8 @@ for (const bytes of sizes) {
     b.push(await pooled(body, n));
   }
   const fmt = (v) =>
-    `${median(v).toFixed(0).padStart(6)} µs (${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)})`.padEnd(30);
+    `${median(v).toFixed(0).padStart(6)} µs (${Math.min(...v).toFixed(0)}–${Math.max(...v).toFixed(0)})`.padEnd(
+      30,
+    );
   console.log(`${String(body.length).padStart(7)} B ${ratio.toFixed(2).padStart(5)}×  ${fmt(a)} ${fmt(b)}`);
 }

@@ -276,7 +276,13 @@ export class Connection {
   /** The shared plain-mode frame of a payload, deflated for a socket that negotiated that. */
   private plainFrameOf(payload: Payload): Buffer {
     if (this.deflate) {
-      const frame = this.compressor!.frameFor(payload, 'plain', payload.bytes, payload.plain, payload.isBinary);
+      const frame = this.compressor!.frameFor(
+        payload,
+        'plain',
+        payload.bytes,
+        payload.plain,
+        payload.isBinary,
+      );
       if (frame) return frame;
     }
     return payload.plainFrame();

@@ -197,9 +197,13 @@ describe('chat demo in real Chromium', () => {
     expect(extensions).toContain('server_no_context_takeover');
     const payload = { big: 'x'.repeat(100) + ' realistic enough '.repeat(50) };
     manager.broadcast(payload);
-    await page.waitForFunction(() => (window as unknown as { got: string[] }).got.some((t) => t.includes('big')));
+    await page.waitForFunction(() =>
+      (window as unknown as { got: string[] }).got.some((t) => t.includes('big')),
+    );
     const got = await page.evaluate(() => (window as unknown as { got: string[] }).got);
-    expect(got.map((t) => JSON.parse(t) as unknown).filter((m) => (m as { big?: string }).big)).toEqual([payload]);
+    expect(got.map((t) => JSON.parse(t) as unknown).filter((m) => (m as { big?: string }).big)).toEqual([
+      payload,
+    ]);
   }, 60_000);
 
   it('joins a room by name, and says in that room alone when its history no longer reaches back', async () => {

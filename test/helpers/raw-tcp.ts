@@ -111,7 +111,8 @@ export class RawTcpClient {
         const client = new RawTcpClient(socket);
         for (const line of head.subarray(0, end).toString().split('\r\n').slice(1)) {
           const at = line.indexOf(':');
-          if (at > 0) client.responseHeaders[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+          if (at > 0)
+            client.responseHeaders[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
         }
         const rest = head.subarray(end + 4);
         if (rest.length > 0) client.onData(rest);

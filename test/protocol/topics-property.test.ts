@@ -296,7 +296,8 @@ describe('exactly once per stream, with topics, with compression on (property)',
   afterAll(closeAllServers);
   const runs = 40;
   // Short (plain), medium (deflated on the loop) and long (deflated in zlib's pool) payloads, interleaved.
-  const pad = (n: number) => [``, `:${'medium,'.repeat(6)}`, `:${JSON.stringify({ n, t: 'long'.repeat(80) })}`][n % 3]!;
+  const pad = (n: number) =>
+    [``, `:${'medium,'.repeat(6)}`, `:${JSON.stringify({ n, t: 'long'.repeat(80) })}`][n % 3]!;
 
   it(`inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
     const c = server.manager.compressor!;

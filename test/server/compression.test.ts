@@ -58,9 +58,8 @@ describe('permessage-deflate negotiation', () => {
     const ws = await openClient(s.url, { perMessageDeflate: true });
     expect(ws.extensions).toBe('permessage-deflate');
     const conn = [...s.manager.connections.values()][0]!;
-    const params = (conn.socket as unknown as { _extensions: Record<string, { params: object }> })._extensions[
-      'permessage-deflate'
-    ]!.params;
+    const params = (conn.socket as unknown as { _extensions: Record<string, { params: object }> })
+      ._extensions['permessage-deflate']!.params;
     expect(params).toEqual({ server_no_context_takeover: true, server_max_window_bits: 12 });
     const got = collect(ws);
     const message = realisticJson(4000);
@@ -101,7 +100,9 @@ describe('permessage-deflate negotiation', () => {
     const s = await startServer({ compression, tokens: { secret: 's'.repeat(32) } });
     const deflating = await openClient(s.url, { perMessageDeflate: true });
     const plain = await openClient(s.url, { perMessageDeflate: false });
-    const protocolDeflating = new StabilizerClient<unknown, unknown>(s.url, { WebSocket: WebSocket as never });
+    const protocolDeflating = new StabilizerClient<unknown, unknown>(s.url, {
+      WebSocket: WebSocket as never,
+    });
     const protocolPlain = new StabilizerClient<unknown, unknown>(s.url, {
       WebSocket: class extends WebSocket {
         constructor(url: string, protocols?: string | string[]) {
@@ -145,7 +146,9 @@ describe('compress once', () => {
     const text = JSON.stringify(message);
     s.manager.broadcast(message);
     await waitFor(
-      () => [...raws, plain].every((r) => r.frames.length === 1) && protocolRaws.every((p) => p.frames.length === 2),
+      () =>
+        [...raws, plain].every((r) => r.frames.length === 1) &&
+        protocolRaws.every((p) => p.frames.length === 2),
       'one broadcast each',
     );
     // Plain mode: one deflate of the bare payload, the same bytes on every socket, RSV1 set.
@@ -174,7 +177,9 @@ describe('compress once', () => {
   it('a topic publish deflates once for all members', async () => {
     const s = await startServer({ compression });
     const deflate = vi.spyOn(s.manager.compressor!, 'deflate');
-    const raws = await Promise.all([1, 2, 3, 4].map(() => RawTcpClient.upgrade(s.port, '/ws', DEFLATE_OFFER)));
+    const raws = await Promise.all(
+      [1, 2, 3, 4].map(() => RawTcpClient.upgrade(s.port, '/ws', DEFLATE_OFFER)),
+    );
     await waitFor(() => s.manager.connections.size === 4, 'connected');
     for (const id of s.manager.connections.keys()) s.manager.join(id, 'room');
     const message = realisticJson(3000);
