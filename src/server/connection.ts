@@ -7,6 +7,7 @@ import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
 import type { FrameCompressor } from './compression.js';
+import { corkForTurn } from './cork.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -37,26 +38,6 @@ interface WsInternals {
   _extensions?: Record<string, { params?: Record<string, unknown> } | undefined>;
 }
 
-// Per-turn write coalescing. A socket written to directly is corked on its first write in an event-loop turn and
-// uncorked together with every other such socket in one batch in the check phase of the same loop iteration
-// (`setImmediate`), so that all the frames one socket gets in a turn leave in one writev syscall: 10 broadcasts
-// from one callback, a welcome and its replay, and also broadcasts triggered by many inbound messages that one
-// poll phase delivers. ws's `bufferedAmount` counts corked bytes (`_socket.writableLength`), so the slow-consumer
-// cap still holds. The real `setImmediate` is kept at load, so fake timers in a test cannot hold writes back.
-const schedule = setImmediate;
-let corked: RawSocket[] = [];
-let spare: RawSocket[] = [];
-let flushQueued = false;
-
-function flushCorked(): void {
-  flushQueued = false;
-  const list = corked;
-  corked = spare;
-  for (let i = 0; i < list.length; i++) list[i]!.uncork();
-  list.length = 0;
-  spare = list;
-}
-
 /**
  * Whether the TCP socket under `ws` can no longer take a write although `ws` may still say OPEN: destroyed (by a
  * reset, an error or `destroy()`), or its write side ended. A write to it does not throw; it is silently lost.
@@ -70,15 +51,6 @@ function deadSocket(socket: WebSocket): boolean {
 function terminateLate(conn: Connection): void {
   conn.closeTimer = undefined;
   conn.socket.terminate();
-}
-
-function corkForTurn(raw: RawSocket): void {
-  raw.cork();
-  corked.push(raw);
-  if (!flushQueued) {
-    flushQueued = true;
-    schedule(flushCorked);
-  }
 }
 
 /**
