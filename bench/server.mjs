@@ -348,7 +348,16 @@ serve({
     return new Promise((resolve, reject) => {
       let turn = 0;
       let stall;
+      // CPU of each measured turn from its start to the next check phase, where the systems that cork for the turn
+      // have flushed: the publishing work itself, without the waits for the clients (synchronous work only: a
+      // system that deflates in the thread pool does part of its work outside it).
+      let turnCpu;
+      let busyUs = 0;
       const next = () => {
+        if (turnCpu !== undefined) {
+          busyUs += cpuNow() - turnCpu;
+          turnCpu = undefined;
+        }
         const need = turn >= inFlightTurns ? sentAfter[turn - inFlightTurns] : 0;
         if (flow.received < need) {
           waits++;
@@ -384,6 +393,7 @@ serve({
             deliveries,
             sentTotal: sent,
             cpuUs,
+            busyUs,
             wireBytes: wire,
             userUs: split.user,
             systemUs: split.system,
@@ -397,6 +407,7 @@ serve({
         const phase = turn >= warmupTurns ? 1 : 0;
         const ts = nowUs();
         let d = 0;
+        if (phase) turnCpu = cpuNow();
         for (let b = 0; b < bpt; b++) {
           if (rooms)
             for (const room of roomNames) d += system.publish(room, makeMessage(phase, ts, ++n, padOf(n)));
