@@ -159,9 +159,10 @@ export interface CompressionConfig {
   /**
    * Payloads of at least this many bytes are deflated in zlib's thread pool instead of on the event loop; until
    * it is done, later publications to the same topic wait behind it, so every member keeps the topic's order.
-   * Measured with `bench/deflate-threshold.mjs`: below 16 KB the synchronous deflate costs the event loop no
-   * more than an asynchronous one does (about 0.1 ms either way), from 64 KB on it blocks it for 1.5 ms and more.
-   * @default 32768
+   * Measured with `bench/deflate-threshold.mjs` (realistic JSON, level 1): up to 8 KB an inline deflate costs the
+   * event loop less than handing it to the pool (tens of µs against ~0.1 ms); from 16 KB on the pool costs it
+   * less, and at 32 KB an inline deflate blocks it for about 1 ms against ~0.1 ms.
+   * @default 16384
    */
   asyncThresholdBytes?: number;
 }

@@ -124,7 +124,7 @@ const schema = z
         level: z.number().int().min(1).max(9).default(1),
         serverMaxWindowBits: z.number().int().min(9).max(15).default(15),
         memLevel: z.number().int().min(1).max(9).default(8),
-        asyncThresholdBytes: posInt('compression.asyncThresholdBytes').default(32 * 1024),
+        asyncThresholdBytes: posInt('compression.asyncThresholdBytes').default(16 * 1024),
       })
       .strict()
       .default({
@@ -133,7 +133,7 @@ const schema = z
         level: 1,
         serverMaxWindowBits: 15,
         memLevel: 8,
-        asyncThresholdBytes: 32 * 1024,
+        asyncThresholdBytes: 16 * 1024,
       }),
     shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),
     logger: z.any().optional(),

@@ -36,7 +36,7 @@ describe('config validation', () => {
       level: 1,
       serverMaxWindowBits: 15,
       memLevel: 8,
-      asyncThresholdBytes: 32768,
+      asyncThresholdBytes: 16384,
     });
     expect(resolveConfig({ compression: { enabled: true, level: 6 } }).compression).toMatchObject({
       enabled: true,
