@@ -65,6 +65,25 @@ const SYSTEMS = {
   'ws-naive': { server: { system: 'ws-naive' }, dialect: 'plain', label: 'raw ws (naive send loop)' },
   'ws-limit': { server: { system: 'ws-limit' }, dialect: 'plain', label: 'raw ws (pre-framed, corked)' },
   socketio: { server: { system: 'socketio' }, dialect: 'socketio', label: 'Socket.IO 4 (websocket)' },
+  // Compression: permessage-deflate negotiated by every client (ws clients, `perMessageDeflate: true`).
+  'stabilizer-deflate': {
+    server: { system: 'stabilizer', compression: true },
+    dialect: 'stabilizer',
+    deflate: true,
+    label: 'stabilizer (v1 reliable, compression: deflate once per broadcast)',
+  },
+  'ws-deflate': {
+    server: { system: 'ws-naive', perMessageDeflate: { zlibDeflateOptions: { level: 1 } } },
+    dialect: 'plain',
+    deflate: true,
+    label: 'raw ws (ws.send per socket, permessage-deflate per socket)',
+  },
+  'socketio-deflate': {
+    server: { system: 'socketio', perMessageDeflate: { zlibDeflateOptions: { level: 1 } } },
+    dialect: 'socketio',
+    deflate: true,
+    label: 'Socket.IO 4 (websocket, perMessageDeflate on)',
+  },
 };
 
 /**
@@ -76,7 +95,12 @@ async function startPair(name, serverOpts = {}) {
   const server = spawnChild(join(here, 'server.mjs'), {
     execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
   });
-  const loadgen = spawnChild(join(here, 'loadgen.mjs'), { execArgv: ['--max-old-space-size=4096'] });
+  // Clients that negotiate permessage-deflate inflate every message in libuv's thread pool: a larger pool keeps
+  // the load generator from setting the pace of the compression workload.
+  const loadgen = spawnChild(join(here, 'loadgen.mjs'), {
+    execArgv: ['--max-old-space-size=4096'],
+    env: SYSTEMS[name].deflate ? { UV_THREADPOOL_SIZE: '16' } : {},
+  });
   const { port, controlPort } = await server.call('start', { ...SYSTEMS[name].server, ...serverOpts });
   await loadgen.call('control', { port: controlPort });
   const url = `ws://127.0.0.1:${port}/`;
@@ -88,6 +112,7 @@ async function startPair(name, serverOpts = {}) {
       const r = await loadgen.call('connect', {
         url,
         dialect: SYSTEMS[name].dialect,
+        deflate: SYSTEMS[name].deflate === true,
         n,
         localAddresses: LOCAL_ADDRESSES,
         ...extra,
@@ -134,11 +159,19 @@ async function saturationWorkload(
   workload,
   pairs,
   names,
-  { clients, bpt, bytes, rooms = 0, measured = SATURATION.measured },
+  {
+    clients,
+    bpt,
+    bytes,
+    rooms = 0,
+    measured = SATURATION.measured,
+    realistic = false,
+    warmup = SATURATION.warmup,
+  },
 ) {
   const perTurn = clients * bpt;
   const measureTurns = Math.max(SATURATION.minTurns, Math.round(measured / perTurn));
-  const warmupTurns = Math.max(2, Math.round(SATURATION.warmup / perTurn));
+  const warmupTurns = Math.max(2, Math.round(warmup / perTurn));
   const runs = Object.fromEntries(names.map((n) => [n, []]));
   for (let round = 0; round < SATURATION.rounds; round++) {
     const order = names.map((_, i) => names[(i + round) % names.length]);
@@ -151,6 +184,7 @@ async function saturationWorkload(
         bpt,
         bytes,
         rooms,
+        realistic,
         warmupTurns,
         measureTurns,
         inFlightTurns: SATURATION.inFlightTurns,
@@ -158,6 +192,8 @@ async function saturationWorkload(
       const s = await pair.loadgen.call('waitMeasured', { expected: r.deliveries, timeoutMs: 30_000 });
       runs[name].push({
         cpuPerDelivery: r.cpuUs / r.deliveries,
+        wirePerDelivery: r.wireBytes / r.deliveries,
+        busyPerDelivery: r.busyUs / r.deliveries,
         userPerDelivery: r.userUs / r.deliveries,
         systemPerDelivery: r.systemUs / r.deliveries,
         deliveriesPerS: r.deliveries / (r.wallUs / 1e6),
@@ -193,6 +229,10 @@ async function saturationWorkload(
     put('userPerDelivery', 'server CPU per delivery: user (JS, V8)', 'µs');
     put('systemPerDelivery', 'server CPU per delivery: system (kernel: writev on loopback)', 'µs');
     put('deliveriesPerS', 'deliveries/s at saturation', 'deliveries/s');
+    if (realistic) {
+      put('wirePerDelivery', 'bytes on the wire per delivery (server to client)', 'B');
+      put('busyPerDelivery', 'server CPU per delivery in the publishing turns (sync work, no waits)', 'µs');
+    }
     put('cpuPct', 'server CPU busy at saturation', '% of a core');
     put('loadgenPct', 'load generator CPU', '% of a core');
     put('p50', 'latency p50 (closed loop)', 'ms');
@@ -285,6 +325,58 @@ async function roomsWorkload() {
       log(`rooms: ${name} ${clients} clients connected in ${c.ms.toFixed(0)} ms`);
     }
     await saturationWorkload(workload, pairs, names, { clients, bpt, bytes: 150, rooms });
+  } finally {
+    for (const pair of Object.values(pairs)) await pair.stop();
+  }
+}
+
+/**
+ * Compression: broadcast of realistic JSON (records with ids, prices, symbols; 64 different messages in turn) to
+ * 1,000 clients that all negotiated permessage-deflate. Ours deflates once per broadcast; ws and Socket.IO once
+ * per socket (their only way), at the same zlib level (1) and threshold (1 KB).
+ */
+async function compressionWorkload() {
+  const clients = 1000;
+  const sizes = (
+    args
+      .find((a) => a.startsWith('--sizes='))
+      ?.slice(8)
+      .split(',') ?? [150, 2048, 16_384]
+  ).map(Number);
+  // Per-socket deflate of 16 KB costs ws and Socket.IO ~0.25 ms per delivery: fewer deliveries per run (at least
+  // 4 measured turns of 10,000).
+  const measured = 40_000;
+  notes.push(
+    `Compression: broadcast to ${clients.toLocaleString('en-US')} clients, 10 broadcasts per turn, realistic JSON ` +
+      '(64 different messages of records with ids, prices, symbols and user ids, cycled, so a compressor that ' +
+      'keeps its context between messages cannot just repeat the last one). Every client offers ' +
+      'permessage-deflate (ws client, `perMessageDeflate: true`). stabilizer (v1 reliable) with ' +
+      '`compression: { enabled: true }` (level 1, threshold 1 KB) deflates each broadcast once; raw ws ' +
+      '(`ws.send` per socket) and Socket.IO deflate per socket with their default context takeover, set to the ' +
+      'same level 1 (their threshold is 1 KB too). "Bytes on the wire per delivery" is the TCP bytes the server ' +
+      `process wrote in the measured window ÷ deliveries (frame headers, envelopes, pings included). About ` +
+      `${measured.toLocaleString('en-US')} measured deliveries per run.`,
+  );
+  const names = pick(['stabilizer-deflate', 'stabilizer-reliable', 'ws-deflate', 'socketio-deflate']);
+  const pairs = {};
+  try {
+    for (const name of names) {
+      pairs[name] = await startPair(name);
+      const c = await pairs[name].connect(clients);
+      log(`compression: ${name} ${clients} clients connected in ${c.ms.toFixed(0)} ms`);
+    }
+    for (const bytes of sizes) {
+      const size = bytes < 1024 ? `${bytes} B` : `${bytes / 1024} KB`;
+      const workload = `compression: broadcast ${clients} clients, 10/turn, ${size} realistic JSON`;
+      await saturationWorkload(workload, pairs, names, {
+        clients,
+        bpt: 10,
+        bytes,
+        realistic: true,
+        measured,
+        warmup: 5000,
+      });
+    }
   } finally {
     for (const pair of Object.values(pairs)) await pair.stop();
   }
@@ -608,6 +700,7 @@ log(
 try {
   if (enabled('broadcast')) await broadcastWorkload();
   if (enabled('rooms')) await roomsWorkload();
+  if (enabled('compression')) await compressionWorkload();
   if (enabled('idle')) await idleWorkload();
   if (enabled('resume')) await resumeWorkload();
   if (enabled('slow')) await slowWorkload();

@@ -118,6 +118,24 @@ const schema = z
       .object({ messagesPerPrincipal: limiter.optional(), upgradesPerIp: limiter.optional() })
       .strict()
       .optional(),
+    compression: z
+      .object({
+        enabled: z.boolean().default(false),
+        thresholdBytes: z.number().int().nonnegative().default(1024),
+        level: z.number().int().min(1).max(9).default(1),
+        serverMaxWindowBits: z.number().int().min(9).max(15).default(15),
+        memLevel: z.number().int().min(1).max(9).default(8),
+        asyncThresholdBytes: posInt('compression.asyncThresholdBytes').default(16 * 1024),
+      })
+      .strict()
+      .default({
+        enabled: false,
+        thresholdBytes: 1024,
+        level: 1,
+        serverMaxWindowBits: 15,
+        memLevel: 8,
+        asyncThresholdBytes: 16 * 1024,
+      }),
     shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),
     logger: z.any().optional(),
     backend: z.any().optional(),
@@ -217,5 +235,6 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
       upgradesPerIp: c.rateLimiters?.upgradesPerIp,
     },
     shutdownRetryAfterMs: c.shutdownRetryAfterMs,
+    compression: c.compression,
   };
 }

@@ -14,6 +14,8 @@ import {
   MSGPACK_PONG_MESSAGE,
 } from './msgpack-frames.js';
 import type { ServerMessage } from '../protocol/messages.js';
+import type { FrameCompressor } from './compression.js';
+import { corkForTurn } from './cork.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -41,27 +43,7 @@ interface WsInternals {
   _isServer?: boolean;
   _socket?: RawSocket | null;
   _sender?: { _state?: number; _firstFragment?: boolean; _bufferedBytes?: number } | null;
-  _extensions?: Record<string, unknown>;
-}
-
-// Per-turn write coalescing. A socket written to directly is corked on its first write in an event-loop turn and
-// uncorked together with every other such socket in one batch in the check phase of the same loop iteration
-// (`setImmediate`), so that all the frames one socket gets in a turn leave in one writev syscall: 10 broadcasts
-// from one callback, a welcome and its replay, and also broadcasts triggered by many inbound messages that one
-// poll phase delivers. ws's `bufferedAmount` counts corked bytes (`_socket.writableLength`), so the slow-consumer
-// cap still holds. The real `setImmediate` is kept at load, so fake timers in a test cannot hold writes back.
-const schedule = setImmediate;
-let corked: RawSocket[] = [];
-let spare: RawSocket[] = [];
-let flushQueued = false;
-
-function flushCorked(): void {
-  flushQueued = false;
-  const list = corked;
-  corked = spare;
-  for (let i = 0; i < list.length; i++) list[i]!.uncork();
-  list.length = 0;
-  spare = list;
+  _extensions?: Record<string, { params?: Record<string, unknown> } | undefined>;
 }
 
 /**
@@ -77,15 +59,6 @@ function deadSocket(socket: WebSocket): boolean {
 function terminateLate(conn: Connection): void {
   conn.closeTimer = undefined;
   conn.socket.terminate();
-}
-
-function corkForTurn(raw: RawSocket): void {
-  raw.cork();
-  corked.push(raw);
-  if (!flushQueued) {
-    flushQueued = true;
-    schedule(flushCorked);
-  }
 }
 
 /**
@@ -144,12 +117,16 @@ export class Connection {
   msgpack: MsgpackCodec | undefined = undefined;
   /** The manager's counters (shared by all its connections), incremented on every data write. */
   counters: ServerCounters = unownedCounters;
+  /** The manager's shared compressor, when `compression.enabled`. */
+  compressor: FrameCompressor | undefined = undefined;
   /**
-   * The TCP socket if this is a server-side `ws` socket without permessage-deflate (`null` if not), found on the
-   * first publication. Those facts are settled at the upgrade and never change; the sender's state does, and is
-   * checked on every write.
+   * The TCP socket if this is a server-side `ws` socket without permessage-deflate, or with the permessage-deflate
+   * settings of {@link compressor} (`null` if not), found on the first write. Those facts are settled at the
+   * upgrade and never change; the sender's state does, and is checked on every write.
    */
   private direct: RawSocket | null | undefined = undefined;
+  /** Settled with `direct`: this socket negotiated permessage-deflate and gets the shared compressed frames. */
+  private deflate = false;
 
   constructor(
     public id: string,
@@ -229,8 +206,21 @@ export class Connection {
         return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
       return this.send(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
     }
-    if (!this.protocol) return this.writeDirect(raw, payload.plainFrame(), undefined, nowMs, true);
-    if (seq === undefined) return this.writeDirect(raw, payload.volatileFrameBytes(), undefined, nowMs, true);
+    if (!this.protocol) return this.writeDirect(raw, this.plainFrameOf(payload), undefined, nowMs, true);
+    if (seq === undefined) {
+      let frame: Buffer | undefined;
+      if (this.deflate && !payload.isBinary)
+        frame = this.compressor!.frameFor(payload, 'volatile', payload.bytes, payload.volatileText(), false);
+      return this.writeDirect(raw, frame ?? payload.volatileFrameBytes(), undefined, nowMs, true);
+    }
+    if (this.deflate && this.compressor!.syncSize(payload.bytes)) {
+      // One recipient, one sequence: deflated for it, and kept for its replay (the payload is in its inbox).
+      const body = payload.isBinary
+        ? Buffer.from(encodeBinaryData(payload.plain as Buffer, seq))
+        : payload.reliableText(seq);
+      const frame = this.compressor!.frameFor(payload, `s${seq}`, payload.bytes, body, payload.isBinary);
+      if (frame) return this.writeDirect(raw, frame, undefined, nowMs, true);
+    }
     const head = payload.reliableFrameHead(seq);
     return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
   }
@@ -271,12 +261,45 @@ export class Connection {
     return this.writeDirect(raw, this.publicationFrame(pub, skip), undefined, nowMs, true);
   }
 
-  /** The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. */
+  /**
+   * Whether this open socket gets the shared compressed frames: it negotiated permessage-deflate with the
+   * compressor's settings. The publish path asks before it deflates a large publication off the event loop.
+   */
+  get deflates(): boolean {
+    if (this.direct === undefined) this.findDirect();
+    return this.deflate;
+  }
+
+  /**
+   * The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. JSON data
+   * frames are deflated for a socket that negotiated that, when it pays (MessagePack and `skip` frames are not).
+   */
   private publicationFrame(pub: Publication, skip: boolean): Buffer {
-    if (!this.protocol) return pub.payload.plainFrame();
+    if (!this.protocol) return this.plainFrameOf(pub.payload);
     const mp = this.msgpack;
     if (mp) return skip ? pub.msgpack(mp).skipFrame() : pub.msgpack(mp).frame();
-    return skip ? pub.skipFrame() : pub.frame();
+    if (skip) return pub.skipFrame();
+    if (this.deflate) {
+      const p = pub.payload;
+      const frame = this.compressor!.frameFor(pub, 'topic', p.bytes, pub.message(), p.isBinary);
+      if (frame) return frame;
+    }
+    return pub.frame();
+  }
+
+  /** The shared plain-mode frame of a payload, deflated for a socket that negotiated that. */
+  private plainFrameOf(payload: Payload): Buffer {
+    if (this.deflate) {
+      const frame = this.compressor!.frameFor(
+        payload,
+        'plain',
+        payload.bytes,
+        payload.plain,
+        payload.isBinary,
+      );
+      if (frame) return frame;
+    }
+    return payload.plainFrame();
   }
 
   /**
@@ -317,40 +340,41 @@ export class Connection {
   }
 
   /**
-   * The TCP socket, when a frame may be written to it directly: a server-side `ws` socket (frames unmasked) with
-   * no permessage-deflate, whose sender is idle (nothing queued that the frame could overtake) and not in the
-   * middle of a fragmented message. `undefined` means: go through `ws.send`.
+   * The TCP socket, when a frame may be written to it directly (see `direct`) and its sender is idle (nothing
+   * queued that the frame could overtake) and not in the middle of a fragmented message. `undefined` means: go
+   * through `ws.send`.
    */
   private directSocket(): RawSocket | undefined {
-    const ws = this.socket as unknown as WsInternals;
-    const sender = ws._sender;
-    if (
-      ws._isServer !== true ||
-      !sender ||
-      sender._state !== SENDER_IDLE ||
-      sender._firstFragment === false
-    ) {
-      return undefined;
-    }
-    const extensions = ws._extensions;
-    if (!extensions || extensions['permessage-deflate'] !== undefined) return undefined;
-    const raw = ws._socket;
-    return raw && typeof raw.cork === 'function' ? raw : undefined;
+    const raw = this.direct === undefined ? this.findDirect() : this.direct;
+    if (!raw) return undefined;
+    const sender = (this.socket as unknown as WsInternals)._sender;
+    if (!sender || sender._state !== SENDER_IDLE || sender._firstFragment === false) return undefined;
+    return raw;
   }
 
-  /** The socket's settled direct-write facts (see `direct`); called once the socket is open. */
+  /**
+   * The socket's settled direct-write facts (see `direct`); called once the socket is open. A socket with
+   * permessage-deflate is written to directly only if it negotiated `server_no_context_takeover` and a server
+   * window the compressor's frames fit (our upgrade handler only accepts such offers; a socket from another
+   * `WebSocketServer` may have other settings and then keeps going through `ws.send`, which compresses it).
+   */
   private findDirect(): RawSocket | null {
     const ws = this.socket as unknown as WsInternals;
     const extensions = ws._extensions;
     const raw = ws._socket;
+    const deflate = extensions?.['permessage-deflate'];
+    const params = deflate?.params;
+    const windowBits = params?.['server_max_window_bits'];
+    const shared =
+      deflate === undefined ||
+      (this.compressor !== undefined &&
+        params?.['server_no_context_takeover'] === true &&
+        (typeof windowBits === 'number' ? windowBits : 15) >= this.compressor.windowBits);
     this.direct =
-      ws._isServer === true &&
-      extensions !== undefined &&
-      extensions['permessage-deflate'] === undefined &&
-      raw &&
-      typeof raw.cork === 'function'
+      ws._isServer === true && extensions !== undefined && shared && raw && typeof raw.cork === 'function'
         ? raw
         : null;
+    this.deflate = this.direct !== null && deflate !== undefined;
     return this.direct;
   }
 

@@ -161,6 +161,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
     conn.principal = options.principal;
     conn.msgpack = msgpack;
     conn.counters = this.counters;
+    conn.compressor = this.compressor;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);

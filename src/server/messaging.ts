@@ -4,6 +4,7 @@ import type { SessionRecord, StorageBackend } from '../backends/types.js';
 import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
 import type { ResolvedConfig } from './config-types.js';
 import type { Connection, WriteOutcome } from './connection.js';
+import { FrameCompressor } from './compression.js';
 import { ServerCounters } from './counters.js';
 import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
@@ -32,6 +33,8 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
   readonly topics: Memberships;
   /** @internal OpenTelemetry spans, when the `tracing` hook is set. */
   tracing: ServerTracing | undefined = undefined;
+  /** @internal The shared permessage-deflate compressor, when `compression.enabled`. */
+  readonly compressor: FrameCompressor | undefined;
 
   constructor(
     config: ResolvedConfig,
@@ -40,6 +43,7 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
     authorizeSubscribe: AuthorizeSubscribe | undefined,
   ) {
     super(config, backend, log);
+    this.compressor = config.compression.enabled ? new FrameCompressor(config.compression) : undefined;
     this.topics = new Memberships(this, authorizeSubscribe);
   }
 

@@ -1,5 +1,6 @@
 import type { MsgpackCodec } from './msgpack.js';
 import { PayloadMsgpack } from './msgpack-frames.js';
+import type { DeflatedFrames } from './compression.js';
 
 /** What applications may send: text, any JSON value, or bytes. */
 export type SendData = string | Buffer | ArrayBuffer | Uint8Array | object | number | boolean | null;
@@ -27,6 +28,9 @@ export class Payload {
   private readonly isJsonValue: boolean = false;
   /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack recipient and then shared. */
   private mp: PayloadMsgpack | undefined;
+
+  /** permessage-deflate frames of this payload by variant (`plain`, `volatile`), deflated once (compression.ts). */
+  deflated: DeflatedFrames | undefined = undefined;
 
   constructor(data: SendData) {
     if (typeof data === 'string') {

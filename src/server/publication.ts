@@ -1,5 +1,6 @@
 import { BinaryKind } from '../protocol/messages.js';
 import type { ReplayEntry } from '../backends/replay-buffer.js';
+import type { DeflatedFrames } from './compression.js';
 import { dataFrame, textFrame, type Payload } from './payload.js';
 import type { MsgpackCodec } from './msgpack.js';
 import { PublicationMsgpack } from './msgpack-frames.js';
@@ -15,6 +16,9 @@ export class Publication implements ReplayEntry {
   private skipWire: Buffer | undefined;
   /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack member (or replay) and then shared. */
   private mp: PublicationMsgpack | undefined;
+
+  /** permessage-deflate frames by variant (`topic`: of {@link message}), deflated once for every member and replay. */
+  deflated: DeflatedFrames | undefined = undefined;
 
   constructor(
     /** The topic name as a JSON string literal (quoted once per topic, not per publication). */

@@ -5,6 +5,7 @@ import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
 import { loadedMsgpack, loadMsgpack, msgpackSettled, offersMsgpack } from './msgpack.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
+import { servableDeflateOffer, wsDeflateOptions } from './compression.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 import type { SendData } from './payload.js';
 
@@ -85,10 +86,11 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
   options: AttachOptions<Data> = {},
 ): UpgradeHandler {
   const { config } = manager;
+  const { compression } = config;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayloadBytes,
-    perMessageDeflate: false,
+    perMessageDeflate: compression.enabled ? wsDeflateOptions(compression) : false,
     clientTracking: false,
     // MessagePack when the client offers it and msgpackr is installed (loaded before the upgrade completes).
     handleProtocols: (protocols) =>
@@ -177,6 +179,15 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
         return refuse(socket, 'shutting-down', ip);
       }
       const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
+      if (compression.enabled) {
+        // Hand ws only an offer the shared compressor can serve; without one the client gets plain frames.
+        const offer = servableDeflateOffer(
+          request.headers['sec-websocket-extensions'],
+          compression.serverMaxWindowBits,
+        );
+        if (offer === undefined) delete request.headers['sec-websocket-extensions'];
+        else request.headers['sec-websocket-extensions'] = offer;
+      }
       const upgrade = (): void =>
         wss.handleUpgrade(request, socket, head, (ws) => {
           release();

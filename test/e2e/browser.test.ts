@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { waitFor } from '../helpers/server.js';
 // The demo imports the built package (dist/); `npm test` builds before it runs vitest.
@@ -156,6 +156,54 @@ describe('chat demo in real Chromium', () => {
     await seeInRoom(bob, 'lobby', 'alice: back in the lobby');
     expect(await bob.locator('body').textContent()).not.toContain('after bob left');
     expect((await members(bob)).sort()).toEqual(['alice', 'bob (you)']);
+  }, 60_000);
+
+  it('Chromium negotiates permessage-deflate and decodes the shared compressed frames (client bundle and plain)', async () => {
+    const demo = await startDemo({ compression: { enabled: true, thresholdBytes: 256 } });
+    const { manager } = demo;
+    const deflate = vi.spyOn(manager.compressor!, 'deflate');
+    const alice = await openChat(demo, 'alice');
+    const bob = await openChat(demo, 'bob');
+    for (const conn of manager.connections.values()) {
+      const ext = (conn.socket as unknown as { _extensions: Record<string, { params: object }> })._extensions;
+      expect(ext['permessage-deflate']?.params).toEqual({
+        server_no_context_takeover: true,
+        server_max_window_bits: 15,
+      });
+    }
+    const before = deflate.mock.calls.length;
+    const long = `compressed ${'all the way through the browser, '.repeat(40)}end`;
+    await say(alice, long);
+    for (const page of [alice, bob]) await seeInRoom(page, 'lobby', `alice: ${long}`);
+    // One deflate of the room publication for both pages (and none per page).
+    expect(deflate.mock.calls.length - before).toBe(1);
+
+    // A plain-mode page: the browser's own WebSocket, no library, decodes a compressed broadcast.
+    const page = await browser.newPage();
+    await page.goto(`${demo.base}/`);
+    const url = demo.base.replace('http', 'ws') + '/ws';
+    const opened = page.evaluate(
+      (u) =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(u);
+          (window as unknown as { got: string[] }).got = [];
+          ws.onmessage = (e) => (window as unknown as { got: string[] }).got.push(String(e.data));
+          ws.onopen = () => resolve(ws.extensions);
+        }),
+      url,
+    );
+    const extensions = await opened;
+    expect(extensions).toContain('permessage-deflate');
+    expect(extensions).toContain('server_no_context_takeover');
+    const payload = { big: 'x'.repeat(100) + ' realistic enough '.repeat(50) };
+    manager.broadcast(payload);
+    await page.waitForFunction(() =>
+      (window as unknown as { got: string[] }).got.some((t) => t.includes('big')),
+    );
+    const got = await page.evaluate(() => (window as unknown as { got: string[] }).got);
+    expect(got.map((t) => JSON.parse(t) as unknown).filter((m) => (m as { big?: string }).big)).toEqual([
+      payload,
+    ]);
   }, 60_000);
 
   it('joins a room by name, and says in that room alone when its history no longer reaches back', async () => {
