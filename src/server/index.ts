@@ -6,6 +6,7 @@ export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
 export type { Logger } from './logger.js';
 export type { ManagerEvents, DisconnectReason, Listener } from './events.js';
+export type { InboundSchemas, InvalidMessageEvent, InvalidMessageIssue } from './validation.js';
 export type {
   BroadcastOptions,
   BroadcastResult,

@@ -79,20 +79,30 @@ export class InboundAdmission {
     return conn.inboundTail !== undefined || (this.limiter !== undefined && conn.principal !== undefined);
   }
 
-  /** Run `accept` once the limiter admits one message of `conn` (charged to its principal), in arrival order. */
-  admit(conn: Connection, accept: () => void): void {
+  /**
+   * Run `accept` once the limiter admits one message of `conn` (charged to its principal), in arrival order, with
+   * `verdict` (an async validator's answer, awaited alongside the limiter).
+   */
+  admit<V>(conn: Connection, accept: (verdict: V | undefined) => void, verdict?: V | Promise<V>): void {
     const key = conn.principal;
-    this.chain(conn, this.limiter && key !== undefined ? consumePoint(this.limiter, key) : admitted, accept);
+    const check = this.limiter && key !== undefined ? consumePoint(this.limiter, key) : admitted;
+    this.chain(conn, check, accept, verdict);
   }
 
   /** Run `accept` after the messages of `conn` that are waiting, without a charge. */
   afterPending(conn: Connection, accept: () => void): void {
-    this.chain(conn, admitted, accept);
+    this.chain(conn, admitted, accept, undefined);
   }
 
-  private chain(conn: Connection, check: Promise<LimitOutcome>, accept: () => void): void {
+  private chain<V>(
+    conn: Connection,
+    check: Promise<LimitOutcome>,
+    accept: (verdict: V | undefined) => void,
+    verdict: V | Promise<V> | undefined,
+  ): void {
     if (++conn.pendingChecks === maxPendingChecks) conn.socket.pause();
-    const tail: Promise<void> = Promise.all([conn.inboundTail, check]).then(([, outcome]) => {
+    const all = Promise.all([conn.inboundTail, check, verdict]);
+    const tail: Promise<void> = all.then(([, outcome, v]) => {
       if (--conn.pendingChecks === maxPendingChecks - 1) conn.socket.resume();
       if (conn.inboundTail === tail) {
         conn.inboundTail = undefined;
@@ -102,7 +112,7 @@ export class InboundAdmission {
       if (outcome.refused) return this.refuse(conn, outcome.retryAfterMs);
       if ('error' in outcome) this.host.reportError(conn.id, outcome.error);
       try {
-        accept();
+        accept(v);
       } catch (err) {
         this.host.reportError(conn.id, err);
       }
