@@ -1,4 +1,5 @@
 import { type } from 'arktype';
+import * as promClient from 'prom-client';
 import * as v from 'valibot';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
@@ -12,6 +13,7 @@ import {
   type InvalidMessageEvent,
   type ManagerEvents,
 } from '../../src/server/index.js';
+import { registerPrometheusMetrics } from '../../src/metrics/index.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, nextMessage, openClient, startServer, waitFor } from '../helpers/server.js';
 
@@ -55,6 +57,9 @@ describe('schema.inbound (Standard Schema)', () => {
     expect(invalid[0]).toMatchObject({ seq: 2, reliable: true, data: { type: 'say', text: 42 } });
     expect(invalid[0]!.messageId).toMatch(/:2$/);
     expect(ts.manager.counters.invalidMessages).toBe(1);
+    const registry = new promClient.Registry();
+    registerPrometheusMetrics(ts.manager, { promClient, registry });
+    expect(await registry.metrics()).toMatch(/^websocket_stabilizer_messages_invalid_total 1$/m);
     expect(client.closeInfo).toBeUndefined();
     client.ws.close();
   });
