@@ -31,7 +31,8 @@ const limiter = z.custom<RateLimiterLike>(
   'must be a rate limiter with a consume(key, points) method (e.g. RateLimiterMemory from rate-limiter-flexible)',
 );
 const standardSchema = z.custom<unknown>(
-  (v) => typeof (v as { '~standard'?: { validate?: unknown } } | null)?.['~standard']?.validate === 'function',
+  (v) =>
+    typeof (v as { '~standard'?: { validate?: unknown } } | null)?.['~standard']?.validate === 'function',
   'must be a Standard Schema (zod, valibot, arktype, ...): an object with ~standard.validate',
 );
 const keyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9_-]');

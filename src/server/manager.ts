@@ -250,7 +250,8 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       return;
     }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
-    else if (this.withinRateLimit(conn)) this.acceptPlain(conn, isBinary ? data : data.toString('utf8'), isBinary);
+    else if (this.withinRateLimit(conn))
+      this.acceptPlain(conn, isBinary ? data : data.toString('utf8'), isBinary);
   }
 
   private acceptPlain(conn: Connection, data: string | Buffer, isBinary: boolean): void {

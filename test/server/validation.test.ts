@@ -204,8 +204,8 @@ describe('schema.inbound (Standard Schema)', () => {
   });
 
   it('rejects a schema option that is not a Standard Schema', () => {
-    expect(
-      () => new WebSocketConnectionManager({ schema: { inbound: {} as never } }),
-    ).toThrowError(ConfigError);
+    expect(() => new WebSocketConnectionManager({ schema: { inbound: {} as never } })).toThrowError(
+      ConfigError,
+    );
   });
 });

@@ -25,7 +25,12 @@ fromValibot.on('message', (e) => expectTypeOf(e.data).toEqualTypeOf<{ n: number;
 
 // An async valibot schema infers the same way.
 const asyncValibot = new WebSocketConnectionManager({
-  schema: { inbound: v.pipeAsync(v.string(), v.checkAsync(async (s) => s.length > 0)) },
+  schema: {
+    inbound: v.pipeAsync(
+      v.string(),
+      v.checkAsync(async (s) => s.length > 0),
+    ),
+  },
 });
 asyncValibot.on('message', (e) => expectTypeOf(e.data).toEqualTypeOf<string>());
 
