@@ -195,8 +195,8 @@ describe('chat demo in real Chromium', () => {
 
     await say(page, 'while online');
     await page.waitForFunction(() =>
-      [...document.querySelectorAll('.log[data-room="lobby"] .mine[data-state="confirmed"]')].some((row) =>
-        row.textContent?.endsWith('ann: while online'),
+      Array.from(document.querySelectorAll('.log[data-room="lobby"] .mine[data-state="confirmed"]')).some(
+        (row) => row.textContent?.endsWith('ann: while online'),
       ),
     );
     expect(await mine('while online').locator('.state').textContent()).toBe('you · confirmed');
@@ -238,7 +238,7 @@ describe('chat demo in real Chromium', () => {
     await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
     await page.waitForFunction(
       () =>
-        [...document.querySelectorAll('.log[data-room="lobby"] .mine')]
+        Array.from(document.querySelectorAll('.log[data-room="lobby"] .mine'))
           .find((r) => r.textContent?.endsWith('typed offline'))
           ?.getAttribute('data-state') === 'confirmed',
       undefined,
