@@ -16,6 +16,8 @@ export type {
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { RateLimiterLike } from './shared-limits.js';
 export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
+export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './fetch-upgrade.js';
+export { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';
