@@ -3,6 +3,7 @@ import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.
 import type { WebSocketConnectionManager } from './manager.js';
 import type { SendData } from './payload.js';
 import { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
+import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 import { refusalStatus, type AuthResult } from './upgrade.js';
 
 /**
@@ -25,9 +26,10 @@ export interface FetchUpgradeOptions<Data = unknown> {
 
 /**
  * Serve a WebSocket upgrade that arrives as a Fetch `Request` (Deno, Bun's fetch handler, Workers), with the checks
- * of `attach`: 426 (not an upgrade), 503 with `Retry-After` (shutting down, over capacity), 403 (origin), 401 or the
- * `authenticate` error's status. An accepted socket negotiates `stabilizer.v1` if offered and goes to
- * `manager.connect` once it opens. Not yet here: the `rateLimiters.upgradesPerIp` check and tracing spans.
+ * of `attach`: 426 (not an upgrade), 503 with `Retry-After` (shutting down, over capacity), 429 with `Retry-After`
+ * (`rateLimiters.upgradesPerIp`, keyed by `remoteAddress`), 403 (origin), 401 or the `authenticate` error's status.
+ * An accepted socket negotiates `stabilizer.v1` if offered and goes to `manager.connect` once it opens. Not yet
+ * here: tracing spans.
  */
 export async function handleFetchUpgrade<In, Out extends SendData, Data>(
   manager: WebSocketConnectionManager<In, Out, Data>,
@@ -36,17 +38,27 @@ export async function handleFetchUpgrade<In, Out extends SendData, Data>(
   options: FetchUpgradeOptions<Data> = {},
 ): Promise<Response> {
   const ip = options.remoteAddress;
-  const refuse = (reason: UpgradeRejectionReason, status = upgradeRejectionStatus[reason]): Response => {
+  const refuse = (
+    reason: UpgradeRejectionReason,
+    status = upgradeRejectionStatus[reason],
+    retryAfterMs = manager.config.shutdownRetryAfterMs,
+  ): Response => {
     manager.upgradeRejected(reason, ip, status);
     const headers: Record<string, string> = {};
-    if (status === 503)
-      headers['retry-after'] = String(Math.ceil(manager.config.shutdownRetryAfterMs / 1000));
+    if (status === 503 || status === 429) headers['retry-after'] = String(retryAfterSeconds(retryAfterMs));
     return new Response(null, { status, headers });
   };
   if (request.method !== 'GET' || request.headers.get('upgrade')?.toLowerCase() !== 'websocket') {
     return new Response('Upgrade Required', { status: 426, headers: { upgrade: 'websocket' } });
   }
   if (manager.isShuttingDown) return refuse('shutting-down');
+  const attemptsPerIp = manager.config.rateLimiters.upgradesPerIp;
+  if (attemptsPerIp && ip !== undefined) {
+    const outcome = await consumePoint(attemptsPerIp, ip);
+    if (outcome.refused) return refuse('rate-limited', 429, outcome.retryAfterMs);
+    if ('error' in outcome) manager.reportError(undefined, outcome.error);
+    if (manager.isShuttingDown) return refuse('shutting-down');
+  }
   const origins = manager.config.allowedOrigins;
   const origin = request.headers.get('origin');
   if (origins && (origin === null || !origins.includes(origin))) return refuse('origin-not-allowed');

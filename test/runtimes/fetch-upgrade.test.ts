@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { RateLimiterMemory } from 'rate-limiter-flexible';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
@@ -151,6 +152,24 @@ describe('handleFetchUpgrade over a standard WebSocket', () => {
       throw new Error('not called');
     });
     expect(response.status).toBe(426);
+  });
+
+  it('answers 429 with Retry-After over rateLimiters.upgradesPerIp', async () => {
+    const upgradesPerIp = new RateLimiterMemory({ points: 1, duration: 30 });
+    const manager = new WebSocketConnectionManager({ rateLimiters: { upgradesPerIp } });
+    const url = await fetchRuntime(manager);
+    const first = await openClient(url);
+    const refused = await handleFetchUpgrade(
+      manager,
+      new Request('http://x/ws', { headers: { upgrade: 'websocket' } }),
+      () => {
+        throw new Error('not called');
+      },
+      { remoteAddress: '127.0.0.1' },
+    );
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    first.close();
   });
 
   it('a plain client goes through the same path: text in, JSON out, closes reported', async () => {
