@@ -65,8 +65,9 @@ export interface AdmissionHost {
  * The checks of one connection run concurrently, and each message is delivered once its own check and every
  * earlier message of the connection are done. When the limiter refuses a message, the connection is closed with
  * 4002, and neither that message nor any later one of the connection is processed. A protocol client resends the
- * reliable ones after resuming (they were not acked), exactly as with the per-connection limit. Without the limiter
- * (the default) nothing here runs, and messages are delivered synchronously as before.
+ * reliable ones after resuming (they were not acked), exactly as with the per-connection limit. An async
+ * `schema.inbound` verdict rides the same chain (awaited next to the limiter's check). Without the limiter and
+ * without async validators (the default) nothing here runs, and messages are delivered synchronously as before.
  */
 export class InboundAdmission {
   constructor(
