@@ -274,9 +274,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   }
 
   private welcome(m: WelcomeMessage): void {
-    if (!(m.pingIntervalMs > 0 && m.pongTimeoutMs >= 0 && m.lastClientSeq >= 0)) {
-      return this.violation('bad welcome');
-    }
+    // decodeServerMessage checked that every number is a safe integer ≥ 0; a zero ping interval is still bad.
+    if (!(m.pingIntervalMs > 0)) return this.violation('bad welcome');
     const resumed = m.resume === 'resumed';
     const sessionId = (this.sid = m.sessionId);
     this.st = 'open';

@@ -239,6 +239,12 @@ export function registerPrometheusMetrics(
       [{ limit: 'principal' }, counters.rateLimited.principal],
     ],
   );
+  countedAtScrape(
+    'messages_invalid_total',
+    'Inbound messages that failed schema.inbound validation (answered INVALID_MESSAGE, not delivered)',
+    [],
+    () => [[{}, counters.invalidMessages]],
+  );
 
   const offs = [
     manager.on('connect', (e) => {

@@ -39,6 +39,11 @@ export const ErrorCode = {
   TopicLimit: 'TOPIC_LIMIT',
   /** The storage backend does not support topics (the Redis backend, until topics on Redis land). */
   TopicsUnsupported: 'TOPICS_UNSUPPORTED',
+  /**
+   * An inbound message failed the manager's `schema.inbound` validation: it was not delivered (a reliable one is
+   * acked all the same). Sent in an `error` frame with the message's `s` (PROTOCOL.md §2.9); the connection stays.
+   */
+  InvalidMessage: 'INVALID_MESSAGE',
 
   /** Client: the message is larger than the server's `maxPayloadBytes` (from the welcome); it is never sent. */
   MessageTooBig: 'MESSAGE_TOO_BIG',

@@ -192,11 +192,16 @@ export interface TokenMessage {
   token: string;
 }
 
-/** Server → client, usually followed by a close. */
+/**
+ * Server → client, usually followed by a close. `INVALID_MESSAGE` is not: it answers one data message that failed the
+ * server's inbound schema, with that message's client sequence `s` (reliable ones) and up to 5 `issues`.
+ */
 export interface ErrorMessage {
   t: 'error';
   code: string;
   message: string;
+  s?: number;
+  issues?: Array<{ message: string; path?: Array<string | number> }>;
 }
 
 export type ClientMessage =

@@ -1,6 +1,7 @@
 import type { Logger } from './logger.js';
 import type { StorageBackend } from '../backends/types.js';
 import type { RateLimiterLike } from './shared-limits.js';
+import type { InboundSchemas } from './validation.js';
 
 /** Named heartbeat settings. See README "Choosing a preset" for which fits behind which proxy. */
 export type PresetName = 'conservative' | 'aggressive' | 'relaxed';
@@ -168,7 +169,11 @@ export interface CompressionConfig {
 }
 
 /** Configuration of a {@link WebSocketConnectionManager}. Every field is optional. */
-export interface WebSocketConfig {
+/**
+ * Options of `new WebSocketConnectionManager(config)`. `In` is what clients send, inferred from `schema.inbound`
+ * when one is given.
+ */
+export interface WebSocketConfig<In = unknown> {
   /**
    * Heartbeat preset applied before the explicit fields below.
    * @default 'conservative'
@@ -303,6 +308,12 @@ export interface WebSocketConfig {
    * @default new MemoryBackend()
    */
   backend?: StorageBackend;
+  /**
+   * Run-time validation of inbound messages with any Standard Schema validator (zod, valibot, arktype):
+   * `{ inbound: schema }`. See {@link InboundSchemas}.
+   * @default undefined (no validation)
+   */
+  schema?: InboundSchemas<In>;
 }
 
 /** The validated configuration with every default filled in. */

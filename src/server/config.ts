@@ -30,6 +30,11 @@ const limiter = z.custom<RateLimiterLike>(
   (v) => typeof (v as { consume?: unknown } | null)?.consume === 'function',
   'must be a rate limiter with a consume(key, points) method (e.g. RateLimiterMemory from rate-limiter-flexible)',
 );
+const standardSchema = z.custom<unknown>(
+  (v) =>
+    typeof (v as { '~standard'?: { validate?: unknown } } | null)?.['~standard']?.validate === 'function',
+  'must be a Standard Schema (zod, valibot, arktype, ...): an object with ~standard.validate',
+);
 const keyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9_-]');
 
 /** History or replay bounds, every field optional (unset ones fall back to `replay`). */
@@ -139,6 +144,7 @@ const schema = z
     shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),
     logger: z.any().optional(),
     backend: z.any().optional(),
+    schema: z.object({ inbound: standardSchema.optional() }).strict().optional(),
   })
   .strict()
   .refine((c) => c.replay.maxBytes === undefined || c.replay.maxBytes <= c.maxBufferedBytes / 2, {
@@ -167,7 +173,7 @@ function toBytes(s: string | Uint8Array): Uint8Array {
  * Validate a {@link WebSocketConfig} and fill in defaults. Throws a {@link ConfigError} (`INVALID_CONFIG`) whose
  * message names every wrong field and why, e.g. `pongTimeoutMs: pongTimeoutMs must be positive`.
  */
-export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
+export function resolveConfig(input: WebSocketConfig<unknown> = {}): ResolvedConfig {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({

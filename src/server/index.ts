@@ -6,6 +6,7 @@ export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
 export type { Logger } from './logger.js';
 export type { ManagerEvents, DisconnectReason, Listener } from './events.js';
+export type { InboundSchemas, InvalidMessageEvent, InvalidMessageIssue } from './validation.js';
 export type {
   BroadcastOptions,
   BroadcastResult,
@@ -15,6 +16,8 @@ export type {
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { RateLimiterLike } from './shared-limits.js';
 export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
+export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './fetch-upgrade.js';
+export { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';

@@ -17,6 +17,7 @@ import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
 import { InboundAdmission } from './shared-limits.js';
+import { InboundValidation } from './validation.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { MessagingManager } from './messaging.js';
@@ -54,6 +55,8 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   /** @internal `rateLimiters.messagesPerPrincipal`, in arrival order per connection. */
   readonly admission = new InboundAdmission(this.config.rateLimiters.messagesPerPrincipal, this);
+  /** @internal `schema.inbound`, in arrival order per connection. */
+  readonly validation: InboundValidation;
   // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
   static {
     brand(this, 'WebSocketConnectionManager');
@@ -69,7 +72,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
   private readonly onSocketClose: (this: TaggedSocket, code: number) => void;
   private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
 
-  constructor(config: WebSocketConfig = {}, hooks: ManagerHooks<Data> = {}) {
+  constructor(config: WebSocketConfig<In> = {}, hooks: ManagerHooks<Data> = {}) {
     const untypedHooks = hooks as ManagerHooks; // the core passes `data` on untouched
     super(
       resolveConfig(config),
@@ -77,6 +80,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       config.logger ?? silentLogger,
       untypedHooks.authorizeSubscribe,
     );
+    this.validation = new InboundValidation(config.schema?.inbound, this);
     const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
     this.tokens = new ReconnectTokenService(this.config.tokens, claim);
     // Protocol sessions always need tokens: without a configured secret, an ephemeral one serves this process.
@@ -256,14 +260,15 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       return;
     }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
-    else if (!this.withinRateLimit(conn)) return;
-    else if (this.admission.mustWait(conn))
-      this.admission.admit(conn, () => this.deliverPlain(conn, data, isBinary));
-    else this.deliverPlain(conn, data, isBinary);
+    else if (this.withinRateLimit(conn))
+      this.acceptPlain(conn, isBinary ? data : data.toString('utf8'), isBinary);
   }
 
-  private deliverPlain(conn: Connection, data: Buffer, isBinary: boolean): void {
-    this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+  private acceptPlain(conn: Connection, data: string | Buffer, isBinary: boolean): void {
+    const verdict = this.validation.check(conn, data);
+    if (this.admission.mustWait(conn) || this.validation.isPending(verdict)) {
+      this.admission.admit(conn, (v) => this.validation.settle(conn, data, isBinary, v, false), verdict);
+    } else this.validation.settle(conn, data, isBinary, verdict, false);
   }
 
   /**

@@ -233,4 +233,78 @@ describe('chat demo in real Chromium', () => {
     manager.publish('room:night-owls', { type: 'chat', from: 'server', text: 'owl 6' });
     await seeInRoom(page, 'night-owls', 'server: owl 6');
   }, 60_000);
+
+  it('shows a message going queued → sent → confirmed across an offline period, and how many were replayed', async () => {
+    const demo = await startDemo();
+    const { manager, server } = demo;
+    const page = await openChat(demo, 'ann');
+    const [sessionId] = manager.getActiveConnections();
+    const mine = (text: string) => page.locator('.log[data-room="lobby"] .mine', { hasText: text });
+
+    await say(page, 'while online');
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('.log[data-room="lobby"] .mine[data-state="confirmed"]')).some(
+        (row) => row.textContent?.endsWith('ann: while online'),
+      ),
+    );
+    expect(await mine('while online').locator('.state').textContent()).toBe('you · confirmed');
+
+    // Every state the page gives its rows, in order (the old value of each change, then the last one).
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      Object.assign(window, { seenStates: seen });
+      new MutationObserver((records) => {
+        for (const r of records) if (r.oldValue !== null) seen.push(r.oldValue);
+      }).observe(document.querySelector('.log[data-room="lobby"]')!, {
+        subtree: true,
+        attributeFilter: ['data-state'],
+        attributeOldValue: true,
+      });
+    });
+
+    // Offline: the server stops listening and the socket drops; reconnect attempts are refused meanwhile.
+    const port = (server.address() as AddressInfo).port;
+    server.close();
+    manager.connections.get(sessionId!)!.terminate('socket-error');
+    await page.waitForFunction(() =>
+      document.querySelector('#status')?.textContent?.startsWith('reconnecting'),
+    );
+    manager.publish('room:lobby', { type: 'chat', from: 'bob', text: 'missed one' });
+    manager.publish('room:lobby', { type: 'chat', from: 'bob', text: 'missed two' });
+    await say(page, 'typed offline');
+    expect(await mine('typed offline').getAttribute('data-state')).toBe('queued');
+    expect(await mine('typed offline').locator('.state').textContent()).toBe('you · queued');
+    await page.waitForTimeout(800);
+    expect(await mine('typed offline').getAttribute('data-state')).toBe('queued'); // still away
+    expect(
+      await page.evaluate(
+        () => (window as unknown as { chatClient: { queuedMessages: number } }).chatClient.queuedMessages,
+      ),
+    ).toBe(1);
+
+    // Back online: the session resumes, the queue goes out and the server acks it.
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('.log[data-room="lobby"] .mine'))
+          .find((r) => r.textContent?.endsWith('typed offline'))
+          ?.getAttribute('data-state') === 'confirmed',
+      undefined,
+      { timeout: 30_000 },
+    );
+    const row = mine('typed offline');
+    expect(await row.getAttribute('data-state')).toBe('confirmed');
+    expect(await row.textContent()).toBe('you · confirmed ann: typed offline');
+    const states = await page.evaluate(() => (window as unknown as { seenStates: string[] }).seenStates);
+    expect([...states, 'confirmed']).toEqual(['queued', 'sent', 'confirmed']);
+
+    // The two messages published while away were replayed, once each, and the room says so.
+    await seeInRoom(page, 'lobby', 'reconnected: nothing missed in #lobby (2 messages replayed)');
+    expect(await page.locator('#status').textContent()).toMatch(/resumed session .*, 2 replayed\)$/);
+    expect(manager.getActiveConnections()).toEqual([sessionId]);
+    const lines = await roomLog(page, 'lobby');
+    expect(lines.filter((l) => l === 'bob: missed one')).toHaveLength(1);
+    expect(lines.filter((l) => l === 'bob: missed two')).toHaveLength(1);
+    expect(lines.filter((l) => l.endsWith('ann: typed offline'))).toHaveLength(1); // its echo took the row over
+  }, 60_000);
 });

@@ -135,7 +135,7 @@ const hono = createHonoStabilizer(typed, { app: fetchApp });
 hono.upgrade(() => ({ data: { userId: 'u', name: 'n' } }));
 // @ts-expect-error the Hono adapter's authenticate returns the manager's `Data`
 hono.upgrade(() => ({ data: 'u' }));
-// Fastify and NestJS hold an untyped manager: a typed one is accepted.
+// Fastify and NestJS carry the manager's types too (test/types/adapters.test-d.ts); untyped options still take it.
 export const fastifyOptions: FastifyStabilizerOptions = { manager: typed };
 new StabilizerWsAdapter(server, { manager: typed });
 // And a typed manager goes wherever an untyped one is expected.
