@@ -6,7 +6,7 @@ import { WebSocketConnectionManager, type ManagerHooks } from '../server/manager
 import type { SendOutcome } from '../server/messaging.js';
 import { runMiddleware, type ConnectMiddleware } from '../server/middleware.js';
 import type { ShutdownOptions } from '../server/shutdown.js';
-import type { AttachOptions, AuthResult } from '../server/upgrade.js';
+import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
 
 /** Options of {@link StabilizerWsAdapter}. */
 export interface StabilizerAdapterOptions<Req extends IncomingMessage = IncomingMessage> extends Omit<
@@ -24,8 +24,11 @@ export interface StabilizerAdapterOptions<Req extends IncomingMessage = Incoming
    * middleware you gave `app.use()`. @default []
    */
   middleware?: ReadonlyArray<ConnectMiddleware<Req>>;
-  /** Runs after the middleware; `false` answers 401. @default accept every upgrade */
-  authenticate?: (req: Req) => AuthResult | Promise<AuthResult>;
+  /**
+   * Runs after the middleware; `false` answers 401. For a client that sends `auth` in its hello it runs at the
+   * hello, with `{ auth }` as second argument (see `AttachOptions.authenticate`). @default accept every upgrade
+   */
+  authenticate?: (req: Req, hello?: HelloAuth) => AuthResult | Promise<AuthResult>;
   /** How the drain at `app.close()` closes clients (1001, or 1012 with `restart`). @default {} */
   shutdown?: ShutdownOptions;
 }
@@ -135,9 +138,9 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> 
     this.detach = this.manager.attach(server, {
       path,
       trustProxy: this.options.trustProxy,
-      authenticate: async (req) => {
+      authenticate: async (req, hello) => {
         await runMiddleware(req as Req, middleware);
-        return authenticate ? authenticate(req as Req) : true;
+        return authenticate ? authenticate(req as Req, hello) : true;
       },
     });
     return this.manager;
