@@ -244,29 +244,23 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
       if (ws !== this._ws) return;
       if (typeof auth !== 'function') return hello(auth);
       // Called on every connect. A throw or rejection fails this attempt: the socket is closed (1005), and retried.
-      new Promise((ok) => ok(auth({ expired: this._expired > 0 }))).then(hello, () => ws.close());
+      new Promise((ok) => ok(auth({ expired: !!this._expired }))).then(hello, () => ws.close());
     };
     ws.onmessage = (e) => {
       if (ws === this._ws) this._rx(e.data);
     };
-    ws.onclose = (e) => {
-      if (ws === this._ws) this._closed({ code: e.code, reason: e.reason });
+    ws.onclose = ({ code, reason }) => {
+      if (ws !== this._ws) return;
+      const info = { code, reason };
+      // Credentials expired: the first time since the last welcome, reconnect and let auth() refresh them.
+      if (code === CloseCode.CredentialsExpired && !this._expired++) return this._lost(info, true);
+      // 4503 Forbidden, 4504 Unauthorized, 4505 CredentialsExpired (again): terminal, reported.
+      if (code > 4502 && code < 4506) this._emit('unauthorized', info);
+      this._lost(info, isRetryableCloseCode(code));
     };
     // A close event always follows. (`ws` also throws on an 'error' event without a listener.)
     ws.onerror = noop;
     liveness.tick(this._lv);
-  }
-
-  /**
-   * The server closed the socket. An auth refusal (4503, 4504, 4505) is terminal and reported as `unauthorized`,
-   * except the first 4505 since the last welcome: that reconnects, and `auth()` refreshes the credentials.
-   */
-  private _closed(info: CloseInfo): void {
-    const code = info.code;
-    if (code === CloseCode.CredentialsExpired && !this._expired++) return this._lost(info, true);
-    // 4503 Forbidden, 4504 Unauthorized, 4505 CredentialsExpired
-    if (code > 4502 && code < 4506) this._emit('unauthorized', info);
-    this._lost(info, isRetryableCloseCode(code));
   }
 
   private _rx(data: unknown): void {

@@ -75,8 +75,6 @@ async function startClient(app: App, options: string): Promise<Page> {
 
 const log = (page: Page) =>
   page.evaluate(() => (window as unknown as { log: Record<string, unknown[]> }).log);
-const clientState = (page: Page) =>
-  page.evaluate(() => (window as unknown as { c: { state: string } }).c.state);
 const pageSend = (page: Page, text: string) =>
   page.evaluate(
     (t) => void (window as unknown as { c: { send(p: unknown): Promise<void> } }).c.send(t),
@@ -225,16 +223,17 @@ describe('client auth and hidden pages in real Chromium', () => {
 
     await showAndThaw(hidden, hiddenCdp);
     await showAndThaw(visible, visibleCdp);
-    await until(hidden, 'window.log.message.length === 1');
+    // Thawed, the page may find its own liveness window long past and resume; either way nothing is lost.
+    await until(hidden, 'window.c.state === "open" && window.log.message.length >= 1');
     await pageSend(hidden, 'after thaw');
     await waitFor(() => got.includes('after thaw'), 'the message after the thaw');
-    await until(visible, 'window.log.resumed.length === 1'); // the control resumes its session
+    await until(visible, 'window.log.resumed.length >= 1'); // the control resumes its session
 
     const events = await log(hidden);
     expect(events.message).toEqual(['sent while frozen']);
     expect(events.fresh).toHaveLength(1);
     expect(got).toEqual(['after thaw']);
+    expect(await sessionOf(hidden)).toBe(hiddenId);
     expect(app.manager.getActiveConnections().sort()).toEqual([hiddenId, visibleId].sort());
-    expect(await clientState(hidden)).toBe('open');
   }, 60_000);
 });
