@@ -136,8 +136,9 @@ export interface ClientEvents<In> {
   close: CloseInfo & { willReconnect: boolean };
   /**
    * The server refused the credentials: 4504 (`authenticate` said no), 4503 (forbidden) or 4505 (expired, and
-   * expired again after `auth()` was asked to refresh). The client is closed for good (`close` follows); fix the
-   * login, then `reconnect()`, which resumes the session with the queue intact.
+   * expired again after `auth()` was asked to refresh). The client is closed for good (`close` follows, and
+   * unacked messages reject with `CLIENT_CLOSED`). It keeps its session token: after a new login,
+   * `reconnect()` resumes the session.
    */
   unauthorized: CloseInfo;
   /** An `error` frame from the server (its `code`), or a protocol violation by the server (`PROTOCOL_VIOLATION`). */

@@ -123,7 +123,8 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
    * (a resumed session keeps its id). Over `maxConnections`, or while shutting down, the socket is closed with
    * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`. A protocol handshake that fails
    * rejects with the code of its close: `HANDSHAKE_TIMEOUT` (4003), `PROTOCOL_VIOLATION` (4502), `FORBIDDEN` (4503),
-   * and `NOT_OPEN` if the peer went away first.
+   * `UNAUTHORIZED` (4504) and `CREDENTIALS_EXPIRED` (4505) from `authenticateHello`, and `NOT_OPEN` if the peer went
+   * away first.
    */
   connect(socket: WebSocket, clientId?: string, options: ConnectOptions<Data> = {}): Promise<string> {
     const remote = options.remoteAddress;
