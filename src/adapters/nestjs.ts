@@ -7,7 +7,7 @@ import type { SendOutcome } from '../server/messaging.js';
 import type { BinaryPayload, SendData } from '../server/payload.js';
 import { runMiddleware, type ConnectMiddleware } from '../server/middleware.js';
 import type { ShutdownOptions } from '../server/shutdown.js';
-import type { AttachOptions, AuthResult } from '../server/upgrade.js';
+import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
 
 /**
  * Options of {@link StabilizerWsAdapter}. `In`, `Out` and `Data` are the manager's (inferred from `manager`, or
@@ -30,8 +30,11 @@ export interface StabilizerAdapterOptions<
    * middleware you gave `app.use()`. @default []
    */
   middleware?: ReadonlyArray<ConnectMiddleware<Req>>;
-  /** Runs after the middleware; `false` answers 401. @default accept every upgrade */
-  authenticate?: (req: Req) => AuthResult<Data> | Promise<AuthResult<Data>>;
+  /**
+   * Runs after the middleware; `false` answers 401. For a client that sends `auth` in its hello it runs at the
+   * hello, with `{ auth }` as second argument (see `AttachOptions.authenticate`). @default accept every upgrade
+   */
+  authenticate?: (req: Req, hello?: HelloAuth) => AuthResult<Data> | Promise<AuthResult<Data>>;
   /** How the drain at `app.close()` closes clients (1001, or 1012 with `restart`). @default {} */
   shutdown?: ShutdownOptions;
 }
@@ -151,9 +154,9 @@ export class StabilizerWsAdapter<
     this.detach = this.manager.attach(server, {
       path,
       trustProxy: this.options.trustProxy,
-      authenticate: async (req) => {
+      authenticate: async (req, hello) => {
         await runMiddleware(req as Req, middleware);
-        return authenticate ? authenticate(req as Req) : true;
+        return authenticate ? authenticate(req as Req, hello) : true;
       },
     });
     return this.manager;

@@ -39,16 +39,18 @@ export interface ClientCodec {
 }
 
 /** A WebSocket class: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node. */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type WebSocketConstructor = new (
+  url: string,
+  protocols?: string | string[],
+  /** `ClientOptions.webSocketOptions` (e.g. `ws`'s `{ headers }`). */
+  options?: object,
+) => WebSocketLike;
 
 /** The injected WebSocket class, else the global one. Throws `INVALID_CONFIG` when there is neither. */
 export function resolveWebSocket(injected?: WebSocketConstructor): WebSocketConstructor {
   const WS = injected ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WS) {
-    throw new ClientError(
-      ErrorCode.InvalidConfig,
-      'No WebSocket implementation: pass options.WebSocket (e.g. `import { WebSocket } from "ws"`)',
-    );
+    throw new ClientError(ErrorCode.InvalidConfig, 'no WebSocket: pass options.WebSocket (`ws` on Node 20)');
   }
   return WS;
 }

@@ -13,6 +13,13 @@ export const SUBPROTOCOL = 'stabilizer.v1';
  */
 export const SUBPROTOCOL_MSGPACK = 'stabilizer.v1.msgpack';
 
+/**
+ * Offered next to {@link SUBPROTOCOL} (never selected) by a client that sends its credentials in the `hello`'s
+ * `auth` field: the server then runs its `authenticate` hook at the `hello` instead of at the upgrade, and refuses
+ * with a close code a browser can see (4503, 4504, 4505) rather than an HTTP status it cannot.
+ */
+export const AUTH_SUBPROTOCOL = 'stabilizer.auth';
+
 /** Why a session started fresh instead of resuming. */
 export type FreshReason =
   /** The client presented no token: a first connection. */
@@ -79,6 +86,21 @@ export interface HelloMessage {
    */
   traceparent?: string;
   tracestate?: string;
+  /**
+   * Credentials (any JSON value, e.g. an access token), evaluated by the client on every connect. Read by the
+   * server's `authenticate` hook when the client offered {@link AUTH_SUBPROTOCOL}; ignored otherwise.
+   */
+  auth?: unknown;
+}
+
+/**
+ * Client → server, after the welcome: the page was hidden (`hidden: true`) or shown again. While hidden, the
+ * server waits `hiddenPongTimeoutMs` instead of `pongTimeoutMs` for an answer to its ping (browsers throttle and
+ * freeze background tabs). Sent on every change, and once after each welcome while the page is hidden.
+ */
+export interface VisibilityMessage {
+  t: 'vis';
+  hidden: boolean;
 }
 
 /** Longest `traceparent` / `tracestate` a `hello` may carry (the W3C limit of a `tracestate` is 512). */
@@ -205,7 +227,14 @@ export interface ErrorMessage {
 }
 
 export type ClientMessage =
-  HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage | SubMessage | UnsubMessage;
+  | HelloMessage
+  | DataMessage
+  | AckMessage
+  | PingMessage
+  | PongMessage
+  | SubMessage
+  | UnsubMessage
+  | VisibilityMessage;
 export type ServerMessage =
   | WelcomeMessage
   | DataMessage
@@ -348,6 +377,9 @@ export function decodeClientMessage(frame: unknown): ClientMessage | DecodeFailu
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
   if (shared) return shared as ClientMessage | DecodeFailure;
+  if (o.t === 'vis') {
+    return typeof o.hidden === 'boolean' ? (o as unknown as VisibilityMessage) : { error: 'bad vis' };
+  }
   if (o.t !== 'hello') return { error: 'unknown message type' };
   if (o.v !== 1) return { error: 'unsupported protocol revision' };
   if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };

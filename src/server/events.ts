@@ -15,6 +15,7 @@ export type DisconnectReason =
   | 'handshake-timeout'
   | 'replaced'
   | 'forbidden'
+  | 'unauthorized'
   | 'shutdown'
   | 'socket-error';
 

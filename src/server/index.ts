@@ -15,7 +15,7 @@ export type {
 } from './broadcast.js';
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { RateLimiterLike } from './shared-limits.js';
-export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
+export type { AttachOptions, Authenticate, AuthResult, HelloAuth, UpgradeHandler } from './upgrade.js';
 export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './fetch-upgrade.js';
 export { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';

@@ -128,7 +128,8 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
    * (a resumed session keeps its id). Over `maxConnections`, or while shutting down, the socket is closed with
    * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`. A protocol handshake that fails
    * rejects with the code of its close: `HANDSHAKE_TIMEOUT` (4003), `PROTOCOL_VIOLATION` (4502), `FORBIDDEN` (4503),
-   * and `NOT_OPEN` if the peer went away first.
+   * `UNAUTHORIZED` (4504) and `CREDENTIALS_EXPIRED` (4505) from `authenticateHello`, and `NOT_OPEN` if the peer went
+   * away first.
    */
   connect(socket: WebSocket, clientId?: string, options: ConnectOptions<Data> = {}): Promise<string> {
     const remote = options.remoteAddress;
@@ -164,6 +165,8 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
     );
     conn.principal = options.principal;
     conn.msgpack = msgpack;
+
+    conn.authenticateHello = options.authenticateHello;
     conn.counters = this.counters;
     conn.compressor = this.compressor;
     (socket as TaggedSocket)[kConnection] = conn;
@@ -207,12 +210,12 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
    * Serve WebSocket upgrades of an `http.Server` on `options.path`, with the limit, origin and auth checks.
    * Returns a function that detaches.
    */
-  attach(server: Server, options?: AttachOptions<Data>): () => void {
+  attach<Auth = unknown>(server: Server, options?: AttachOptions<Data, Auth>): () => void {
     return attachToServer(this, server, options);
   }
 
   /** An `upgrade` handler with the same checks, for servers that route upgrades themselves. */
-  createUpgradeHandler(options?: AttachOptions<Data>): UpgradeHandler {
+  createUpgradeHandler<Auth = unknown>(options?: AttachOptions<Data, Auth>): UpgradeHandler {
     return createUpgradeHandler(this, options);
   }
 
@@ -308,6 +311,10 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
 
   get pongTimeoutMs(): number {
     return this.config.pongTimeoutMs;
+  }
+
+  get hiddenPongTimeoutMs(): number {
+    return this.config.hiddenPongTimeoutMs;
   }
 
   private startSweep(): void {

@@ -46,7 +46,7 @@ export function injectFault(
   sessionId: string,
   fault: Fault,
 ): void {
-  if (fault === 'client-terminate') return void (client as unknown as { ws?: WebSocket }).ws?.terminate();
+  if (fault === 'client-terminate') return void (client as unknown as { _ws?: WebSocket })._ws?.terminate();
   const conn = manager.connections.get(sessionId);
   if (!conn) return;
   if (fault === 'clean-close') conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
@@ -208,12 +208,23 @@ export async function runSchedule(
           await new Promise((r) => setTimeout(r, step.ms));
           break;
         case 'lateHello': {
-          const held = client as unknown as { token?: string; sid?: string; lastSeq: number; ws?: WebSocket };
+          const held = client as unknown as {
+            _token?: string;
+            _sid?: string;
+            _lastSeq: number;
+            _ws?: WebSocket;
+          };
           const late = await RawProtocolClient.open(server.url);
           lateSockets.push(late);
           // Taken in the same turn as the client's socket dies: the client's next hello carries the same fields.
-          const hello = { t: 'hello', v: 1, token: held.token, sessionId: held.sid, lastSeq: held.lastSeq };
-          held.ws?.terminate(); // the client gives this attempt up and tries again with the same token
+          const hello = {
+            t: 'hello',
+            v: 1,
+            token: held._token,
+            sessionId: held._sid,
+            lastSeq: held._lastSeq,
+          };
+          held._ws?.terminate(); // the client gives this attempt up and tries again with the same token
           timers.push(setTimeout(() => late.send(hello), step.delayMs));
           break;
         }
