@@ -118,6 +118,12 @@ export interface DataMessage<P = unknown> {
   c?: string;
   /** Offset in the topic (server → client, reliable publications). */
   o?: number;
+  /** A request with this id (reliable direct messages only): the peer answers with `r` (§2.7). */
+  q?: number;
+  /** The reply to request `r` (reliable direct messages only); with `e`, an error reply whose `p` is a message. */
+  r?: number;
+  /** Error reply: a stable code (`HANDLER_ERROR`, `NO_HANDLER`, `INVALID_REQUEST`); only with `r`. */
+  e?: string;
   p: P;
 }
 
@@ -209,14 +215,8 @@ export type ServerMessage =
   | ErrorMessage;
 export type ProtocolMessage = ClientMessage | ServerMessage;
 
-/**
- * Binary data frames: byte 0 is the kind. Direct: then (reliable only) the sequence as a float64 big-endian.
- * Topic: then (reliable only) the offset as a float64 big-endian, one byte with the topic name's UTF-8 length,
- * and the name. The payload is the rest.
- */
-export const BinaryKind = { Reliable: 1, Volatile: 2, TopicReliable: 3, TopicVolatile: 4 } as const;
-
-const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+/** @internal A sequence, offset or id: a safe non-negative integer. */
+export const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
 /**
  * Whether `name` can be a topic on the wire: a non-empty string of at most {@link MAX_TOPIC_NAME_BYTES} UTF-8
@@ -334,7 +334,7 @@ export function decodeClientMessage(text: string): ClientMessage | DecodeFailure
   const o = parseObject(text);
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
-  if (shared) return shared as ClientMessage | DecodeFailure;
+  if (shared) return o.t === 'd' ? checkRequestFields(o, shared) : (shared as ClientMessage | DecodeFailure);
   if (o.t !== 'hello') return { error: 'unknown message type' };
   if (o.v !== 1) return { error: 'unsupported protocol revision' };
   if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
@@ -346,48 +346,29 @@ export function decodeClientMessage(text: string): ClientMessage | DecodeFailure
   return o as unknown as HelloMessage;
 }
 
+/**
+ * The request fields of a data message (§2.7): `q` or `r` only on a reliable direct message, never both; `e` only
+ * with `r`, and then `p` is a message. Checked by the server; the client's request module checks what it reads.
+ */
+function checkRequestFields(
+  o: Record<string, unknown>,
+  m: ProtocolMessage | DecodeFailure,
+): ClientMessage | DecodeFailure {
+  if (o.q === undefined && o.r === undefined && o.e === undefined) return m as ClientMessage | DecodeFailure;
+  const id = o.q ?? o.r;
+  if (o.s === undefined || (o.q !== undefined && o.r !== undefined) || !isSeq(id) || id === 0) {
+    return { error: 'bad request id' };
+  }
+  if (o.e !== undefined && (o.r === undefined || typeof o.e !== 'string' || typeof o.p !== 'string')) {
+    return { error: 'bad error reply' };
+  }
+  return m as ClientMessage | DecodeFailure;
+}
+
 /** Decode a text frame of either direction (tools and tests; each side uses its own decoder). */
 export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
   const m = decodeServerMessage(text);
   return isDecodeFailure(m) && m.error === 'unknown message type' ? decodeClientMessage(text) : m;
-}
-
-/** Encode a binary data message: `[kind][seq:f64be if reliable][payload]`. */
-export function encodeBinaryData(payload: Uint8Array, seq?: number): Uint8Array {
-  const headerBytes = seq === undefined ? 1 : 9;
-  const out = new Uint8Array(headerBytes + payload.byteLength);
-  const view = new DataView(out.buffer);
-  if (seq === undefined) out[0] = BinaryKind.Volatile;
-  else {
-    out[0] = BinaryKind.Reliable;
-    view.setFloat64(1, seq);
-  }
-  out.set(payload, headerBytes);
-  return out;
-}
-
-/** Decode a binary data frame. The payload is a view into `frame`, not a copy. */
-export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | DecodeFailure {
-  const kind = frame[0];
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (kind === BinaryKind.Volatile) return { t: 'd', p: frame.subarray(1) };
-  if (kind === BinaryKind.TopicReliable || kind === BinaryKind.TopicVolatile) {
-    const at = kind === BinaryKind.TopicReliable ? 9 : 1;
-    const nameBytes = frame[at];
-    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes) return { error: 'bad binary' };
-    const c = new TextDecoder().decode(frame.subarray(at + 1, at + 1 + nameBytes));
-    if (!isTopicName(c)) return { error: 'bad topic' };
-    const p = frame.subarray(at + 1 + nameBytes);
-    if (kind === BinaryKind.TopicVolatile) return { t: 'd', c, p };
-    const o = view.getFloat64(1);
-    return isSeq(o) ? { t: 'd', c, o, p } : { error: 'bad offset' };
-  }
-  if (kind === BinaryKind.Reliable && frame.byteLength >= 9) {
-    const s = view.getFloat64(1);
-    if (!isSeq(s)) return { error: 'bad sequence' };
-    return { t: 'd', s, p: frame.subarray(9) };
-  }
-  return { error: 'bad binary' };
 }
 
 export function isDecodeFailure(v: unknown): v is DecodeFailure {

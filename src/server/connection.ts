@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
-import { encodeBinaryData } from '../protocol/messages.js';
+import { encodeBinaryData } from '../protocol/binary.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';

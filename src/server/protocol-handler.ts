@@ -1,11 +1,7 @@
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import {
-  decodeBinaryData,
-  decodeClientMessage,
-  isDecodeFailure,
-  type HelloMessage,
-} from '../protocol/messages.js';
+import { decodeBinaryData } from '../protocol/binary.js';
+import { decodeClientMessage, isDecodeFailure, type HelloMessage } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
 import { StabilizerError } from './errors.js';
