@@ -66,11 +66,20 @@ export interface RequestTypes {
   server: object;
 }
 
-/** The default: requests of any shape in both directions. */
-export interface AnyRequestTypes {
-  client: AnyRequests;
-  server: AnyRequests;
-}
+/**
+ * The default of the `Rpc` type parameters: requests and replies of any shape (`unknown`) in both directions.
+ * It is `any` so that a manager typed with its own request types still passes where an untyped manager is
+ * expected (adapters, helpers); {@link RequestsOf} turns it into {@link AnyRequests}.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyRequestTypes = any;
+
+/** One direction's request map of `Rpc` (`'client'` or `'server'`); {@link AnyRequests} for the default. */
+export type RequestsOf<Rpc, K extends 'client' | 'server'> = 0 extends 1 & Rpc
+  ? AnyRequests
+  : Rpc extends Record<K, infer M>
+    ? M
+    : never;
 
 type RequestIn<P> = P extends { request: infer Q } ? Q : never;
 type ReplyIn<P> = P extends { reply: infer R } ? R : never;

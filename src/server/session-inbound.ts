@@ -87,14 +87,17 @@ function acceptReliable(
 ): void {
   const seq = msg.s!;
   session.lastClientSeq = seq;
-  m.deliver(
-    conn,
-    isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
-    isBinary,
-    true,
-    seq,
-    `${session.incarnation}:${seq}`,
-  );
+  if (msg.q !== undefined) m.requests.handleRequest(conn, session, msg.q, msg.p, seq);
+  else if (msg.r !== undefined) m.requests.handleReply(conn, session, msg.r, msg.p, msg.e);
+  else
+    m.deliver(
+      conn,
+      isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
+      isBinary,
+      true,
+      seq,
+      `${session.incarnation}:${seq}`,
+    );
   ackDurable(m, conn, session, seq);
 }
 
