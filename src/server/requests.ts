@@ -133,8 +133,11 @@ export class RequestBroker {
     if (!p || p.incarnation !== session.incarnation) return;
     this.settle(conn.id, id);
     if (code === undefined) p.resolve(data);
-    else
-      p.reject(new StabilizerError(code as RequestErrorCode, `${conn.id} answered ${code}: ${String(data)}`));
+    else {
+      // Only the documented codes come through; anything else a client says counts as its handler failing.
+      const known = code === RequestErrorCode.NoHandler ? code : RequestErrorCode.HandlerError;
+      p.reject(new StabilizerError(known, `${conn.id} answered ${code}: ${String(data)}`));
+    }
   }
 
   /** The session ended (expired, evicted, closed with 1000, replaced by a fresh one): its requests are lost. */
