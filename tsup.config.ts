@@ -31,5 +31,14 @@ export default defineConfig([
     sourcemap: true,
     target: 'es2020',
     platform: 'neutral',
+    esbuildOptions(options) {
+      // Size budget (6 KB min+gzip): fields are plain assignments in the constructor (no define helper per field),
+      // and internal members spelled `_name` get short names in the bundle. The types (.d.ts) are unaffected.
+      delete options.tsconfig;
+      options.tsconfigRaw = {
+        compilerOptions: { useDefineForClassFields: false, verbatimModuleSyntax: true },
+      };
+      options.mangleProps = /^_/;
+    },
   },
 ]);

@@ -17,12 +17,12 @@ export function watchEnvironment(wake: (reconnectNow: boolean) => void): () => v
   const visible = (): void => {
     if (doc?.visibilityState !== 'hidden') wake(false);
   };
-  win.addEventListener?.('online', now);
-  win.addEventListener?.('pageshow', now);
-  doc?.addEventListener?.('visibilitychange', visible);
-  return () => {
-    win.removeEventListener?.('online', now);
-    win.removeEventListener?.('pageshow', now);
-    doc?.removeEventListener?.('visibilitychange', visible);
+  // One function for adding and for removing: the browser bundle has a size budget.
+  const listen = (m: 'addEventListener' | 'removeEventListener'): void => {
+    win[m]?.('online', now);
+    win[m]?.('pageshow', now);
+    doc?.[m]?.('visibilitychange', visible);
   };
+  listen('addEventListener');
+  return () => listen('removeEventListener');
 }

@@ -51,14 +51,6 @@ export function renumber(frame: string | Uint8Array, seq: number): string | Uint
   return frame;
 }
 
-/** Size of a frame on the wire: UTF-8 bytes for text. */
-export function frameBytes(frame: string | Uint8Array): number {
-  if (typeof frame !== 'string') return frame.byteLength;
-  let n = frame.length;
-  for (let i = 0; i < frame.length; i++) {
-    const c = frame.charCodeAt(i);
-    // 2 bytes below U+0800, 3 above; a surrogate pair is 2 units × 2 = 4 bytes
-    if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
-  }
-  return n;
-}
+/** Size of a frame on the wire: UTF-8 bytes for text (`TextEncoder` rather than a loop: fewer bundle bytes). */
+export const frameBytes = (frame: string | Uint8Array): number =>
+  (typeof frame === 'string' ? new TextEncoder().encode(frame) : frame).byteLength;

@@ -28,10 +28,7 @@ export type WebSocketConstructor = new (url: string, protocols?: string | string
 export function resolveWebSocket(injected?: WebSocketConstructor): WebSocketConstructor {
   const WS = injected ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WS) {
-    throw new ClientError(
-      ErrorCode.InvalidConfig,
-      'No WebSocket implementation: pass options.WebSocket (e.g. `import { WebSocket } from "ws"`)',
-    );
+    throw new ClientError(ErrorCode.InvalidConfig, 'no WebSocket: pass options.WebSocket (`ws` on Node 20)');
   }
   return WS;
 }

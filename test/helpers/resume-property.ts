@@ -45,7 +45,7 @@ export function injectFault(
   sessionId: string,
   fault: Fault,
 ): void {
-  if (fault === 'client-terminate') return void (client as unknown as { ws?: WebSocket }).ws?.terminate();
+  if (fault === 'client-terminate') return void (client as unknown as { _ws?: WebSocket })._ws?.terminate();
   const conn = manager.connections.get(sessionId);
   if (!conn) return;
   if (fault === 'clean-close') conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
