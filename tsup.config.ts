@@ -25,7 +25,8 @@ export default defineConfig([
   },
   {
     // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node.
-    entry: { client: 'src/client/index.ts' },
+    // `client/request`: request/reply over the core client, outside its size budget.
+    entry: { client: 'src/client/index.ts', 'client-request': 'src/client/request.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,

@@ -77,7 +77,12 @@ export class RequestBroker {
       );
     }
     const id = ++this.lastId;
-    const payload = new Payload(data, { q: id }); // throws TypeError for bytes or a value that is not JSON
+    let payload: Payload;
+    try {
+      payload = new Payload(data, { q: id });
+    } catch (err) {
+      return Promise.reject(err as Error); // TypeError: bytes, or a value that is not JSON
+    }
     return new Promise((resolve, reject) => {
       const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
       const p: Pending = { incarnation: session.incarnation, resolve, reject, timer: undefined };
