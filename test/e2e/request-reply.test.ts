@@ -144,20 +144,28 @@ describe('request/reply', () => {
     const c = await opened(s.url);
     const rpc = withRequests(c);
     expect(((await rejection(rpc.request(1))) as ClientError).code).toBe('NO_HANDLER');
-    expect(((await rejection(s.manager.request(c.sessionId!, 1))) as StabilizerError).code).toBe('NO_HANDLER');
+    expect(((await rejection(s.manager.request(c.sessionId!, 1))) as StabilizerError).code).toBe(
+      'NO_HANDLER',
+    );
   });
 
   it('manager.request refuses unknown clients, bytes and plain sockets with typed errors', async () => {
     const s = await startServer({ tokens: { secret } });
-    expect(((await rejection(s.manager.request('nobody', 1))) as StabilizerError).code).toBe('UNKNOWN_CLIENT');
+    expect(((await rejection(s.manager.request('nobody', 1))) as StabilizerError).code).toBe(
+      'UNKNOWN_CLIENT',
+    );
     const plain = new WebSocket(s.url);
     await new Promise((r) => plain.once('open', r));
     await waitFor(() => s.manager.connections.size === 1);
     const [id] = [...s.manager.connections.keys()];
-    expect(((await rejection(s.manager.request(id!, 1))) as StabilizerError).code).toBe('REQUESTS_UNSUPPORTED');
+    expect(((await rejection(s.manager.request(id!, 1))) as StabilizerError).code).toBe(
+      'REQUESTS_UNSUPPORTED',
+    );
     plain.terminate();
     const c = await opened(s.url);
-    await expect(s.manager.request(c.sessionId!, new Uint8Array([1]) as never)).rejects.toBeInstanceOf(TypeError);
+    await expect(s.manager.request(c.sessionId!, new Uint8Array([1]) as never)).rejects.toBeInstanceOf(
+      TypeError,
+    );
     await expect(withRequests(c).request(new Uint8Array([1]))).rejects.toBeInstanceOf(TypeError);
   });
 
