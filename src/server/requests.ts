@@ -124,12 +124,11 @@ export class RequestBroker {
     } catch (err) {
       return this.failed(session, id, err);
     }
-    if (result instanceof Promise) {
-      result.then(
-        (reply: unknown) => this.reply(session, id, reply),
-        (err: unknown) => this.failed(session, id, err),
-      );
-    } else this.reply(session, id, result);
+    // Any thenable, or a plain value (then the reply follows in a microtask).
+    Promise.resolve(result).then(
+      (reply: unknown) => this.reply(session, id, reply),
+      (err: unknown) => this.failed(session, id, err),
+    );
   }
 
   /** A client reply arrived: settle the request it answers (a late or unknown one is dropped). */
