@@ -1,4 +1,5 @@
 import {
+  AUTH_SUBPROTOCOL,
   CloseCode,
   decodeBinaryData,
   decodeServerMessage,
@@ -68,6 +69,10 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   private _attempt = 0;
   /** The server's `retryAfterMs` hint, added to the next delay. */
   private _hintMs = 0;
+  /** Closes with 4505 (credentials expired) since the last welcome: the first makes `auth()` refresh. */
+  private _expired = 0;
+  /** The page is hidden (browsers): the server is told, so that it waits longer for a throttled tab. */
+  private _hidden = false;
   private readonly _lv: liveness.Liveness = {
     r: 0,
     i: 0,
@@ -218,23 +223,52 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   private _connect(): void {
     clearTimeout(this._retryTimer);
     this._retryTimer = undefined;
-    if (!this._unwatch) this._unwatch = watchEnvironment((now) => this._wake(now));
+    if (!this._unwatch) {
+      this._unwatch = watchEnvironment(
+        (now) => this._wake(now),
+        (hidden) => this._visibility(hidden),
+      );
+    }
     this._st = 'connecting';
     liveness.heard(this._lv);
-    const ws = (this._ws = new this._WS(this.url, SUBPROTOCOL));
+    const { auth, webSocketOptions } = this._o;
+    const ws = (this._ws = new this._WS(
+      this.url,
+      auth === undefined ? SUBPROTOCOL : [SUBPROTOCOL, AUTH_SUBPROTOCOL],
+      webSocketOptions,
+    ));
     ws.binaryType = 'arraybuffer';
+    const hello = (credentials?: unknown) => {
+      if (ws === this._ws)
+        this._write(helloFrame(this._token, this._sid, this._lastSeq, this._tp.p, credentials));
+    };
     ws.onopen = () => {
-      if (ws === this._ws) this._write(helloFrame(this._token, this._sid, this._lastSeq, this._tp.p));
+      if (ws !== this._ws) return;
+      if (typeof auth !== 'function') return hello(auth);
+      // Called on every connect. A throw or rejection fails this attempt: the socket is closed (1005), and retried.
+      new Promise((ok) => ok(auth({ expired: this._expired > 0 }))).then(hello, () => ws.close());
     };
     ws.onmessage = (e) => {
       if (ws === this._ws) this._rx(e.data);
     };
     ws.onclose = (e) => {
-      if (ws === this._ws) this._lost({ code: e.code, reason: e.reason }, isRetryableCloseCode(e.code));
+      if (ws === this._ws) this._closed({ code: e.code, reason: e.reason });
     };
     // A close event always follows. (`ws` also throws on an 'error' event without a listener.)
     ws.onerror = noop;
     liveness.tick(this._lv);
+  }
+
+  /**
+   * The server closed the socket. An auth refusal (4503, 4504, 4505) is terminal and reported as `unauthorized`,
+   * except the first 4505 since the last welcome: that reconnects, and `auth()` refreshes the credentials.
+   */
+  private _closed(info: CloseInfo): void {
+    const code = info.code;
+    if (code === CloseCode.CredentialsExpired && !this._expired++) return this._lost(info, true);
+    // 4503 Forbidden, 4504 Unauthorized, 4505 CredentialsExpired
+    if (code > 4502 && code < 4506) this._emit('unauthorized', info);
+    this._lost(info, isRetryableCloseCode(code));
   }
 
   private _rx(data: unknown): void {
@@ -288,13 +322,14 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     this._token = m.token;
     this._lv.i = m.pingIntervalMs;
     this._lv.p = m.pongTimeoutMs;
-    this._attempt = this._hintMs = 0;
+    this._attempt = this._hintMs = this._expired = 0;
     if (!resumed) this._lastSeq = 0;
     this._outbox._maxFrame = m.maxPayloadBytes ?? Infinity;
     this._outbox._welcome(m.lastClientSeq, !resumed);
     for (const e of this._outbox._q) this._put(e);
     // Confirms the welcome at once: until then the server may give the spent token back (PROTOCOL.md §3).
     this._ack('ack');
+    if (this._hidden) this._visibility(true);
     liveness.tick(this._lv);
     const topicEvents = topics.welcome(this._tp, m.topics, resumed, m.reason);
     if (resumed) this._emit('resumed', { sessionId });
@@ -353,6 +388,13 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   private _wake(reconnectNow: boolean): void {
     if (reconnectNow && this._st === 'reconnecting') this.reconnect();
     else if (this._ws) liveness.tick(this._lv);
+  }
+
+  /** The page was hidden or shown: tell the server (PROTOCOL.md §2.5); shown again, check liveness at once. */
+  private _visibility(hidden: boolean): void {
+    this._hidden = hidden;
+    if (this._st === 'open') this._write(`{"t":"vis","hidden":${hidden}}`);
+    if (!hidden) this._wake(false);
   }
 
   private _violation(reason: string): void {

@@ -12,14 +12,15 @@ export const toBytes = (data: unknown): Uint8Array | undefined =>
       : undefined;
 
 /**
- * The `hello` (PROTOCOL.md §2.1). The session id goes with its token; JSON drops them while undefined, and the
- * topics while there are none.
+ * The `hello` (PROTOCOL.md §2.1). The session id goes with its token; JSON drops them while undefined, the
+ * topics while there are none, and `auth` while undefined.
  */
 export function helloFrame(
   token: string | undefined,
   sessionId: string | undefined,
   lastSeq: number,
   topics: Map<string, number>,
+  auth?: unknown,
 ): string {
   return JSON.stringify({
     t: 'hello',
@@ -28,6 +29,7 @@ export function helloFrame(
     sessionId,
     lastSeq,
     topics: topics.size ? Object.fromEntries(topics) : undefined,
+    auth,
   });
 }
 

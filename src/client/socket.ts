@@ -22,7 +22,12 @@ export interface WebSocketLike {
 }
 
 /** A WebSocket class: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node. */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type WebSocketConstructor = new (
+  url: string,
+  protocols?: string | string[],
+  /** `ClientOptions.webSocketOptions` (e.g. `ws`'s `{ headers }`). */
+  options?: object,
+) => WebSocketLike;
 
 /** The injected WebSocket class, else the global one. Throws `INVALID_CONFIG` when there is neither. */
 export function resolveWebSocket(injected?: WebSocketConstructor): WebSocketConstructor {

@@ -1,4 +1,5 @@
-import { isSeq, isTopicName, type DataMessage, type DecodeFailure } from './messages.js';
+import type { DataMessage, DecodeFailure } from './messages.js';
+import { isSeq, isTopicName } from './topics.js';
 
 /**
  * Binary data frames: byte 0 is the kind. Direct: then (reliable only) the sequence as a float64 big-endian.

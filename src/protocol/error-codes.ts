@@ -25,6 +25,10 @@ export const ErrorCode = {
   HandshakeTimeout: 'HANDSHAKE_TIMEOUT',
   ProtocolViolation: 'PROTOCOL_VIOLATION',
   Forbidden: 'FORBIDDEN',
+  /** `authenticate` refused the credentials of the `hello` (close 4504). */
+  Unauthorized: 'UNAUTHORIZED',
+  /** `authenticate` found the credentials of the `hello` expired (close 4505). */
+  CredentialsExpired: 'CREDENTIALS_EXPIRED',
   BackendUnavailable: 'BACKEND_UNAVAILABLE',
   /** Cluster backend: shared storage lost its history (e.g. Redis restarted empty); the operation was dropped. */
   HistoryLost: 'HISTORY_LOST',

@@ -7,6 +7,24 @@
 /** The `Sec-WebSocket-Protocol` value that turns on the protocol. Without it a socket runs in plain mode. */
 export const SUBPROTOCOL = 'stabilizer.v1';
 
+/**
+ * Offered next to {@link SUBPROTOCOL} (never selected) by a client that sends its credentials in the `hello`'s
+ * `auth` field: the server then runs its `authenticate` hook at the `hello` instead of at the upgrade, and refuses
+ * with a close code a browser can see (4503, 4504, 4505) rather than an HTTP status it cannot.
+ */
+export const AUTH_SUBPROTOCOL = 'stabilizer.auth';
+
+import { isSeq, isTopicName, isTopicPositions, isTopicStates, type TopicState } from './topics.js';
+
+export {
+  BROADCAST_TOPIC,
+  MAX_TOPIC_NAME_BYTES,
+  isSeq,
+  isTopicName,
+  type TopicFreshReason,
+  type TopicState,
+} from './topics.js';
+
 /** Why a session started fresh instead of resuming. */
 export type FreshReason =
   /** The client presented no token: a first connection. */
@@ -21,38 +39,6 @@ export type FreshReason =
   | 'token-rejected'
   /** The server evicted the detached session to stay within its memory budget or session cap. */
   | 'evicted';
-
-/**
- * The built-in topic that `broadcast()` publishes to. Every protocol session is a member of it from its start.
- * Names starting with `$` are reserved for the server: clients cannot subscribe to them.
- */
-export const BROADCAST_TOPIC = '$all';
-
-/** Why one topic could not be resumed. The other topics of the session are not affected. */
-export type TopicFreshReason =
-  /** Messages the client missed were trimmed from the topic's history (count, bytes or age). */
-  | 'gap'
-  /** The client's position is ahead of the topic: the topic was recreated (e.g. the server restarted). */
-  | 'unknown-topic'
-  /** The application's `authorizeSubscribe` hook no longer allows this subscription. */
-  | 'forbidden';
-
-/** Longest topic name on the wire, in UTF-8 bytes (the server may allow less: `topics.maxNameLength`). */
-export const MAX_TOPIC_NAME_BYTES = 255;
-
-/** One topic's outcome in a `welcome`: where the client stands, and whether its missed messages follow. */
-export interface TopicState {
-  /** Topic name. */
-  c: string;
-  /**
-   * The offset the client now stands at: `resumed` replays every message after it; `fresh` continues after it
-   * (the messages up to it are not delivered).
-   */
-  o: number;
-  resume: 'resumed' | 'fresh';
-  /** Why the topic starts fresh: a {@link TopicFreshReason}, or the session's {@link FreshReason}. */
-  reason?: TopicFreshReason | FreshReason;
-}
 
 /** Client → server, first frame on every connection. */
 export interface HelloMessage {
@@ -73,6 +59,21 @@ export interface HelloMessage {
    */
   traceparent?: string;
   tracestate?: string;
+  /**
+   * Credentials (any JSON value, e.g. an access token), evaluated by the client on every connect. Read by the
+   * server's `authenticate` hook when the client offered {@link AUTH_SUBPROTOCOL}; ignored otherwise.
+   */
+  auth?: unknown;
+}
+
+/**
+ * Client → server, after the welcome: the page was hidden (`hidden: true`) or shown again. While hidden, the
+ * server waits `hiddenPongTimeoutMs` instead of `pongTimeoutMs` for an answer to its ping (browsers throttle and
+ * freeze background tabs). Sent on every change, and once after each welcome while the page is hidden.
+ */
+export interface VisibilityMessage {
+  t: 'vis';
+  hidden: boolean;
 }
 
 /** Longest `traceparent` / `tracestate` a `hello` may carry (the W3C limit of a `tracestate` is 512). */
@@ -200,7 +201,14 @@ export interface ErrorMessage {
 }
 
 export type ClientMessage =
-  HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage | SubMessage | UnsubMessage;
+  | HelloMessage
+  | DataMessage
+  | AckMessage
+  | PingMessage
+  | PongMessage
+  | SubMessage
+  | UnsubMessage
+  | VisibilityMessage;
 export type ServerMessage =
   | WelcomeMessage
   | DataMessage
@@ -214,37 +222,6 @@ export type ServerMessage =
   | TokenMessage
   | ErrorMessage;
 export type ProtocolMessage = ClientMessage | ServerMessage;
-
-/** @internal A sequence, offset or id: a safe non-negative integer. */
-export const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-/**
- * Whether `name` can be a topic on the wire: a non-empty string of at most {@link MAX_TOPIC_NAME_BYTES} UTF-8
- * bytes without control characters. (`$`-names are valid on the wire but reserved for the server.)
- */
-export function isTopicName(name: unknown): name is string {
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TOPIC_NAME_BYTES) return false;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return false;
-  return new TextEncoder().encode(name).length <= MAX_TOPIC_NAME_BYTES;
-}
-
-const isTopicPositions = (v: unknown): v is Record<string, number> =>
-  typeof v === 'object' &&
-  v !== null &&
-  !Array.isArray(v) &&
-  Object.entries(v).every(([k, o]) => isTopicName(k) && isSeq(o));
-
-const isTopicStates = (v: unknown): v is TopicState[] =>
-  Array.isArray(v) &&
-  v.every(
-    (e: Partial<TopicState> | null) =>
-      typeof e === 'object' &&
-      e !== null &&
-      isTopicName(e.c) &&
-      isSeq(e.o) &&
-      (e.resume === 'resumed' || e.resume === 'fresh'),
-  );
 
 /** A frame that does not follow the protocol. `reason` is safe to put in a close frame. */
 export interface DecodeFailure {
@@ -335,6 +312,9 @@ export function decodeClientMessage(text: string): ClientMessage | DecodeFailure
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
   if (shared) return o.t === 'd' ? checkRequestFields(o, shared) : (shared as ClientMessage | DecodeFailure);
+  if (o.t === 'vis') {
+    return typeof o.hidden === 'boolean' ? (o as unknown as VisibilityMessage) : { error: 'bad vis' };
+  }
   if (o.t !== 'hello') return { error: 'unknown message type' };
   if (o.v !== 1) return { error: 'unsupported protocol revision' };
   if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };

@@ -138,6 +138,14 @@ export interface WebSocketConfig {
    */
   pongTimeoutMs?: number;
   /**
+   * Protocol mode: the pong timeout while the client says its page is hidden (the bundled client sends a `vis`
+   * frame; browsers throttle timers in background tabs and may freeze them). A value below `pongTimeoutMs` acts as
+   * `pongTimeoutMs`. When it runs out the connection closes with 4000 as usual, and the session waits
+   * `sessionTtlMs` for a resume.
+   * @default 300000 (5 minutes)
+   */
+  hiddenPongTimeoutMs?: number;
+  /**
    * Most simultaneous connections. Over it: HTTP 503 at upgrade, or close 1013 for a socket passed to `connect`.
    * @default undefined (no limit)
    */
@@ -251,6 +259,7 @@ export interface ResolvedConfig {
   preset: PresetName;
   pingIntervalMs: number;
   pongTimeoutMs: number;
+  hiddenPongTimeoutMs: number;
   maxConnections: number | undefined;
   maxConnectionsPerIp: number | undefined;
   maxPayloadBytes: number;

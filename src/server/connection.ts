@@ -121,6 +121,13 @@ export class Connection {
   unconfirmedNonce: string | undefined = undefined;
   /** Protocol mode: when the sweep sends a replacement resume token (half its lifetime). */
   tokenRefreshAtMs = 0;
+  /**
+   * Protocol mode: `connect`'s `authenticateHello`, until the `hello` arrives (then cleared: with `attach` it
+   * holds the upgrade request, which must not outlive the handshake).
+   */
+  authenticateHello: ((auth: unknown) => unknown) | undefined = undefined;
+  /** Protocol mode: the client said its page is hidden (`vis` frame): the heartbeat waits `hiddenPongTimeoutMs`. */
+  hidden = false;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Plain mode: the topics this socket is a member of (a protocol socket's are on its session). */
@@ -143,7 +150,8 @@ export class Connection {
     readonly socket: WebSocket,
     readonly protocol: boolean,
     readonly remoteAddress: string | undefined,
-    readonly data: unknown,
+    /** `connect`'s `data`; replaced by what `authenticateHello` returns. */
+    public data: unknown,
     nowMs: number,
     private readonly maxBufferedBytes: number,
     private readonly closeTimeoutMs: number,

@@ -14,6 +14,7 @@ export type DisconnectReason =
   | 'handshake-timeout'
   | 'replaced'
   | 'forbidden'
+  | 'unauthorized'
   | 'shutdown'
   | 'socket-error';
 

@@ -158,6 +158,7 @@ export class WebSocketConnectionManager<
       this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
+    conn.authenticateHello = options.authenticateHello;
     conn.counters = this.counters;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
@@ -200,12 +201,12 @@ export class WebSocketConnectionManager<
    * Serve WebSocket upgrades of an `http.Server` on `options.path`, with the limit, origin and auth checks.
    * Returns a function that detaches.
    */
-  attach(server: Server, options?: AttachOptions<Data>): () => void {
+  attach<Auth = unknown>(server: Server, options?: AttachOptions<Data, Auth>): () => void {
     return attachToServer(this, server, options);
   }
 
   /** An `upgrade` handler with the same checks, for servers that route upgrades themselves. */
-  createUpgradeHandler(options?: AttachOptions<Data>): UpgradeHandler {
+  createUpgradeHandler<Auth = unknown>(options?: AttachOptions<Data, Auth>): UpgradeHandler {
     return createUpgradeHandler(this, options);
   }
 
@@ -300,6 +301,10 @@ export class WebSocketConnectionManager<
 
   get pongTimeoutMs(): number {
     return this.config.pongTimeoutMs;
+  }
+
+  get hiddenPongTimeoutMs(): number {
+    return this.config.hiddenPongTimeoutMs;
   }
 
   private startSweep(): void {

@@ -12,6 +12,7 @@ import type { HelloTrace } from './tracing.js';
 import { writeWelcome } from './welcome.js';
 import { matchHeartbeatFrame } from './heartbeat-frames.js';
 import { handleSessionMessage } from './session-inbound.js';
+import { refusalStatus, type AuthResult } from './upgrade.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
@@ -110,6 +111,7 @@ export class ProtocolHandler {
 
   private async answerHello(conn: Connection, hello: HelloMessage, p: PendingHandshake): Promise<void> {
     const m = this.manager;
+    if (conn.authenticateHello && !(await this.authenticateHello(conn, hello, p))) return;
     let outcome: HelloOutcome;
     try {
       outcome = await decideHello(
@@ -230,6 +232,57 @@ export class ProtocolHandler {
         m.announceConnect(conn, plan.kind, freshReason, replayed),
       );
     p.resolve(session.id);
+  }
+
+  /**
+   * `authenticate` at the hello, before any token is read (a refused client cannot burn a token). Returns whether
+   * to go on; on a refusal it has closed the socket with a code the client can see (PROTOCOL.md §2.1).
+   */
+  private async authenticateHello(
+    conn: Connection,
+    hello: HelloMessage,
+    p: PendingHandshake,
+  ): Promise<boolean> {
+    const check = conn.authenticateHello!;
+    conn.authenticateHello = undefined; // drops the upgrade request
+    let result: AuthResult;
+    try {
+      result = (await check(hello.auth)) as AuthResult;
+    } catch (err) {
+      if (this.pending.get(conn) !== p || !conn.isOpen) return false;
+      const status = refusalStatus(err);
+      if (status === 403) {
+        this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'forbidden');
+      } else if (status !== undefined && status < 500) {
+        this.fail(conn, CloseCode.Unauthorized, 'unauthorized', ErrorCode.Unauthorized, 'unauthorized');
+      } else {
+        this.manager.reportError(conn.id, err);
+        this.fail(
+          conn,
+          CloseCode.InternalError,
+          'handler-error',
+          ErrorCode.Unauthorized,
+          'authenticate failed',
+        );
+      }
+      return false;
+    }
+    if (this.pending.get(conn) !== p || !conn.isOpen) return false;
+    if (result === false) {
+      this.fail(conn, CloseCode.Unauthorized, 'unauthorized', ErrorCode.Unauthorized, 'unauthorized');
+      return false;
+    }
+    if (result === 'expired') {
+      const [code, why] = [CloseCode.CredentialsExpired, 'credentials expired'];
+      this.fail(conn, code, 'unauthorized', ErrorCode.CredentialsExpired, why);
+      return false;
+    }
+    if (typeof result === 'object') {
+      if (result.clientId !== undefined) conn.id = result.clientId;
+      if (result.data !== undefined) conn.data = result.data;
+      if (result.principal !== undefined) conn.principal = result.principal;
+    }
+    return true;
   }
 
   /**

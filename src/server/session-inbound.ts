@@ -30,6 +30,9 @@ export function handleSessionMessage(
     case 'ping':
       conn.pong(m.nowMs);
       return;
+    case 'vis':
+      conn.hidden = msg.hidden;
+      return;
     case 'sub':
     case 'unsub':
       // Not before data messages sent earlier that still wait for a shared rate limiter.
