@@ -6,6 +6,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
 import { withRequests } from '../../src/client/request.js';
+import { decodePayload, encodePayload } from '../../src/redis/codec.js';
+import { Payload } from '../../src/server/index.js';
 import { closeAllNodes, startNode, uniquePrefix, until } from './in-process.js';
 import { startRedis, type TestRedis } from './redis-server.js';
 
@@ -33,6 +35,24 @@ function client(url: string): StabilizerClient {
 }
 
 describe('request/reply on Redis', () => {
+  it('stores requests and replies so that every node frames them exactly like the original', () => {
+    const originals = [
+      new Payload({ a: [1, 'two'] }, { q: 7 }),
+      new Payload('text\nwith a newline', { r: 3 }),
+      new Payload('request handler failed', { r: 4, e: 'HANDLER_ERROR' }),
+      new Payload(null, { r: 5 }),
+    ];
+    for (const original of originals) {
+      const copy = decodePayload(encodePayload(original));
+      expect(copy.rpc).toEqual(original.rpc);
+      expect(copy.reliableText(12)).toBe(original.reliableText(12));
+      expect(copy.reliableFrameHead(12).equals(original.reliableFrameHead(12))).toBe(true);
+    }
+    expect(originals[2]!.reliableText(1)).toBe(
+      '{"t":"d","s":1,"p":"request handler failed","r":4,"e":"HANDLER_ERROR"}',
+    );
+  });
+
   it('single node: both directions, and a request in flight across a drop is handled and answered once', async () => {
     const node = await startNode(redis.url, uniquePrefix());
     let runs = 0;
