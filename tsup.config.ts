@@ -25,8 +25,13 @@ export default defineConfig([
   },
   {
     // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node. Its MessagePack codec
-    // is a separate entry (msgpackr, an optional peer, stays external) so the default bundle does not grow.
-    entry: { client: 'src/client/index.ts', 'client-msgpack': 'src/client/msgpack.ts' },
+    // is a separate entry (msgpackr, an optional peer, stays external) so the default bundle does not grow, and so
+    // is `client/request` (request/reply over the core client, outside its size budget).
+    entry: {
+      client: 'src/client/index.ts',
+      'client-msgpack': 'src/client/msgpack.ts',
+      'client-request': 'src/client/request.ts',
+    },
     // One self-contained file per entry (no shared chunk): the default client stays a single module.
     splitting: false,
     format: ['esm', 'cjs'],

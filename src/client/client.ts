@@ -173,11 +173,13 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * or with a `TypeError` when the payload is not JSON-serialisable. Ignoring the promise is safe: a rejection is
    * never reported as unhandled. Uint8Array / ArrayBuffer payloads go as binary frames.
    */
-  send(payload: Out | BinaryPayload): Promise<void> {
+  send(payload: Out | BinaryPayload): Promise<void>;
+  // Not in the public signature: `fields` are the request fields of `websocket-stabilizer/client/request`.
+  send(payload: Out | BinaryPayload, fields?: string): Promise<void> {
     const p = new Promise<void>((ok, no) => {
       this._alive();
       if (this._st === 'closed') throw new ClientError(ErrorCode.ClientClosed, 'client is closed');
-      const e = this._outbox._add(payload, ok, no);
+      const e = this._outbox._add(payload, ok, no, fields);
       if (this._st === 'open') this._put(e);
     });
     p.catch(noop);
@@ -339,6 +341,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
       else if (!this._ackTimer) this._ackTimer = setTimeout(() => this._ack('ack'), this._o.ackDelayMs);
       if (!fresh) return;
     }
+    // Requests and replies (PROTOCOL.md §2.8) go to `websocket-stabilizer/client/request`, not to `message`.
+    if (m.q || m.r) return this._emit('rpc' as never, m as never);
     this._emit('message', m.p as In, { topic: c, offset: o, seq: s, reliable: (c ? o : s) !== undefined });
   }
 

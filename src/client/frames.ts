@@ -35,15 +35,15 @@ export function helloFrame(
 
 /**
  * A data frame (PROTOCOL.md §2.2): binary for binary payloads, else `{"t":"d","s":seq,"p":…}` text.
- * Reliable when `seq` is given.
+ * Reliable when `seq` is given; `fields` (request/reply fields, §2.8, JSON text such as `,"q":3`) follow `p`.
  * @throws TypeError when the payload is not JSON-serialisable (`undefined`, a function, a cycle, a BigInt).
  */
-export function dataFrame(payload: unknown, seq?: number): string | Uint8Array {
+export function dataFrame(payload: unknown, seq?: number, fields = ''): string | Uint8Array {
   const bytes = toBytes(payload);
   if (bytes) return encodeBinaryData(bytes, seq);
   const json = JSON.stringify(payload) as string | undefined;
   if (json === undefined) throw new TypeError('payload is not JSON-serialisable');
-  return `{"t":"d",${seq === undefined ? '' : `"s":${seq},`}"p":${json}}`;
+  return `{"t":"d",${seq === undefined ? '' : `"s":${seq},`}"p":${json}${fields}}`;
 }
 
 /** The same frame with another sequence number. Binary frames are changed in place. */

@@ -9,7 +9,8 @@
  * ```
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { decodeBinaryData, SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { decodeBinaryData } from '../protocol/binary.js';
+import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
 import type { ClientCodec, WebSocketLike } from './socket.js';
 
 export { SUBPROTOCOL_MSGPACK };

@@ -37,9 +37,9 @@ export class Outbox {
   ) {}
 
   /** Numbers and queues a payload. @throws ClientError `QUEUE_FULL`; TypeError for a non-JSON payload. */
-  _add(payload: unknown, ok: () => void, no: (err: Error) => void): OutboxEntry {
+  _add(payload: unknown, ok: () => void, no: (err: Error) => void, fields?: string): OutboxEntry {
     const s = this._seq + 1;
-    const f = dataFrame(payload, s);
+    const f = dataFrame(payload, s, fields);
     const n = frameBytes(f);
     if (n > this._maxFrame) throw tooBig(n, this._maxFrame);
     if (this._q.length >= this._maxMessages || this._bytes + n > this._maxBytes) {

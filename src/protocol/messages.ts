@@ -20,6 +20,17 @@ export const SUBPROTOCOL_MSGPACK = 'stabilizer.v1.msgpack';
  */
 export const AUTH_SUBPROTOCOL = 'stabilizer.auth';
 
+import { isSeq, isTopicName, isTopicPositions, isTopicStates, type TopicState } from './topics.js';
+
+export {
+  BROADCAST_TOPIC,
+  MAX_TOPIC_NAME_BYTES,
+  isSeq,
+  isTopicName,
+  type TopicFreshReason,
+  type TopicState,
+} from './topics.js';
+
 /** Why a session started fresh instead of resuming. */
 export type FreshReason =
   /** The client presented no token: a first connection. */
@@ -34,38 +45,6 @@ export type FreshReason =
   | 'token-rejected'
   /** The server evicted the detached session to stay within its memory budget or session cap. */
   | 'evicted';
-
-/**
- * The built-in topic that `broadcast()` publishes to. Every protocol session is a member of it from its start.
- * Names starting with `$` are reserved for the server: clients cannot subscribe to them.
- */
-export const BROADCAST_TOPIC = '$all';
-
-/** Why one topic could not be resumed. The other topics of the session are not affected. */
-export type TopicFreshReason =
-  /** Messages the client missed were trimmed from the topic's history (count, bytes or age). */
-  | 'gap'
-  /** The client's position is ahead of the topic: the topic was recreated (e.g. the server restarted). */
-  | 'unknown-topic'
-  /** The application's `authorizeSubscribe` hook no longer allows this subscription. */
-  | 'forbidden';
-
-/** Longest topic name on the wire, in UTF-8 bytes (the server may allow less: `topics.maxNameLength`). */
-export const MAX_TOPIC_NAME_BYTES = 255;
-
-/** One topic's outcome in a `welcome`: where the client stands, and whether its missed messages follow. */
-export interface TopicState {
-  /** Topic name. */
-  c: string;
-  /**
-   * The offset the client now stands at: `resumed` replays every message after it; `fresh` continues after it
-   * (the messages up to it are not delivered).
-   */
-  o: number;
-  resume: 'resumed' | 'fresh';
-  /** Why the topic starts fresh: a {@link TopicFreshReason}, or the session's {@link FreshReason}. */
-  reason?: TopicFreshReason | FreshReason;
-}
 
 /** Client → server, first frame on every connection. */
 export interface HelloMessage {
@@ -146,6 +125,12 @@ export interface DataMessage<P = unknown> {
   c?: string;
   /** Offset in the topic (server → client, reliable publications). */
   o?: number;
+  /** A request with this id (reliable direct messages only): the peer answers with `r` (§2.8). */
+  q?: number;
+  /** The reply to request `r` (reliable direct messages only); with `e`, an error reply whose `p` is a message. */
+  r?: number;
+  /** Error reply: a stable code (`HANDLER_ERROR`, `NO_HANDLER`, `INVALID_REQUEST`); only with `r`. */
+  e?: string;
   p: P;
 }
 
@@ -249,43 +234,6 @@ export type ServerMessage =
   | ErrorMessage;
 export type ProtocolMessage = ClientMessage | ServerMessage;
 
-/**
- * Binary data frames: byte 0 is the kind. Direct: then (reliable only) the sequence as a float64 big-endian.
- * Topic: then (reliable only) the offset as a float64 big-endian, one byte with the topic name's UTF-8 length,
- * and the name. The payload is the rest.
- */
-export const BinaryKind = { Reliable: 1, Volatile: 2, TopicReliable: 3, TopicVolatile: 4 } as const;
-
-const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-/**
- * Whether `name` can be a topic on the wire: a non-empty string of at most {@link MAX_TOPIC_NAME_BYTES} UTF-8
- * bytes without control characters. (`$`-names are valid on the wire but reserved for the server.)
- */
-export function isTopicName(name: unknown): name is string {
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TOPIC_NAME_BYTES) return false;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return false;
-  return new TextEncoder().encode(name).length <= MAX_TOPIC_NAME_BYTES;
-}
-
-const isTopicPositions = (v: unknown): v is Record<string, number> =>
-  typeof v === 'object' &&
-  v !== null &&
-  !Array.isArray(v) &&
-  Object.entries(v).every(([k, o]) => isTopicName(k) && isSeq(o));
-
-const isTopicStates = (v: unknown): v is TopicState[] =>
-  Array.isArray(v) &&
-  v.every(
-    (e: Partial<TopicState> | null) =>
-      typeof e === 'object' &&
-      e !== null &&
-      isTopicName(e.c) &&
-      isSeq(e.o) &&
-      (e.resume === 'resumed' || e.resume === 'fresh'),
-  );
-
 /** A frame that does not follow the protocol. `reason` is safe to put in a close frame. */
 export interface DecodeFailure {
   error: string;
@@ -376,7 +324,7 @@ export function decodeClientMessage(frame: unknown): ClientMessage | DecodeFailu
   const o = parseObject(frame);
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
-  if (shared) return shared as ClientMessage | DecodeFailure;
+  if (shared) return o.t === 'd' ? checkRequestFields(o, shared) : (shared as ClientMessage | DecodeFailure);
   if (o.t === 'vis') {
     return typeof o.hidden === 'boolean' ? (o as unknown as VisibilityMessage) : { error: 'bad vis' };
   }
@@ -391,48 +339,29 @@ export function decodeClientMessage(frame: unknown): ClientMessage | DecodeFailu
   return o as unknown as HelloMessage;
 }
 
+/**
+ * The request fields of a data message (§2.8): `q` or `r` only on a reliable direct message, never both; `e` only
+ * with `r`, and then `p` is a message. Checked by the server; the client's request module checks what it reads.
+ */
+function checkRequestFields(
+  o: Record<string, unknown>,
+  m: ProtocolMessage | DecodeFailure,
+): ClientMessage | DecodeFailure {
+  if (o.q === undefined && o.r === undefined && o.e === undefined) return m as ClientMessage | DecodeFailure;
+  const id = o.q ?? o.r;
+  if (o.s === undefined || (o.q !== undefined && o.r !== undefined) || !isSeq(id) || id === 0) {
+    return { error: 'bad request id' };
+  }
+  if (o.e !== undefined && (o.r === undefined || typeof o.e !== 'string' || typeof o.p !== 'string')) {
+    return { error: 'bad error reply' };
+  }
+  return m as ClientMessage | DecodeFailure;
+}
+
 /** Decode a text frame of either direction (tools and tests; each side uses its own decoder). */
 export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
   const m = decodeServerMessage(text);
   return isDecodeFailure(m) && m.error === 'unknown message type' ? decodeClientMessage(text) : m;
-}
-
-/** Encode a binary data message: `[kind][seq:f64be if reliable][payload]`. */
-export function encodeBinaryData(payload: Uint8Array, seq?: number): Uint8Array {
-  const headerBytes = seq === undefined ? 1 : 9;
-  const out = new Uint8Array(headerBytes + payload.byteLength);
-  const view = new DataView(out.buffer);
-  if (seq === undefined) out[0] = BinaryKind.Volatile;
-  else {
-    out[0] = BinaryKind.Reliable;
-    view.setFloat64(1, seq);
-  }
-  out.set(payload, headerBytes);
-  return out;
-}
-
-/** Decode a binary data frame. The payload is a view into `frame`, not a copy. */
-export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | DecodeFailure {
-  const kind = frame[0];
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (kind === BinaryKind.Volatile) return { t: 'd', p: frame.subarray(1) };
-  if (kind === BinaryKind.TopicReliable || kind === BinaryKind.TopicVolatile) {
-    const at = kind === BinaryKind.TopicReliable ? 9 : 1;
-    const nameBytes = frame[at];
-    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes) return { error: 'bad binary' };
-    const c = new TextDecoder().decode(frame.subarray(at + 1, at + 1 + nameBytes));
-    if (!isTopicName(c)) return { error: 'bad topic' };
-    const p = frame.subarray(at + 1 + nameBytes);
-    if (kind === BinaryKind.TopicVolatile) return { t: 'd', c, p };
-    const o = view.getFloat64(1);
-    return isSeq(o) ? { t: 'd', c, o, p } : { error: 'bad offset' };
-  }
-  if (kind === BinaryKind.Reliable && frame.byteLength >= 9) {
-    const s = view.getFloat64(1);
-    if (!isSeq(s)) return { error: 'bad sequence' };
-    return { t: 'd', s, p: frame.subarray(9) };
-  }
-  return { error: 'bad binary' };
 }
 
 export function isDecodeFailure(v: unknown): v is DecodeFailure {

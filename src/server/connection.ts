@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
-import { encodeBinaryData } from '../protocol/messages.js';
+import { encodeBinaryData } from '../protocol/binary.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
@@ -198,6 +198,9 @@ export class Connection {
     const raw = this.directSocket();
     const mp = this.msgpack;
     if (mp) {
+      // A request or reply (one recipient, never shared): the whole message packed with its request fields.
+      if (payload.rpc && seq !== undefined)
+        return this.writeMessage({ t: 'd', s: seq, p: payload.value(), ...payload.rpc }, nowMs);
       const frames = payload.msgpack(mp);
       if (!raw)
         return this.send(

@@ -1,6 +1,20 @@
 export { WebSocketConnectionManager } from './manager.js';
 export type { ConnectOptions, ManagerHooks } from './manager.js';
 export type { SendOutcome } from './messaging.js';
+export type { RequestContext, RequestHandler } from './requests.js';
+export {
+  RequestErrorCode,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type AnyReplyOf,
+  type AnyRequests,
+  type AnyRequestTypes,
+  type ReplyOf,
+  type RequestOf,
+  type RequestOptions,
+  type RequestPair,
+  type RequestsOf,
+  type RequestTypes,
+} from '../protocol/requests.js';
 export { resolveConfig, presets } from './config.js';
 export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';

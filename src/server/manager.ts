@@ -22,6 +22,7 @@ import { UpgradeRejectionLog } from './rejection-log.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { MessagingManager } from './messaging.js';
 import type { SendData } from './payload.js';
+import type { AnyRequestTypes, RequestTypes } from '../protocol/requests.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
 import { ServerTracing } from './tracing.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
@@ -46,10 +47,16 @@ type TaggedSocket = WebSocket & { [kConnection]?: Connection };
  * Type parameters (declarations, unchecked at run time; the defaults leave everything untyped): `In`, what clients
  * send (`message` data; add `| Buffer` if they send bytes); `Out`, what `sendToClient`, `broadcast` and `publish`
  * accept (or bytes, always); `Data`, the per-connection `data` of `authenticate` and `connect` (seen by listeners
- * and hooks as `Data | undefined`). A `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
+ * and hooks as `Data | undefined`); `Rpc`, the request/reply shapes of both directions (`onRequest`, `request`).
+ * A `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
  */
-export class WebSocketConnectionManager<In = unknown, Out extends SendData = SendData, Data = unknown>
-  extends MessagingManager<In, Out, Data>
+export class WebSocketConnectionManager<
+  In = unknown,
+  Out extends SendData = SendData,
+  Data = unknown,
+  Rpc extends RequestTypes = AnyRequestTypes,
+>
+  extends MessagingManager<In, Out, Data, Rpc>
   implements SweepTarget
 {
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);

@@ -12,6 +12,16 @@ import type { Logger } from './logger.js';
 import { Memberships, type AuthorizeSubscribe } from './membership.js';
 import { Payload, type BinaryPayload, type SendData } from './payload.js';
 import { publishTo, type PublishTarget } from './publish.js';
+import { RequestBroker, type RequestHandler, type RequestHost } from './requests.js';
+import type {
+  AnyReplyOf,
+  AnyRequestTypes,
+  ReplyOf,
+  RequestOf,
+  RequestOptions,
+  RequestsOf,
+  RequestTypes,
+} from '../protocol/requests.js';
 import { ConnectionRegistry } from './registry.js';
 import { fanOutEnded, type ServerTracing } from './tracing.js';
 
@@ -23,7 +33,12 @@ export type SendOutcome = 'sent' | 'buffered' | 'dropped';
  * topics (publish, join, leave, presence), and what happens when a write fails. `Out` is what the server sends
  * (`sendToClient`, `broadcast`, `publish`); see `WebSocketConnectionManager` for `In` and `Data`.
  */
-export abstract class MessagingManager<In = unknown, Out extends SendData = SendData, Data = unknown>
+export abstract class MessagingManager<
+  In = unknown,
+  Out extends SendData = SendData,
+  Data = unknown,
+  Rpc extends RequestTypes = AnyRequestTypes,
+>
   extends ConnectionRegistry<In, Data>
   implements PublishTarget
 {
@@ -31,6 +46,8 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
   readonly counters = new ServerCounters();
   /** @internal Topics and who is in them. */
   readonly topics: Memberships;
+  /** @internal Request/reply: the handler of client requests and the server's requests in flight. */
+  readonly requests = new RequestBroker(this as unknown as RequestHost);
   /** @internal OpenTelemetry spans, when the `tracing` hook is set. */
   tracing: ServerTracing | undefined = undefined;
   /** @internal The shared permessage-deflate compressor, when `compression.enabled`. */
@@ -99,6 +116,48 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
     const routed = this.backend.routeBroadcast?.(payload, options ?? {});
     const result = routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
     return span ? fanOutEnded(span, result) : result;
+  }
+
+  // ---------------------------------------------------------------- request/reply
+
+  /**
+   * Answer client requests (`request()` of `websocket-stabilizer/client/request`): the handler's return value, or
+   * what its promise resolves to, is the reply (PROTOCOL.md §2.8). A request rides the session's reliable channel,
+   * so the handler runs once per request, even when the request is resent after a resume; the reply is
+   * delivered once, across resumes, like `sendToClient`. A throw (or rejection) answers `HANDLER_ERROR` and is
+   * reported as an `error` event; without a handler requests are answered `NO_HANDLER`. One handler: a second
+   * call replaces the first.
+   */
+  onRequest(
+    handler: RequestHandler<
+      RequestOf<RequestsOf<Rpc, 'client'>>,
+      AnyReplyOf<RequestsOf<Rpc, 'client'>>,
+      Data
+    >,
+  ): this {
+    this.requests.handler = handler as RequestHandler;
+    return this;
+  }
+
+  /**
+   * Send a request to a client's session and resolve with the reply of its handler. Reliable like
+   * `sendToClient`: buffered while the client is away and replayed on resume; its handler runs once. Rejects
+   * with a {@link StabilizerError}:
+   * - `REQUEST_TIMEOUT` after `timeoutMs` (default 30 s) without a reply;
+   * - `SESSION_LOST` when the session ends first (expired, evicted, closed with 1000, or resumed `fresh`);
+   * - `HANDLER_ERROR` when the client's handler threw, `NO_HANDLER` when the client has none;
+   * - `UNKNOWN_CLIENT` for an id with no session on this node, `REQUESTS_UNSUPPORTED` for a plain-mode socket;
+   *
+   * or with a `TypeError` for bytes or a value that is not JSON.
+   */
+  request<Q extends RequestOf<RequestsOf<Rpc, 'server'>>>(
+    clientId: string,
+    data: Q,
+    options: RequestOptions = {},
+  ): Promise<ReplyOf<RequestsOf<Rpc, 'server'>, Q>> {
+    return this.requests.request(clientId, data as SendData, options) as Promise<
+      ReplyOf<RequestsOf<Rpc, 'server'>, Q>
+    >;
   }
 
   // ---------------------------------------------------------------- topics
@@ -180,6 +239,7 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
   }
 
   protected sessionEnded(session: SessionRecord): void {
+    this.requests.sessionEnded(session);
     this.topics.dropAll(session.id, session.topics, 'session-end');
   }
 

@@ -8,6 +8,13 @@ export type SendData = string | Buffer | ArrayBuffer | Uint8Array | object | num
 /** Bytes, sent as a binary frame: accepted by every send, whatever the manager's `Out` (as by the client's). */
 export type BinaryPayload = Uint8Array | ArrayBuffer;
 
+/** The request/reply fields of a payload: a request id `q`, or the id `r` it answers (with `e`, an error code). */
+export interface PayloadRpc {
+  q?: number;
+  r?: number;
+  e?: string;
+}
+
 /**
  * One outbound message, encoded once and shared by every recipient of a broadcast and by every replay buffer
  * that holds it. Plain mode sends `plain` as it is; protocol mode wraps `json` (or `binary`) in a data frame.
@@ -19,6 +26,13 @@ export class Payload {
   private jsonText: string | undefined;
   private byteCount: number | undefined;
   private volatileFrame: string | undefined;
+  /**
+   * Request/reply fields (PROTOCOL.md §2.8) of a reliable direct message, as JSON text after `p`: `,"q":7` for a
+   * request, `,"r":7` for a reply, `,"r":7,"e":"CODE"` for an error reply. Empty for every other message.
+   */
+  readonly fields: string = '';
+  /** The same fields as values, for storage backends that re-create the payload elsewhere. */
+  readonly rpc: PayloadRpc | undefined;
   /** Wire frames, built on first use and then shared by every recipient (see `Connection.writePayload`). */
   private plainWire: Buffer | undefined;
   private volatileWire: Buffer | undefined;
@@ -32,7 +46,21 @@ export class Payload {
   /** permessage-deflate frames of this payload by variant (`plain`, `volatile`), deflated once (compression.ts). */
   deflated: DeflatedFrames | undefined = undefined;
 
-  constructor(data: SendData) {
+  constructor(data: SendData, rpc?: PayloadRpc) {
+    if (rpc) {
+      if (
+        typeof data === 'object' &&
+        data !== null &&
+        (Buffer.isBuffer(data) || ArrayBuffer.isView(data) || data instanceof ArrayBuffer)
+      ) {
+        throw new TypeError('requests and replies carry JSON, not bytes');
+      }
+      this.rpc = rpc;
+      this.fields =
+        rpc.q !== undefined
+          ? `,"q":${rpc.q}`
+          : `,"r":${rpc.r}${rpc.e === undefined ? '' : `,"e":${JSON.stringify(rpc.e)}`}`;
+    }
     if (typeof data === 'string') {
       this.plain = data;
       this.isBinary = false;
@@ -61,9 +89,12 @@ export class Payload {
    * become a MessagePack `bin`.
    */
   msgpack(codec: MsgpackCodec): PayloadMsgpack {
-    return (this.mp ??= new PayloadMsgpack(
-      codec.pack(this.isJsonValue ? (JSON.parse(this.plain as string) as unknown) : this.plain),
-    ));
+    return (this.mp ??= new PayloadMsgpack(codec.pack(this.value())));
+  }
+
+  /** The payload as a value: the JSON value it was given as, or the text or bytes as they are. */
+  value(): unknown {
+    return this.isJsonValue ? (JSON.parse(this.plain as string) as unknown) : this.plain;
   }
 
   /** UTF-8 size of the payload, for replay-buffer accounting (computed once, shared by every buffer). */
@@ -79,7 +110,7 @@ export class Payload {
 
   /** Protocol-mode text frame for a reliable message with sequence `seq`. */
   reliableText(seq: number): string {
-    return `{"t":"d","s":${seq},"p":${this.json}}`;
+    return `{"t":"d","s":${seq},"p":${this.json}${this.fields}}`;
   }
 
   /** Protocol-mode text frame for a volatile message; identical for every recipient, so built once. */
@@ -114,7 +145,7 @@ export class Payload {
   reliableFrameHead(seq: number): Buffer {
     const tail = (this.reliableTail ??= this.isBinary
       ? (this.plain as Buffer)
-      : Buffer.from(`${this.json}}`));
+      : Buffer.from(`${this.json}${this.fields}}`));
     const inline = tail.length <= INLINE_TAIL_BYTES;
     if (this.isBinary) {
       const length = 9 + tail.length;

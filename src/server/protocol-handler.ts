@@ -1,7 +1,7 @@
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
+import { decodeBinaryData } from '../protocol/binary.js';
 import {
-  decodeBinaryData,
   decodeClientMessage,
   isDecodeFailure,
   type ClientMessage,

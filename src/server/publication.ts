@@ -1,4 +1,4 @@
-import { BinaryKind } from '../protocol/messages.js';
+import { BinaryKind } from '../protocol/binary.js';
 import type { ReplayEntry } from '../backends/replay-buffer.js';
 import type { DeflatedFrames } from './compression.js';
 import { dataFrame, textFrame, type Payload } from './payload.js';

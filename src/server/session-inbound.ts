@@ -82,13 +82,14 @@ function handleData(
   if (!m.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
   const seq = msg.s;
   const data = isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p;
-  const verdict = m.validation.check(conn, data);
+  // Requests and replies are not application messages: the inbound schema does not apply to them.
+  const verdict = msg.q === undefined && msg.r === undefined ? m.validation.check(conn, data) : undefined;
   if (!m.admission.mustWait(conn) && !m.validation.isPending(verdict)) {
-    return acceptReliable(m, conn, session, seq, data, isBinary, verdict);
+    return acceptReliable(m, conn, session, msg, data, isBinary, verdict);
   }
   // Until its verdict (and any shared limiter) is in, later messages wait, and a resend counts as a duplicate.
   conn.admittedClientSeq = seq;
-  m.admission.admit(conn, (v) => acceptReliable(m, conn, session, seq, data, isBinary, v), verdict);
+  m.admission.admit(conn, (v) => acceptReliable(m, conn, session, msg, data, isBinary, v), verdict);
 }
 
 /** Record, deliver (or answer as invalid) and ack one reliable message: an invalid one is acked too. */
@@ -96,13 +97,16 @@ function acceptReliable(
   m: WebSocketConnectionManager,
   conn: Connection,
   session: SessionRecord,
-  seq: number,
+  msg: DataMessage,
   data: unknown,
   isBinary: boolean,
   verdict: Verdict | undefined,
 ): void {
+  const seq = msg.s!;
   session.lastClientSeq = seq;
-  m.validation.settle(conn, data, isBinary, verdict, true, seq, `${session.incarnation}:${seq}`);
+  if (msg.q !== undefined) m.requests.handleRequest(conn, session, msg.q, msg.p, seq);
+  else if (msg.r !== undefined) m.requests.handleReply(conn, session, msg.r, msg.p, msg.e);
+  else m.validation.settle(conn, data, isBinary, verdict, true, seq, `${session.incarnation}:${seq}`);
   ackDurable(m, conn, session, seq);
 }
 

@@ -18,6 +18,7 @@ afterAll(() => {
 const consumer = `
 import { WebSocketConnectionManager } from 'websocket-stabilizer';
 import { StabilizerClient } from 'websocket-stabilizer/client';
+import { withRequests } from 'websocket-stabilizer/client/request';
 import { CloseCode } from 'websocket-stabilizer/protocol';
 import { RedisBackend } from 'websocket-stabilizer/redis';
 import { closeCodeLabel } from 'websocket-stabilizer/metrics';
@@ -34,6 +35,13 @@ manager.sendToClient('x', { tpye: 'oops' });
 const client = new StabilizerClient<{ type: 'chat'; text: string }, { type: 'say' }>('ws://localhost/');
 // @ts-expect-error the client's Out is the manager's In
 void client.send({ type: 'shout' });
+type Rpc = { client: { echo: { request: { type: 'echo'; n: number }; reply: number } }; server: {} };
+const rpc = withRequests<Rpc>(client);
+const answer: Promise<number> = rpc.request({ type: 'echo', n: 1 });
+// @ts-expect-error a wrong request shape must not compile through the published declarations
+void rpc.request({ type: 'echo', n: 'one' });
+new WebSocketConnectionManager<unknown, string, unknown, Rpc>().onRequest((q) => q.n + 1);
+void answer;
 export { CloseCode, RedisBackend, closeCodeLabel, attachExpress, fastifyStabilizer, createHonoStabilizer, StabilizerWsAdapter };
 `;
 
