@@ -15,7 +15,15 @@ const LABELS = {
 };
 // `msgpack` ÷ `json`: the encoding workload's ratio column.
 const OURS = ['stabilizer', 'stabilizer-reliable', 'stabilizer-deflate', 'msgpack'];
-const BASELINES = ['ws-limit', 'ws-naive', 'ws-heartbeat', 'socketio', 'ws-deflate', 'socketio-deflate', 'json'];
+const BASELINES = [
+  'ws-limit',
+  'ws-naive',
+  'ws-heartbeat',
+  'socketio',
+  'ws-deflate',
+  'socketio-deflate',
+  'json',
+];
 const label = (s) => LABELS[s] ?? s;
 
 function row(results, workload, system, metric) {
