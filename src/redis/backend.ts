@@ -9,17 +9,20 @@ import type {
   StorageBackend,
 } from '../backends/types.js';
 import { ErrorCode } from '../protocol/error-codes.js';
+import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import type { BroadcastOptions, BroadcastResult, ClusterBroadcastReport } from '../server/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
+import type { Topic } from '../server/topics.js';
 import { decodeOwner, encodeOwner } from './codec.js';
 import { typedRedisError } from './errors.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
-import { assertCapacity, msgId, publishPayload, sendPayload, type ClusterSendOutcome } from './routing.js';
+import { assertCapacity, msgId, publishToTopic, sendPayload, type ClusterSendOutcome } from './routing.js';
 import { LocalSessions, type LocalSession } from './sessions.js';
+import { TopicFollower } from './topics.js';
 
 export type { ClusterSendOutcome } from './routing.js';
 
@@ -31,8 +34,8 @@ export function createRedisBackend(options: RedisBackendOptions = {}): Promise<R
 }
 
 /**
- * The cluster backend: sessions, replay buffers and token nonces in Redis; sequence numbers assigned in Redis by
- * Lua scripts; fan-out to every node through one channel per node. Any node can resume any session exactly-once,
+ * The cluster backend: sessions, inboxes and token nonces in Redis; topic offsets and histories in one stream per
+ * topic; each node follows the topics it has members in (`$all` always) and fans publications out locally. Any node can resume any session exactly-once,
  * and a node that dies loses nothing it acknowledged. See ARCHITECTURE.md, "Cluster data flow", for the argument.
  *
  * One backend serves one manager: `new WebSocketConnectionManager({ backend: await createRedisBackend({ url }) })`.
@@ -53,18 +56,26 @@ export class RedisBackend implements StorageBackend {
   ) {
     this.nodeId = opts.nodeId;
     this.local = new LocalSessions(link);
+    this.topics = new TopicFollower(link);
+    this.topics.onPresence = (e) => link.presence(e);
     link.handlers = {
-      message: (text) => this.local.dispatch(text),
+      message: (channel, text, topic) =>
+        topic ? this.topics.dispatch(channel, text) : this.local.dispatch(text),
       resync: (reaped) => this.resync(reaped),
       historyLost: () => this.historyLost(),
     };
   }
 
+  private readonly topics: TopicFollower;
+
   /** See {@link createRedisBackend}. */
   static async connect(options: RedisBackendOptions = {}): Promise<RedisBackend> {
     const opts = resolveRedisOptions(options);
     const link = await RedisLink.open(options, opts, options.logger ?? silentLogger);
-    return new RedisBackend(link, opts, options.logger !== undefined);
+    const backend = new RedisBackend(link, opts, options.logger !== undefined);
+    // `$all` (broadcasts) is followed from the start, so that its offset is known before the first session.
+    await backend.topics.open(BROADCAST_TOPIC, undefined);
+    return backend;
   }
 
   /** `true` while Redis is unreachable, stalled, or its lost history is being handled. */
@@ -150,8 +161,21 @@ export class RedisBackend implements StorageBackend {
 
   async findSession(id: string, limits: ReplayLimits, incarnation: string): Promise<SessionLookup> {
     this.assertAvailable('resume');
+    const before = this.local.byId.get(id)?.record;
+    const had = before ? [...before.topics.keys()] : [];
     try {
-      return await this.local.claim(id, incarnation, limits, this.ttlMs, this.opts.tombstoneTtlMs);
+      const lookup = await this.local.claim(id, incarnation, limits, this.ttlMs, this.opts.tombstoneTtlMs);
+      if (!lookup.found || !this.host) return lookup;
+      const r = lookup.session;
+      const table = this.host.topicTable;
+      // Left elsewhere meanwhile: no longer a member here either.
+      if (before === r) for (const name of had) if (!r.topics.has(name)) table.leave(name, id);
+      // Its topics are followed here from now on, each in step with Redis before the resume is planned.
+      await this.host.adoptTopics(r);
+      const ls = this.local.of(r);
+      if (!ls) return { found: false, reason: 'superseded' };
+      for (const name of r.topics.keys()) if (name !== BROADCAST_TOPIC) this.presence('add', id, name);
+      return lookup;
     } catch (err) {
       throw typedRedisError(err, 'resume');
     }
@@ -205,6 +229,8 @@ export class RedisBackend implements StorageBackend {
       throw new StabilizerError(ErrorCode.InvalidConfig, 'a RedisBackend serves exactly one manager');
     }
     this.local.host = host;
+    this.topics.host = host;
+    this.topics.bindAll(host.topicTable.all);
     this.link.sessionTtlMs = host.config.sessionTtlMs;
     if (!this.ownLogger) this.link.log = host.log;
     if (!host.config.tokens.secret) {
@@ -226,12 +252,45 @@ export class RedisBackend implements StorageBackend {
     return conn ? 'sent' : volatile ? 'sent' : 'buffered';
   }
 
-  routeBroadcast(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
+  routePublish(topic: string, payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
     const volatile = options.volatile === true;
     if (volatile && (this.link.degraded || this.link.pending >= this.opts.maxPendingOps)) return undefined; // local
-    const cluster = publishPayload(this.link, this.opts, this.limits, payload, options);
+    const cluster = this.publishPayload(topic, payload, options);
     cluster.catch((err: unknown) => this.host?.reportError(undefined, err));
     return { delivered: 0, buffered: 0, dropped: 0, failed: [], cluster };
+  }
+
+  topicOpened(topic: Topic): void {
+    void this.topics.open(topic.name, topic);
+  }
+
+  topicClosed(topic: Topic): void {
+    this.topics.close(topic.name);
+  }
+
+  topicReady(topic: Topic): Promise<void> | undefined {
+    return this.topics.readyOf(topic.name);
+  }
+
+  onTopicJoin(memberId: string, session: SessionRecord | undefined, topic: Topic): void {
+    const ls = session && this.local.of(session);
+    if (ls) {
+      const value = `${session.topics.get(topic.name) ?? topic.offset} ${topic.epoch ?? ''}`;
+      this.link
+        .call('wssSessionTopic', [session.id, ls.g, topic.name, value])
+        .catch((err: unknown) => this.fail(memberId, err));
+    }
+    if (topic.name !== BROADCAST_TOPIC) this.presence('add', memberId, topic.name);
+  }
+
+  onTopicLeave(memberId: string, session: SessionRecord | undefined, name: string): void {
+    const ls = session && this.local.of(session);
+    if (ls) {
+      this.link
+        .call('wssSessionTopic', [session.id, ls.g, name, ''])
+        .catch((err: unknown) => this.fail(memberId, err));
+    }
+    this.presence('del', memberId, name);
   }
 
   persistClientSeq(session: SessionRecord, seq: number): Promise<void> {
@@ -270,14 +329,39 @@ export class RedisBackend implements StorageBackend {
   // ------------------------------------------------------------------------------------------ cluster API
 
   /**
-   * Broadcast to every client on every node. Resolves once the message is sequenced in Redis (durable) and
-   * published to every node, with the number of sessions it was sequenced on. `manager.broadcast` does the same
-   * and exposes this promise as `result.cluster`. Works without a manager (e.g. from a worker process); the replay
-   * bounds are then the defaults, so keep `replay` at its defaults on the servers or broadcast from a server.
+   * Broadcast to every client on every node: a publish to the built-in topic `$all`. Resolves once Redis stored it
+   * (durable) with its offset. `manager.broadcast` does the same and exposes this promise as `result.cluster`.
+   * Works without a manager (e.g. from a worker process); the history bounds are then the defaults, so keep
+   * `replay` at its defaults on the servers or broadcast from a server.
    */
   broadcast(data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
     const payload = data instanceof Payload ? data : new Payload(data);
-    return publishPayload(this.link, this.opts, this.limits, payload, options);
+    return this.publishPayload(BROADCAST_TOPIC, payload, options);
+  }
+
+  /**
+   * Publish to `topic`'s members on every node: one short script on the topic's own keys, whatever the number of
+   * members. Resolves once Redis stored it, with its offset. `manager.publish` does the same (`result.cluster`).
+   */
+  publish(topic: string, data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    return this.publishPayload(topic, payload, options);
+  }
+
+  /**
+   * Members of `topic` on every live node (sessions, attached or detached, and plain sockets), each with the node
+   * that holds it. Members held by a node whose heartbeat stopped are not listed (they come back when resumed).
+   */
+  async getTopicMembers(topic: string): Promise<Array<{ clientId: string; nodeId: string }>> {
+    const flat = (await this.topicMembers(topic, 'list')) as string[];
+    const out: Array<{ clientId: string; nodeId: string }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ clientId: flat[i]!, nodeId: flat[i + 1]! });
+    return out;
+  }
+
+  /** How many members `topic` has on every live node, from per-node counters: no member list is read. */
+  async getTopicMemberCount(topic: string): Promise<number> {
+    return Number(await this.topicMembers(topic, 'count'));
   }
 
   /**
@@ -313,6 +397,39 @@ export class RedisBackend implements StorageBackend {
 
   // ------------------------------------------------------------------------------------------ internals
 
+  private publishPayload(topic: string, payload: Payload, options: BroadcastOptions) {
+    const limits = this.host?.topicTable.limitsFor(topic) ?? this.limits;
+    return publishToTopic(this.link, this.opts, topic, limits, payload, options);
+  }
+
+  private async topicMembers(topic: string, mode: 'list' | 'count'): Promise<unknown> {
+    const k = this.topics.keys(topic);
+    const live = await this.link.cmd.zrangebyscore(
+      `${this.prefix}nodes`,
+      Date.now() - this.opts.nodeTimeoutMs,
+      '+inf',
+    );
+    return this.link.topicScript('wssTopicMembers', [k.members, k.counts], [mode, ...live]);
+  }
+
+  /** Presence of one member in one topic, held by this node (O(1), on the topic's keys). */
+  private presence(op: 'add' | 'del', memberId: string, topic: string): void {
+    const k = this.topics.keys(topic);
+    this.link
+      .topicScript('wssTopicPresence', [k.members, k.counts], [op, memberId, this.nodeId, k.channel, this.link.pubCmd])
+      .catch(() => {}); // best effort: a node that comes back re-adds its members (resync)
+  }
+
+  /** Re-add the presence of every member of every topic followed here (after this node was reaped). */
+  private readdPresence(): void {
+    const table = this.host?.topicTable;
+    if (!table) return;
+    for (const name of table.names()) {
+      if (name === BROADCAST_TOPIC) continue;
+      for (const id of table.get(name)!.members) this.presence('add', id, name);
+    }
+  }
+
   private attach(ls: LocalSession): void {
     const g = ls.g;
     this.link.call('wssAttach', [ls.record.id, g, this.nodeId]).then(
@@ -331,14 +448,17 @@ export class RedisBackend implements StorageBackend {
         else this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {});
       }
       this.readdConnections();
+      this.readdPresence();
     }
     this.local.resyncAll();
+    this.topics.resyncAll();
   }
 
   private historyLost(): number {
     this.acks.clear();
     const dropped = this.local.dropAll();
     this.readdConnections();
+    this.topics.resyncAll();
     return dropped;
   }
 

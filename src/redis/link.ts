@@ -6,6 +6,8 @@ import { TypedEmitter } from '../server/events.js';
 import type { Logger } from '../server/logger.js';
 import { redactUrl, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptRunner } from './scripts.js';
+import type { PresenceEvent } from './topics.js';
+import { defineTopicScripts, type TopicScriptName, type TopicScriptRunner } from './topic-scripts.js';
 
 /** Events of the Redis backend (`backend.on(...)`). */
 export interface RedisBackendEvents {
@@ -18,11 +20,17 @@ export interface RedisBackendEvents {
    * empty replica). Every protocol session of this node was closed with 1012; resumes get `fresh`.
    */
   'history-lost': { previousEpoch: string; epoch: string; sessionsDropped: number };
+  /**
+   * A member joined or left a topic on some node (cluster-wide presence). Heard by the nodes that follow the topic
+   * (those with members in it).
+   */
+  presence: PresenceEvent;
 }
 
 /** What the link tells its owner. */
 export interface LinkHandlers {
-  message(text: string): void;
+  /** A message on this node's channel, or (`topic` true) on a followed topic's channel. */
+  message(channel: string, text: string, topic: boolean): void;
   /** The subscriber is back after missing messages, or the node was reaped: re-check every local session. */
   resync(reaped: boolean): void;
   /** The epoch changed: drop every local session. Returns how many were dropped. */
@@ -80,7 +88,41 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     super();
     this.log = log;
     this.run = defineScripts(cmd);
+    this.runTopic = defineTopicScripts(cmd);
     this.channel = `${opts.keyPrefix}n:${opts.nodeId}`;
+    this.sharded = (cmd as { isCluster?: boolean }).isCluster === true;
+    this.pubCmd = this.sharded ? 'SPUBLISH' : 'PUBLISH';
+  }
+
+  private readonly runTopic: TopicScriptRunner;
+  /**
+   * `true` when the client is an ioredis `Cluster`: topic channels use sharded pub/sub (SSUBSCRIBE, SPUBLISH), so
+   * a publication goes only to the shard that holds its topic's slot.
+   */
+  readonly sharded: boolean;
+  /** The command the topic scripts publish with. */
+  readonly pubCmd: 'PUBLISH' | 'SPUBLISH';
+
+  /** Run a topic script (keys first); counted in `pending`. No history epoch: a topic carries its own. */
+  topicScript(name: TopicScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
+    this.pending++;
+    return this.runTopic(name, keys, args).finally(() => this.pending--);
+  }
+
+  /** Emit a `presence` event (from the topic follower). */
+  presence(e: PresenceEvent): void {
+    this.emitSafely('presence', e, () => {});
+  }
+
+  /** Subscribe to a topic channel; resolves once Redis confirmed it (nothing published after is missed). */
+  async follow(channel: string): Promise<void> {
+    if (this.sharded) await this.sub.ssubscribe(channel);
+    else await this.sub.subscribe(channel);
+  }
+
+  async unfollow(channel: string): Promise<void> {
+    if (this.sharded) await this.sub.sunsubscribe(channel);
+    else await this.sub.unsubscribe(channel);
   }
 
   /** Connect both connections, check the server, join (or start) the history epoch. Rejects with a clear error. */
@@ -161,7 +203,11 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     sub.on('close', () => this.setDown('sub', 'redis subscriber connection lost'));
     cmd.on('ready', () => void this.onCmdReady());
     sub.on('ready', () => void this.onSubReady());
-    sub.on('message', (_channel: string, text: string) => this.handlers?.message(text));
+    sub.on('message', (channel: string, text: string) =>
+      this.handlers?.message(channel, text, channel !== this.channel),
+    );
+    // Sharded pub/sub (Redis Cluster): topic channels only.
+    sub.on('smessage', (channel: string, text: string) => this.handlers?.message(channel, text, true));
     this.timer = setInterval(() => this.tick(), this.opts.nodeHeartbeatMs);
     this.timer.unref();
   }
