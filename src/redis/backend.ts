@@ -399,7 +399,13 @@ export class RedisBackend implements StorageBackend {
 
   private publishPayload(topic: string, payload: Payload, options: BroadcastOptions) {
     const limits = this.host?.topicTable.limitsFor(topic) ?? this.limits;
-    return publishToTopic(this.link, this.opts, topic, limits, payload, options);
+    const epoch = this.topics.epochOf(topic);
+    const p = publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch ?? '');
+    // The topic's history changed under us: learn the new epoch (and reset what this node holds of it).
+    p.catch((err: unknown) => {
+      if (err instanceof StabilizerError && err.code === ErrorCode.HistoryLost) this.topics.refresh(topic);
+    });
+    return p;
   }
 
   private async topicMembers(topic: string, mode: 'list' | 'count'): Promise<unknown> {

@@ -28,7 +28,9 @@ export function assertCapacity(link: RedisLink, opts: ResolvedRedisOptions): voi
  * topic's meta hash, appends it to the topic's stream (trimmed to the topic's history bounds) and publishes it on
  * the topic's channel, touching only that topic's keys: its cost does not depend on how many sessions, members or
  * nodes there are. Every node following the topic delivers it to its members. A volatile publication is one
- * PUBLISH on the channel. Resolves once Redis stored it, with its offset.
+ * PUBLISH on the channel. Resolves once Redis stored it, with its offset. `expectedEpoch` (the topic's epoch as
+ * this node follows it, or '' if it does not) makes a publish queued across a Redis restart fail `HISTORY_LOST`
+ * instead of starting the topic's new history.
  */
 export async function publishToTopic(
   link: RedisLink,
@@ -37,6 +39,7 @@ export async function publishToTopic(
   l: ReplayLimits,
   payload: Payload,
   options: BroadcastOptions,
+  expectedEpoch: string,
 ): Promise<ClusterBroadcastReport> {
   assertCapacity(link, opts);
   const keys = topicKeys(opts.keyPrefix, topic);
@@ -62,6 +65,7 @@ export async function publishToTopic(
       msgId(),
       60_000,
       link.pubCmd,
+      expectedEpoch,
     ])) as unknown[];
     return { offset: Number(reply[0]), nodes: Number(reply[2]) };
   } catch (err) {

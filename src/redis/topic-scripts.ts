@@ -23,14 +23,20 @@ end
 
 /**
  * KEYS: meta stream dedupe. ARGV: channel enc bytes excludeJson('' none) maxN maxB maxAge newEpoch dedupeTtlMs
- * pubCmd('PUBLISH'|'SPUBLISH') → {offset, epoch, receivers}. O(1) amortized: one trimmed entry per evicted one.
+ * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) → {offset, epoch, receivers}, or the error `EPOCH` when the
+ * topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written). O(1) amortized:
+ * one trimmed entry per evicted one.
  */
 const PUBLISH = `${TIME}
 local meta, stream, dk = KEYS[1], KEYS[2], KEYS[3]
 local prev = redis.call('GET', dk)
 if prev then return cjson.decode(prev) end
-redis.call('HSETNX', meta, 'e', ARGV[8])
 local epoch = redis.call('HGET', meta, 'e')
+if ARGV[11] ~= '' and epoch ~= ARGV[11] then return redis.error_reply('EPOCH topic history changed') end
+if not epoch then
+  epoch = ARGV[8]
+  redis.call('HSET', meta, 'e', epoch)
+end
 local o = redis.call('HINCRBY', meta, 'o', 1)
 local enc, bytes, x = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 if x == '' then

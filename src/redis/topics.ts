@@ -240,6 +240,17 @@ export class TopicFollower {
     void this.load(f, false);
   }
 
+  /** The epoch this node follows `name` at (`undefined` if it does not follow it, or has not loaded it yet). */
+  epochOf(name: string): string | undefined {
+    return this.byName.get(name)?.epoch;
+  }
+
+  /** A publish found another epoch: read the topic again. */
+  refresh(name: string): void {
+    const f = this.byName.get(name);
+    if (f?.topic) this.catchUp(f);
+  }
+
   /** After the subscriber reconnected, or Redis stalled: read what every followed topic may have missed. */
   resyncAll(): void {
     for (const f of this.byName.values()) {
