@@ -122,6 +122,68 @@ describe('three processes, one Redis', () => {
     expect(count).toBe(30);
   });
 
+  it('a topic across kill -9: its members resume elsewhere with every publication exactly once, in order', async () => {
+    const cluster = await startCluster();
+    const cs = await spreadClients(cluster, 18);
+    const [victim, ...survivors] = cluster as [NodeProcess, ...NodeProcess[]];
+    for (const node of cluster) await node.request('join', { topic: 'room' });
+    await until(() => cs.every((c) => c.topics.room !== undefined), 'every client in the topic', 10_000);
+    let presence = await survivors[0]!.request<{ count: number }>('presence', { topic: 'room' });
+    expect(presence.count).toBe(18);
+    for (const node of cluster) await node.request('stream', { node: node.nodeId, intervalMs: 5, topic: 'room' });
+    await until(() => acked([victim]).length >= 40, 'victim publishing', 10_000);
+
+    await victim.kill9();
+    const onVictim = cs.filter((c) => c.welcomes[0]!.url === victim.url);
+    await until(() => onVictim.every((c) => c.welcomes.length >= 2 && c.connected), 'resumed', 15_000);
+    await new Promise((r) => setTimeout(r, 300));
+    for (const node of survivors) await node.request('stop-stream');
+    await new Promise((r) => setTimeout(r, 100));
+    const expected = new Set(acked(cluster));
+    await until(
+      () => cs.every((c) => [...expected].every((k) => (c.all as Msg[]).some((m) => key(m) === k))),
+      'every acknowledged publication on every member',
+      20_000,
+    ).catch(() => {});
+    for (const c of cs) {
+      const got = new Set((c.all as Msg[]).map(key));
+      expect([...expected].filter((k) => !got.has(k))).toEqual([]);
+      expectExactlyOnceInOrder(c);
+      expect(c.received).toHaveLength(1); // one session throughout
+    }
+    for (const c of onVictim) {
+      expect(c.welcomes[1]!.resume).toBe('resumed');
+      expect(c.topicOutcomes.filter((t) => t.c === 'room').at(-1)).toMatchObject({ resume: 'resumed' });
+    }
+    // The resumed members are held by the survivors now: the topic still counts all 18.
+    presence = await survivors[0]!.request<{ count: number }>('presence', { topic: 'room' });
+    expect(presence.count).toBe(18);
+  });
+
+  it('presence: the members held by a node that died leave the counts once its heartbeat expires', async () => {
+    const cluster = await startCluster(2);
+    const [victim, survivor] = cluster as [NodeProcess, NodeProcess];
+    clients = Array.from({ length: 6 }, (_, i) => {
+      const url = (i < 4 ? victim : survivor).url;
+      return new ProtocolClient({ nextUrl: () => url, reconnect: false });
+    });
+    await Promise.all(clients.map((c) => c.connect()));
+    for (const node of cluster) await node.request('join', { topic: 'lobby' });
+    await until(() => clients.every((c) => c.topics.lobby !== undefined), 'joined', 10_000);
+    type Presence = { count: number; members: Array<{ clientId: string; nodeId: string }> };
+    expect((await survivor.request<Presence>('presence', { topic: 'lobby' })).count).toBe(6);
+    await victim.kill9();
+    let p: Presence = { count: -1, members: [] };
+    for (let i = 0; i < 50; i++) {
+      p = await survivor.request<Presence>('presence', { topic: 'lobby' });
+      if (p.count === 2) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(p.count).toBe(2); // nodeTimeoutMs is 1 s here
+    expect(p.members.map((m) => m.nodeId)).toEqual([survivor.nodeId, survivor.nodeId]);
+    expect(p.members.map((m) => m.clientId).sort()).toEqual(clients.slice(4).map((c) => c.sessionId).sort());
+  });
+
   it('Redis restarts empty mid-stream: every client gets fresh (unknown-session), never a partial replay', async () => {
     const cluster = await startCluster();
     const cs = await spreadClients(cluster, 12);
