@@ -74,6 +74,7 @@ async function startSystem(system, sessions, topics = 0) {
   };
   try {
     const t0 = Date.now();
+    const beforeConnect = await redis.stats();
     for (const [i, node] of nodes.entries()) {
       const n = Math.floor(sessions / NODES) + (i < sessions % NODES ? 1 : 0);
       // The load generator keeps one URL for reconnects: one call per node, one after the other.
@@ -89,7 +90,13 @@ async function startSystem(system, sessions, topics = 0) {
     const counts = await Promise.all(nodes.map((n) => n.call('connected')));
     const total = counts.reduce((s, c) => s + c.connected, 0);
     const joinErrors = counts.flatMap((c) => c.joinErrors);
-    log(`${system}: ${total} of ${sessions} connected in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+    // What connecting cost Redis (hello → welcome → first ack, and the join of --scale), per session.
+    const c = statsDelta(beforeConnect, await redis.stats());
+    env.connectCpuUs = c.cpuUs / sessions;
+    env.connectCmdUs = c.cmdUs / sessions;
+    log(
+      `${system}: ${total} of ${sessions} connected in ${((Date.now() - t0) / 1000).toFixed(1)} s; Redis ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats per connect`,
+    );
     if (joinErrors.length) throw new Error(`${system}: joining topics failed: ${joinErrors[0]}`);
     if (total !== sessions) throw new Error(`${system}: only ${total} of ${sessions} connected`);
     return env;
@@ -127,6 +134,7 @@ async function costRound(env, count) {
     netCpuUs: netCpuUs / count,
     cmdUs: d.cmdUs / count,
     memBytes: d.usedMemory / count,
+    memDelta: d.usedMemory,
     wallMs: d.wallMs,
     delivered: got.received / expected,
     errors: got.seqErrors + got.topicGaps + got.topicDuplicates + sent.failed,
@@ -186,6 +194,8 @@ async function costRun() {
               count: e.count,
               idleCpuUsPerSec: e.idleCpuUsPerSec,
               idleCmdUsPerSec: e.idleCmdUsPerSec,
+              connectCpuUs: e.connectCpuUs,
+              connectCmdUs: e.connectCmdUs,
               rounds: e.rounds,
             },
           ]),
@@ -211,18 +221,17 @@ function report(out, systems) {
     ['cpuUs', 'Redis process CPU µs per broadcast (used_cpu_user+sys)'],
     ['netCpuUs', 'Redis process CPU µs per broadcast, idle cost subtracted'],
     ['cmdUs', 'commandstats µs per broadcast (sum of usec of all commands)'],
-    ['memBytes', 'used_memory bytes per published message'],
   ]) {
     p(`### ${title}`);
     p('');
     p(`| sessions | ${systems.join(' | ')} |${theirs ? ` ${ours} ÷ ${theirs} |` : ''}`);
     p(`|---|${systems.map(() => '---|').join('')}${theirs ? '---|' : ''}`);
     for (const row of out) {
-      const cells = systems.map((s) => fmtSpread(spread(metric(row, s, key)), key === 'memBytes' ? 0 : 1));
-      const r = theirs && key !== 'memBytes' ? ` ${fmtSpread(ratio(row, key), 2)} |` : theirs ? ' |' : '';
+      const cells = systems.map((s) => fmtSpread(spread(metric(row, s, key))));
+      const r = theirs ? ` ${fmtSpread(ratio(row, key), 2)} |` : '';
       p(`| ${row.sessions} | ${cells.join(' | ')} |${r}`);
     }
-    if (key !== 'memBytes') {
+    {
       const flat = systems.map((s) => {
         const ms = out.map((row) => median(metric(row, s, key)));
         return `${s} ${fmt(Math.max(...ms) / Math.min(...ms), 2)}×`;
@@ -238,7 +247,7 @@ function report(out, systems) {
     for (const s of systems) {
       const x = row.systems[s];
       p(
-        `| ${row.sessions} | ${s} | ${x.count} | ${fmt(x.idleCpuUsPerSec, 0)} | ${fmt(x.idleCmdUsPerSec, 0)} |`,
+        `| ${row.sessions} | ${s} | ${x.count} | ${fmt(x.idleCpuUsPerSec, 0)} | ${fmt(x.idleCmdUsPerSec, 0)} | ${fmt(x.connectCpuUs)} |`,
       );
     }
   }
@@ -300,6 +309,7 @@ async function scaleRun() {
       '',
       `published ${published} (failed ${sent.reduce((s, x) => s + x.failed, 0)}), delivered ${fmt((got.received / (published * members)) * 100, 2)} %, gaps ${got.topicGaps}, duplicates ${got.topicDuplicates}, unknown-topic ${got.topicUnknown}`,
       `delivery latency (scheduled send → receipt): p50 ${fmt(got.latency.p50 / 1000, 2)} ms, p99 ${fmt(got.latency.p99 / 1000, 2)} ms, max ${fmt(got.latency.max / 1000, 1)} ms`,
+      `Redis per connect (hello, welcome, ack, join): ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats`,
       `Redis: idle ${fmt(idle.cpuUsPerSec, 0)} µs CPU/s; under load ${fmt(d.cpuUs / d.wallMs / 10, 1)} % of a core, ${fmt(d.cpuUs / published, 1)} µs CPU and ${fmt(d.cmdUs / published, 1)} µs commandstats per publication; top: ${d.commands
         .slice(0, 5)
         .map((c) => `${c.name} ${fmt(c.usec / published, 1)}µs×${fmt(c.calls / published, 2)}`)

@@ -5,6 +5,13 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { sleep } from './common.mjs';
 
+// Killed when the benchmark exits, however it ends (an error, Ctrl-C or SIGTERM).
+const running = new Set();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => process.exit(130));
+
 export async function freePort() {
   const srv = createServer();
   await new Promise((resolve, reject) => {
@@ -38,6 +45,8 @@ export async function startRedisServer() {
     ],
     { stdio: 'ignore' },
   );
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const spawnError = new Promise((_, reject) => child.once('error', reject));
   spawnError.catch(() => {});
   const admin = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
@@ -71,7 +80,8 @@ export async function startRedisServer() {
  *   both on its own line and inside the script's (EVALSHA) time, so for script-heavy work this is an upper bound.
  * - `cpuUs`: the redis-server process's CPU (INFO cpu `used_cpu_user` + `used_cpu_sys`): commands, networking and
  *   everything else of its single main thread.
- * - `usedMemory`: INFO memory `used_memory` (bytes).
+ * - `usedMemory`: INFO memory `used_memory` without the clients' query and output buffers (`mem_clients_normal`,
+ *   `mem_clients_slaves`), which come and go with traffic: the bytes that stay.
  * - `commands`: usec and calls per command, for a breakdown.
  */
 export async function readStats(admin) {
@@ -90,7 +100,8 @@ export async function readStats(admin) {
   return {
     cmdUs,
     cpuUs: (field(cpu, 'used_cpu_user') + field(cpu, 'used_cpu_sys')) * 1e6,
-    usedMemory: field(mem, 'used_memory'),
+    usedMemory:
+      field(mem, 'used_memory') - field(mem, 'mem_clients_normal') - field(mem, 'mem_clients_slaves'),
     commands,
     atMs: performance.now(),
   };
