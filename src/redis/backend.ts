@@ -111,7 +111,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   private get prefix(): string {
-    return this.opts.keyPrefix;
+    return this.opts.controlPrefix;
   }
 
   // ------------------------------------------------------------------------------------------ StorageBackend

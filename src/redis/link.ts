@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import { TypedEmitter } from '../server/events.js';
@@ -50,6 +50,22 @@ const OVERRIDES: Partial<RedisOptions> = {
   retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
 };
 
+/** The same overrides for an ioredis `Cluster` (per-node options go in `redisOptions`). */
+const CLUSTER_OVERRIDES: ClusterOptions = {
+  lazyConnect: true,
+  keyPrefix: '',
+  enableOfflineQueue: true,
+  clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+  redisOptions: { maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true, autoResubscribe: true },
+};
+
+/** A client of our own with the backend's settings: `subscriber` clients of a Cluster subscribe per shard. */
+function duplicate(client: Redis | Cluster, subscriber: boolean): Redis | Cluster {
+  if (!(client instanceof Cluster)) return client.duplicate(OVERRIDES);
+  const redisOptions = { ...client.options.redisOptions, ...CLUSTER_OVERRIDES.redisOptions };
+  return client.duplicate([], { ...CLUSTER_OVERRIDES, redisOptions, shardedSubscribers: subscriber });
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
@@ -80,16 +96,16 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   handlers: LinkHandlers | undefined;
 
   private constructor(
-    readonly cmd: Redis,
-    readonly sub: Redis,
+    readonly cmd: Redis | Cluster,
+    readonly sub: Redis | Cluster,
     readonly opts: ResolvedRedisOptions,
     log: Logger,
   ) {
     super();
     this.log = log;
-    this.run = defineScripts(cmd);
+    this.run = defineScripts(cmd, `${opts.controlPrefix}epoch`);
     this.runTopic = defineTopicScripts(cmd);
-    this.channel = `${opts.keyPrefix}n:${opts.nodeId}`;
+    this.channel = `${opts.controlPrefix}n:${opts.nodeId}`;
     this.sharded = (cmd as { isCluster?: boolean }).isCluster === true;
     this.pubCmd = this.sharded ? 'SPUBLISH' : 'PUBLISH';
   }
@@ -135,8 +151,8 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       );
     }
     const where = o.client ? 'the given client' : redactUrl(url);
-    const cmd = o.client ? o.client.duplicate(OVERRIDES) : new Redis(url, OVERRIDES);
-    const sub = cmd.duplicate(OVERRIDES);
+    const cmd = o.client ? duplicate(o.client, false) : new Redis(url, OVERRIDES);
+    const sub = duplicate(o.client ?? cmd, true);
     const link = new RedisLink(cmd, sub, opts, log);
     let lastError: Error | undefined;
     const onError = (err: Error) => (lastError = err);
@@ -176,7 +192,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   /** Run a script with the prefix and the current epoch prepended; counted in `pending`. */
   call(name: ScriptName, args: ScriptArg[]): Promise<unknown> {
     this.pending++;
-    const p = this.run(name, [this.opts.keyPrefix, this.epoch, ...args]);
+    const p = this.run(name, [this.opts.controlPrefix, this.epoch, ...args]);
     return p
       .finally(() => this.pending--)
       .catch((err: unknown) => {
@@ -186,7 +202,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   }
 
   private async joinEpoch(): Promise<void> {
-    const key = `${this.opts.keyPrefix}epoch`;
+    const key = `${this.opts.controlPrefix}epoch`;
     await this.cmd.set(key, randomBytes(12).toString('base64url'), 'NX');
     const epoch = await this.cmd.get(key);
     if (!epoch) throw new Error('could not read the history epoch');
@@ -240,7 +256,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   private async onCmdReady(): Promise<void> {
     if (this.closed) return;
     try {
-      const epoch = await this.cmd.get(`${this.opts.keyPrefix}epoch`);
+      const epoch = await this.cmd.get(`${this.opts.controlPrefix}epoch`);
       if (epoch !== this.epoch) return void (await this.onEpochMismatch());
       this.cmdUp = true;
       await this.beat();
@@ -310,7 +326,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     this.beatStartedMs = Date.now();
     try {
       const was = await this.run('wssBeat', [
-        o.keyPrefix,
+        o.controlPrefix,
         this.epoch,
         o.nodeId,
         o.nodeTimeoutMs,
@@ -361,7 +377,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     const o = this.opts;
     if (this.cmd.status === 'ready') {
       await withTimeout(
-        this.cmd.multi().zrem(`${o.keyPrefix}nodes`, o.nodeId).del(`${o.keyPrefix}n:${o.nodeId}:c`).exec(),
+        this.cmd.multi().zrem(`${o.controlPrefix}nodes`, o.nodeId).del(`${o.controlPrefix}n:${o.nodeId}:c`).exec(),
         1000,
         'leave',
       ).catch(() => {});

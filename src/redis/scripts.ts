@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * The Lua scripts of the Redis backend. Every script that writes session state starts with the epoch check, so a
@@ -6,7 +6,8 @@ import type { Redis } from 'ioredis';
  * Scripts are idempotent under ioredis's resend-after-reconnect: sends and broadcasts carry a message id stored in
  * a dedupe key with the result; `create` and `claim` compare the generation they are about to write.
  *
- * Key layout (prefix `P`, default `wss:`):
+ * Key layout (prefix `P`: the control prefix, `keyPrefix` in a hash tag, default `{wss:}`, so that on Redis Cluster
+ * every key here is in one slot; each script declares `P epoch` as its one key for routing):
  * - `P epoch`          random id of this Redis's history; set once with SET NX
  * - `P s:<id>`         session hash: q last server seq, c last client seq, e evicted-through, b buffered bytes,
  *                      o owner node, g generation (random per create/claim), d detached-at ms ('' when attached),
@@ -312,9 +313,13 @@ export type ScriptArg = string | number;
 /** Calls one script by name (EVALSHA, falling back to EVAL after a Redis restart emptied the script cache). */
 export type ScriptRunner = (name: ScriptName, args: ScriptArg[]) => Promise<unknown>;
 
-/** Register every script on a connection with `defineCommand` and return a typed runner. */
-export function defineScripts(redis: Redis): ScriptRunner {
-  for (const [name, lua] of Object.entries(SOURCES)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+/**
+ * Register every script on a connection with `defineCommand` and return a typed runner. Each script declares one
+ * key, `routeKey` (the control plane's epoch key): every key a script touches shares its hash tag, so on Redis
+ * Cluster the script runs on the shard of that slot.
+ */
+export function defineScripts(redis: Redis | Cluster, routeKey: string): ScriptRunner {
+  for (const [name, lua] of Object.entries(SOURCES)) redis.defineCommand(name, { numberOfKeys: 1, lua });
   const commands = redis as unknown as Record<ScriptName, (...args: ScriptArg[]) => Promise<unknown>>;
-  return (name, args) => commands[name](...args);
+  return (name, args) => commands[name](routeKey, ...args);
 }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * The Lua scripts of topics. Each one touches the keys of ONE topic only, all under the hash tag `{t:<topic>}`
@@ -147,7 +147,7 @@ export type TopicScriptRunner = (
 ) => Promise<unknown>;
 
 /** Register the topic scripts on a connection and return a typed runner. */
-export function defineTopicScripts(redis: Redis): TopicScriptRunner {
+export function defineTopicScripts(redis: Redis | Cluster): TopicScriptRunner {
   for (const [name, s] of Object.entries(SOURCES)) redis.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
   const commands = redis as unknown as Record<TopicScriptName, (...args: Array<string | number>) => Promise<unknown>>;
   return (name, keys, args) => commands[name](...keys, ...args);

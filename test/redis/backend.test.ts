@@ -200,9 +200,9 @@ describe('two nodes in one process', () => {
     const admin = new Redis(redis.url);
     try {
       // What the reaper of another node does to a node it believes dead.
-      await admin.zrem(`${prefix}nodes`, a.backend.nodeId);
-      await admin.del(`${prefix}n:${a.backend.nodeId}:c`, `${prefix}n:${a.backend.nodeId}:s`);
-      await admin.zadd(`${prefix}sess`, Date.now() + 60_000, c.sessionId!);
+      await admin.zrem(`{${prefix}}nodes`, a.backend.nodeId);
+      await admin.del(`{${prefix}}n:${a.backend.nodeId}:c`, `{${prefix}}n:${a.backend.nodeId}:s`);
+      await admin.zadd(`{${prefix}}sess`, Date.now() + 60_000, c.sessionId!);
       let count = 0;
       for (let i = 0; i < 50 && count !== 1; i++) {
         await new Promise((r) => setTimeout(r, 50));
@@ -210,7 +210,7 @@ describe('two nodes in one process', () => {
       }
       expect(count).toBe(1);
       await until(() => false, 'settle', 100).catch(() => {});
-      expect(await admin.zscore(`${prefix}sess`, c.sessionId!)).toBe('inf'); // attached again
+      expect(await admin.zscore(`{${prefix}}sess`, c.sessionId!)).toBe('inf'); // attached again
     } finally {
       admin.disconnect();
     }
