@@ -65,13 +65,18 @@ return result
 `;
 
 /**
- * KEYS: meta stream. ARGV: after newEpoch maxAge → {epoch, offset, now, o1, a1, p1, x1, ...}: the topic's epoch
- * (created if the topic is new), its last offset, and every stored entry after offset `after` not older than
- * `maxAge` (what a node loads when it starts following the topic, or fetches to fill a hole).
+ * KEYS: meta stream. ARGV: after newEpoch maxAge known → {epoch, offset, now, o1, a1, p1, x1, ...}: the topic's
+ * epoch (created if the topic is new), its last offset, and every stored entry after offset `after` not older than
+ * `maxAge` (what a node loads when it starts following the topic, or fetches to fill a hole). `known` is the
+ * highest offset the reader applied: if Redis is behind it (a failover to a replica that missed the last writes),
+ * the topic's history went backwards, so it gets a new epoch, continuing from `known` (offsets never repeat).
  */
 const READ = `${TIME}
 local meta, stream = KEYS[1], KEYS[2]
 redis.call('HSETNX', meta, 'e', ARGV[2])
+if tonumber(redis.call('HGET', meta, 'o') or '0') < tonumber(ARGV[4]) then
+  redis.call('HSET', meta, 'e', ARGV[2], 'o', ARGV[4])
+end
 local h = redis.call('HMGET', meta, 'e', 'o')
 local out = {h[1], h[2] or '0', NOW}
 local oldest = NOW - tonumber(ARGV[3])

@@ -4,7 +4,7 @@ import { CloseCode } from '../protocol/close-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import { Publication } from '../server/publication.js';
 import type { Topic } from '../server/topics.js';
-import { decodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
+import { decodePayload, encodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
 import type { RedisLink } from './link.js';
 import { topicKeys, type TopicKeys } from './topic-scripts.js';
 
@@ -141,7 +141,13 @@ export class TopicFollower {
       f.held.push(m);
       return this.catchUp(f); // the read tells the new epoch, and what it holds
     }
-    if (m.o <= topic.offset) return; // already applied (held by a load or a catch-up)
+    if (m.o <= topic.offset) {
+      // Already applied (held by a load or a catch-up), unless it is another publication under the same offset:
+      // Redis went back in time (a failover lost writes). The read that follows gives the topic a new epoch.
+      const had = topic.history.since(m.o - 1)?.[0];
+      if (had?.offset === m.o && encodePayload(had.payload) !== m.p) this.catchUp(f);
+      return;
+    }
     if (m.o === topic.offset + 1) return this.apply(f, topic, m);
     f.held.push(m);
     this.catchUp(f);
@@ -164,10 +170,13 @@ export class TopicFollower {
       if (full) await this.link.follow(f.keys.channel);
       const after = full || !topic ? 0 : topic.offset;
       const maxAge = topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
+      // The offset this node applied in the epoch it knows: Redis must not be behind it (see the READ script).
+      const known = topic && f.epoch !== undefined && topic.epoch === f.epoch ? topic.offset : 0;
       const reply = (await this.link.topicScript('wssTopicRead', [f.keys.meta, f.keys.stream], [
         after,
         newEpoch(),
         maxAge,
+        known,
       ])) as unknown[];
       if (f.closed) return;
       this.applyRead(f, reply, full);
