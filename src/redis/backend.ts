@@ -422,7 +422,11 @@ export class RedisBackend implements StorageBackend {
   private presence(op: 'add' | 'del', memberId: string, topic: string): void {
     const k = this.topics.keys(topic);
     this.link
-      .topicScript('wssTopicPresence', [k.members, k.counts], [op, memberId, this.nodeId, k.channel, this.link.pubCmd])
+      .topicScript(
+        'wssTopicPresence',
+        [k.members, k.counts],
+        [op, memberId, this.nodeId, k.channel, this.link.pubCmd],
+      )
       .catch(() => {}); // best effort: a node that comes back re-adds its members (resync)
   }
 

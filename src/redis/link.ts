@@ -377,7 +377,11 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     const o = this.opts;
     if (this.cmd.status === 'ready') {
       await withTimeout(
-        this.cmd.multi().zrem(`${o.controlPrefix}nodes`, o.nodeId).del(`${o.controlPrefix}n:${o.nodeId}:c`).exec(),
+        this.cmd
+          .multi()
+          .zrem(`${o.controlPrefix}nodes`, o.nodeId)
+          .del(`${o.controlPrefix}n:${o.nodeId}:c`)
+          .exec(),
         1000,
         'leave',
       ).catch(() => {});

@@ -54,19 +54,23 @@ export async function publishToTopic(
       return { offset: undefined, nodes: Number(nodes) };
     }
     const id = msgId();
-    const reply = (await link.topicScript('wssTopicPublish', [keys.meta, keys.stream, keys.dedupe(id)], [
-      keys.channel,
-      encodePayload(payload),
-      payload.bytes,
-      x,
-      l.maxMessages,
-      l.maxBytes,
-      l.maxAgeMs,
-      msgId(),
-      60_000,
-      link.pubCmd,
-      expectedEpoch,
-    ])) as unknown[];
+    const reply = (await link.topicScript(
+      'wssTopicPublish',
+      [keys.meta, keys.stream, keys.dedupe(id)],
+      [
+        keys.channel,
+        encodePayload(payload),
+        payload.bytes,
+        x,
+        l.maxMessages,
+        l.maxBytes,
+        l.maxAgeMs,
+        msgId(),
+        60_000,
+        link.pubCmd,
+        expectedEpoch,
+      ],
+    )) as unknown[];
     return { offset: Number(reply[0]), nodes: Number(reply[2]) };
   } catch (err) {
     throw typedRedisError(err, 'publish');

@@ -153,8 +153,12 @@ export type TopicScriptRunner = (
 
 /** Register the topic scripts on a connection and return a typed runner. */
 export function defineTopicScripts(redis: Redis | Cluster): TopicScriptRunner {
-  for (const [name, s] of Object.entries(SOURCES)) redis.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
-  const commands = redis as unknown as Record<TopicScriptName, (...args: Array<string | number>) => Promise<unknown>>;
+  for (const [name, s] of Object.entries(SOURCES))
+    redis.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
+  const commands = redis as unknown as Record<
+    TopicScriptName,
+    (...args: Array<string | number>) => Promise<unknown>
+  >;
   return (name, keys, args) => commands[name](...keys, ...args);
 }
 

@@ -127,7 +127,14 @@ export class TopicFollower {
       const topic = f.topic;
       if (!topic || !this.host) return;
       const x = m.x ? new Set(JSON.parse(m.x) as string[]) : undefined;
-      const pub = new Publication(topic.quoted, topic.name, undefined, decodePayload(m.p), x, this.host.nowMs);
+      const pub = new Publication(
+        topic.quoted,
+        topic.name,
+        undefined,
+        decodePayload(m.p),
+        x,
+        this.host.nowMs,
+      );
       this.host.deliverPublication(topic, pub);
       return;
     }
@@ -172,12 +179,11 @@ export class TopicFollower {
       const maxAge = topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
       // The offset this node applied in the epoch it knows: Redis must not be behind it (see the READ script).
       const known = topic && f.epoch !== undefined && topic.epoch === f.epoch ? topic.offset : 0;
-      const reply = (await this.link.topicScript('wssTopicRead', [f.keys.meta, f.keys.stream], [
-        after,
-        newEpoch(),
-        maxAge,
-        known,
-      ])) as unknown[];
+      const reply = (await this.link.topicScript(
+        'wssTopicRead',
+        [f.keys.meta, f.keys.stream],
+        [after, newEpoch(), maxAge, known],
+      )) as unknown[];
       if (f.closed) return;
       this.applyRead(f, reply, full);
     } catch (err) {
@@ -279,7 +285,8 @@ export class TopicFollower {
     const ids = f.name === BROADCAST_TOPIC ? [...host.connections.keys()] : [...topic.members];
     for (const id of ids) {
       const conn = host.connections.get(id);
-      if (conn?.session) conn.close(CloseCode.ServiceRestart, 'topic history lost, please resume', 'server-closed');
+      if (conn?.session)
+        conn.close(CloseCode.ServiceRestart, 'topic history lost, please resume', 'server-closed');
     }
   }
 }

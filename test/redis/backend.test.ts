@@ -119,7 +119,12 @@ describe('two nodes in one process', () => {
     await until(() => a.manager.getConnectionCount() === 0, 'detached');
     for (let i = 6; i <= 10; i++) await b.manager.broadcast(i).cluster;
     const c2 = client([b.url]);
-    Object.assign(c2, { token: c.token, sessionId: c.sessionId, lastSeq: c.lastSeq, topics: { ...c.topics } });
+    Object.assign(c2, {
+      token: c.token,
+      sessionId: c.sessionId,
+      lastSeq: c.lastSeq,
+      topics: { ...c.topics },
+    });
     c2.received[0]!.push(...c.all);
     const w = await c2.connect();
     expect(w.resume).toBe('resumed');

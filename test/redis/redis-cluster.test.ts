@@ -50,7 +50,9 @@ describe('Redis Cluster', () => {
     }
     await until(() => cs.every((c) => c.all.length === 25), 'every publication');
     for (const c of cs) {
-      expect((c.all as string[]).filter((m) => m.startsWith('alpha'))).toEqual([1, 2, 3, 4, 5].map((n) => `alpha${n}`));
+      expect((c.all as string[]).filter((m) => m.startsWith('alpha'))).toEqual(
+        [1, 2, 3, 4, 5].map((n) => `alpha${n}`),
+      );
       expect(c.anomalies).toEqual([]);
     }
     const direct = await b.backend.send(cs[0]!.sessionId!, 'direct');
@@ -63,7 +65,12 @@ describe('Redis Cluster', () => {
     await until(() => a.manager.getConnectionCount() === 0, 'detached');
     for (const t of topics) await b.manager.publish(t, `${t}-missed`).cluster;
     const next = client([b.url], false);
-    Object.assign(next, { token: gone.token, sessionId: gone.sessionId, lastSeq: gone.lastSeq, topics: { ...gone.topics } });
+    Object.assign(next, {
+      token: gone.token,
+      sessionId: gone.sessionId,
+      lastSeq: gone.lastSeq,
+      topics: { ...gone.topics },
+    });
     const w = await next.connect();
     expect(w.resume).toBe('resumed');
     expect(next.topicOutcomes.every((t) => t.resume === 'resumed')).toBe(true);

@@ -94,7 +94,12 @@ describe('session-end with the Redis backend', () => {
     expect(onA.ends[0]).toMatchObject({ clientId: c.sessionId, reason: 'evicted' });
     expect(a.manager.getStats()).toMatchObject({ detachedSessions: 0, detachedSessionBytes: 0 });
     const next = client([b.url], false);
-    Object.assign(next, { token: c.token, sessionId: c.sessionId, lastSeq: c.lastSeq, topics: { ...c.topics } });
+    Object.assign(next, {
+      token: c.token,
+      sessionId: c.sessionId,
+      lastSeq: c.lastSeq,
+      topics: { ...c.topics },
+    });
     expect(await next.connect()).toMatchObject({ resume: 'fresh', reason: 'evicted' });
   });
 });

@@ -28,7 +28,12 @@ function client(urls: string[], reconnect = true): ProtocolClient {
 /** The same session, continued by a new client object pointed at other URLs. */
 function continueOn(c: ProtocolClient, urls: string[]): ProtocolClient {
   const next = client(urls);
-  Object.assign(next, { token: c.token, sessionId: c.sessionId, lastSeq: c.lastSeq, topics: { ...c.topics } });
+  Object.assign(next, {
+    token: c.token,
+    sessionId: c.sessionId,
+    lastSeq: c.lastSeq,
+    topics: { ...c.topics },
+  });
   next.received[0]!.push(...c.all);
   c.stop();
   return next;

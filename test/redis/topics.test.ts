@@ -33,7 +33,11 @@ async function join(node: InProcessNode, c: ProtocolClient, topic: string): Prom
 }
 
 /** Poll an async predicate (a Redis read) until it holds. */
-async function untilAsync(predicate: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+async function untilAsync(
+  predicate: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 10_000,
+): Promise<void> {
   const start = Date.now();
   while (!(await predicate())) {
     if (Date.now() - start > timeoutMs) throw new Error(`timed out waiting for ${what}`);
@@ -44,7 +48,12 @@ async function untilAsync(predicate: () => Promise<boolean>, what: string, timeo
 /** The same session continued by a new client object (its old socket is gone). */
 function continueOn(c: ProtocolClient, urls: string[]): ProtocolClient {
   const next = client(urls, false);
-  Object.assign(next, { token: c.token, sessionId: c.sessionId, lastSeq: c.lastSeq, topics: { ...c.topics } });
+  Object.assign(next, {
+    token: c.token,
+    sessionId: c.sessionId,
+    lastSeq: c.lastSeq,
+    topics: { ...c.topics },
+  });
   next.received[0]!.push(...c.all);
   c.stop();
   return next;
@@ -186,7 +195,9 @@ describe('topics on Redis', () => {
     expect(b.manager.getTopicMembers('x')).toEqual([first.sessionId]);
     await b.manager.publish('x', 'x7').cluster;
     await until(() => next.all.length === 13, 'live');
-    expect(await b.backend.getTopicMembers('x')).toEqual([{ clientId: first.sessionId, nodeId: b.backend.nodeId }]);
+    expect(await b.backend.getTopicMembers('x')).toEqual([
+      { clientId: first.sessionId, nodeId: b.backend.nodeId },
+    ]);
   });
 
   it('a topic trimmed past the client’s position resumes fresh with reason gap for that topic only', async () => {
@@ -242,6 +253,8 @@ describe('topics on Redis', () => {
     expect(b.manager.leave(cb.sessionId!, 'lobby')).toBe(true);
     await untilAsync(async () => (await a.backend.getTopicMemberCount('lobby')) === 1, 'count 1');
     await until(() => events.includes(`leave:${cb.sessionId}@${b.backend.nodeId}`), 'leave event from B');
-    expect(await a.backend.getTopicMembers('lobby')).toEqual([{ clientId: ca.sessionId, nodeId: a.backend.nodeId }]);
+    expect(await a.backend.getTopicMembers('lobby')).toEqual([
+      { clientId: ca.sessionId, nodeId: a.backend.nodeId },
+    ]);
   });
 });
