@@ -23,6 +23,8 @@ interface Followed {
   held: TopicPublication[];
   /** Settles when the first load is done (or failed). */
   ready: Promise<void> | undefined;
+  /** `$all` before the bind: the first read, applied to the manager's topic by `bindAll`. */
+  preload?: unknown[];
   closed: boolean;
 }
 
@@ -101,16 +103,18 @@ export class TopicFollower {
     this.link.unfollow(f.keys.channel).catch(() => {});
   }
 
-  /** The backend was bound: `$all` (opened by `connect`) now has the manager's topic. */
+  /**
+   * The backend was bound: `$all` (read by `connect`) now has the manager's topic, filled synchronously from that
+   * read and what arrived since, so that the first session already starts at the topic's real offset.
+   */
   bindAll(topic: Topic): void {
     const f = this.byName.get(BROADCAST_TOPIC);
     if (!f) return void this.open(BROADCAST_TOPIC, topic);
     f.topic = topic;
-    if (f.state === 'live' && f.epoch !== undefined && topic.epoch !== f.epoch) {
-      // Loaded before the bind: read it again into the manager's topic.
-      f.state = 'loading';
-      f.ready = this.load(f, true);
-    }
+    const read = f.preload;
+    f.preload = undefined;
+    if (read) this.applyRead(f, read, true);
+    else if (f.state === 'live') this.catchUp(f); // the read at connect failed: try again
   }
 
   /** A message on a topic channel. */
@@ -195,6 +199,12 @@ export class TopicFollower {
   }
 
   private applyRead(f: Followed, reply: unknown[], full: boolean): void {
+    if (!f.topic) {
+      // `$all` before the bind: kept as it is, applied once the manager's topic is known.
+      f.preload = reply;
+      f.state = 'live';
+      return;
+    }
     const epoch = String(reply[0]);
     const offset = Number(reply[1]);
     const entries: TopicPublication[] = [];
@@ -209,13 +219,6 @@ export class TopicFollower {
       });
     }
     const topic = f.topic;
-    if (!topic) {
-      // `$all` before the bind: keep what was read, applied once the manager's topic is known.
-      f.epoch = epoch;
-      f.held = entries.concat(f.held);
-      f.state = 'live';
-      return;
-    }
     const changed = f.epoch !== undefined && f.epoch !== epoch;
     if (full || changed || f.epoch === undefined) {
       const first = entries.length > 0 ? entries[0]!.o - 1 : offset;

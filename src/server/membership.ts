@@ -89,9 +89,11 @@ export class Memberships {
         () => {
           const c = this.host.connections.get(clientId);
           const s = c ? c.session : this.host.backend.getSession(clientId);
-          if (s !== session || (!s && c !== conn) || this.table.get(name) !== topic) return;
-          if (!topic.members.has(clientId)) return;
-          this.joined(clientId, session, c, topic, by);
+          if (this.table.get(name) !== topic || !topic.members.has(clientId)) return;
+          if (s === session && (s || c === conn)) return this.joined(clientId, session, c, topic, by);
+          // The member it was for is gone (session ended, socket closed): do not leave it in the topic, unless
+          // whoever holds the id now is a member by its own join.
+          if (!(s ? s.topics.has(name) : c?.topics?.has(name))) this.table.leave(name, clientId);
         },
         (err: unknown) => this.host.reportError(clientId, err),
       );
