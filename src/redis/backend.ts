@@ -20,8 +20,9 @@ import { decodeOwner, encodeOwner } from './codec.js';
 import { typedRedisError } from './errors.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
-import { assertCapacity, msgId, publishToTopic, sendPayload, type ClusterSendOutcome } from './routing.js';
+import { assertCapacity, msgId, sendPayload, type ClusterSendOutcome } from './routing.js';
 import { LocalSessions, type LocalSession } from './sessions.js';
+import { TopicCluster } from './topic-cluster.js';
 import { TopicFollower } from './topics.js';
 
 export type { ClusterSendOutcome } from './routing.js';
@@ -58,6 +59,7 @@ export class RedisBackend implements StorageBackend {
     this.local = new LocalSessions(link);
     this.topics = new TopicFollower(link);
     this.topics.onPresence = (e) => link.presence(e);
+    this.cluster = new TopicCluster(link, opts, this.topics, () => this.host, DEFAULT_LIMITS);
     link.handlers = {
       message: (channel, text, topic) =>
         topic ? this.topics.dispatch(channel, text) : this.local.dispatch(text),
@@ -67,6 +69,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   private readonly topics: TopicFollower;
+  private readonly cluster: TopicCluster;
 
   /** See {@link createRedisBackend}. */
   static async connect(options: RedisBackendOptions = {}): Promise<RedisBackend> {
@@ -174,7 +177,8 @@ export class RedisBackend implements StorageBackend {
       await this.host.adoptTopics(r);
       const ls = this.local.of(r);
       if (!ls) return { found: false, reason: 'superseded' };
-      for (const name of r.topics.keys()) if (name !== BROADCAST_TOPIC) this.presence('add', id, name);
+      for (const name of r.topics.keys())
+        if (name !== BROADCAST_TOPIC) this.cluster.presence('add', id, name);
       return lookup;
     } catch (err) {
       throw typedRedisError(err, 'resume');
@@ -255,7 +259,7 @@ export class RedisBackend implements StorageBackend {
   routePublish(topic: string, payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
     const volatile = options.volatile === true;
     if (volatile && (this.link.degraded || this.link.pending >= this.opts.maxPendingOps)) return undefined; // local
-    const cluster = this.publishPayload(topic, payload, options);
+    const cluster = this.cluster.publish(topic, payload, options);
     cluster.catch((err: unknown) => this.host?.reportError(undefined, err));
     return { delivered: 0, buffered: 0, dropped: 0, failed: [], cluster };
   }
@@ -273,24 +277,18 @@ export class RedisBackend implements StorageBackend {
   }
 
   onTopicJoin(memberId: string, session: SessionRecord | undefined, topic: Topic): void {
-    const ls = session && this.local.of(session);
-    if (ls) {
-      const value = `${session.topics.get(topic.name) ?? topic.offset} ${topic.epoch ?? ''}`;
-      this.link
-        .call('wssSessionTopic', [session.id, ls.g, topic.name, value])
-        .catch((err: unknown) => this.fail(memberId, err));
-    }
-    if (topic.name !== BROADCAST_TOPIC) this.presence('add', memberId, topic.name);
+    const g = session && this.local.of(session)?.g;
+    const stored = session?.topics.get(topic.name) ?? topic.offset;
+    this.cluster.joined(memberId, session && g ? { id: session.id, g } : undefined, topic, stored, (err) =>
+      this.fail(memberId, err),
+    );
   }
 
   onTopicLeave(memberId: string, session: SessionRecord | undefined, name: string): void {
-    const ls = session && this.local.of(session);
-    if (ls) {
-      this.link
-        .call('wssSessionTopic', [session.id, ls.g, name, ''])
-        .catch((err: unknown) => this.fail(memberId, err));
-    }
-    this.presence('del', memberId, name);
+    const g = session && this.local.of(session)?.g;
+    this.cluster.left(memberId, session && g ? { id: session.id, g } : undefined, name, (err) =>
+      this.fail(memberId, err),
+    );
   }
 
   persistClientSeq(session: SessionRecord, seq: number): Promise<void> {
@@ -336,7 +334,7 @@ export class RedisBackend implements StorageBackend {
    */
   broadcast(data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
     const payload = data instanceof Payload ? data : new Payload(data);
-    return this.publishPayload(BROADCAST_TOPIC, payload, options);
+    return this.cluster.publish(BROADCAST_TOPIC, payload, options);
   }
 
   /**
@@ -345,7 +343,7 @@ export class RedisBackend implements StorageBackend {
    */
   publish(topic: string, data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
     const payload = data instanceof Payload ? data : new Payload(data);
-    return this.publishPayload(topic, payload, options);
+    return this.cluster.publish(topic, payload, options);
   }
 
   /**
@@ -353,7 +351,7 @@ export class RedisBackend implements StorageBackend {
    * that holds it. Members held by a node whose heartbeat stopped are not listed (they come back when resumed).
    */
   async getTopicMembers(topic: string): Promise<Array<{ clientId: string; nodeId: string }>> {
-    const flat = (await this.topicMembers(topic, 'list')) as string[];
+    const flat = (await this.cluster.members(topic, 'list')) as string[];
     const out: Array<{ clientId: string; nodeId: string }> = [];
     for (let i = 0; i + 1 < flat.length; i += 2) out.push({ clientId: flat[i]!, nodeId: flat[i + 1]! });
     return out;
@@ -361,7 +359,7 @@ export class RedisBackend implements StorageBackend {
 
   /** How many members `topic` has on every live node, from per-node counters: no member list is read. */
   async getTopicMemberCount(topic: string): Promise<number> {
-    return Number(await this.topicMembers(topic, 'count'));
+    return Number(await this.cluster.members(topic, 'count'));
   }
 
   /**
@@ -397,49 +395,6 @@ export class RedisBackend implements StorageBackend {
 
   // ------------------------------------------------------------------------------------------ internals
 
-  private publishPayload(topic: string, payload: Payload, options: BroadcastOptions) {
-    const limits = this.host?.topicTable.limitsFor(topic) ?? this.limits;
-    const epoch = this.topics.epochOf(topic);
-    const p = publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch ?? '');
-    // The topic's history changed under us: learn the new epoch (and reset what this node holds of it).
-    p.catch((err: unknown) => {
-      if (err instanceof StabilizerError && err.code === ErrorCode.HistoryLost) this.topics.refresh(topic);
-    });
-    return p;
-  }
-
-  private async topicMembers(topic: string, mode: 'list' | 'count'): Promise<unknown> {
-    const k = this.topics.keys(topic);
-    const live = await this.link.cmd.zrangebyscore(
-      `${this.prefix}nodes`,
-      Date.now() - this.opts.nodeTimeoutMs,
-      '+inf',
-    );
-    return this.link.topicScript('wssTopicMembers', [k.members, k.counts], [mode, ...live]);
-  }
-
-  /** Presence of one member in one topic, held by this node (O(1), on the topic's keys). */
-  private presence(op: 'add' | 'del', memberId: string, topic: string): void {
-    const k = this.topics.keys(topic);
-    this.link
-      .topicScript(
-        'wssTopicPresence',
-        [k.members, k.counts],
-        [op, memberId, this.nodeId, k.channel, this.link.pubCmd],
-      )
-      .catch(() => {}); // best effort: a node that comes back re-adds its members (resync)
-  }
-
-  /** Re-add the presence of every member of every topic followed here (after this node was reaped). */
-  private readdPresence(): void {
-    const table = this.host?.topicTable;
-    if (!table) return;
-    for (const name of table.names()) {
-      if (name === BROADCAST_TOPIC) continue;
-      for (const id of table.get(name)!.members) this.presence('add', id, name);
-    }
-  }
-
   private attach(ls: LocalSession): void {
     const g = ls.g;
     this.link.call('wssAttach', [ls.record.id, g, this.nodeId]).then(
@@ -458,7 +413,7 @@ export class RedisBackend implements StorageBackend {
         else this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {});
       }
       this.readdConnections();
-      this.readdPresence();
+      this.cluster.readdPresence();
     }
     this.local.resyncAll();
     this.topics.resyncAll();
