@@ -1,6 +1,6 @@
 // Cross-node broadcast: three server processes share one Redis; clients are spread over them; node 0 broadcasts.
 //
-//   npx tsup && node bench/cross-node.mjs [--clients=300] [--rate=200] [--seconds=5] [--burst=1000]
+//   npx tsup && node bench/cross-node.mjs [--clients=300] [--rate=200] [--seconds=5] [--burst=1000] [--rounds=3]
 //
 // Systems, on the same private redis-server:
 //   stabilizer  websocket-stabilizer with websocket-stabilizer/redis, stabilizer.v1 reliable clients (acking
@@ -8,6 +8,8 @@
 //   socketio    Socket.IO 4 with @socket.io/redis-streams-adapter, websocket transport
 // Workloads: a fixed rate for some seconds (end-to-end latency: broadcast call → client receipt, and delivery
 // ratio), then a burst sent as fast as possible (time until every client has every message).
+// Rounds: every round runs both systems (fresh node processes, Redis flushed), in an order that alternates; the
+// summary gives medians over rounds and the median of the per-round ratios (stabilizer ÷ Socket.IO) with min–max.
 // BENCH_CPU_PROF=<dir> writes a CPU profile of every node process there.
 import { fork, spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -234,6 +236,12 @@ async function runSystem(system, redis, opts) {
   return result;
 }
 
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
 async function main() {
   const opts = {
     clients: arg('clients', 300),
@@ -241,26 +249,47 @@ async function main() {
     seconds: arg('seconds', 5),
     burst: arg('burst', 1000),
   };
+  const rounds = arg('rounds', 3);
+  const systems = ['stabilizer', 'socketio'];
   const redis = await startRedis();
   const results = [];
   try {
-    for (const system of ['stabilizer', 'socketio']) {
-      console.error(
-        `[cross-node] ${system}: ${opts.clients} clients on 3 nodes, ${opts.rate} msg/s × ${opts.seconds} s, burst ${opts.burst}`,
-      );
-      results.push(await runSystem(system, redis, opts));
+    for (let r = 0; r < rounds; r++) {
+      for (const system of r % 2 ? [...systems].reverse() : systems) {
+        console.error(
+          `[cross-node] round ${r + 1}/${rounds} ${system}: ${opts.clients} clients on 3 nodes, ${opts.rate} msg/s × ${opts.seconds} s, burst ${opts.burst}`,
+        );
+        results.push({ ...(await runSystem(system, redis, opts)), round: r + 1 });
+      }
     }
   } finally {
     redis.stop();
   }
   const f = (v, d = 1) => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(d) : '–');
   console.log(
-    '| system | delivered (rate) | p50 ms | p90 ms | p99 ms | max ms | burst: all delivered in ms | burst deliveries/s | burst delivered | errors |',
+    '| round | system | delivered (rate) | p50 ms | p90 ms | p99 ms | max ms | burst: all delivered in ms | burst deliveries/s | burst delivered | errors |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const r of results) {
     console.log(
-      `| ${r.system} | ${f(r.deliveredPct, 2)} % | ${f(r.p50, 2)} | ${f(r.p90, 2)} | ${f(r.p99, 2)} | ${f(r.max)} | ${f(r.burstMs, 0)} | ${f(r.burstDeliveriesPerSec, 0)} | ${f(r.burstDeliveredPct, 2)} % | ${r.errors} |`,
+      `| ${r.round} | ${r.system} | ${f(r.deliveredPct, 2)} % | ${f(r.p50, 2)} | ${f(r.p90, 2)} | ${f(r.p99, 2)} | ${f(r.max)} | ${f(r.burstMs, 0)} | ${f(r.burstDeliveriesPerSec, 0)} | ${f(r.burstDeliveredPct, 2)} % | ${r.errors} |`,
+    );
+  }
+  const of = (system) => results.filter((r) => r.system === system);
+  const [ours, theirs] = systems.map(of);
+  console.log('');
+  console.log(
+    `| metric (median over ${rounds} rounds) | stabilizer | socketio | stabilizer ÷ socketio: median [min–max] of rounds |`,
+  );
+  console.log('|---|---|---|---|');
+  for (const [key, label] of [
+    ['burstDeliveriesPerSec', 'burst deliveries/s'],
+    ['p50', `p50 ms at ${opts.rate} msg/s`],
+    ['p99', `p99 ms at ${opts.rate} msg/s`],
+  ]) {
+    const ratios = ours.map((o, i) => o[key] / theirs[i][key]);
+    console.log(
+      `| ${label} | ${f(median(ours.map((o) => o[key])), 2)} | ${f(median(theirs.map((o) => o[key])), 2)} | ${f(median(ratios), 2)} [${f(Math.min(...ratios), 2)}–${f(Math.max(...ratios), 2)}] |`,
     );
   }
   process.exit(0);

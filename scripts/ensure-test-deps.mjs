@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm test`'s pretest step: makes sure the real programs that the tests start themselves are installed.
 //
-// The tests run a private redis-server, a real nginx and a real Apache httpd in front of the server and a headless
-// Chromium. When one is missing and this process may install Debian packages (it runs as root, or `sudo -n` works),
-// it runs `apt-get update` and `apt-get install -y --no-install-recommends <packages>`. When it may not (or
+// The tests run a private redis-server (and a Redis Cluster built with redis-cli), a real nginx and a real Apache
+// httpd in front of the server and a headless Chromium. When one is missing and this process may install Debian
+// packages (it runs as root, or `sudo -n` works), it runs `apt-get update` and
+// `apt-get install -y --no-install-recommends <packages>`. When it may not (or
 // STABILIZER_NO_INSTALL=1 is set), it exits 1 at once with one line that says what to install.
 // test/helpers/binaries.ts checks the same paths when a test file starts, for runs that skip this step.
 import { spawnSync } from 'node:child_process';
@@ -17,6 +18,14 @@ const DEPS = [
     env: 'REDIS_SERVER_PATH',
     fallback: 'redis-server',
     pkg: 'redis-server',
+    version: ['--version'],
+  },
+  // The Redis Cluster tests create their cluster with `redis-cli --cluster create`; Debian ships it in redis-tools.
+  {
+    name: 'redis-cli',
+    env: 'REDIS_CLI_PATH',
+    fallback: 'redis-cli',
+    pkg: 'redis-tools',
     version: ['--version'],
   },
   { name: 'nginx', env: 'NGINX_PATH', fallback: '/usr/sbin/nginx', pkg: 'nginx', version: ['-v'] },

@@ -44,7 +44,7 @@ export class ReplayBuffer<E extends ReplayEntry = ReplayEntry> {
   /** Set while the session is detached: the manager's budget of detached-session memory. */
   meter: ByteMeter | undefined = undefined;
 
-  constructor(private readonly limits: ReplayLimits) {}
+  constructor(readonly limits: ReplayLimits) {}
 
   get size(): number {
     return this.entries.length - this.head;

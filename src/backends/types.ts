@@ -3,6 +3,8 @@ import type { BroadcastOptions, BroadcastResult, DeliveryFailure } from '../serv
 import type { Connection, WriteOutcome } from '../server/connection.js';
 import type { Logger } from '../server/logger.js';
 import type { Payload } from '../server/payload.js';
+import type { Publication } from '../server/publication.js';
+import type { Topic, TopicTable } from '../server/topics.js';
 
 /**
  * A protocol-mode session: the state that outlives one socket. Held in memory by the process that serves it;
@@ -37,6 +39,11 @@ export interface SessionRecord {
    * it). Includes the built-in `$all` on backends that serve broadcasts through topics.
    */
   readonly topics: Map<string, number>;
+  /**
+   * Cluster backends: the epoch of each topic's history when the session joined it (see `Topic.epoch`); a topic
+   * whose epoch changed since is resumed as `fresh` `gap`. `undefined` on the in-memory backend.
+   */
+  topicEpochs?: Map<string, string>;
   /** The remote IP that created the session, counted by `maxSessionsPerIp` (set by the manager). */
   remoteAddress?: string;
   /** Inbound rate-limit bucket, kept with the session so that a resume does not refill it (set by the manager). */
@@ -142,8 +149,28 @@ export interface StorageBackend {
     payload: Payload,
     volatile: boolean,
   ): 'sent' | 'buffered' | 'dropped' | undefined;
-  /** `broadcast`: take over the fan-out to every node, or return `undefined` for the local in-memory path. */
-  routeBroadcast?(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined;
+  /**
+   * `publish` and `broadcast` (topic `$all`): take over the numbering and the fan-out to every node, or return
+   * `undefined` for the local in-memory path. A cluster backend numbers a reliable publication in shared storage
+   * and delivers it on every node (this one included) once it is stored, through {@link BackendHost.deliverPublication}.
+   */
+  routePublish?(topic: string, payload: Payload, options: BroadcastOptions): BroadcastResult | undefined;
+  /**
+   * A named topic got its first member on this process (`$all` is open from `bind` on). A cluster backend starts
+   * following it; until the promise of {@link topicReady} settles, the topic's offset is not known yet.
+   */
+  topicOpened?(topic: Topic): void;
+  /** The last member of a named topic on this process left: stop following it. */
+  topicClosed?(topic: Topic): void;
+  /** `undefined` when `topic` is in step with shared storage; else a promise that settles once it is. */
+  topicReady?(topic: Topic): Promise<void> | undefined;
+  /**
+   * `memberId` (a session, or a plain connection when `session` is `undefined`) joined `topic` at `topic.offset`
+   * (after {@link topicReady}). A cluster backend stores it with the session and in the topic's presence.
+   */
+  onTopicJoin?(memberId: string, session: SessionRecord | undefined, topic: Topic): void;
+  /** `memberId` left topic `name` for good (not when its session moved to another node). */
+  onTopicLeave?(memberId: string, session: SessionRecord | undefined, name: string): void;
   /**
    * A reliable client message with sequence `seq` was delivered to the application. The server acks it only when
    * the promise resolves (the sequence is durable); `undefined` means ack at once.
@@ -176,4 +203,13 @@ export interface BackendHost {
   onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];
   /** Log and emit an `error` event. */
   reportError(clientId: string | undefined, err: unknown): void;
+  /** This process's topics (each named one while it has members here, and `$all`). */
+  readonly topicTable: TopicTable;
+  /** Write a publication numbered by the backend to this process's members of its topic. */
+  deliverPublication(topic: Topic, pub: Publication): void;
+  /**
+   * A session loaded for a resume (its `topics` filled from shared storage): make it a member of its topics here
+   * and resolve once every one is in step, so that the resume is planned from complete histories.
+   */
+  adoptTopics(session: SessionRecord): Promise<void>;
 }

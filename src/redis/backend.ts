@@ -9,17 +9,21 @@ import type {
   StorageBackend,
 } from '../backends/types.js';
 import { ErrorCode } from '../protocol/error-codes.js';
+import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import type { BroadcastOptions, BroadcastResult, ClusterBroadcastReport } from '../server/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
+import type { Topic } from '../server/topics.js';
 import { decodeOwner, encodeOwner } from './codec.js';
 import { typedRedisError } from './errors.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
-import { assertCapacity, msgId, publishPayload, sendPayload, type ClusterSendOutcome } from './routing.js';
+import { assertCapacity, msgId, sendPayload, type ClusterSendOutcome } from './routing.js';
 import { LocalSessions, type LocalSession } from './sessions.js';
+import { TopicCluster } from './topic-cluster.js';
+import { TopicFollower } from './topics.js';
 
 export type { ClusterSendOutcome } from './routing.js';
 
@@ -31,8 +35,8 @@ export function createRedisBackend(options: RedisBackendOptions = {}): Promise<R
 }
 
 /**
- * The cluster backend: sessions, replay buffers and token nonces in Redis; sequence numbers assigned in Redis by
- * Lua scripts; fan-out to every node through one channel per node. Any node can resume any session exactly-once,
+ * The cluster backend: sessions, inboxes and token nonces in Redis; topic offsets and histories in one stream per
+ * topic; each node follows the topics it has members in (`$all` always) and fans publications out locally. Any node can resume any session exactly-once,
  * and a node that dies loses nothing it acknowledged. See ARCHITECTURE.md, "Cluster data flow", for the argument.
  *
  * One backend serves one manager: `new WebSocketConnectionManager({ backend: await createRedisBackend({ url }) })`.
@@ -53,18 +57,28 @@ export class RedisBackend implements StorageBackend {
   ) {
     this.nodeId = opts.nodeId;
     this.local = new LocalSessions(link);
+    this.topics = new TopicFollower(link);
+    this.topics.onPresence = (e) => link.presence(e);
+    this.cluster = new TopicCluster(link, opts, this.topics, () => this.host, DEFAULT_LIMITS);
     link.handlers = {
-      message: (text) => this.local.dispatch(text),
+      message: (channel, text, topic) =>
+        topic ? this.topics.dispatch(channel, text) : this.local.dispatch(text),
       resync: (reaped) => this.resync(reaped),
       historyLost: () => this.historyLost(),
     };
   }
 
+  private readonly topics: TopicFollower;
+  private readonly cluster: TopicCluster;
+
   /** See {@link createRedisBackend}. */
   static async connect(options: RedisBackendOptions = {}): Promise<RedisBackend> {
     const opts = resolveRedisOptions(options);
     const link = await RedisLink.open(options, opts, options.logger ?? silentLogger);
-    return new RedisBackend(link, opts, options.logger !== undefined);
+    const backend = new RedisBackend(link, opts, options.logger !== undefined);
+    // `$all` (broadcasts) is followed from the start, so that its offset is known before the first session.
+    await backend.topics.open(BROADCAST_TOPIC, undefined);
+    return backend;
   }
 
   /** `true` while Redis is unreachable, stalled, or its lost history is being handled. */
@@ -100,7 +114,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   private get prefix(): string {
-    return this.opts.keyPrefix;
+    return this.opts.controlPrefix;
   }
 
   // ------------------------------------------------------------------------------------------ StorageBackend
@@ -150,8 +164,22 @@ export class RedisBackend implements StorageBackend {
 
   async findSession(id: string, limits: ReplayLimits, incarnation: string): Promise<SessionLookup> {
     this.assertAvailable('resume');
+    const before = this.local.byId.get(id)?.record;
+    const had = before ? [...before.topics.keys()] : [];
     try {
-      return await this.local.claim(id, incarnation, limits, this.ttlMs, this.opts.tombstoneTtlMs);
+      const lookup = await this.local.claim(id, incarnation, limits, this.ttlMs, this.opts.tombstoneTtlMs);
+      if (!lookup.found || !this.host) return lookup;
+      const r = lookup.session;
+      const table = this.host.topicTable;
+      // Left elsewhere meanwhile: no longer a member here either.
+      if (before === r) for (const name of had) if (!r.topics.has(name)) table.leave(name, id);
+      // Its topics are followed here from now on, each in step with Redis before the resume is planned.
+      await this.host.adoptTopics(r);
+      const ls = this.local.of(r);
+      if (!ls) return { found: false, reason: 'superseded' };
+      for (const name of r.topics.keys())
+        if (name !== BROADCAST_TOPIC) this.cluster.presence('add', id, name);
+      return lookup;
     } catch (err) {
       throw typedRedisError(err, 'resume');
     }
@@ -205,6 +233,8 @@ export class RedisBackend implements StorageBackend {
       throw new StabilizerError(ErrorCode.InvalidConfig, 'a RedisBackend serves exactly one manager');
     }
     this.local.host = host;
+    this.topics.host = host;
+    this.topics.bindAll(host.topicTable.all);
     this.link.sessionTtlMs = host.config.sessionTtlMs;
     if (!this.ownLogger) this.link.log = host.log;
     if (!host.config.tokens.secret) {
@@ -226,12 +256,39 @@ export class RedisBackend implements StorageBackend {
     return conn ? 'sent' : volatile ? 'sent' : 'buffered';
   }
 
-  routeBroadcast(payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
+  routePublish(topic: string, payload: Payload, options: BroadcastOptions): BroadcastResult | undefined {
     const volatile = options.volatile === true;
     if (volatile && (this.link.degraded || this.link.pending >= this.opts.maxPendingOps)) return undefined; // local
-    const cluster = publishPayload(this.link, this.opts, this.limits, payload, options);
+    const cluster = this.cluster.publish(topic, payload, options);
     cluster.catch((err: unknown) => this.host?.reportError(undefined, err));
     return { delivered: 0, buffered: 0, dropped: 0, failed: [], cluster };
+  }
+
+  topicOpened(topic: Topic): void {
+    void this.topics.open(topic.name, topic);
+  }
+
+  topicClosed(topic: Topic): void {
+    this.topics.close(topic.name);
+  }
+
+  topicReady(topic: Topic): Promise<void> | undefined {
+    return this.topics.readyOf(topic.name);
+  }
+
+  onTopicJoin(memberId: string, session: SessionRecord | undefined, topic: Topic): void {
+    const g = session && this.local.of(session)?.g;
+    const stored = session?.topics.get(topic.name) ?? topic.offset;
+    this.cluster.joined(memberId, session && g ? { id: session.id, g } : undefined, topic, stored, (err) =>
+      this.fail(memberId, err),
+    );
+  }
+
+  onTopicLeave(memberId: string, session: SessionRecord | undefined, name: string): void {
+    const g = session && this.local.of(session)?.g;
+    this.cluster.left(memberId, session && g ? { id: session.id, g } : undefined, name, (err) =>
+      this.fail(memberId, err),
+    );
   }
 
   persistClientSeq(session: SessionRecord, seq: number): Promise<void> {
@@ -270,14 +327,39 @@ export class RedisBackend implements StorageBackend {
   // ------------------------------------------------------------------------------------------ cluster API
 
   /**
-   * Broadcast to every client on every node. Resolves once the message is sequenced in Redis (durable) and
-   * published to every node, with the number of sessions it was sequenced on. `manager.broadcast` does the same
-   * and exposes this promise as `result.cluster`. Works without a manager (e.g. from a worker process); the replay
-   * bounds are then the defaults, so keep `replay` at its defaults on the servers or broadcast from a server.
+   * Broadcast to every client on every node: a publish to the built-in topic `$all`. Resolves once Redis stored it
+   * (durable) with its offset. `manager.broadcast` does the same and exposes this promise as `result.cluster`.
+   * Works without a manager (e.g. from a worker process); the history bounds are then the defaults, so keep
+   * `replay` at its defaults on the servers or broadcast from a server.
    */
   broadcast(data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
     const payload = data instanceof Payload ? data : new Payload(data);
-    return publishPayload(this.link, this.opts, this.limits, payload, options);
+    return this.cluster.publish(BROADCAST_TOPIC, payload, options);
+  }
+
+  /**
+   * Publish to `topic`'s members on every node: one short script on the topic's own keys, whatever the number of
+   * members. Resolves once Redis stored it, with its offset. `manager.publish` does the same (`result.cluster`).
+   */
+  publish(topic: string, data: SendData, options: BroadcastOptions = {}): Promise<ClusterBroadcastReport> {
+    const payload = data instanceof Payload ? data : new Payload(data);
+    return this.cluster.publish(topic, payload, options);
+  }
+
+  /**
+   * Members of `topic` on every live node (sessions, attached or detached, and plain sockets), each with the node
+   * that holds it. Members held by a node whose heartbeat stopped are not listed (they come back when resumed).
+   */
+  async getTopicMembers(topic: string): Promise<Array<{ clientId: string; nodeId: string }>> {
+    const flat = (await this.cluster.members(topic, 'list')) as string[];
+    const out: Array<{ clientId: string; nodeId: string }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ clientId: flat[i]!, nodeId: flat[i + 1]! });
+    return out;
+  }
+
+  /** How many members `topic` has on every live node, from per-node counters: no member list is read. */
+  async getTopicMemberCount(topic: string): Promise<number> {
+    return Number(await this.cluster.members(topic, 'count'));
   }
 
   /**
@@ -331,14 +413,17 @@ export class RedisBackend implements StorageBackend {
         else this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {});
       }
       this.readdConnections();
+      this.cluster.readdPresence();
     }
     this.local.resyncAll();
+    this.topics.resyncAll();
   }
 
   private historyLost(): number {
     this.acks.clear();
     const dropped = this.local.dropAll();
     this.readdConnections();
+    this.topics.resyncAll();
     return dropped;
   }
 

@@ -75,15 +75,6 @@ export function parseEntries(reply: unknown[], from: number): StoredEntry[] {
 /** A message on a node's channel. */
 export type NodeMessage =
   | {
-      /** Broadcast: `s` lists this node's sessions as `[id, generation, seq, ...]`; plain sockets get it too. */
-      k: 'b';
-      i: string;
-      p: string;
-      v: 0 | 1;
-      x: string[];
-      s: Array<string | number>;
-    }
-  | {
       /** Direct send: sequenced (`s` = `[id, generation, seq]`) or to one socket as it is (`t`). */
       k: 'd';
       i: string;
@@ -111,9 +102,48 @@ export function parseNodeMessage(text: string): NodeMessage | undefined {
   const o = m as Record<string, unknown>;
   // cjson encodes an empty Lua table as {}: normalise list fields.
   if (o.s !== undefined && !Array.isArray(o.s)) o.s = [];
-  if (o.x !== undefined && !Array.isArray(o.x)) o.x = [];
-  if (o.k === 'b' && typeof o.i === 'string' && typeof o.p === 'string') return o as NodeMessage;
   if (o.k === 'd' && typeof o.i === 'string' && typeof o.p === 'string') return o as NodeMessage;
   if (o.k === 'c' && typeof o.id === 'string' && typeof o.g === 'string') return o as NodeMessage;
+  return undefined;
+}
+
+/** A reliable publication on a topic channel (or read from its stream): epoch, offset, Redis ms, payload, excluded. */
+export interface TopicPublication {
+  k: 'pub';
+  e: string;
+  o: number;
+  a: number;
+  p: string;
+  /** Excluded ids as a JSON array, or '' for none. */
+  x: string;
+}
+
+/** A message on a topic channel. */
+export type TopicMessage =
+  | TopicPublication
+  | { k: 'volatile'; p: string; x: string }
+  | { k: 'presence'; change: 'join' | 'leave'; i: string; n: string };
+
+/** Parse a topic-channel message; `undefined` for anything unexpected. */
+export function parseTopicMessage(text: string): TopicMessage | undefined {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof m !== 'object' || m === null) return undefined;
+  const o = m as Record<string, unknown>;
+  const x = typeof o.x === 'string' ? o.x : '';
+  if (typeof o.p === 'string') {
+    if (o.v === 1) return { k: 'volatile', p: o.p, x };
+    if (typeof o.e === 'string' && typeof o.o === 'number' && typeof o.a === 'number') {
+      return { k: 'pub', e: o.e, o: o.o, a: o.a, p: o.p, x };
+    }
+    return undefined;
+  }
+  if ((o.k === 'j' || o.k === 'l') && typeof o.i === 'string' && typeof o.n === 'string') {
+    return { k: 'presence', change: o.k === 'j' ? 'join' : 'leave', i: o.i, n: o.n };
+  }
   return undefined;
 }

@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import { TypedEmitter } from '../server/events.js';
 import type { Logger } from '../server/logger.js';
 import { redactUrl, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptRunner } from './scripts.js';
+import type { PresenceEvent } from './topics.js';
+import { defineTopicScripts, type TopicScriptName, type TopicScriptRunner } from './topic-scripts.js';
 
 /** Events of the Redis backend (`backend.on(...)`). */
 export interface RedisBackendEvents {
@@ -18,11 +20,17 @@ export interface RedisBackendEvents {
    * empty replica). Every protocol session of this node was closed with 1012; resumes get `fresh`.
    */
   'history-lost': { previousEpoch: string; epoch: string; sessionsDropped: number };
+  /**
+   * A member joined or left a topic on some node (cluster-wide presence). Heard by the nodes that follow the topic
+   * (those with members in it).
+   */
+  presence: PresenceEvent;
 }
 
 /** What the link tells its owner. */
 export interface LinkHandlers {
-  message(text: string): void;
+  /** A message on this node's channel, or (`topic` true) on a followed topic's channel. */
+  message(channel: string, text: string, topic: boolean): void;
   /** The subscriber is back after missing messages, or the node was reaped: re-check every local session. */
   resync(reaped: boolean): void;
   /** The epoch changed: drop every local session. Returns how many were dropped. */
@@ -41,6 +49,22 @@ const OVERRIDES: Partial<RedisOptions> = {
   autoResubscribe: true,
   retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
 };
+
+/** The same overrides for an ioredis `Cluster` (per-node options go in `redisOptions`). */
+const CLUSTER_OVERRIDES: ClusterOptions = {
+  lazyConnect: true,
+  keyPrefix: '',
+  enableOfflineQueue: true,
+  clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
+  redisOptions: { maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true, autoResubscribe: true },
+};
+
+/** A client of our own with the backend's settings: `subscriber` clients of a Cluster subscribe per shard. */
+function duplicate(client: Redis | Cluster, subscriber: boolean): Redis | Cluster {
+  if (!(client instanceof Cluster)) return client.duplicate(OVERRIDES);
+  const redisOptions = { ...client.options.redisOptions, ...CLUSTER_OVERRIDES.redisOptions };
+  return client.duplicate([], { ...CLUSTER_OVERRIDES, redisOptions, shardedSubscribers: subscriber });
+}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -72,15 +96,49 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   handlers: LinkHandlers | undefined;
 
   private constructor(
-    readonly cmd: Redis,
-    readonly sub: Redis,
+    readonly cmd: Redis | Cluster,
+    readonly sub: Redis | Cluster,
     readonly opts: ResolvedRedisOptions,
     log: Logger,
   ) {
     super();
     this.log = log;
-    this.run = defineScripts(cmd);
-    this.channel = `${opts.keyPrefix}n:${opts.nodeId}`;
+    this.run = defineScripts(cmd, `${opts.controlPrefix}epoch`);
+    this.runTopic = defineTopicScripts(cmd);
+    this.channel = `${opts.controlPrefix}n:${opts.nodeId}`;
+    this.sharded = (cmd as { isCluster?: boolean }).isCluster === true;
+    this.pubCmd = this.sharded ? 'SPUBLISH' : 'PUBLISH';
+  }
+
+  private readonly runTopic: TopicScriptRunner;
+  /**
+   * `true` when the client is an ioredis `Cluster`: topic channels use sharded pub/sub (SSUBSCRIBE, SPUBLISH), so
+   * a publication goes only to the shard that holds its topic's slot.
+   */
+  readonly sharded: boolean;
+  /** The command the topic scripts publish with. */
+  readonly pubCmd: 'PUBLISH' | 'SPUBLISH';
+
+  /** Run a topic script (keys first); counted in `pending`. No history epoch: a topic carries its own. */
+  topicScript(name: TopicScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
+    this.pending++;
+    return this.runTopic(name, keys, args).finally(() => this.pending--);
+  }
+
+  /** Emit a `presence` event (from the topic follower). */
+  presence(e: PresenceEvent): void {
+    this.emitSafely('presence', e, () => {});
+  }
+
+  /** Subscribe to a topic channel; resolves once Redis confirmed it (nothing published after is missed). */
+  async follow(channel: string): Promise<void> {
+    if (this.sharded) await this.sub.ssubscribe(channel);
+    else await this.sub.subscribe(channel);
+  }
+
+  async unfollow(channel: string): Promise<void> {
+    if (this.sharded) await this.sub.sunsubscribe(channel);
+    else await this.sub.unsubscribe(channel);
   }
 
   /** Connect both connections, check the server, join (or start) the history epoch. Rejects with a clear error. */
@@ -93,8 +151,8 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       );
     }
     const where = o.client ? 'the given client' : redactUrl(url);
-    const cmd = o.client ? o.client.duplicate(OVERRIDES) : new Redis(url, OVERRIDES);
-    const sub = cmd.duplicate(OVERRIDES);
+    const cmd = o.client ? duplicate(o.client, false) : new Redis(url, OVERRIDES);
+    const sub = duplicate(o.client ?? cmd, true);
     const link = new RedisLink(cmd, sub, opts, log);
     let lastError: Error | undefined;
     const onError = (err: Error) => (lastError = err);
@@ -134,7 +192,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   /** Run a script with the prefix and the current epoch prepended; counted in `pending`. */
   call(name: ScriptName, args: ScriptArg[]): Promise<unknown> {
     this.pending++;
-    const p = this.run(name, [this.opts.keyPrefix, this.epoch, ...args]);
+    const p = this.run(name, [this.opts.controlPrefix, this.epoch, ...args]);
     return p
       .finally(() => this.pending--)
       .catch((err: unknown) => {
@@ -144,7 +202,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   }
 
   private async joinEpoch(): Promise<void> {
-    const key = `${this.opts.keyPrefix}epoch`;
+    const key = `${this.opts.controlPrefix}epoch`;
     await this.cmd.set(key, randomBytes(12).toString('base64url'), 'NX');
     const epoch = await this.cmd.get(key);
     if (!epoch) throw new Error('could not read the history epoch');
@@ -161,7 +219,11 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     sub.on('close', () => this.setDown('sub', 'redis subscriber connection lost'));
     cmd.on('ready', () => void this.onCmdReady());
     sub.on('ready', () => void this.onSubReady());
-    sub.on('message', (_channel: string, text: string) => this.handlers?.message(text));
+    sub.on('message', (channel: string, text: string) =>
+      this.handlers?.message(channel, text, channel !== this.channel),
+    );
+    // Sharded pub/sub (Redis Cluster): topic channels only.
+    sub.on('smessage', (channel: string, text: string) => this.handlers?.message(channel, text, true));
     this.timer = setInterval(() => this.tick(), this.opts.nodeHeartbeatMs);
     this.timer.unref();
   }
@@ -194,7 +256,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   private async onCmdReady(): Promise<void> {
     if (this.closed) return;
     try {
-      const epoch = await this.cmd.get(`${this.opts.keyPrefix}epoch`);
+      const epoch = await this.cmd.get(`${this.opts.controlPrefix}epoch`);
       if (epoch !== this.epoch) return void (await this.onEpochMismatch());
       this.cmdUp = true;
       await this.beat();
@@ -264,7 +326,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     this.beatStartedMs = Date.now();
     try {
       const was = await this.run('wssBeat', [
-        o.keyPrefix,
+        o.controlPrefix,
         this.epoch,
         o.nodeId,
         o.nodeTimeoutMs,
@@ -315,7 +377,11 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     const o = this.opts;
     if (this.cmd.status === 'ready') {
       await withTimeout(
-        this.cmd.multi().zrem(`${o.keyPrefix}nodes`, o.nodeId).del(`${o.keyPrefix}n:${o.nodeId}:c`).exec(),
+        this.cmd
+          .multi()
+          .zrem(`${o.controlPrefix}nodes`, o.nodeId)
+          .del(`${o.controlPrefix}n:${o.nodeId}:c`)
+          .exec(),
         1000,
         'leave',
       ).catch(() => {});

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Logger } from '../server/logger.js';
@@ -7,10 +7,11 @@ import type { Logger } from '../server/logger.js';
 /** Options of {@link createRedisBackend}. Give `client` or `url`. */
 export interface RedisBackendOptions {
   /**
-   * An ioredis client to take the connection settings from. The backend opens two connections of its own with
+   * An ioredis client to take the connection settings from: a `Redis` (one server, or Sentinel) or a `Cluster`
+   * (Redis Cluster ≥ 7: topics then use sharded pub/sub). The backend opens two clients of its own with
    * `client.duplicate()` (one for commands, one subscriber) and never uses or closes this one.
    */
-  client?: Redis;
+  client?: Redis | Cluster;
   /**
    * Redis URL, when no `client` is given, e.g. `redis://:password@10.0.0.5:6379/0` or `rediss://…` for TLS.
    * @default 'redis://127.0.0.1:6379'
@@ -62,6 +63,12 @@ export interface RedisBackendOptions {
 
 export interface ResolvedRedisOptions {
   keyPrefix: string;
+  /**
+   * Prefix of the control plane's keys (sessions, inboxes, nodes, nonces, the epoch): `keyPrefix` in a hash tag
+   * (`{wss:}`), so that every session script touches one slot on Redis Cluster. Topics use `keyPrefix{t:<topic>}`
+   * and spread over the slots. A `keyPrefix` that has a hash tag of its own is used as it is.
+   */
+  controlPrefix: string;
   nodeId: string;
   nodeHeartbeatMs: number;
   nodeTimeoutMs: number;
@@ -95,6 +102,7 @@ export function resolveRedisOptions(o: RedisBackendOptions): ResolvedRedisOption
   }
   const resolved = {
     keyPrefix,
+    controlPrefix: keyPrefix.includes('{') ? keyPrefix : `{${keyPrefix}}`,
     nodeId,
     nodeHeartbeatMs: positiveInt('nodeHeartbeatMs', o.nodeHeartbeatMs, 2000),
     nodeTimeoutMs: positiveInt('nodeTimeoutMs', o.nodeTimeoutMs, 10_000),

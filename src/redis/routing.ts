@@ -8,6 +8,7 @@ import { encodePayload } from './codec.js';
 import { typedRedisError } from './errors.js';
 import type { RedisLink } from './link.js';
 import type { ResolvedRedisOptions } from './options.js';
+import { topicKeys } from './topic-scripts.js';
 
 /** Outcome of a cluster-wide `RedisBackend.send`. */
 export type ClusterSendOutcome = 'sent' | 'buffered' | 'dropped';
@@ -23,34 +24,56 @@ export function assertCapacity(link: RedisLink, opts: ResolvedRedisOptions): voi
 }
 
 /**
- * A broadcast through Redis (ARCHITECTURE.md, "The one rule"): the `wssBroadcast` script sequences it on every
- * live session and publishes it to every node. Resolves with how many sessions and nodes it reached.
+ * A publish through Redis (ARCHITECTURE.md, "Cluster data flow"): the `wssTopicPublish` script numbers it in the
+ * topic's meta hash, appends it to the topic's stream (trimmed to the topic's history bounds) and publishes it on
+ * the topic's channel, touching only that topic's keys: its cost does not depend on how many sessions, members or
+ * nodes there are. Every node following the topic delivers it to its members. A volatile publication is one
+ * PUBLISH on the channel. Resolves once Redis stored it, with its offset. `expectedEpoch` (the topic's epoch as
+ * this node follows it, or '' if it does not) makes a publish queued across a Redis restart fail `HISTORY_LOST`
+ * instead of starting the topic's new history.
  */
-export async function publishPayload(
+export async function publishToTopic(
   link: RedisLink,
   opts: ResolvedRedisOptions,
+  topic: string,
   l: ReplayLimits,
   payload: Payload,
   options: BroadcastOptions,
+  expectedEpoch: string,
 ): Promise<ClusterBroadcastReport> {
   assertCapacity(link, opts);
-  const exclude = JSON.stringify(options.exclude ? [...options.exclude] : []);
+  const keys = topicKeys(opts.keyPrefix, topic);
+  const excluded = options.exclude ? [...options.exclude] : [];
+  const x = excluded.length > 0 ? JSON.stringify(excluded) : '';
   try {
-    const reply = (await link.call('wssBroadcast', [
-      msgId(),
-      encodePayload(payload),
-      payload.bytes,
-      options.volatile ? 1 : 0,
-      exclude,
-      l.maxMessages,
-      l.maxBytes,
-      l.maxAgeMs,
-      l.maxAgeMs + 60_000,
-      opts.nodeTimeoutMs,
-    ])) as number[];
-    return { sessions: Number(reply[0]), nodes: Number(reply[1]) };
+    if (options.volatile) {
+      const text = JSON.stringify({ v: 1, p: encodePayload(payload), x });
+      const nodes = link.sharded
+        ? await link.cmd.spublish(keys.channel, text)
+        : await link.cmd.publish(keys.channel, text);
+      return { offset: undefined, nodes: Number(nodes) };
+    }
+    const id = msgId();
+    const reply = (await link.topicScript(
+      'wssTopicPublish',
+      [keys.meta, keys.stream, keys.dedupe(id)],
+      [
+        keys.channel,
+        encodePayload(payload),
+        payload.bytes,
+        x,
+        l.maxMessages,
+        l.maxBytes,
+        l.maxAgeMs,
+        msgId(),
+        60_000,
+        link.pubCmd,
+        expectedEpoch,
+      ],
+    )) as unknown[];
+    return { offset: Number(reply[0]), nodes: Number(reply[2]) };
   } catch (err) {
-    throw typedRedisError(err, 'broadcast');
+    throw typedRedisError(err, 'publish');
   }
 }
 

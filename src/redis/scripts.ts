@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 
 /**
  * The Lua scripts of the Redis backend. Every script that writes session state starts with the epoch check, so a
@@ -6,22 +6,22 @@ import type { Redis } from 'ioredis';
  * Scripts are idempotent under ioredis's resend-after-reconnect: sends and broadcasts carry a message id stored in
  * a dedupe key with the result; `create` and `claim` compare the generation they are about to write.
  *
- * Key layout (prefix `P`, default `wss:`):
+ * Key layout (prefix `P`: the control prefix, `keyPrefix` in a hash tag, default `{wss:}`, so that on Redis Cluster
+ * every key here is in one slot; each script declares `P epoch` as its one key for routing):
  * - `P epoch`          random id of this Redis's history; set once with SET NX
  * - `P s:<id>`         session hash: q last server seq, c last client seq, e evicted-through, b buffered bytes,
  *                      o owner node, g generation (random per create/claim), d detached-at ms ('' when attached),
  *                      i incarnation (random per create, kept by claims), u principal ('-' none, '+<principal>'),
  *                      a creator's data as JSON ('' when none or not serializable)
- * - `P q:<id>`         session replay stream, entry id `0-<seq>`, fields p (payload) or m (broadcast ref), b, a
- * - `P m:<msg>`        payload of a reliable broadcast, shared by every session stream (expires after maxAgeMs)
- * - `P d:<msg>`        dedupe key of a send or broadcast, holding its result
+ * - `P s:<id>:t`       session topic hash: topic → "<joined-at offset> <topic epoch>" (topics: topic-scripts.ts)
+ * - `P q:<id>`         session inbox stream (direct sends), entry id `0-<seq>`, fields p (payload), b, a
+ * - `P d:<msg>`        dedupe key of a send, holding its result
  * - `P sess`           zset: live session ids, score = expiry ms (+inf while attached)
- * - `P own`            hash: session id → "<owner node> <generation>" (one HMGET per broadcast batch)
  * - `P t:<id>`         tombstone of an expired ('1') or evicted ('evicted') session
  * - `P nonce:<n>`      used token nonces (SET NX PX)
  * - `P nodes`          zset: node id → last heartbeat ms
  * - `P n:<node>:s`     set: sessions owned by a node;  `P n:<node>:c`: client ids connected to a node
- * - channel `P n:<node>`  messages for one node (sequenced deliveries, plain fan-out, `claimed` notices)
+ * - channel `P n:<node>`  messages for one node (sequenced direct sends, plain sends, `claimed` notices)
  */
 const PROLOGUE = `
 local P = ARGV[1]
@@ -42,9 +42,8 @@ end
 local function drop(id, tomb, tombTtl)
   local o = redis.call('HGET', P .. 's:' .. id, 'o')
   if o then redis.call('SREM', P .. 'n:' .. o .. ':s', id) end
-  redis.call('DEL', P .. 's:' .. id, P .. 'q:' .. id)
+  redis.call('DEL', P .. 's:' .. id, P .. 'q:' .. id, P .. 's:' .. id .. ':t')
   redis.call('ZREM', P .. 'sess', id)
-  redis.call('HDEL', P .. 'own', id)
   if tomb then redis.call('SET', P .. 't:' .. id, tomb, 'PX', tombTtl) end
 end
 local function append(id, f, v, bytes, maxN, maxB, maxAge)
@@ -72,7 +71,6 @@ local function entries(qk, from, maxAge, out, ev)
   for _, e in ipairs(redis.call('XRANGE', qk, from, '+')) do
     local f, s = e[2], seqOf(e[1])
     local enc = field(f, 'p')
-    if not enc then enc = redis.call('GET', P .. 'm:' .. field(f, 'm')) end
     local a = tonumber(field(f, 'a'))
     if (not enc) or a < NOW - maxAge then
       if s > ev then ev = s end
@@ -82,55 +80,6 @@ local function entries(qk, from, maxAge, out, ev)
   end
   return ev
 end
-`;
-
-/** ARGV: P epoch msgId enc bytes volatile excludeJson maxN maxB maxAge msgTtlMs nodeTimeoutMs → {sessions, nodes} */
-const BROADCAST = `${PROLOGUE}
-local msgId, enc, bytes, vol = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
-local dk = P .. 'd:' .. msgId
-local prev = redis.call('GET', dk)
-if prev then return cjson.decode(prev) end
-local exclList = cjson.decode(ARGV[7])
-local excl = {}
-for _, id in ipairs(exclList) do excl[id] = true end
-local maxN, maxB, maxAge = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local byNode, count = {}, 0
-if not vol then
-  redis.call('SET', P .. 'm:' .. msgId, enc, 'PX', ARGV[11])
-  local ids = redis.call('ZRANGEBYSCORE', P .. 'sess', '(' .. NOW, '+inf')
-  -- Owner and generation of every live session in one HMGET per 500 sessions (the 'own' index).
-  for from = 1, #ids, 500 do
-    local batch = {}
-    for i = from, math.min(from + 499, #ids) do batch[#batch + 1] = ids[i] end
-    local owners = redis.call('HMGET', P .. 'own', unpack(batch))
-    for i, id in ipairs(batch) do
-      local og = owners[i]
-      if not og then
-        redis.call('ZREM', P .. 'sess', id)
-      elseif not excl[id] then
-        local sp = string.find(og, ' ', 1, true)
-        local node = string.sub(og, 1, sp - 1)
-        local seq = append(id, 'm', msgId, bytes, maxN, maxB, maxAge)
-        local list = byNode[node]
-        if not list then list = {}; byNode[node] = list end
-        list[#list + 1] = id; list[#list + 1] = string.sub(og, sp + 1); list[#list + 1] = seq
-        count = count + 1
-      end
-    end
-  end
-end
-local targets = {}
-for _, n in ipairs(redis.call('ZRANGEBYSCORE', P .. 'nodes', NOW - tonumber(ARGV[12]), '+inf')) do targets[n] = true end
-for n, _ in pairs(byNode) do targets[n] = true end
-local nodes = 0
-for n, _ in pairs(targets) do
-  local msg = {k = 'b', i = msgId, p = enc, v = vol and 1 or 0, x = exclList, s = byNode[n] or {}}
-  redis.call('PUBLISH', P .. 'n:' .. n, cjson.encode(msg))
-  nodes = nodes + 1
-end
-local result = {count, nodes}
-redis.call('SET', dk, cjson.encode(result), 'PX', ARGV[11])
-return result
 `;
 
 /** ARGV: P epoch msgId target enc bytes volatile maxN maxB maxAge dedupeTtlMs nodeTimeoutMs → outcome */
@@ -176,9 +125,8 @@ if old[1] then
   redis.call('SREM', P .. 'n:' .. old[1] .. ':s', id)
   if old[1] ~= self then redis.call('PUBLISH', P .. 'n:' .. old[1], cjson.encode({k = 'c', id = id, g = old[2]})) end
 end
-redis.call('DEL', sk, P .. 'q:' .. id, P .. 't:' .. id)
+redis.call('DEL', sk, P .. 'q:' .. id, P .. 't:' .. id, sk .. ':t')
 redis.call('HSET', sk, 'q', 0, 'c', 0, 'e', 0, 'b', 0, 'o', self, 'g', g, 'd', '', 'i', ARGV[6], 'u', ARGV[7], 'a', ARGV[8])
-redis.call('HSET', P .. 'own', id, self .. ' ' .. g)
 redis.call('ZADD', P .. 'sess', '+inf', id)
 redis.call('SADD', P .. 'n:' .. self .. ':s', id)
 return 1
@@ -186,7 +134,7 @@ return 1
 
 /**
  * ARGV: P epoch id self newG ttlMs maxAge tombTtl incarnation → {'unknown'} | {'expired'} | {'evicted'} |
- * {'ok', lastSeq, lastClientSeq, evictedThrough, detachedAt, now, principal, data, seq1, at1, enc1, ...}.
+ * {'ok', lastSeq, lastClientSeq, evictedThrough, detachedAt, now, principal, data, topicsJson, seq1, at1, enc1, ...}.
  * Another incarnation under `id` (a newer session under a fixed client id) is `unknown` and left untouched.
  */
 const CLAIM = `${PROLOGUE}
@@ -194,7 +142,6 @@ local id, self, newG = ARGV[3], ARGV[4], ARGV[5]
 local sk, qk = P .. 's:' .. id, P .. 'q:' .. id
 if redis.call('EXISTS', sk) == 0 then
   redis.call('ZREM', P .. 'sess', id)
-  redis.call('HDEL', P .. 'own', id)
   local tomb = redis.call('GET', P .. 't:' .. id)
   if tomb == 'evicted' then return {'evicted'} end
   if tomb then return {'expired'} end
@@ -215,10 +162,10 @@ if h[5] ~= newG then
     redis.call('ZADD', P .. 'sess', NOW + tonumber(ARGV[6]), id)
   end
   redis.call('HSET', sk, 'o', self, 'g', newG, 'd', d)
-  redis.call('HSET', P .. 'own', id, self .. ' ' .. newG)
   redis.call('SADD', P .. 'n:' .. self .. ':s', id)
 end
-local out = {'ok', h[1], h[2], '', d, NOW, h[7] or '-', h[8] or ''}
+local topics = redis.call('HGETALL', sk .. ':t')
+local out = {'ok', h[1], h[2], '', d, NOW, h[7] or '-', h[8] or '', #topics == 0 and '[]' or cjson.encode(topics)}
 out[4] = entries(qk, '-', tonumber(ARGV[7]), out, tonumber(h[3]))
 return out
 `;
@@ -261,6 +208,17 @@ const DELETE = `${PROLOGUE}
 local id = ARGV[3]
 if redis.call('HGET', P .. 's:' .. id, 'g') ~= ARGV[4] then return 0 end
 drop(id, ARGV[5] ~= '0' and ARGV[5], ARGV[6])
+return 1
+`;
+
+/**
+ * ARGV: P epoch id g name value('' to remove) → 1 | 0. A session's membership of one topic, with the offset and
+ * topic epoch it joined at (`"<offset> <epoch>"`), stored in the session's topic hash `P s:<id>:t`: O(1).
+ */
+const SESSION_TOPIC = `${PROLOGUE}
+local sk = P .. 's:' .. ARGV[3]
+if redis.call('HGET', sk, 'g') ~= ARGV[4] then return 0 end
+if ARGV[6] == '' then redis.call('HDEL', sk .. ':t', ARGV[5]) else redis.call('HSET', sk .. ':t', ARGV[5], ARGV[6]) end
 return 1
 `;
 
@@ -335,7 +293,6 @@ return out
 `;
 
 const SOURCES = {
-  wssBroadcast: BROADCAST,
   wssSend: SEND,
   wssCreate: CREATE,
   wssClaim: CLAIM,
@@ -344,6 +301,7 @@ const SOURCES = {
   wssDetach: DETACH,
   wssDelete: DELETE,
   wssClientSeq: CLIENT_SEQ,
+  wssSessionTopic: SESSION_TOPIC,
   wssAck: ACK,
   wssBeat: BEAT,
   wssCluster: CLUSTER,
@@ -355,9 +313,13 @@ export type ScriptArg = string | number;
 /** Calls one script by name (EVALSHA, falling back to EVAL after a Redis restart emptied the script cache). */
 export type ScriptRunner = (name: ScriptName, args: ScriptArg[]) => Promise<unknown>;
 
-/** Register every script on a connection with `defineCommand` and return a typed runner. */
-export function defineScripts(redis: Redis): ScriptRunner {
-  for (const [name, lua] of Object.entries(SOURCES)) redis.defineCommand(name, { numberOfKeys: 0, lua });
+/**
+ * Register every script on a connection with `defineCommand` and return a typed runner. Each script declares one
+ * key, `routeKey` (the control plane's epoch key): every key a script touches shares its hash tag, so on Redis
+ * Cluster the script runs on the shard of that slot.
+ */
+export function defineScripts(redis: Redis | Cluster, routeKey: string): ScriptRunner {
+  for (const [name, lua] of Object.entries(SOURCES)) redis.defineCommand(name, { numberOfKeys: 1, lua });
   const commands = redis as unknown as Record<ScriptName, (...args: ScriptArg[]) => Promise<unknown>>;
-  return (name, args) => commands[name](...args);
+  return (name, args) => commands[name](routeKey, ...args);
 }

@@ -24,6 +24,30 @@ export interface LocalSession {
 export const newGeneration = (): string => randomBytes(9).toString('base64url');
 
 /**
+ * Fill a record's topics from the session's topic hash in Redis, returned by `claim` as a JSON array
+ * `[name, "<joinedAt> <epoch>", ...]` (each topic with the offset and epoch it was joined at).
+ */
+function loadTopics(r: SessionRecord, json: string): void {
+  let flat: unknown;
+  try {
+    flat = JSON.parse(json);
+  } catch {
+    flat = [];
+  }
+  r.topics.clear();
+  const epochs = (r.topicEpochs ??= new Map());
+  epochs.clear();
+  if (!Array.isArray(flat)) return;
+  for (let i = 0; i + 1 < flat.length; i += 2) {
+    const name = String(flat[i]);
+    const v = String(flat[i + 1]);
+    const sp = v.indexOf(' ');
+    r.topics.set(name, Number(v.slice(0, sp)));
+    epochs.set(name, v.slice(sp + 1));
+  }
+}
+
+/**
  * This node's sessions and the one rule that keeps them exactly-once: a reliable message reaches a socket only
  * after Redis assigned its sequence (it arrives here through the node channel or a fetch), and it is applied only
  * as `lastSeq + 1`. A gap triggers a fetch of the missing entries from the session's stream before anything else.
@@ -41,7 +65,6 @@ export class LocalSessions {
   }
 
   private make(id: string, limits: ReplayLimits, incarnation: string, owner: SessionOwner): LocalSession {
-    // Topics on Redis: not yet (TOPICS_UNSUPPORTED); broadcasts are sequenced per session, so `topics` stays empty.
     const record = newSessionRecord(id, limits, incarnation, owner);
     return { record, g: newGeneration(), state: 'live', held: [] };
   }
@@ -129,7 +152,8 @@ export class LocalSessions {
     b.clear();
     b.evictedThrough = 0;
     b.droppedThrough = 0;
-    const entries = parseEntries(reply, 8);
+    loadTopics(r, String(reply[8]));
+    const entries = parseEntries(reply, 9);
     for (const e of entries)
       b.push({ seq: e.seq, payload: decodePayload(e.enc), atMs: localNow - (redisNow - e.atMs) });
     // What Redis no longer holds (acked, or evicted: `e`) is dropped here too, so a resume below it is a gap.
@@ -150,7 +174,7 @@ export class LocalSessions {
     return { found: true, session: r };
   }
 
-  /** A message on this node's channel: sequenced deliveries, plain or volatile fan-out, `claimed` notices. */
+  /** A message on this node's channel: sequenced direct sends, plain or volatile sends, `claimed` notices. */
   dispatch(text: string): void {
     const host = this.host;
     const m = parseNodeMessage(text);
@@ -159,21 +183,9 @@ export class LocalSessions {
     if (!host) return;
     if (m.k === 'c') return this.claimedElsewhere(m.id, m.g);
     const payload = decodePayload(m.p);
-    if (m.k === 'd') {
-      if (m.s) return this.offer(String(m.s[0]), String(m.s[1]), Number(m.s[2]), payload);
-      const conn = m.t === undefined ? undefined : host.connections.get(m.t);
-      if (conn) this.write(conn, payload, m.v === 1);
-      return;
-    }
-    const s = m.s;
-    for (let i = 0; i + 2 < s.length; i += 3)
-      this.offer(String(s[i]), String(s[i + 1]), Number(s[i + 2]), payload);
-    const excluded = m.x.length > 0 ? new Set(m.x) : undefined;
-    const volatile = m.v === 1;
-    for (const conn of host.connections.values()) {
-      if ((conn.session && !volatile) || excluded?.has(conn.id)) continue; // sequenced sessions were served above
-      this.write(conn, payload, volatile);
-    }
+    if (m.s) return this.offer(String(m.s[0]), String(m.s[1]), Number(m.s[2]), payload);
+    const conn = m.t === undefined ? undefined : host.connections.get(m.t);
+    if (conn) this.write(conn, payload, m.v === 1);
   }
 
   /** An unsequenced write (plain socket, or volatile): a slow volatile consumer just misses it. */

@@ -31,16 +31,19 @@ export interface BroadcastResult {
   /** Plain-mode recipients whose write failed: the message is lost for them, and each was disconnected. */
   failed: DeliveryFailure[];
   /**
-   * Cluster backends only: the counts above are 0 and delivery happens on every node once Redis has sequenced the
-   * message. Resolves then (the message is durable), rejects with `BACKEND_UNAVAILABLE` or `HISTORY_LOST`.
+   * Cluster backends only: the counts above are 0 and delivery happens on every node once Redis has numbered the
+   * publication in its topic. Resolves then (it is durable), rejects with `BACKEND_UNAVAILABLE`.
    */
   cluster?: Promise<ClusterBroadcastReport>;
 }
 
-/** What a cluster broadcast reached. */
+/** What a cluster publish (or broadcast) did in shared storage. */
 export interface ClusterBroadcastReport {
-  /** Protocol sessions (attached or detached, on any node) it was sequenced on. */
-  sessions: number;
-  /** Nodes it was published to. */
+  /** The topic's offset Redis assigned (`undefined` for a volatile publication). */
+  offset: number | undefined;
+  /**
+   * Nodes following the topic that the publication reached (Redis PUBLISH's receiver count; on Redis Cluster, those
+   * subscribed through the topic's shard).
+   */
   nodes: number;
 }

@@ -46,29 +46,25 @@ export class Memberships {
     private readonly authorize: AuthorizeSubscribe | undefined,
   ) {
     this.table = new TopicTable(host.config.topics, host.config.replay);
-  }
-
-  /** Topics need the in-process fan-out; the Redis backend sequences broadcasts per session (topics: not yet). */
-  get supported(): boolean {
-    return this.host.backend.routeBroadcast === undefined;
+    const b = host.backend;
+    if (b.topicOpened && b.topicClosed) {
+      this.table.hooks = { opened: (t) => b.topicOpened!(t), closed: (t) => b.topicClosed!(t) };
+    }
   }
 
   /** A new session starts in `$all` at its current offset. */
   onSessionCreated(session: SessionRecord): void {
-    if (this.supported) session.topics.set(BROADCAST_TOPIC, this.table.all.offset);
+    const all = this.table.all;
+    session.topics.set(BROADCAST_TOPIC, all.offset);
+    if (all.epoch !== undefined) (session.topicEpochs ??= new Map()).set(BROADCAST_TOPIC, all.epoch);
+    this.host.backend.onTopicJoin?.(session.id, session, all);
   }
 
   /**
    * Make `clientId` a member of `name`. Returns the topic, or `undefined` if it already was a member.
-   * @throws StabilizerError `TOPICS_UNSUPPORTED`, `INVALID_TOPIC`, `UNKNOWN_CLIENT` or `TOPIC_LIMIT`.
+   * @throws StabilizerError `INVALID_TOPIC`, `UNKNOWN_CLIENT` or `TOPIC_LIMIT`.
    */
   join(clientId: string, name: string, by: 'server' | 'client'): Topic | undefined {
-    if (!this.supported) {
-      throw new StabilizerError(
-        ErrorCode.TopicsUnsupported,
-        `the ${this.host.backend.name} backend has no topics`,
-      );
-    }
     const invalid = this.table.invalidName(name);
     if (invalid) throw new StabilizerError(ErrorCode.InvalidTopic, `invalid topic name: ${invalid}`);
     const conn = this.host.connections.get(clientId);
@@ -79,21 +75,52 @@ export class Memberships {
       ? session.topics.size - (session.topics.has(BROADCAST_TOPIC) ? 1 : 0)
       : conn!.topics?.size;
     if (session ? session.topics.has(name) : conn!.topics?.has(name)) return undefined;
+    if (this.table.get(name)?.members.has(clientId)) return undefined; // joining: waits for the topic's offset
     if ((count ?? 0) >= this.host.config.topics.maxPerConnection) {
       throw new StabilizerError(ErrorCode.TopicLimit, `client ${clientId} is in too many topics`);
     }
     const topic = this.table.join(name, clientId);
-    if (session) session.topics.set(name, topic.offset);
-    else (conn!.topics ??= new Set()).add(name);
+    const ready = this.host.backend.topicReady?.(topic);
+    if (!ready) this.joined(clientId, session, conn, topic, by);
+    else {
+      // A cluster backend is still loading the topic: the member is in (publications wait for it), and learns its
+      // starting offset once the topic is in step.
+      ready.then(
+        () => {
+          const c = this.host.connections.get(clientId);
+          const s = c ? c.session : this.host.backend.getSession(clientId);
+          if (this.table.get(name) !== topic || !topic.members.has(clientId)) return;
+          if (s === session && (s || c === conn)) return this.joined(clientId, session, c, topic, by);
+          // The member it was for is gone (session ended, socket closed): do not leave it in the topic, unless
+          // whoever holds the id now is a member by its own join.
+          if (!(s ? s.topics.has(name) : c?.topics?.has(name))) this.table.leave(name, clientId);
+        },
+        (err: unknown) => this.host.reportError(clientId, err),
+      );
+    }
+    return topic;
+  }
+
+  private joined(
+    clientId: string,
+    session: SessionRecord | undefined,
+    conn: Connection | undefined,
+    topic: Topic,
+    by: 'server' | 'client',
+  ): void {
+    if (session) {
+      session.topics.set(topic.name, topic.offset);
+      if (topic.epoch !== undefined) (session.topicEpochs ??= new Map()).set(topic.name, topic.epoch);
+    } else (conn!.topics ??= new Set()).add(topic.name);
     // A protocol client learns the offset it starts from, so that a resume right after is exact.
     if (conn?.protocol)
       conn.writeMessage(
-        { t: 'sub', c: name, o: topic.offset },
+        { t: 'sub', c: topic.name, o: topic.offset },
         this.host.nowMs,
         `{"t":"sub","c":${topic.quoted},"o":${topic.offset}}`,
       );
-    this.host.emitTopicEvent('join', { clientId, topic: name, by });
-    return topic;
+    this.host.backend.onTopicJoin?.(clientId, session, topic);
+    this.host.emitTopicEvent('join', { clientId, topic: topic.name, by });
   }
 
   /** Remove `clientId` from `name`. Returns whether it was a member. */
@@ -102,8 +129,15 @@ export class Memberships {
     const conn = this.host.connections.get(clientId);
     const session = conn ? conn.session : this.host.backend.getSession(clientId);
     const removed = session ? session.topics.delete(name) : (conn?.topics?.delete(name) ?? false);
-    if (!removed) return false;
+    if (!removed) {
+      // Still joining (a cluster backend loads the topic): it never was told `sub`, nor stored.
+      if (!this.table.get(name)?.members.has(clientId)) return false;
+      this.table.leave(name, clientId);
+      return true;
+    }
+    session?.topicEpochs?.delete(name);
     this.table.leave(name, clientId);
+    this.host.backend.onTopicLeave?.(clientId, session, name);
     if (conn?.protocol && reason !== 'disconnect' && reason !== 'session-end') {
       conn.writeMessage({ t: 'unsub', c: name }, this.host.nowMs);
     }
@@ -122,8 +156,32 @@ export class Memberships {
       if (name === BROADCAST_TOPIC) continue;
       topics.delete(name);
       this.table.leave(name, clientId);
+      this.host.backend.onTopicLeave?.(clientId, undefined, name);
       this.host.emitTopicEvent('leave', { clientId, topic: name, reason });
     }
+  }
+
+  /**
+   * A session this process held moved to another one (a cluster backend let it go): it stops being a member here,
+   * without a `leave` (it still is one, on the other node).
+   */
+  release(session: SessionRecord): void {
+    for (const name of session.topics.keys()) {
+      if (name !== BROADCAST_TOPIC && this.table.get(name)?.members.has(session.id)) {
+        this.table.leave(name, session.id);
+      }
+    }
+  }
+
+  /** A session loaded for a resume: make it a member of its topics here; resolves once they are all in step. */
+  async adopt(session: SessionRecord): Promise<void> {
+    const waits: Array<Promise<void>> = [];
+    for (const name of session.topics.keys()) {
+      const topic = name === BROADCAST_TOPIC ? this.table.all : this.table.join(name, session.id);
+      const ready = this.host.backend.topicReady?.(topic);
+      if (ready) waits.push(ready);
+    }
+    await Promise.all(waits);
   }
 
   /**
@@ -135,8 +193,6 @@ export class Memberships {
     let code: string = ErrorCode.TopicForbidden;
     let message = 'not allowed to subscribe';
     try {
-      if (!this.supported)
-        throw new StabilizerError(ErrorCode.TopicsUnsupported, 'this backend has no topics');
       const invalid = this.table.invalidName(name);
       if (invalid) throw new StabilizerError(ErrorCode.InvalidTopic, `invalid topic name: ${invalid}`);
       const known = session.topics.get(name);

@@ -1,4 +1,5 @@
 import { CloseCode } from '../protocol/close-codes.js';
+import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { SessionRecord, StorageBackend } from '../backends/types.js';
 import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
@@ -11,7 +12,9 @@ import type { ManagerEvents } from './events.js';
 import type { Logger } from './logger.js';
 import { Memberships, type AuthorizeSubscribe } from './membership.js';
 import { Payload, type BinaryPayload, type SendData } from './payload.js';
-import { publishTo, type PublishTarget } from './publish.js';
+import type { Publication } from './publication.js';
+import { deliverPublication, publishTo, type PublishTarget } from './publish.js';
+import type { Topic, TopicTable } from './topics.js';
 import { RequestBroker, type RequestHandler, type RequestHost } from './requests.js';
 import type {
   AnyReplyOf,
@@ -113,7 +116,7 @@ export abstract class MessagingManager<
   broadcast(data: Out | BinaryPayload, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);
     const span = this.tracing?.fanOutStarted(undefined);
-    const routed = this.backend.routeBroadcast?.(payload, options ?? {});
+    const routed = this.backend.routePublish?.(BROADCAST_TOPIC, payload, options ?? {});
     const result = routed ?? publishTo(this, this.topics.table, this.topics.table.all, payload, options);
     return span ? fanOutEnded(span, result) : result;
   }
@@ -167,7 +170,7 @@ export abstract class MessagingManager<
    * later publication exactly once, across resumes; a plain socket gets them at most once. Returns `false` if it
    * already was a member.
    * @throws StabilizerError `UNKNOWN_CLIENT`, `INVALID_TOPIC` (empty, too long, control characters, `$` prefix),
-   * `TOPIC_LIMIT` (over `topics.maxPerConnection`), `TOPICS_UNSUPPORTED` (Redis backend, for now).
+   * `TOPIC_LIMIT` (over `topics.maxPerConnection`).
    */
   join(clientId: string, topic: string): boolean {
     return this.topics.join(clientId, topic, 'server') !== undefined;
@@ -184,11 +187,12 @@ export abstract class MessagingManager<
    */
   publish(topic: string, data: Out | BinaryPayload, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);
-    if (!this.topics.supported) {
-      throw new StabilizerError(
-        ErrorCode.TopicsUnsupported,
-        `the ${this.backend.name} backend has no topics`,
-      );
+    if (topic === BROADCAST_TOPIC) return this.broadcast(payload as Out, options); // a Payload is passed on as is
+    if (this.backend.routePublish && this.topics.table.invalidName(topic) === undefined) {
+      // A cluster backend: the topic may have members on other nodes, whether or not it has any here.
+      const span = this.tracing?.fanOutStarted(topic);
+      const routed = this.backend.routePublish(topic, payload, options ?? {});
+      if (routed) return span ? fanOutEnded(span, routed) : routed;
     }
     const t = this.topics.table.get(topic);
     if (!t || t === this.topics.table.all) {
@@ -208,11 +212,9 @@ export abstract class MessagingManager<
   /**
    * The member count of every topic this process holds, `$all` left out (its members are every connection and
    * session). O(topics), without copying member lists; for metrics (`topicMetrics` of `registerPrometheusMetrics`).
-   * Empty when the backend has no topics.
    */
   getTopicMemberCounts(): Map<string, number> {
     const counts = new Map<string, number>();
-    if (!this.topics.supported) return counts;
     const { table } = this.topics;
     for (const name of table.names()) {
       const topic = table.get(name)!;
@@ -232,6 +234,27 @@ export abstract class MessagingManager<
     this.emitSafely(name, event as ManagerEvents<In, Data>[K], (err) =>
       this.reportError(event.clientId, err),
     );
+  }
+
+  /** @internal A cluster backend numbered a publication: write it to this process's members of its topic. */
+  deliverPublication(topic: Topic, pub: Publication): void {
+    deliverPublication(this, this.topics.table, topic, pub);
+  }
+
+  /** @internal This process's topics, for a cluster backend. */
+  get topicTable(): TopicTable {
+    return this.topics.table;
+  }
+
+  /** @internal A session loaded for a resume joins its topics here (see `BackendHost.adoptTopics`). */
+  adoptTopics(session: SessionRecord): Promise<void> {
+    return this.topics.adopt(session);
+  }
+
+  /** @internal The backend let a session go (it lives on elsewhere): it stops being a member of topics here. */
+  override releaseSession(session: SessionRecord): void {
+    super.releaseSession(session);
+    this.topics.release(session);
   }
 
   protected connectionClosed(conn: Connection): void {

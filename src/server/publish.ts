@@ -38,9 +38,25 @@ export function publishTo(
   let exclude: Set<string> | undefined = options.exclude ? new Set(options.exclude) : undefined;
   if (exclude?.size === 0) exclude = undefined;
   const pub = topic.publish(payload, exclude, volatile, target.nowMs);
+  return deliverPublication(target, table, topic, pub);
+}
+
+/**
+ * Write a publication to this process's members of `topic` (for `$all`: every connection): the second half of
+ * {@link publishTo}, and what a cluster backend calls for a publication Redis numbered. Detached sessions cost
+ * nothing: they resume from the topic's history.
+ */
+export function deliverPublication(
+  target: PublishTarget,
+  table: TopicTable,
+  topic: Topic,
+  pub: Publication,
+): BroadcastResult {
+  const volatile = pub.offset === undefined;
+  const exclude = pub.exclude;
   const result: BroadcastResult = { delivered: 0, buffered: 0, dropped: 0, failed: [] };
   const c = target.compressor;
-  if (c && (waiting.has(topic) || payload.bytes >= c.asyncThresholdBytes)) {
+  if (c && (waiting.has(topic) || pub.payload.bytes >= c.asyncThresholdBytes)) {
     const recipients =
       topic === table.all ? [...target.connections.values()] : membersOf(target, topic).attached;
     const entry: Waiting = { target, topic, pub, recipients, exclude, deflating: 0 };

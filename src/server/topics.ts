@@ -19,6 +19,11 @@ export class Topic {
   version = 0;
   /** The name as a JSON string literal, quoted once for every frame of this topic. */
   readonly quoted: string;
+  /**
+   * Cluster backends: the id of the topic's history in shared storage (it changes when that storage lost the
+   * topic). A session that joined under another epoch resumes the topic as `fresh` `gap`.
+   */
+  epoch: string | undefined = undefined;
 
   constructor(
     readonly name: string,
@@ -30,10 +35,29 @@ export class Topic {
 
   /** A new publication: reliable ones take the next offset and go into the history. */
   publish(payload: Payload, exclude: ReadonlySet<string> | undefined, volatile: boolean, nowMs: number) {
-    const offset = volatile ? undefined : ++this.offset;
+    if (volatile) return new Publication(this.quoted, this.name, undefined, payload, exclude, nowMs);
+    return this.accept(this.offset + 1, payload, exclude, nowMs);
+  }
+
+  /** A reliable publication numbered elsewhere (a cluster backend): it must be `offset + 1`. */
+  accept(offset: number, payload: Payload, exclude: ReadonlySet<string> | undefined, nowMs: number) {
     const pub = new Publication(this.quoted, this.name, offset, payload, exclude, nowMs);
-    if (!volatile) this.history.push(pub);
+    this.offset = offset;
+    this.history.push(pub);
     return pub;
+  }
+
+  /**
+   * Forget the history (a cluster backend lost it, or could not fill a hole in it) and continue from `offset`:
+   * a resume from any earlier position is then a `gap`, never partial.
+   */
+  reset(offset: number, epoch: string | undefined): void {
+    this.history.clear();
+    this.history.droppedThrough = offset;
+    this.history.evictedThrough = offset;
+    this.offset = offset;
+    this.epoch = epoch;
+    this.version++;
   }
 }
 
@@ -51,6 +75,8 @@ export class TopicTable {
   private readonly byName = new Map<string, Topic>();
   /** The built-in topic `broadcast()` publishes to. */
   readonly all: Topic;
+  /** Told when a named topic gets its first member here, and when its last one leaves (cluster backends). */
+  hooks: { opened(topic: Topic): void; closed(topic: Topic): void } | undefined = undefined;
 
   constructor(
     private readonly config: ResolvedConfig['topics'],
@@ -83,23 +109,35 @@ export class TopicTable {
   /** Add `memberId` to topic `name`, creating it. Returns the topic; the caller records the join offset. */
   join(name: string, memberId: string): Topic {
     let topic = this.byName.get(name);
+    let opened = false;
     if (!topic) {
-      const override = this.config.overrides.find((o) => name.startsWith(o.prefix));
-      topic = new Topic(name, override?.history ?? this.config.history);
+      topic = new Topic(name, this.limitsFor(name));
       this.byName.set(name, topic);
+      opened = true;
     }
     topic.members.add(memberId);
     topic.version++;
+    if (opened) this.hooks?.opened(topic);
     return topic;
+  }
+
+  /** The history bounds of topic `name` (`$all`: `replay`; else `topics.history` or its prefix override). */
+  limitsFor(name: string): ReplayLimits {
+    if (name === BROADCAST_TOPIC) return this.all.history.limits;
+    const override = this.config.overrides.find((o) => name.startsWith(o.prefix));
+    return override?.history ?? this.config.history;
   }
 
   /** Remove a member; a named topic without members is dropped with its history. */
   leave(name: string, memberId: string): void {
     const topic = this.byName.get(name);
     if (!topic || topic === this.all) return;
-    topic.members.delete(memberId);
+    if (!topic.members.delete(memberId)) return;
     topic.version++;
-    if (topic.members.size === 0) this.byName.delete(name);
+    if (topic.members.size === 0) {
+      this.byName.delete(name);
+      this.hooks?.closed(topic);
+    }
   }
 
   /** Drop publications older than their topic's `maxAgeMs`. Called from the sweep: O(topics). */
@@ -121,7 +159,12 @@ export class TopicTable {
       const known = positions && Object.hasOwn(positions, name) ? positions[name]! : joinedAt;
       const from = Math.max(known, joinedAt);
       let replay: Publication[] | undefined;
-      if (from > topic.offset) {
+      const epochs = session.topicEpochs;
+      if (topic.epoch !== undefined && epochs && epochs.get(name) !== topic.epoch) {
+        // Joined under another history of the topic (the cluster's storage lost it): nothing to resume from.
+        epochs.set(name, topic.epoch);
+        out.push({ state: { c: name, o: topic.offset, resume: 'fresh', reason: 'gap' }, replay: [] });
+      } else if (from > topic.offset) {
         out.push({
           state: { c: name, o: topic.offset, resume: 'fresh', reason: 'unknown-topic' },
           replay: [],

@@ -7,6 +7,8 @@ import { delimiter, join } from 'node:path';
  */
 const BINARIES = {
   'redis-server': { env: 'REDIS_SERVER_PATH', fallback: 'redis-server', pkg: 'redis-server' },
+  // Debian ships redis-cli in redis-tools (redis-server depends on it, but an override may point elsewhere).
+  'redis-cli': { env: 'REDIS_CLI_PATH', fallback: 'redis-cli', pkg: 'redis-tools' },
   nginx: { env: 'NGINX_PATH', fallback: '/usr/sbin/nginx', pkg: 'nginx' },
   apache2: { env: 'APACHE2_PATH', fallback: '/usr/sbin/apache2', pkg: 'apache2' },
   chromium: { env: 'CHROMIUM_PATH', fallback: '/usr/bin/chromium', pkg: 'chromium' },

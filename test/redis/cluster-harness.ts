@@ -53,6 +53,7 @@ export function startNodeProcess(
   redisUrl: string,
   keyPrefix: string,
   nodeId: string,
+  env: Record<string, string> = {},
 ): Promise<NodeProcess> {
   const proc = fork(fixture, [], {
     env: {
@@ -62,6 +63,7 @@ export function startNodeProcess(
       KEY_PREFIX: keyPrefix,
       NODE_ID: nodeId,
       TOKEN_SECRET: TEST_SECRET,
+      ...env,
     },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

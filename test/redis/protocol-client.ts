@@ -28,6 +28,10 @@ export class ProtocolClient {
   sessionId: string | undefined;
   token: string | undefined;
   lastSeq = 0;
+  /** Per topic: the highest offset received in order (a broadcast is topic `$all`). Sent in every `hello`. */
+  readonly topics: Record<string, number> = {};
+  /** Every topic outcome of every welcome, in order. */
+  readonly topicOutcomes: Array<{ c: string; o: number; resume: string; reason?: string }> = [];
   /** Reliable payloads in sequence order, per session (a fresh session starts a new array). */
   readonly received: unknown[][] = [[]];
   readonly volatile: unknown[] = [];
@@ -67,6 +71,7 @@ export class ProtocolClient {
       let welcomed = false;
       ws.on('open', () => {
         const hello: Record<string, unknown> = { t: 'hello', v: 1, lastSeq: this.lastSeq };
+        if (Object.keys(this.topics).length > 0) hello.topics = { ...this.topics };
         if (this.token) Object.assign(hello, { token: this.token, sessionId: this.sessionId });
         ws.send(JSON.stringify(hello));
       });
@@ -133,6 +138,15 @@ export class ProtocolClient {
     };
     const hadSession = this.sessionId !== undefined;
     this.welcomes.push(w);
+    const states = (msg.topics ?? []) as Array<{ c: string; o: number; resume: string; reason?: string }>;
+    if (w.resume === 'fresh') for (const k of Object.keys(this.topics)) delete this.topics[k];
+    for (const st of states) {
+      this.topicOutcomes.push(st);
+      if (st.resume === 'fresh') this.topics[st.c] = st.o;
+      else if (st.o !== (this.topics[st.c] ?? st.o))
+        this.anomalies.push(`topic ${st.c} resumed from ${st.o}, client at ${this.topics[st.c]}`);
+      else this.topics[st.c] = st.o;
+    }
     this.token = msg.token as string;
     this.sessionId = w.sessionId;
     if (w.resume === 'fresh') {
@@ -157,6 +171,7 @@ export class ProtocolClient {
   private onFrame(ws: WebSocket, msg: Record<string, unknown>): void {
     switch (msg.t) {
       case 'd': {
+        if (typeof msg.c === 'string') return this.onTopicData(msg.c, msg.o as number | undefined, msg.p);
         if (msg.s === undefined) return void this.volatile.push(msg.p);
         const s = msg.s as number;
         if (s <= this.lastSeq) return void this.anomalies.push(`duplicate seq ${s} (have ${this.lastSeq})`);
@@ -181,12 +196,35 @@ export class ProtocolClient {
       case 'token':
         this.token = msg.token as string;
         return;
+      case 'skip':
+        return this.onTopicData(msg.c as string, msg.o as number, undefined, true);
+      case 'sub':
+        if (typeof msg.o === 'number' && this.topics[msg.c as string] === undefined)
+          this.topics[msg.c as string] = msg.o;
+        return;
+      case 'unsub':
+        delete this.topics[msg.c as string];
+        return;
       case 'reconnect':
       case 'error':
         return;
       default:
         this.anomalies.push(`unexpected frame ${String(msg.t)}`);
     }
+  }
+
+  /** A topic publication (or `skip`): applied only as position + 1 of its topic. */
+  private onTopicData(topic: string, o: number | undefined, p: unknown, skip = false): void {
+    if (o === undefined) return void this.volatile.push(p);
+    const at = this.topics[topic];
+    if (at === undefined) return void this.anomalies.push(`data for unknown topic ${topic}`);
+    if (o <= at) return void this.anomalies.push(`duplicate ${topic} offset ${o} (have ${at})`);
+    if (o !== at + 1) {
+      this.anomalies.push(`gap: ${topic} offset ${o} after ${at}`);
+      return void this.ws?.terminate();
+    }
+    this.topics[topic] = o;
+    if (!skip) this.received[this.received.length - 1]!.push(p);
   }
 
   private ack(ws: WebSocket): void {

@@ -28,7 +28,12 @@ function client(urls: string[], reconnect = true): ProtocolClient {
 /** The same session, continued by a new client object pointed at other URLs. */
 function continueOn(c: ProtocolClient, urls: string[]): ProtocolClient {
   const next = client(urls);
-  Object.assign(next, { token: c.token, sessionId: c.sessionId, lastSeq: c.lastSeq });
+  Object.assign(next, {
+    token: c.token,
+    sessionId: c.sessionId,
+    lastSeq: c.lastSeq,
+    topics: { ...c.topics },
+  });
   next.received[0]!.push(...c.all);
   c.stop();
   return next;
@@ -46,7 +51,7 @@ function openPlain(url: string): Promise<{ ws: WebSocket; got: Array<string | Bu
 }
 
 describe('sessions across nodes', () => {
-  it('evicted messages make the resume on another node fresh with reason gap, never partial', async () => {
+  it('trimmed broadcasts make the resume on another node fresh with reason gap for $all, never partial', async () => {
     const prefix = uniquePrefix();
     const config = { replay: { maxMessages: 3 } };
     const a = await startNode(redis.url, prefix, config);
@@ -54,10 +59,33 @@ describe('sessions across nodes', () => {
     const c = client([a.url], false);
     const first = await c.connect();
     await a.manager.broadcast(1).cluster;
-    await until(() => c.lastSeq === 1, 'first');
+    await until(() => c.all.length === 1, 'first');
     c.stop();
     await until(() => a.manager.getConnectionCount() === 0, 'detached');
-    for (let i = 2; i <= 6; i++) await a.manager.broadcast(i).cluster; // 5 > 3: message 2 is evicted
+    for (let i = 2; i <= 6; i++) await a.manager.broadcast(i).cluster; // 5 > 3: offset 2 is trimmed
+    const next = continueOn(c, [b.url]);
+    const w = await next.connect();
+    // The session (inbox) resumes; the broadcast topic cannot, and says so: it continues from offset 6.
+    expect(w).toMatchObject({ resume: 'resumed', sessionId: first.sessionId });
+    expect(next.topicOutcomes).toEqual([{ c: '$all', o: 6, resume: 'fresh', reason: 'gap' }]);
+    await b.manager.broadcast(7).cluster;
+    await until(() => next.all.length === 2, 'live after the gap');
+    expect(next.all).toEqual([1, 7]);
+    expect(next.anomalies).toEqual([]);
+  });
+
+  it('evicted direct messages make the resume on another node fresh with reason gap, never partial', async () => {
+    const prefix = uniquePrefix();
+    const config = { replay: { maxMessages: 3 } };
+    const a = await startNode(redis.url, prefix, config);
+    const b = await startNode(redis.url, prefix, config);
+    const c = client([a.url], false);
+    const first = await c.connect();
+    await a.backend.send(first.sessionId, 1);
+    await until(() => c.all.length === 1, 'first');
+    c.stop();
+    await until(() => a.manager.getConnectionCount() === 0, 'detached');
+    for (let i = 2; i <= 6; i++) await a.backend.send(first.sessionId, i); // 5 > 3: message 2 is evicted
     const next = continueOn(c, [b.url]);
     const w = await next.connect();
     expect(w).toMatchObject({ resume: 'fresh', reason: 'gap', lastSeq: 0 });
@@ -94,13 +122,13 @@ describe('sessions across nodes', () => {
     const cs = [client([a.url, b.url]), client([a.url, b.url])];
     for (const c of cs) await c.connect();
     for (let i = 1; i <= 5; i++) await b.manager.broadcast(i).cluster;
-    await until(() => cs.every((c) => c.lastSeq === 5), 'before');
+    await until(() => cs.every((c) => c.all.length === 5), 'before');
     const closing = a.close();
     for (let i = 6; i <= 10; i++) await b.manager.broadcast(i).cluster; // during the handover
     await closing;
     await until(() => cs.every((c) => c.welcomes.length === 2 && c.connected), 'resumed on b');
     for (let i = 11; i <= 12; i++) await b.manager.broadcast(i).cluster;
-    await until(() => cs.every((c) => c.lastSeq === 12), 'all');
+    await until(() => cs.every((c) => c.all.length === 12), 'all');
     for (const c of cs) {
       expect(c.welcomes[1]).toMatchObject({ resume: 'resumed', url: b.url });
       expect(c.all).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
@@ -119,7 +147,7 @@ describe('sessions across nodes', () => {
     expect((await twin.connect()).resume).toBe('resumed');
     await until(() => old.closes.includes(4501), 'old socket replaced');
     await a.manager.broadcast('after').cluster;
-    await until(() => twin.lastSeq === 1, 'delivered to the new socket');
+    await until(() => twin.all.length === 1, 'delivered to the new socket');
   });
 
   it('plain sockets on every node get broadcasts as they are (text, JSON, binary), honouring exclude', async () => {
@@ -143,7 +171,7 @@ describe('sessions across nodes', () => {
     expect(pa.got.slice(0, 2)).toEqual(['text', '{"json":true}']);
     expect(Buffer.from(pa.got[2] as Buffer)).toEqual(Buffer.from([1, 2, 3]));
     expect([...pb.got, ...pc.got]).toHaveLength(3); // one of the two b sockets was excluded
-    await until(() => proto.lastSeq === 2, 'protocol text messages');
+    await until(() => proto.all.length === 2, 'protocol text messages');
     expect(proto.all).toEqual(['text', { json: true }]);
     expect(proto.anomalies).toEqual(['unexpected binary frame']); // the raw test client does not decode binary
   });

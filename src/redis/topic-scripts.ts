@@ -1,0 +1,185 @@
+import type { Cluster, Redis } from 'ioredis';
+
+/**
+ * The Lua scripts of topics. Each one touches the keys of ONE topic only, all under the hash tag `{t:<topic>}`
+ * (see {@link topicKeys}), so each runs on one slot and Redis Cluster can place topics on any shard. None of them
+ * looks at sessions or subscribers: a publish costs the same whatever the audience.
+ *
+ * Keys of topic `T` (prefix `P`):
+ * - `P{t:T}`       meta hash: `o` last offset, `e` epoch (random id of this history, set once), `b` bytes stored
+ * - `P{t:T}:x`     stream, entry id `0-<offset>`, fields `p` payload, `b` bytes, `a` Redis ms, `x` excluded ids (JSON)
+ * - `P{t:T}:d:<m>` dedupe key of publish `m` (its reply), so a resend after a reconnect does not publish twice
+ * - `P{t:T}:m`     presence hash: member id → node id;  `P{t:T}:n` hash: node id → members held by that node
+ * - channel `P{t:T}` publications (offset, epoch, payload) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
+ */
+const TIME = `
+local T = redis.call('TIME')
+local NOW = tonumber(T[1]) * 1000 + math.floor(tonumber(T[2]) / 1000)
+local function field(list, name)
+  for i = 1, #list, 2 do if list[i] == name then return list[i + 1] end end
+  return nil
+end
+`;
+
+/**
+ * KEYS: meta stream dedupe. ARGV: channel enc bytes excludeJson('' none) maxN maxB maxAge newEpoch dedupeTtlMs
+ * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) → {offset, epoch, receivers}, or the error `EPOCH` when the
+ * topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written). O(1) amortized:
+ * one trimmed entry per evicted one.
+ */
+const PUBLISH = `${TIME}
+local meta, stream, dk = KEYS[1], KEYS[2], KEYS[3]
+local prev = redis.call('GET', dk)
+if prev then return cjson.decode(prev) end
+local epoch = redis.call('HGET', meta, 'e')
+if ARGV[11] ~= '' and epoch ~= ARGV[11] then return redis.error_reply('EPOCH topic history changed') end
+if not epoch then
+  epoch = ARGV[8]
+  redis.call('HSET', meta, 'e', epoch)
+end
+local o = redis.call('HINCRBY', meta, 'o', 1)
+local enc, bytes, x = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+if x == '' then
+  redis.call('XADD', stream, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW)
+else
+  redis.call('XADD', stream, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'x', x)
+end
+local total = redis.call('HINCRBY', meta, 'b', bytes)
+local maxN, maxB, maxAge = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local n = redis.call('XLEN', stream)
+-- Count and bytes are checked on every publish, age every 16th (and on every read).
+if n > maxN or total > maxB or o % 16 == 0 then
+  while n > 0 do
+    local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+    if n <= maxN and total <= maxB and tonumber(field(head[2], 'a')) >= NOW - maxAge then break end
+    redis.call('XDEL', stream, head[1])
+    total = redis.call('HINCRBY', meta, 'b', -tonumber(field(head[2], 'b')))
+    n = n - 1
+  end
+end
+local msg = cjson.encode({e = epoch, o = o, a = NOW, p = enc, x = x})
+local receivers = redis.call(ARGV[10], ARGV[1], msg)
+local result = {o, epoch, receivers}
+redis.call('SET', dk, cjson.encode(result), 'PX', ARGV[9])
+return result
+`;
+
+/**
+ * KEYS: meta stream. ARGV: after newEpoch maxAge known → {epoch, offset, now, o1, a1, p1, x1, ...}: the topic's
+ * epoch (created if the topic is new), its last offset, and every stored entry after offset `after` not older than
+ * `maxAge` (what a node loads when it starts following the topic, or fetches to fill a hole). `known` is the
+ * highest offset the reader applied: if Redis is behind it (a failover to a replica that missed the last writes),
+ * the topic's history went backwards, so it gets a new epoch, continuing from `known` (offsets never repeat).
+ */
+const READ = `${TIME}
+local meta, stream = KEYS[1], KEYS[2]
+redis.call('HSETNX', meta, 'e', ARGV[2])
+if tonumber(redis.call('HGET', meta, 'o') or '0') < tonumber(ARGV[4]) then
+  redis.call('HSET', meta, 'e', ARGV[2], 'o', ARGV[4])
+end
+local h = redis.call('HMGET', meta, 'e', 'o')
+local out = {h[1], h[2] or '0', NOW}
+local oldest = NOW - tonumber(ARGV[3])
+for _, e in ipairs(redis.call('XRANGE', stream, '(0-' .. ARGV[1], '+')) do
+  local f = e[2]
+  if tonumber(field(f, 'a')) >= oldest then
+    out[#out + 1] = string.sub(e[1], 3); out[#out + 1] = field(f, 'a')
+    out[#out + 1] = field(f, 'p'); out[#out + 1] = field(f, 'x') or ''
+  end
+end
+return out
+`;
+
+/**
+ * KEYS: members counts. ARGV: op('add'|'del') id node channel pubCmd → 1 if presence changed, else 0. A member is
+ * held by one node: `add` moves it (a resume on another node), `del` removes it only if this node holds it.
+ */
+const PRESENCE = `
+local m, n = KEYS[1], KEYS[2]
+local id, node = ARGV[2], ARGV[3]
+local old = redis.call('HGET', m, id)
+if ARGV[1] == 'add' then
+  if old == node then return 0 end
+  if old and redis.call('HEXISTS', n, old) == 1 then redis.call('HINCRBY', n, old, -1) end
+  redis.call('HSET', m, id, node)
+  redis.call('HINCRBY', n, node, 1)
+  if not old then redis.call(ARGV[5], ARGV[4], cjson.encode({k = 'j', i = id, n = node})) end
+  return 1
+end
+if old ~= node then return 0 end
+redis.call('HDEL', m, id)
+redis.call('HINCRBY', n, node, -1)
+redis.call(ARGV[5], ARGV[4], cjson.encode({k = 'l', i = id, n = node}))
+return 1
+`;
+
+/**
+ * KEYS: members counts. ARGV: mode('count'|'list') liveNode1 liveNode2 ... → count | {id1, node1, ...}. Members
+ * held by nodes that are not live (their heartbeat stopped) are not counted, and are removed.
+ */
+const MEMBERS = `
+local m, n = KEYS[1], KEYS[2]
+local live = {}
+for i = 2, #ARGV do live[ARGV[i]] = true end
+local counts = redis.call('HGETALL', n)
+local total = 0
+for i = 1, #counts, 2 do
+  if live[counts[i]] then total = total + tonumber(counts[i + 1]) else redis.call('HDEL', n, counts[i]) end
+end
+if ARGV[1] == 'count' then return total end
+local out = {}
+local all = redis.call('HGETALL', m)
+for i = 1, #all, 2 do
+  if live[all[i + 1]] then out[#out + 1] = all[i]; out[#out + 1] = all[i + 1] else redis.call('HDEL', m, all[i]) end
+end
+return out
+`;
+
+const SOURCES = {
+  wssTopicPublish: { keys: 3, lua: PUBLISH },
+  wssTopicRead: { keys: 2, lua: READ },
+  wssTopicPresence: { keys: 2, lua: PRESENCE },
+  wssTopicMembers: { keys: 2, lua: MEMBERS },
+} as const;
+
+export type TopicScriptName = keyof typeof SOURCES;
+
+/** Calls one topic script by name with its keys first (EVALSHA, or EVAL after a Redis restart). */
+export type TopicScriptRunner = (
+  name: TopicScriptName,
+  keys: string[],
+  args: Array<string | number>,
+) => Promise<unknown>;
+
+/** Register the topic scripts on a connection and return a typed runner. */
+export function defineTopicScripts(redis: Redis | Cluster): TopicScriptRunner {
+  for (const [name, s] of Object.entries(SOURCES))
+    redis.defineCommand(name, { numberOfKeys: s.keys, lua: s.lua });
+  const commands = redis as unknown as Record<
+    TopicScriptName,
+    (...args: Array<string | number>) => Promise<unknown>
+  >;
+  return (name, keys, args) => commands[name](...keys, ...args);
+}
+
+/** The keys and channel of topic `name`, all under one hash tag (one slot). */
+export interface TopicKeys {
+  meta: string;
+  stream: string;
+  members: string;
+  counts: string;
+  channel: string;
+  dedupe(msgId: string): string;
+}
+
+export function topicKeys(prefix: string, name: string): TopicKeys {
+  const meta = `${prefix}{t:${name}}`;
+  return {
+    meta,
+    stream: `${meta}:x`,
+    members: `${meta}:m`,
+    counts: `${meta}:n`,
+    channel: meta,
+    dedupe: (msgId) => `${meta}:d:${msgId}`,
+  };
+}

@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto';
+import type { BackendHost } from '../backends/types.js';
+import { CloseCode } from '../protocol/close-codes.js';
+import { BROADCAST_TOPIC } from '../protocol/messages.js';
+import { Publication } from '../server/publication.js';
+import type { Topic } from '../server/topics.js';
+import { decodePayload, encodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
+import type { RedisLink } from './link.js';
+import { topicKeys, type TopicKeys } from './topic-scripts.js';
+
+/** A topic this node follows: subscribed to its channel, its local `Topic` kept in step with its Redis stream. */
+interface Followed {
+  readonly name: string;
+  readonly keys: TopicKeys;
+  /** The manager's topic; `undefined` for `$all` until the backend is bound. */
+  topic: Topic | undefined;
+  epoch: string | undefined;
+  /**
+   * `live`: publications are applied as they arrive. `loading` (first read of the stream) and `catching-up` (a
+   * read of a hole): arriving publications wait in `held`.
+   */
+  state: 'loading' | 'live' | 'catching-up';
+  held: TopicPublication[];
+  /** Settles when the first load is done (or failed). */
+  ready: Promise<void> | undefined;
+  /** `$all` before the bind: the first read, applied to the manager's topic by `bindAll`. */
+  preload?: unknown[];
+  closed: boolean;
+}
+
+/** Presence change of a topic, seen by every node that follows it. */
+export interface PresenceEvent {
+  topic: string;
+  clientId: string;
+  nodeId: string;
+  change: 'join' | 'leave';
+}
+
+/** Longest a topic's history can be asked for when the manager's bounds are not known yet (before `bind`). */
+const UNBOUND_MAX_AGE_MS = 86_400_000;
+
+/**
+ * The fan-out side of topics on Redis. The node subscribes to the channel of every topic it has members in
+ * (`$all` always) and applies each publication once, in offset order, to its local `Topic`, which writes it to the
+ * local members through the one publish path. The rule of the cluster holds: a publication reaches a socket only
+ * after Redis stored it, as `offset + 1` of the epoch this node knows. A jump means the subscription missed
+ * something: the missing range is read from the topic's stream first (never skipped). If the stream no longer has
+ * it (trimmed) or the epoch changed (Redis lost the topic), the local history is reset and the topic's protocol
+ * members are closed with 1012: their resume answers `fresh` `gap` for the topic, never partial.
+ */
+export class TopicFollower {
+  private readonly byChannel = new Map<string, Followed>();
+  private readonly byName = new Map<string, Followed>();
+  host: BackendHost | undefined;
+  /** Presence changes of followed topics (set by the backend). */
+  onPresence: ((e: PresenceEvent) => void) | undefined;
+
+  constructor(private readonly link: RedisLink) {}
+
+  keys(name: string): TopicKeys {
+    return topicKeys(this.link.opts.keyPrefix, name);
+  }
+
+  /** Start following `name` (its first member here). `topic` may come later ({@link bindAll} for `$all`). */
+  open(name: string, topic: Topic | undefined): Promise<void> {
+    const known = this.byName.get(name);
+    if (known && !known.closed) {
+      known.topic ??= topic;
+      return known.ready ?? Promise.resolve();
+    }
+    const f: Followed = {
+      name,
+      keys: this.keys(name),
+      topic,
+      epoch: undefined,
+      state: 'loading',
+      held: [],
+      ready: undefined,
+      closed: false,
+    };
+    this.byName.set(name, f);
+    this.byChannel.set(f.keys.channel, f);
+    f.ready = this.load(f).finally(() => {
+      if (this.byName.get(name) === f) f.ready = undefined;
+    });
+    return f.ready;
+  }
+
+  /** `undefined` if `name` is live here, else the promise of its load. */
+  readyOf(name: string): Promise<void> | undefined {
+    const f = this.byName.get(name);
+    return f && f.state !== 'live' ? (f.ready ?? undefined) : undefined;
+  }
+
+  /** The last member here left: unsubscribe and forget (a later member loads it again). */
+  close(name: string): void {
+    const f = this.byName.get(name);
+    if (!f || name === BROADCAST_TOPIC) return;
+    f.closed = true;
+    f.held = [];
+    this.byName.delete(name);
+    this.byChannel.delete(f.keys.channel);
+    this.link.unfollow(f.keys.channel).catch(() => {});
+  }
+
+  /**
+   * The backend was bound: `$all` (read by `connect`) now has the manager's topic, filled synchronously from that
+   * read and what arrived since, so that the first session already starts at the topic's real offset.
+   */
+  bindAll(topic: Topic): void {
+    const f = this.byName.get(BROADCAST_TOPIC);
+    if (!f) return void this.open(BROADCAST_TOPIC, topic);
+    f.topic = topic;
+    const read = f.preload;
+    f.preload = undefined;
+    if (read) this.applyRead(f, read, true);
+    else if (f.state === 'live') this.catchUp(f); // the read at connect failed: try again
+  }
+
+  /** A message on a topic channel. */
+  dispatch(channel: string, text: string): void {
+    const f = this.byChannel.get(channel);
+    if (!f || f.closed) return;
+    const m = parseTopicMessage(text);
+    if (!m) return void this.link.log.warn({ event: 'redis.bad-message', channel }, 'unexpected message');
+    if (m.k === 'presence') {
+      this.onPresence?.({ topic: f.name, clientId: m.i, nodeId: m.n, change: m.change });
+      return;
+    }
+    if (m.k === 'volatile') {
+      const topic = f.topic;
+      if (!topic || !this.host) return;
+      const x = m.x ? new Set(JSON.parse(m.x) as string[]) : undefined;
+      const pub = new Publication(
+        topic.quoted,
+        topic.name,
+        undefined,
+        decodePayload(m.p),
+        x,
+        this.host.nowMs,
+      );
+      this.host.deliverPublication(topic, pub);
+      return;
+    }
+    this.offer(f, m);
+  }
+
+  private offer(f: Followed, m: TopicPublication): void {
+    const topic = f.topic;
+    if (f.state !== 'live' || !topic) return void f.held.push(m);
+    if (m.e !== f.epoch) {
+      f.held.push(m);
+      return this.catchUp(f); // the read tells the new epoch, and what it holds
+    }
+    if (m.o <= topic.offset) {
+      // Already applied (held by a load or a catch-up), unless it is another publication under the same offset:
+      // Redis went back in time (a failover lost writes). The read that follows gives the topic a new epoch.
+      const had = topic.history.since(m.o - 1)?.[0];
+      if (had?.offset === m.o && encodePayload(had.payload) !== m.p) this.catchUp(f);
+      return;
+    }
+    if (m.o === topic.offset + 1) return this.apply(f, topic, m);
+    f.held.push(m);
+    this.catchUp(f);
+  }
+
+  private apply(f: Followed, topic: Topic, m: TopicPublication): void {
+    const host = this.host;
+    const exclude = m.x ? new Set(JSON.parse(m.x) as string[]) : undefined;
+    const pub = topic.accept(m.o, decodePayload(m.p), exclude, host?.nowMs ?? Date.now());
+    host?.deliverPublication(topic, pub);
+  }
+
+  /**
+   * Read the stream (all of it, or after the local offset), then apply what was held. Never rejects: a failed
+   * read leaves the topic to the next catch-up (a jump, or the resync after Redis is back).
+   */
+  private async load(f: Followed, full = f.state === 'loading'): Promise<void> {
+    const topic = f.topic;
+    try {
+      if (full) await this.link.follow(f.keys.channel);
+      const after = full || !topic ? 0 : topic.offset;
+      const maxAge = topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
+      // The offset this node applied in the epoch it knows: Redis must not be behind it (see the READ script).
+      const known = topic && f.epoch !== undefined && topic.epoch === f.epoch ? topic.offset : 0;
+      const reply = (await this.link.topicScript(
+        'wssTopicRead',
+        [f.keys.meta, f.keys.stream],
+        [after, newEpoch(), maxAge, known],
+      )) as unknown[];
+      if (f.closed) return;
+      this.applyRead(f, reply, full);
+    } catch (err) {
+      if (f.closed) return;
+      f.state = 'live'; // retried by the next catch-up (a jump, a resync)
+      if (full) f.epoch = undefined; // forces a full read next time
+      this.link.log.warn({ event: 'redis.topic-read-failed', topic: f.name, err }, 'topic read failed');
+    }
+  }
+
+  private applyRead(f: Followed, reply: unknown[], full: boolean): void {
+    if (!f.topic) {
+      // `$all` before the bind: kept as it is, applied once the manager's topic is known.
+      f.preload = reply;
+      f.state = 'live';
+      return;
+    }
+    const epoch = String(reply[0]);
+    const offset = Number(reply[1]);
+    const entries: TopicPublication[] = [];
+    for (let i = 3; i + 3 < reply.length + 1 && i + 2 < reply.length; i += 4) {
+      entries.push({
+        k: 'pub',
+        e: epoch,
+        o: Number(reply[i]),
+        a: Number(reply[i + 1]),
+        p: String(reply[i + 2]),
+        x: String(reply[i + 3] ?? ''),
+      });
+    }
+    const topic = f.topic;
+    const changed = f.epoch !== undefined && f.epoch !== epoch;
+    if (full || changed || f.epoch === undefined) {
+      const first = entries.length > 0 ? entries[0]!.o - 1 : offset;
+      if (changed) this.lost(f, topic, first, epoch, 'the topic’s history in redis was lost');
+      else topic.reset(first, epoch);
+      f.epoch = epoch;
+    }
+    for (const e of entries) {
+      if (e.o <= topic.offset) continue;
+      if (e.o !== topic.offset + 1) {
+        this.lost(f, topic, e.o - 1, epoch, 'missed publications were trimmed');
+      }
+      this.apply(f, topic, e);
+    }
+    if (offset > topic.offset) this.lost(f, topic, offset, epoch, 'missed publications were trimmed');
+    this.goLive(f, topic);
+  }
+
+  private goLive(f: Followed, topic: Topic): void {
+    f.state = 'live';
+    const held = f.held.sort((a, b) => a.o - b.o);
+    f.held = [];
+    for (let i = 0; i < held.length; i++) {
+      const m = held[i]!;
+      if (m.e !== f.epoch || m.o > topic.offset + 1) {
+        f.held = held.slice(i);
+        return this.catchUp(f);
+      }
+      if (m.o === topic.offset + 1) this.apply(f, topic, m);
+    }
+  }
+
+  /** Fill a hole (or learn a new epoch) from the stream before anything else is applied. */
+  catchUp(f: Followed): void {
+    if (f.state !== 'live' || f.closed) return;
+    f.state = 'catching-up';
+    void this.load(f, false);
+  }
+
+  /** The epoch this node follows `name` at (`undefined` if it does not follow it, or has not loaded it yet). */
+  epochOf(name: string): string | undefined {
+    return this.byName.get(name)?.epoch;
+  }
+
+  /** A publish found another epoch: read the topic again. */
+  refresh(name: string): void {
+    const f = this.byName.get(name);
+    if (f?.topic) this.catchUp(f);
+  }
+
+  /** After the subscriber reconnected, or Redis stalled: read what every followed topic may have missed. */
+  resyncAll(): void {
+    for (const f of this.byName.values()) {
+      if (f.state === 'live' && f.topic) this.catchUp(f);
+    }
+  }
+
+  /**
+   * Publications this node's members may have missed are gone: continue from `offset` with an empty history, and
+   * close the topic's protocol sockets (1012) so that their resume answers `gap` for it.
+   */
+  private lost(f: Followed, topic: Topic, offset: number, epoch: string, why: string): void {
+    topic.reset(offset, epoch);
+    const host = this.host;
+    if (!host) return;
+    host.log.warn({ event: 'redis.topic-gap', topic: f.name, offset, why }, `topic reset: ${why}`);
+    const ids = f.name === BROADCAST_TOPIC ? [...host.connections.keys()] : [...topic.members];
+    for (const id of ids) {
+      const conn = host.connections.get(id);
+      if (conn?.session)
+        conn.close(CloseCode.ServiceRestart, 'topic history lost, please resume', 'server-closed');
+    }
+  }
+}
+
+const newEpoch = (): string => randomBytes(9).toString('base64url');
