@@ -205,6 +205,10 @@ async function costRun() {
       for (const env of envs) await env.stop();
     }
   }
+  writeFileSync(
+    join(here, 'results/redis-cost.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), out }, null, 1)}\n`,
+  );
   report(out, systems);
 }
 
@@ -241,21 +245,34 @@ function report(out, systems) {
     }
     p('');
   }
-  p('| sessions | system | broadcasts/round | idle Redis CPU µs/s | idle commandstats µs/s |');
-  p('|---|---|---|---|---|');
+  p('### Redis memory per published message, and the set-up of each run');
+  p('');
+  p(
+    'Memory: INFO memory used_memory without client buffers, after − before, over all measured rounds ÷ messages',
+  );
+  p(
+    '(and per round). Idle: Redis CPU per second while the system holds its sessions and sends nothing. A round',
+  );
+  p(
+    'that did not deliver everything in time measured only part of its work: read its figures as a lower bound.',
+  );
+  p('');
+  p(
+    '| sessions | system | memory B/message | per round | broadcasts/round | delivered in time (lowest round) | idle Redis CPU µs/s | idle commandstats µs/s | Redis CPU µs per connect |',
+  );
+  p('|---|---|---|---|---|---|---|---|---|');
   for (const row of out) {
     for (const s of systems) {
       const x = row.systems[s];
+      const memTotal =
+        x.rounds.reduce((n, r) => n + r.memDelta, 0) / x.rounds.reduce((n, r) => n + r.count, 0);
+      const deliveredPct = Math.min(...x.rounds.map((r) => r.delivered)) * 100;
       p(
-        `| ${row.sessions} | ${s} | ${x.count} | ${fmt(x.idleCpuUsPerSec, 0)} | ${fmt(x.idleCmdUsPerSec, 0)} | ${fmt(x.connectCpuUs)} |`,
+        `| ${row.sessions} | ${s} | ${fmt(memTotal, 0)} | ${fmtSpread(spread(metric(row, s, 'memBytes')), 0)} | ${x.count} | ${fmt(deliveredPct, 2)} % | ${fmt(x.idleCpuUsPerSec, 0)} | ${fmt(x.idleCmdUsPerSec, 0)} | ${fmt(x.connectCpuUs)} |`,
       );
     }
   }
   console.log(lines.join('\n'));
-  writeFileSync(
-    join(here, 'results/redis-cost.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), out }, null, 1)}\n`,
-  );
   writeFileSync(join(here, 'results/redis-cost.md'), `${lines.join('\n')}\n`);
 }
 
@@ -323,7 +340,12 @@ async function scaleRun() {
 }
 
 try {
-  if (argv.includes('--scale')) await scaleRun();
+  if (arg('report')) {
+    // Render the tables again from a saved results file: --report=bench/results/redis-cost.json
+    const { readFileSync } = await import('node:fs');
+    const saved = JSON.parse(readFileSync(arg('report'), 'utf8'));
+    report(saved.out, Object.keys(saved.out[0].systems));
+  } else if (argv.includes('--scale')) await scaleRun();
   else await costRun();
   process.exit(0);
 } catch (err) {
