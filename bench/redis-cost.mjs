@@ -94,8 +94,9 @@ async function startSystem(system, sessions, topics = 0) {
     const c = statsDelta(beforeConnect, await redis.stats());
     env.connectCpuUs = c.cpuUs / sessions;
     env.connectCmdUs = c.cmdUs / sessions;
+    env.connectMemBytes = c.usedMemory / sessions;
     log(
-      `${system}: ${total} of ${sessions} connected in ${((Date.now() - t0) / 1000).toFixed(1)} s; Redis ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats per connect`,
+      `${system}: ${total} of ${sessions} connected in ${((Date.now() - t0) / 1000).toFixed(1)} s; Redis ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats, ${fmt(env.connectMemBytes, 0)} B used_memory per connect`,
     );
     if (joinErrors.length) throw new Error(`${system}: joining topics failed: ${joinErrors[0]}`);
     if (total !== sessions) throw new Error(`${system}: only ${total} of ${sessions} connected`);
@@ -138,6 +139,7 @@ async function costRound(env, count) {
     wallMs: d.wallMs,
     delivered: got.received / expected,
     errors: got.seqErrors + got.topicGaps + got.topicDuplicates + sent.failed,
+    closes: got.closes, // client connections closed during the round (they resume: their Redis work is in the window)
     top: d.commands
       .slice(0, 4)
       .map((c) => `${c.name} ${fmt(c.usec / count, 1)}µs×${fmt(c.calls / count, 1)}`),
@@ -181,7 +183,7 @@ async function costRun() {
           const res = await costRound(env, env.count);
           env.rounds.push(res);
           log(
-            `${env.system} @${sessions} round ${r + 1}: ${fmt(res.cpuUs)} µs CPU, ${fmt(res.cmdUs)} µs commandstats, ${fmt(res.memBytes, 0)} B per broadcast; delivered ${fmt(res.delivered * 100, 2)} %, errors ${res.errors}; ${res.top.join(', ')}`,
+            `${env.system} @${sessions} round ${r + 1}: ${fmt(res.cpuUs)} µs CPU, ${fmt(res.cmdUs)} µs commandstats, ${fmt(res.memBytes, 0)} B per broadcast; delivered ${fmt(res.delivered * 100, 2)} %, errors ${res.errors}, closes ${res.closes}; ${res.top.join(', ')}`,
           );
         }
       }
@@ -196,6 +198,7 @@ async function costRun() {
               idleCmdUsPerSec: e.idleCmdUsPerSec,
               connectCpuUs: e.connectCpuUs,
               connectCmdUs: e.connectCmdUs,
+              connectMemBytes: e.connectMemBytes,
               rounds: e.rounds,
             },
           ]),
@@ -324,9 +327,9 @@ async function scaleRun() {
           `| ${i} | ${idleNodes[i].eldP50Ms} / ${idleNodes[i].eldP99Ms} / ${idleNodes[i].eldMaxMs} | ${idleNodes[i].cpuPct} | ${n.eldP50Ms} / ${n.eldP99Ms} / ${n.eldMaxMs} | ${n.cpuPct} | ${n.rssMb} |`,
       ),
       '',
-      `published ${published} (failed ${sent.reduce((s, x) => s + x.failed, 0)}), delivered ${fmt((got.received / (published * members)) * 100, 2)} %, gaps ${got.topicGaps}, duplicates ${got.topicDuplicates}, unknown-topic ${got.topicUnknown}`,
+      `published ${published} (failed ${sent.reduce((s, x) => s + x.failed, 0)}), delivered ${fmt((got.received / (published * members)) * 100, 2)} %, gaps ${got.topicGaps}, duplicates ${got.topicDuplicates}, unknown-topic ${got.topicUnknown}, client closes ${got.closes} ${JSON.stringify(got.closeCodes)}`,
       `delivery latency (scheduled send → receipt): p50 ${fmt(got.latency.p50 / 1000, 2)} ms, p99 ${fmt(got.latency.p99 / 1000, 2)} ms, max ${fmt(got.latency.max / 1000, 1)} ms`,
-      `Redis per connect (hello, welcome, ack, join): ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats`,
+      `Redis per connect (hello, welcome, ack, join): ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats, ${fmt(env.connectMemBytes, 0)} B used_memory`,
       `Redis: idle ${fmt(idle.cpuUsPerSec, 0)} µs CPU/s; under load ${fmt(d.cpuUs / d.wallMs / 10, 1)} % of a core, ${fmt(d.cpuUs / published, 1)} µs CPU and ${fmt(d.cmdUs / published, 1)} µs commandstats per publication; top: ${d.commands
         .slice(0, 5)
         .map((c) => `${c.name} ${fmt(c.usec / published, 1)}µs×${fmt(c.calls / published, 2)}`)
