@@ -24,12 +24,29 @@ export default defineConfig([
     external: ['ioredis', 'prom-client', 'express', 'fastify', 'hono', '@nestjs/common', 'rxjs'],
   },
   {
-    // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node.
-    entry: { client: 'src/client/index.ts' },
+    // The client is platform-neutral: no Node-only imports, so it runs in browsers and Node. Its MessagePack codec
+    // is a separate entry (msgpackr, an optional peer, stays external) so the default bundle does not grow, and so
+    // is `client/request` (request/reply over the core client, outside its size budget).
+    entry: {
+      client: 'src/client/index.ts',
+      'client-msgpack': 'src/client/msgpack.ts',
+      'client-request': 'src/client/request.ts',
+    },
+    // One self-contained file per entry (no shared chunk): the default client stays a single module.
+    splitting: false,
     format: ['esm', 'cjs'],
     dts: true,
     sourcemap: true,
     target: 'es2020',
     platform: 'neutral',
+    esbuildOptions(options) {
+      // Size budget (6 KB min+gzip): fields are plain assignments in the constructor (no define helper per field),
+      // and internal members spelled `_name` get short names in the bundle. The types (.d.ts) are unaffected.
+      delete options.tsconfig;
+      options.tsconfigRaw = {
+        compilerOptions: { useDefineForClassFields: false, verbatimModuleSyntax: true },
+      };
+      options.mangleProps = /^_/;
+    },
   },
 ]);

@@ -2,20 +2,23 @@
 //
 //   npm run bench                 full run (several minutes)
 //   npm run bench -- --quick      smaller run, under 3 minutes
-//   npm run bench -- --only=broadcast,rooms,idle,resume,slow
+//   npm run bench -- --only=broadcast,rooms,idle,resume,slow,encoding
 //
 // Every system runs in its own server process; the load generator is another process. Results go to
 // bench/results/latest.json (every value measured in this run), latest.md (tables with ratios) and
 // broadcast.svg (chart of the broadcast workload).
+import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { spawnChild } from './lib/ipc.mjs';
 import { sleep } from './lib/common.mjs';
 import { renderMarkdown, renderSvg } from './lib/report.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
+const run = promisify(execFile);
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args
@@ -23,11 +26,16 @@ const only = args
   ?.slice(7)
   .split(',');
 const enabled = (name) => !only || only.includes(name);
-/** `--systems=a,b`: only these systems in the broadcast and rooms workloads (for experiments; ratios need both). */
+/** `--systems=a,b`: only these systems in the broadcast, rooms and idle workloads (for experiments; ratios need both). */
 const systemsFilter = args
   .find((a) => a.startsWith('--systems='))
   ?.slice(10)
   .split(',');
+/** `--idle-connections=N`, `--idle-windows=N`: the idle/heartbeat workload's size and measured windows. */
+const intArg = (name) => {
+  const v = args.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+  return v === undefined ? undefined : Number.parseInt(v, 10);
+};
 const pick = (names) => (systemsFilter ? names.filter((n) => systemsFilter.includes(n)) : names);
 
 /** Client sockets are spread over several source addresses, so that one run can open more than ~28k. */
@@ -57,6 +65,25 @@ const SYSTEMS = {
   'ws-naive': { server: { system: 'ws-naive' }, dialect: 'plain', label: 'raw ws (naive send loop)' },
   'ws-limit': { server: { system: 'ws-limit' }, dialect: 'plain', label: 'raw ws (pre-framed, corked)' },
   socketio: { server: { system: 'socketio' }, dialect: 'socketio', label: 'Socket.IO 4 (websocket)' },
+  // Compression: permessage-deflate negotiated by every client (ws clients, `perMessageDeflate: true`).
+  'stabilizer-deflate': {
+    server: { system: 'stabilizer', compression: true },
+    dialect: 'stabilizer',
+    deflate: true,
+    label: 'stabilizer (v1 reliable, compression: deflate once per broadcast)',
+  },
+  'ws-deflate': {
+    server: { system: 'ws-naive', perMessageDeflate: { zlibDeflateOptions: { level: 1 } } },
+    dialect: 'plain',
+    deflate: true,
+    label: 'raw ws (ws.send per socket, permessage-deflate per socket)',
+  },
+  'socketio-deflate': {
+    server: { system: 'socketio', perMessageDeflate: { zlibDeflateOptions: { level: 1 } } },
+    dialect: 'socketio',
+    deflate: true,
+    label: 'Socket.IO 4 (websocket, perMessageDeflate on)',
+  },
 };
 
 /**
@@ -68,7 +95,12 @@ async function startPair(name, serverOpts = {}) {
   const server = spawnChild(join(here, 'server.mjs'), {
     execArgv: ['--expose-gc', ...(prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`] : [])],
   });
-  const loadgen = spawnChild(join(here, 'loadgen.mjs'), { execArgv: ['--max-old-space-size=4096'] });
+  // Clients that negotiate permessage-deflate inflate every message in libuv's thread pool: a larger pool keeps
+  // the load generator from setting the pace of the compression workload.
+  const loadgen = spawnChild(join(here, 'loadgen.mjs'), {
+    execArgv: ['--max-old-space-size=4096'],
+    env: SYSTEMS[name].deflate ? { UV_THREADPOOL_SIZE: '16' } : {},
+  });
   const { port, controlPort } = await server.call('start', { ...SYSTEMS[name].server, ...serverOpts });
   await loadgen.call('control', { port: controlPort });
   const url = `ws://127.0.0.1:${port}/`;
@@ -80,6 +112,7 @@ async function startPair(name, serverOpts = {}) {
       const r = await loadgen.call('connect', {
         url,
         dialect: SYSTEMS[name].dialect,
+        deflate: SYSTEMS[name].deflate === true,
         n,
         localAddresses: LOCAL_ADDRESSES,
         ...extra,
@@ -126,11 +159,19 @@ async function saturationWorkload(
   workload,
   pairs,
   names,
-  { clients, bpt, bytes, rooms = 0, measured = SATURATION.measured },
+  {
+    clients,
+    bpt,
+    bytes,
+    rooms = 0,
+    measured = SATURATION.measured,
+    realistic = false,
+    warmup = SATURATION.warmup,
+  },
 ) {
   const perTurn = clients * bpt;
   const measureTurns = Math.max(SATURATION.minTurns, Math.round(measured / perTurn));
-  const warmupTurns = Math.max(2, Math.round(SATURATION.warmup / perTurn));
+  const warmupTurns = Math.max(2, Math.round(warmup / perTurn));
   const runs = Object.fromEntries(names.map((n) => [n, []]));
   for (let round = 0; round < SATURATION.rounds; round++) {
     const order = names.map((_, i) => names[(i + round) % names.length]);
@@ -143,6 +184,7 @@ async function saturationWorkload(
         bpt,
         bytes,
         rooms,
+        realistic,
         warmupTurns,
         measureTurns,
         inFlightTurns: SATURATION.inFlightTurns,
@@ -150,6 +192,8 @@ async function saturationWorkload(
       const s = await pair.loadgen.call('waitMeasured', { expected: r.deliveries, timeoutMs: 30_000 });
       runs[name].push({
         cpuPerDelivery: r.cpuUs / r.deliveries,
+        wirePerDelivery: r.wireBytes / r.deliveries,
+        busyPerDelivery: r.busyUs / r.deliveries,
         userPerDelivery: r.userUs / r.deliveries,
         systemPerDelivery: r.systemUs / r.deliveries,
         deliveriesPerS: r.deliveries / (r.wallUs / 1e6),
@@ -185,6 +229,10 @@ async function saturationWorkload(
     put('userPerDelivery', 'server CPU per delivery: user (JS, V8)', 'µs');
     put('systemPerDelivery', 'server CPU per delivery: system (kernel: writev on loopback)', 'µs');
     put('deliveriesPerS', 'deliveries/s at saturation', 'deliveries/s');
+    if (realistic) {
+      put('wirePerDelivery', 'bytes on the wire per delivery (server to client)', 'B');
+      put('busyPerDelivery', 'server CPU per delivery in the publishing turns (sync work, no waits)', 'µs');
+    }
     put('cpuPct', 'server CPU busy at saturation', '% of a core');
     put('loadgenPct', 'load generator CPU', '% of a core');
     put('p50', 'latency p50 (closed loop)', 'ms');
@@ -282,6 +330,58 @@ async function roomsWorkload() {
   }
 }
 
+/**
+ * Compression: broadcast of realistic JSON (records with ids, prices, symbols; 64 different messages in turn) to
+ * 1,000 clients that all negotiated permessage-deflate. Ours deflates once per broadcast; ws and Socket.IO once
+ * per socket (their only way), at the same zlib level (1) and threshold (1 KB).
+ */
+async function compressionWorkload() {
+  const clients = 1000;
+  const sizes = (
+    args
+      .find((a) => a.startsWith('--sizes='))
+      ?.slice(8)
+      .split(',') ?? [150, 2048, 16_384]
+  ).map(Number);
+  // Per-socket deflate of 16 KB costs ws and Socket.IO ~0.25 ms per delivery: fewer deliveries per run (at least
+  // 4 measured turns of 10,000).
+  const measured = 40_000;
+  notes.push(
+    `Compression: broadcast to ${clients.toLocaleString('en-US')} clients, 10 broadcasts per turn, realistic JSON ` +
+      '(64 different messages of records with ids, prices, symbols and user ids, cycled, so a compressor that ' +
+      'keeps its context between messages cannot just repeat the last one). Every client offers ' +
+      'permessage-deflate (ws client, `perMessageDeflate: true`). stabilizer (v1 reliable) with ' +
+      '`compression: { enabled: true }` (level 1, threshold 1 KB) deflates each broadcast once; raw ws ' +
+      '(`ws.send` per socket) and Socket.IO deflate per socket with their default context takeover, set to the ' +
+      'same level 1 (their threshold is 1 KB too). "Bytes on the wire per delivery" is the TCP bytes the server ' +
+      `process wrote in the measured window ÷ deliveries (frame headers, envelopes, pings included). About ` +
+      `${measured.toLocaleString('en-US')} measured deliveries per run.`,
+  );
+  const names = pick(['stabilizer-deflate', 'stabilizer-reliable', 'ws-deflate', 'socketio-deflate']);
+  const pairs = {};
+  try {
+    for (const name of names) {
+      pairs[name] = await startPair(name);
+      const c = await pairs[name].connect(clients);
+      log(`compression: ${name} ${clients} clients connected in ${c.ms.toFixed(0)} ms`);
+    }
+    for (const bytes of sizes) {
+      const size = bytes < 1024 ? `${bytes} B` : `${bytes / 1024} KB`;
+      const workload = `compression: broadcast ${clients} clients, 10/turn, ${size} realistic JSON`;
+      await saturationWorkload(workload, pairs, names, {
+        clients,
+        bpt: 10,
+        bytes,
+        realistic: true,
+        measured,
+        warmup: 5000,
+      });
+    }
+  } finally {
+    for (const pair of Object.values(pairs)) await pair.stop();
+  }
+}
+
 // ---------------------------------------------------------------- 2. idle connections and heartbeat
 
 async function idleWorkload() {
@@ -294,18 +394,18 @@ async function idleWorkload() {
       'stabilizer.v1 clients answer `{"t":"ping"}` with `{"t":"pong","s":N}`; the others answer protocol pings ' +
       '(ws auto-pong) or Engine.IO `2`/`3`.',
   );
-  const n = quick ? 4000 : 10_000;
+  const n = intArg('idle-connections') ?? (quick ? 4000 : 10_000);
   const heartbeatMs = 5000;
   const windowMs = heartbeatMs;
   const warmupWindows = 2;
-  const windowCount = warmupWindows + (quick ? 2 : 4);
+  const windowCount = warmupWindows + (intArg('idle-windows') ?? (quick ? 2 : 4));
   const workload = `idle ${n} connections, heartbeat every 5 s`;
   const systems = [
     ['stabilizer-reliable', { heartbeatMs, pongTimeoutMs: 10_000 }],
     ...(quick ? [] : [['stabilizer', { heartbeatMs, pongTimeoutMs: 10_000 }]]),
     ['ws-naive', { heartbeatMs }],
     ['socketio', { heartbeatMs, pongTimeoutMs: 20_000 }],
-  ];
+  ].filter(([name]) => !systemsFilter || systemsFilter.includes(name));
   const pairs = [];
   try {
     // Memory: one system at a time, each in its own process.
@@ -350,7 +450,15 @@ async function idleWorkload() {
       const cpuPerS = median(measured.map((w) => w.cpuPerS));
       const pingsPerS = median(measured.map((w) => w.pingsPerS));
       const closes = windows.reduce((a, w) => a + w.s.closes, 0);
-      record(workload, system, 'heartbeat CPU', cpuPerS, 'ms/s');
+      // Every system is measured over the same windows, so the windows are the interleaved rounds of the ratio.
+      record(
+        workload,
+        system,
+        'heartbeat CPU',
+        cpuPerS,
+        'ms/s',
+        measured.map((w) => w.cpuPerS),
+      );
       record(workload, system, 'pings received', pingsPerS, 'pings/s');
       if (pingsPerS > 0) record(workload, system, 'CPU per ping', (cpuPerS * 1000) / pingsPerS, 'µs');
       record(workload, system, 'connections dropped by heartbeat', closes, 'connections');
@@ -546,6 +654,36 @@ async function slowWorkload() {
   }
 }
 
+// ---------------------------------------------------------------- encoding
+
+/** MessagePack vs JSON (bench/encoding.mjs, in its own process): encode/decode CPU and bytes per message. */
+async function encodingWorkload() {
+  const workload = 'encoding: MessagePack vs JSON, one data frame';
+  const rounds = quick ? 11 : 21;
+  const { stdout } = await run(
+    process.execPath,
+    [join(here, 'encoding.mjs'), '--json', `--rounds=${rounds}`],
+    {
+      maxBuffer: 16 * 1024 * 1024,
+    },
+  );
+  const { results: rows } = JSON.parse(stdout.trim().split('\n').pop());
+  for (const e of rows) {
+    record(workload, 'json', `${e.message}: bytes`, e.bytes.json, 'B');
+    record(workload, 'msgpack', `${e.message}: bytes`, e.bytes.msgpack, 'B');
+    for (const op of ['encode', 'decode']) {
+      for (const system of ['json', 'msgpack'])
+        record(workload, system, `${e.message}: ${op}`, e[op][system].median, 'ns', e[op].rounds[system]);
+      log(
+        `encoding: ${e.message} ${op}: JSON ${e[op].json.median.toFixed(0)} ns, MessagePack ` +
+          `${e[op].msgpack.median.toFixed(0)} ns, ratio ${e[op].ratio.median.toFixed(2)}× ` +
+          `(p10 ${e[op].ratio.p10.toFixed(2)}×, p90 ${e[op].ratio.p90.toFixed(2)}×)`,
+      );
+    }
+    log(`encoding: ${e.message}: ${e.bytes.json} B JSON, ${e.bytes.msgpack} B MessagePack`);
+  }
+}
+
 // ---------------------------------------------------------------- main
 
 const t0 = Date.now();
@@ -562,17 +700,21 @@ log(
 try {
   if (enabled('broadcast')) await broadcastWorkload();
   if (enabled('rooms')) await roomsWorkload();
+  if (enabled('compression')) await compressionWorkload();
   if (enabled('idle')) await idleWorkload();
   if (enabled('resume')) await resumeWorkload();
   if (enabled('slow')) await slowWorkload();
+  if (enabled('encoding')) await encodingWorkload();
 } finally {
   const durationS = (Date.now() - t0) / 1000;
   env.durationS = Math.round(durationS);
   env.loadavgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   const outDir = join(here, 'results');
   mkdirSync(outDir, { recursive: true });
-  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(join(outDir, 'latest.md'), renderMarkdown(results, { env, notes, systems: SYSTEMS }));
-  writeFileSync(join(outDir, 'broadcast.svg'), renderSvg(results));
-  log(`done in ${durationS.toFixed(0)} s; wrote bench/results/latest.{json,md} and broadcast.svg`);
+  // `--out=<name>`: a partial run writes results/<name>.{json,md} and leaves the full run's latest.* alone.
+  const outName = args.find((a) => a.startsWith('--out='))?.slice(6) ?? 'latest';
+  writeFileSync(join(outDir, `${outName}.json`), `${JSON.stringify(results, null, 2)}\n`);
+  writeFileSync(join(outDir, `${outName}.md`), renderMarkdown(results, { env, notes, systems: SYSTEMS }));
+  if (outName === 'latest') writeFileSync(join(outDir, 'broadcast.svg'), renderSvg(results));
+  log(`done in ${durationS.toFixed(0)} s; wrote bench/results/${outName}.{json,md}`);
 }

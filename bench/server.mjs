@@ -7,7 +7,7 @@ import { Sender, WebSocketServer } from 'ws';
 import { Server as SocketIOServer } from 'socket.io';
 import { WebSocketConnectionManager } from '../dist/index.js';
 import { serve } from './lib/ipc.mjs';
-import { fullGc, makeMessage, memory, nowUs, padFor, sleep } from './lib/common.mjs';
+import { fullGc, makeMessage, memory, nowUs, padFor, realisticPads, sleep } from './lib/common.mjs';
 
 const SECRET = 'benchmark-secret-benchmark-secret-0123456789';
 
@@ -52,6 +52,7 @@ function stabilizer(opts) {
     pongTimeoutMs: opts.pongTimeoutMs ?? 10_000,
     maxBufferedBytes: opts.maxBufferedBytes ?? 4 * 1024 * 1024,
     tokens: { secret: SECRET },
+    compression: opts.compression ? { enabled: true } : undefined,
   });
   manager.attach(httpServer, { path: '/' });
   const volatile = opts.volatile === true;
@@ -98,7 +99,7 @@ function stabilizer(opts) {
 
 /** Raw ws. `mode`: `naive` (one JSON.stringify per broadcast, ws.send per client) or `limit` (pre-framed, corked). */
 function rawWs(opts, mode) {
-  const wss = new WebSocketServer({ server: httpServer, perMessageDeflate: false });
+  const wss = new WebSocketServer({ server: httpServer, perMessageDeflate: opts.perMessageDeflate ?? false });
   const stats = {};
   let interval;
   if (opts.heartbeatMs) {
@@ -193,7 +194,7 @@ function rawWs(opts, mode) {
 function socketio(opts) {
   const io = new SocketIOServer(httpServer, {
     transports: ['websocket'],
-    perMessageDeflate: false,
+    perMessageDeflate: opts.perMessageDeflate ?? false,
     serveClient: false,
     pingInterval: opts.heartbeatMs ?? 25_000,
     pingTimeout: opts.pongTimeoutMs ?? 20_000,
@@ -255,6 +256,16 @@ async function windowProfiler(dir) {
   };
 }
 
+let idleWindows = 0;
+
+/** Every TCP connection of the HTTP server, for the bytes written on the wire. */
+const sockets = new Set();
+const wireBytes = () => {
+  let total = 0;
+  for (const s of sockets) total += s.bytesWritten;
+  return total;
+};
+
 const cpuNow = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
@@ -265,6 +276,10 @@ serve({
     opts = startOpts;
     httpServer = createServer((_req, res) => res.writeHead(404).end());
     httpServer.maxConnections = 100_000;
+    httpServer.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.once('close', () => sockets.delete(socket));
+    });
     if (opts.system === 'stabilizer') system = stabilizer(opts);
     else if (opts.system === 'ws-naive') system = rawWs(opts, 'naive');
     else if (opts.system === 'ws-limit') system = rawWs(opts, 'limit');
@@ -305,13 +320,17 @@ serve({
     bpt,
     bytes,
     rooms = 0,
+    realistic = false,
     warmupTurns,
     measureTurns,
     inFlightTurns = 2,
     stallMs = 20_000,
   }) {
     const pad = padFor(bytes);
+    const pads = realistic ? realisticPads(bytes) : undefined;
+    const padOf = (m) => (pads ? pads[m % pads.length] : pad);
     const total = warmupTurns + measureTurns;
+    let wireStart = 0;
     flow.runId = runId;
     flow.received = 0;
     const sentAfter = new Float64Array(total);
@@ -331,7 +350,16 @@ serve({
     return new Promise((resolve, reject) => {
       let turn = 0;
       let stall;
+      // CPU of each measured turn from its start to the next check phase, where the systems that cork for the turn
+      // have flushed: the publishing work itself, without the waits for the clients (synchronous work only: a
+      // system that deflates in the thread pool does part of its work outside it).
+      let turnCpu;
+      let busyUs = 0;
       const next = () => {
+        if (turnCpu !== undefined) {
+          busyUs += cpuNow() - turnCpu;
+          turnCpu = undefined;
+        }
         const need = turn >= inFlightTurns ? sentAfter[turn - inFlightTurns] : 0;
         if (flow.received < need) {
           waits++;
@@ -349,6 +377,7 @@ serve({
         if (turn === warmupTurns) {
           profiler?.start();
           cpuSplit = process.cpuUsage();
+          wireStart = wireBytes();
           cpuStart = cpuNow();
           wallStart = nowUs();
           waits = 0;
@@ -356,6 +385,7 @@ serve({
         }
         if (turn === total) {
           const cpuUs = cpuNow() - cpuStart;
+          const wire = wireBytes() - wireStart;
           const split = process.cpuUsage(cpuSplit);
           const wallUs = nowUs() - wallStart;
           eld.disable();
@@ -365,6 +395,8 @@ serve({
             deliveries,
             sentTotal: sent,
             cpuUs,
+            busyUs,
+            wireBytes: wire,
             userUs: split.user,
             systemUs: split.system,
             wallUs,
@@ -377,10 +409,11 @@ serve({
         const phase = turn >= warmupTurns ? 1 : 0;
         const ts = nowUs();
         let d = 0;
+        if (phase) turnCpu = cpuNow();
         for (let b = 0; b < bpt; b++) {
           if (rooms)
-            for (const room of roomNames) d += system.publish(room, makeMessage(phase, ts, ++n, pad));
-          else d += system.broadcast(makeMessage(phase, ts, ++n, pad));
+            for (const room of roomNames) d += system.publish(room, makeMessage(phase, ts, ++n, padOf(n)));
+          else d += system.broadcast(makeMessage(phase, ts, ++n, padOf(n)));
         }
         if (phase) {
           deliveries += d;
@@ -514,11 +547,17 @@ serve({
 
   /** CPU used over `ms` of wall time while nothing but background work (heartbeats) runs. */
   async idleCpu({ ms }) {
+    // BENCH_PROFILE_DIR: a CPU profile of exactly this window (`idle-<system>-<pid>-<n>.cpuprofile`).
+    const profiler = process.env.BENCH_PROFILE_DIR
+      ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
+      : undefined;
+    profiler?.start();
     const split = process.cpuUsage();
     const c0 = cpuNow();
     const w0 = nowUs();
     await sleep(ms);
     const { user, system: sys } = process.cpuUsage(split);
+    profiler?.stop(`idle-${opts.system}-${process.pid}-${++idleWindows}`);
     return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0, userUs: user, systemUs: sys };
   },
 

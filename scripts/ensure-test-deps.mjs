@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm test`'s pretest step: makes sure the real programs that the tests start themselves are installed.
 //
-// The tests run a private redis-server (and a Redis Cluster built with redis-cli), a real nginx in front of the server and a headless Chromium. When one is
-// missing and this process may install Debian packages (it runs as root, or `sudo -n` works), it runs
-// `apt-get update` and `apt-get install -y --no-install-recommends <packages>`. When it may not (or
+// The tests run a private redis-server (and a Redis Cluster built with redis-cli), a real nginx and a real Apache
+// httpd in front of the server and a headless Chromium. When one is missing and this process may install Debian
+// packages (it runs as root, or `sudo -n` works), it runs `apt-get update` and
+// `apt-get install -y --no-install-recommends <packages>`. When it may not (or
 // STABILIZER_NO_INSTALL=1 is set), it exits 1 at once with one line that says what to install.
 // test/helpers/binaries.ts checks the same paths when a test file starts, for runs that skip this step.
 import { spawnSync } from 'node:child_process';
@@ -28,6 +29,7 @@ const DEPS = [
     version: ['--version'],
   },
   { name: 'nginx', env: 'NGINX_PATH', fallback: '/usr/sbin/nginx', pkg: 'nginx', version: ['-v'] },
+  { name: 'apache2', env: 'APACHE2_PATH', fallback: '/usr/sbin/apache2', pkg: 'apache2', version: ['-v'] },
   {
     name: 'chromium',
     env: 'CHROMIUM_PATH',

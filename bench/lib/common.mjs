@@ -34,6 +34,49 @@ export function padFor(bytes) {
   return 'x'.repeat(Math.max(0, bytes - probe.length));
 }
 
+/**
+ * `count` different padding values of realistic JSON (records with ids, prices, symbols, user ids), such that the
+ * JSON of `makeMessage` is about `bytes` long. Messages cycle through them, so that a compressor that keeps its
+ * context between messages (ws and Socket.IO by default) does not get the same text again and again.
+ */
+export function realisticPads(bytes, count = 64) {
+  let s = 12345;
+  const rnd = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+  const words = [
+    'order',
+    'filled',
+    'price',
+    'market',
+    'update',
+    'BTC-USD',
+    'ETH-USD',
+    'pending',
+    'ok',
+    'cancel',
+  ];
+  const base = JSON.stringify(makeMessage(1, nowUs(), 1_000_000, { items: [] })).length;
+  const pads = [];
+  for (let k = 0; k < count; k++) {
+    const items = [];
+    for (;;) {
+      const item = {
+        id: 100_000 + Math.floor(rnd() * 900_000),
+        sym: words[Math.floor(rnd() * words.length)],
+        px: +(rnd() * 50_000).toFixed(2),
+        qty: +(rnd() * 10).toFixed(4),
+        side: rnd() < 0.5 ? 'buy' : 'sell',
+        user: `u${Math.floor(rnd() * 1e6).toString(36)}`,
+        note: `${words[Math.floor(rnd() * words.length)]} ${words[Math.floor(rnd() * words.length)]}`,
+      };
+      if (items.length > 0 && base + JSON.stringify(items).length + JSON.stringify(item).length > bytes)
+        break;
+      items.push(item);
+    }
+    pads.push({ items });
+  }
+  return pads;
+}
+
 export const MARKER = Buffer.from('{"ph":');
 
 /** Parse an unsigned decimal at `buf[i..]`; returns [value, indexAfter]. */

@@ -7,9 +7,23 @@ const LABELS = {
   'ws-limit': 'raw ws (limit)',
   'ws-heartbeat': 'ws + README heartbeat',
   socketio: 'Socket.IO 4',
+  json: 'JSON',
+  msgpack: 'MessagePack',
+  'stabilizer-deflate': 'stabilizer (v1, deflate once)',
+  'ws-deflate': 'raw ws (deflate per socket)',
+  'socketio-deflate': 'Socket.IO 4 (deflate per socket)',
 };
-const OURS = ['stabilizer', 'stabilizer-reliable'];
-const BASELINES = ['ws-limit', 'ws-naive', 'ws-heartbeat', 'socketio'];
+// `msgpack` ÷ `json`: the encoding workload's ratio column.
+const OURS = ['stabilizer', 'stabilizer-reliable', 'stabilizer-deflate', 'msgpack'];
+const BASELINES = [
+  'ws-limit',
+  'ws-naive',
+  'ws-heartbeat',
+  'socketio',
+  'ws-deflate',
+  'socketio-deflate',
+  'json',
+];
 const label = (s) => LABELS[s] ?? s;
 
 function row(results, workload, system, metric) {
@@ -199,6 +213,53 @@ function targets(results) {
         );
     }
   }
+  // Compression: deflate once per broadcast vs our uncompressed broadcast and vs per-socket deflate.
+  const compressed = unique(
+    results.filter((r) => r.workload.startsWith('compression')).map((r) => r.workload),
+  );
+  for (const w of compressed) {
+    const tag = `Compression (${w.slice(w.indexOf('broadcast') + 10)})`;
+    const ours = 'stabilizer-deflate';
+    const plainStats = ratioStats(results, w, ours, 'stabilizer-reliable', m);
+    if (w.includes(' 2 KB')) {
+      spreadAdd(
+        `${tag}: ${label(ours)} CPU/delivery ÷ ${label('stabilizer-reliable')}`,
+        plainStats,
+        1.3,
+        true,
+      );
+      const busy = 'server CPU per delivery in the publishing turns (sync work, no waits)';
+      spreadAdd(
+        `${tag}: ${label(ours)} ÷ ${label('stabilizer-reliable')}, CPU in the publishing turns only`,
+        ratioStats(results, w, ours, 'stabilizer-reliable', busy),
+        1.3,
+        true,
+      );
+    } else if (plainStats)
+      add(
+        `${tag}: ${label(ours)} CPU/delivery ÷ ${label('stabilizer-reliable')}`,
+        fmtStats(plainStats),
+        '–',
+        'for the record',
+      );
+    for (const other of ['ws-deflate', 'socketio-deflate']) {
+      const st = ratioStats(results, w, other, ours, m);
+      if (w.includes(' 150 B')) {
+        // Below the 1 KB threshold nothing is deflated by anyone: not a compression comparison.
+        if (st)
+          add(`${tag}: ${label(other)} CPU/delivery ÷ ${label(ours)}`, fmtStats(st), '–', 'for the record');
+      } else spreadAdd(`${tag}: ${label(other)} CPU/delivery ÷ ${label(ours)}`, st, 5, false);
+    }
+    const wire = (s) => get(results, w, s, 'bytes on the wire per delivery (server to client)');
+    add(
+      `${tag}: bytes on the wire per delivery, ours deflated / ours plain / ws / Socket.IO`,
+      ['stabilizer-deflate', 'stabilizer-reliable', 'ws-deflate', 'socketio-deflate']
+        .map((s) => fmt(wire(s)))
+        .join(' / '),
+      '–',
+      'for the record',
+    );
+  }
   const ackRows = results.filter(
     (r) => saturation.includes(r.workload) && r.metric === 'acks from clients per delivery',
   );
@@ -251,6 +312,14 @@ function targets(results) {
         fmtRatio(rWs),
         '≤ 0.9×',
         rWs === undefined ? undefined : rWs <= 0.9,
+      );
+      // Issue 12's target: the median of the per-window ratios (same windows for every system) with its spread.
+      const st = ratioStats(results, idle, ours, 'ws-heartbeat', 'heartbeat CPU');
+      add(
+        `Heartbeat CPU, ${label(ours)} ÷ ws README recipe, per window`,
+        fmtStats(st),
+        '≤ 1.1×',
+        verdict(st, 1.1, true),
       );
       add(
         `Heartbeat CPU, ${label(ours)} vs Socket.IO`,

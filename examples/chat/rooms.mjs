@@ -38,9 +38,13 @@ export function serveRooms(manager) {
   manager.on('join', ({ topic }) => topic.startsWith(PREFIX) && touch(topic));
   manager.on('leave', ({ topic }) => topic.startsWith(PREFIX) && touch(topic));
 
-  manager.on('connect', ({ clientId, resume }) => {
-    // A resumed session keeps its rooms (and its name): it is only back online.
-    if (resume === 'resumed') return roomsOf(clientId).forEach(touch);
+  manager.on('connect', ({ clientId, resume, replayed }) => {
+    if (resume === 'resumed') {
+      // After the replay (written with the welcome): how many missed messages it held. The page counts them per
+      // room up to this note. A resumed session keeps its rooms (and its name): it is only back online.
+      manager.sendToClient(clientId, { type: 'replayed', count: replayed }, { volatile: true });
+      return roomsOf(clientId).forEach(touch);
+    }
     names.set(clientId, nameOf(clientId));
     manager.sendToClient(clientId, { type: 'welcome', you: nameOf(clientId), rooms: ROOMS });
     manager.join(clientId, `${PREFIX}lobby`);
@@ -56,7 +60,7 @@ export function serveRooms(manager) {
   });
 
   manager.on('message', ({ clientId, data: received }) => {
-    // The page sends { type: 'say', room, text }; a plain socket sends that as JSON text, or bare text for the lobby.
+    // The page sends { type: 'say', room, text, cid }; a plain socket sends that as JSON text, or bare text for the lobby.
     const data = typeof received === 'string' && received.startsWith('{') ? parseJson(received) : received;
     const text = typeof data === 'string' ? data : typeof data?.text === 'string' ? data.text : '';
     const room = typeof data?.room === 'string' ? data.room : 'lobby';
@@ -73,7 +77,16 @@ export function serveRooms(manager) {
         text: `join #${room.slice(0, 24)} to talk there`,
       });
     }
-    const chat = { type: 'chat', room, from: nameOf(clientId), text: text.slice(0, 2000), at: Date.now() };
+    const chat = {
+      type: 'chat',
+      room,
+      from: nameOf(clientId),
+      fromId: clientId,
+      text: text.slice(0, 2000),
+      at: Date.now(),
+    };
+    // The page's own id for the message, so it can show the echo in place of its pending line.
+    if (typeof data?.cid === 'string' && data.cid.length <= 64) chat.cid = data.cid;
     manager.publish(topic, chat);
   });
 }

@@ -3,7 +3,7 @@ import type { Application, Request, RequestHandler } from 'express';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 import { runMiddleware } from '../server/middleware.js';
 import type { SendData } from '../server/payload.js';
-import type { AttachOptions, AuthResult } from '../server/upgrade.js';
+import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
 
 /**
  * Options of {@link attachExpress}: those of `manager.attach`, plus middleware for the upgrade request. `Data` is
@@ -23,8 +23,12 @@ export interface ExpressAttachOptions<Data = unknown> extends Omit<AttachOptions
    * @default undefined
    */
   app?: Application;
-  /** Runs after the middleware, with `req.session` (and whatever else it set). Return `false` for 401. */
-  authenticate?: (req: Request) => AuthResult<Data> | Promise<AuthResult<Data>>;
+  /**
+   * Runs after the middleware, with `req.session` (and whatever else it set). Return `false` for 401. For a
+   * client that sends `auth` in its hello it runs at the hello, with `{ auth }` as second argument (see
+   * `AttachOptions.authenticate`).
+   */
+  authenticate?: (req: Request, hello?: HelloAuth) => AuthResult<Data> | Promise<AuthResult<Data>>;
 }
 
 /**
@@ -42,10 +46,10 @@ export function attachExpress<In, Out extends SendData, Data>(
   const prototypes = app as { request: object; response: object } | undefined;
   return manager.attach(server, {
     ...attach,
-    authenticate: async (req) => {
+    authenticate: async (req, hello) => {
       const request = req as Request;
       await runMiddleware(request, middleware, prototypes);
-      return authenticate ? authenticate(request) : true;
+      return authenticate ? authenticate(request, hello) : true;
     },
   });
 }

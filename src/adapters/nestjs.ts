@@ -4,28 +4,37 @@ import type { Observable } from 'rxjs';
 import type { WebSocketConfig } from '../server/config-types.js';
 import { WebSocketConnectionManager, type ManagerHooks } from '../server/manager.js';
 import type { SendOutcome } from '../server/messaging.js';
+import type { BinaryPayload, SendData } from '../server/payload.js';
 import { runMiddleware, type ConnectMiddleware } from '../server/middleware.js';
 import type { ShutdownOptions } from '../server/shutdown.js';
-import type { AttachOptions, AuthResult } from '../server/upgrade.js';
+import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
 
-/** Options of {@link StabilizerWsAdapter}. */
-export interface StabilizerAdapterOptions<Req extends IncomingMessage = IncomingMessage> extends Omit<
-  AttachOptions,
-  'authenticate'
-> {
+/**
+ * Options of {@link StabilizerWsAdapter}. `In`, `Out` and `Data` are the manager's (inferred from `manager`, or
+ * from `config.schema` and `hooks`); `Req` is the upgrade request as the middleware leaves it.
+ */
+export interface StabilizerAdapterOptions<
+  In = unknown,
+  Out extends SendData = SendData,
+  Data = unknown,
+  Req extends IncomingMessage = IncomingMessage,
+> extends Omit<AttachOptions<Data>, 'authenticate'> {
   /** A manager you built; without one the adapter builds one from `config` and `hooks`. @default undefined */
-  manager?: WebSocketConnectionManager;
+  manager?: WebSocketConnectionManager<In, Out, Data>;
   /** Config of the manager the adapter builds. @default {} */
-  config?: WebSocketConfig;
+  config?: WebSocketConfig<In>;
   /** Hooks of the manager the adapter builds. @default {} */
-  hooks?: ManagerHooks;
+  hooks?: ManagerHooks<Data>;
   /**
    * Connect-style middleware run on each upgrade request before `authenticate`, e.g. the express-session
    * middleware you gave `app.use()`. @default []
    */
   middleware?: ReadonlyArray<ConnectMiddleware<Req>>;
-  /** Runs after the middleware; `false` answers 401. @default accept every upgrade */
-  authenticate?: (req: Req) => AuthResult | Promise<AuthResult>;
+  /**
+   * Runs after the middleware; `false` answers 401. For a client that sends `auth` in its hello it runs at the
+   * hello, with `{ auth }` as second argument (see `AttachOptions.authenticate`). @default accept every upgrade
+   */
+  authenticate?: (req: Req, hello?: HelloAuth) => AuthResult<Data> | Promise<AuthResult<Data>>;
   /** How the drain at `app.close()` closes clients (1001, or 1012 with `restart`). @default {} */
   shutdown?: ShutdownOptions;
 }
@@ -33,25 +42,26 @@ export interface StabilizerAdapterOptions<Req extends IncomingMessage = Incoming
 /**
  * The `client` a gateway's handlers get: one exactly-once session, not one socket. It outlives network drops (a
  * resume is invisible to the gateway: no `handleDisconnect`/`handleConnection`), and what you send while the
- * client is away is replayed when it resumes.
+ * client is away is replayed when it resumes. `Out` and `Data` are the manager's: `handleConnection(client:
+ * SessionSocket<ChatEvent, User>)`.
  */
-export class SessionSocket {
+export class SessionSocket<Out extends SendData = SendData, Data = unknown> {
   constructor(
     /** The session id (the manager's `clientId`). */
     readonly id: string,
     /** What `authenticate` returned as `data`. */
-    readonly data: unknown,
-    private readonly manager: WebSocketConnectionManager,
+    readonly data: Data | undefined,
+    private readonly manager: WebSocketConnectionManager<unknown, Out, Data>,
   ) {}
 
   /** Send reliably (buffered while the client is away); see `manager.sendToClient`. */
-  send(data: unknown, options?: { volatile?: boolean }): SendOutcome {
-    return this.manager.sendToClient(this.id, data as never, options);
+  send(data: Out | BinaryPayload, options?: { volatile?: boolean }): SendOutcome {
+    return this.manager.sendToClient(this.id, data, options);
   }
 
   /** Send `{ event, data }`, the shape `@SubscribeMessage` handlers receive. */
   emit(event: string, data?: unknown): SendOutcome {
-    return this.send({ event, data });
+    return this.send({ event, data } as Out); // the `{ event, data }` envelope is Nest's convention, not `Out`
   }
 
   /** Close the connection; a terminal code (1000, the default) also ends the session. */
@@ -66,7 +76,11 @@ export class SessionSocket {
 }
 
 type Bound = { handler: WsMessageHandler; transform: (data: unknown) => Observable<unknown> };
-type Entry = { socket: SessionSocket; bound: Bound[]; onDisconnect: Array<(reason: string) => void> };
+type Entry<Out extends SendData, Data> = {
+  socket: SessionSocket<Out, Data>;
+  bound: Bound[];
+  onDisconnect: Array<(reason: string) => void>;
+};
 
 /** Options Nest passes from `@WebSocketGateway(port, options)`; only `path` is used. */
 export interface GatewayOptions {
@@ -81,23 +95,28 @@ export interface GatewayOptions {
  * `beforeApplicationShutdown` hook and before it closes the HTTP server, so clients get 1001/1012 with the retry
  * hint. One gateway path per adapter.
  */
-export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> implements WebSocketAdapter<
-  WebSocketConnectionManager,
-  SessionSocket,
+export class StabilizerWsAdapter<
+  In = unknown,
+  Out extends SendData = SendData,
+  Data = unknown,
+  Req extends IncomingMessage = IncomingMessage,
+> implements WebSocketAdapter<
+  WebSocketConnectionManager<In, Out, Data>,
+  SessionSocket<Out, Data>,
   GatewayOptions
 > {
-  /** The manager behind every gateway of this adapter. */
-  readonly manager: WebSocketConnectionManager;
+  /** The manager behind every gateway of this adapter (what `@WebSocketServer()` injects). */
+  readonly manager: WebSocketConnectionManager<In, Out, Data>;
   private readonly httpServer: Server | undefined;
-  private readonly sessions = new Map<string, Entry>();
-  private readonly onConnect: Array<(socket: SessionSocket) => void> = [];
+  private readonly sessions = new Map<string, Entry<Out, Data>>();
+  private readonly onConnect: Array<(socket: SessionSocket<Out, Data>) => void> = [];
   private path: string | undefined;
   private detach: (() => void) | undefined;
   private ownServer: Server | undefined;
 
   constructor(
     app?: INestApplicationContext | Server,
-    private readonly options: StabilizerAdapterOptions<Req> = {},
+    private readonly options: StabilizerAdapterOptions<In, Out, Data, Req> = {},
   ) {
     this.httpServer =
       app && 'getHttpServer' in app ? (app as { getHttpServer(): Server }).getHttpServer() : (app as Server);
@@ -117,7 +136,7 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> 
     m.on('message', ({ clientId, data }) => this.dispatch(clientId, data));
   }
 
-  create(port: number, options: GatewayOptions = {}): WebSocketConnectionManager {
+  create(port: number, options: GatewayOptions = {}): WebSocketConnectionManager<In, Out, Data> {
     const path = options.path ?? this.options.path ?? '/';
     if (this.path !== undefined && this.path !== path) {
       throw new Error(
@@ -135,24 +154,27 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> 
     this.detach = this.manager.attach(server, {
       path,
       trustProxy: this.options.trustProxy,
-      authenticate: async (req) => {
+      authenticate: async (req, hello) => {
         await runMiddleware(req as Req, middleware);
-        return authenticate ? authenticate(req as Req) : true;
+        return authenticate ? authenticate(req as Req, hello) : true;
       },
     });
     return this.manager;
   }
 
-  bindClientConnect(_server: WebSocketConnectionManager, callback: (socket: SessionSocket) => void): void {
+  bindClientConnect(
+    _server: WebSocketConnectionManager<In, Out, Data>,
+    callback: (socket: SessionSocket<Out, Data>) => void,
+  ): void {
     this.onConnect.push(callback);
   }
 
-  bindClientDisconnect(client: SessionSocket, callback: (reason: string) => void): void {
+  bindClientDisconnect(client: SessionSocket<Out, Data>, callback: (reason: string) => void): void {
     this.sessions.get(client.id)?.onDisconnect.push(callback);
   }
 
   bindMessageHandlers(
-    client: SessionSocket,
+    client: SessionSocket<Out, Data>,
     handlers: WsMessageHandler[],
     transform: (data: unknown) => Observable<unknown>,
   ): void {
@@ -161,12 +183,12 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> 
   }
 
   /** A client that connected while the app was still starting: closed with 1013 (try again later). */
-  closeClient(client: SessionSocket): void {
+  closeClient(client: SessionSocket<Out, Data>): void {
     void client.close(1013, 'server starting');
   }
 
   /** Drain: refuse new upgrades, close every client with the retry hint, then detach. */
-  async close(_server?: WebSocketConnectionManager): Promise<void> {
+  async close(_server?: WebSocketConnectionManager<In, Out, Data>): Promise<void> {
     await this.manager.gracefulShutdown(this.options.shutdown);
     this.detach?.();
     this.detach = undefined;
@@ -189,7 +211,7 @@ export class StabilizerWsAdapter<Req extends IncomingMessage = IncomingMessage> 
         next: (value) => {
           if (value === undefined || value === null) return;
           try {
-            entry.socket.send(value);
+            entry.socket.send(value as Out); // what the handler returned: unchecked, as in Nest
           } catch (err) {
             report(err); // the session is gone
           }

@@ -1,11 +1,11 @@
 import {
+  AUTH_SUBPROTOCOL,
   CloseCode,
   decodeBinaryData,
   decodeServerMessage,
   ErrorCode,
   isDecodeFailure,
   isRetryableCloseCode,
-  SUBPROTOCOL,
   type DataMessage,
   type WelcomeMessage,
 } from '../protocol/index.js';
@@ -53,41 +53,45 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   ClientEvents<In>,
   ClientEventInfo
 > {
-  private readonly o = { ...DEFAULTS };
-  private readonly WS: WebSocketConstructor;
-  private readonly outbox: Outbox;
-  private ws?: WebSocketLike;
-  private st: ClientState = 'connecting';
-  private sid?: string;
-  private token?: string;
+  private readonly _o = { ...DEFAULTS };
+  private readonly _WS: WebSocketConstructor;
+  private readonly _outbox: Outbox;
+  private _ws?: WebSocketLike;
+  private _st: ClientState = 'connecting';
+  private _sid?: string;
+  private _token?: string;
   /** Highest server sequence received in order. */
-  private lastSeq = 0;
+  private _lastSeq = 0;
   /** Reliable server messages received since the last ack. */
-  private unacked = 0;
+  private _unacked = 0;
   /** Reconnects scheduled since the last welcome. */
-  private attempt = 0;
+  private _attempt = 0;
   /** The server's `retryAfterMs` hint, added to the next delay. */
-  private hintMs = 0;
-  private readonly lv: liveness.Liveness = {
+  private _hintMs = 0;
+  /** Closes with 4505 (credentials expired) since the last welcome: the first makes `auth()` refresh. */
+  private _expired = 0;
+  /** The page is hidden (browsers): the server is told, so that it waits longer for a throttled tab. */
+  private _hidden = false;
+  private readonly _lv: liveness.Liveness = {
     r: 0,
     i: 0,
     p: 0,
-    o: this.o,
-    a: () => this.st === 'open',
-    w: (f) => this.write(f),
-    d: (info) => this.lost(info, true, 0),
+    o: this._o,
+    a: () => this._st === 'open',
+    w: (f) => this._write(f),
+    d: (info) => this._lost(info, true, 0),
   };
-  private ackTimer: Timer;
-  private retryTimer: Timer;
-  private unwatch?: () => void;
-  private readonly tp: topics.Topics = {
+  private _ackTimer: Timer;
+  private _retryTimer: Timer;
+  private _unwatch?: () => void;
+  private readonly _tp: topics.Topics = {
     p: new Map(),
     n: new Set(),
     s: new Map(),
     u: new Set(),
-    w: (f) => this.write(f),
-    e: (k, a) => this.emit(k, a as never),
-    v: (r) => this.violation(r),
+    w: (f) => this._write(f),
+    e: (k, a) => this._emit(k, a as never),
+    v: (r) => this._violation(r),
   };
 
   /**
@@ -99,37 +103,37 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     options: ClientOptions = {},
   ) {
     super();
-    this.WS = resolveWebSocket(options.WebSocket);
+    this._WS = resolveWebSocket(options.WebSocket);
     for (const k in options) {
       const v = options[k as keyof ClientOptions];
-      if (v !== undefined) Object.assign(this.o, { [k]: v });
+      if (v !== undefined) Object.assign(this._o, { [k]: v });
     }
-    this.outbox = new Outbox(this.o.maxQueuedMessages, this.o.maxQueuedBytes);
-    this.connect();
+    this._outbox = new Outbox(this._o.maxQueuedMessages, this._o.maxQueuedBytes);
+    this._connect();
   }
 
   get state(): ClientState {
-    return this.st;
+    return this._st;
   }
 
   /** Id of the current (or last) session, once welcomed. */
   get sessionId(): string | undefined {
-    return this.sid;
+    return this._sid;
   }
 
   /** Reliable messages waiting for an ack; see `maxQueuedMessages`. */
   get queuedMessages(): number {
-    return this.outbox.q.length;
+    return this._outbox._q.length;
   }
 
   /** Bytes waiting for an ack; see `maxQueuedBytes`. */
   get queuedBytes(): number {
-    return this.outbox.bytes;
+    return this._outbox._bytes;
   }
 
   /** The topics the client is in now (`$all` included once welcomed), in the order it joined them. */
   get topics(): string[] {
-    return [...this.tp.p.keys()];
+    return [...this._tp.p.keys()];
   }
 
   /**
@@ -145,7 +149,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * Ignoring the promise is safe: a rejection is never reported as unhandled.
    */
   subscribe(topic: string): Promise<number> {
-    return topics.subscribe(this.tp, topic, this.st);
+    return topics.subscribe(this._tp, topic, this._st);
   }
 
   /**
@@ -154,7 +158,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * nothing for a topic the client is not in or subscribing to, nor for the server's `$` topics.
    */
   unsubscribe(topic: string): void {
-    topics.unsubscribe(this.tp, topic, this.st === 'open');
+    topics.unsubscribe(this._tp, topic, this._st === 'open');
   }
 
   /**
@@ -169,12 +173,14 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * or with a `TypeError` when the payload is not JSON-serialisable. Ignoring the promise is safe: a rejection is
    * never reported as unhandled. Uint8Array / ArrayBuffer payloads go as binary frames.
    */
-  send(payload: Out | BinaryPayload): Promise<void> {
+  send(payload: Out | BinaryPayload): Promise<void>;
+  // Not in the public signature: `fields` are the request fields of `websocket-stabilizer/client/request`.
+  send(payload: Out | BinaryPayload, fields?: string): Promise<void> {
     const p = new Promise<void>((ok, no) => {
-      this.alive();
-      if (this.st === 'closed') throw new ClientError(ErrorCode.ClientClosed, 'client is closed');
-      const e = this.outbox.add(payload, ok, no);
-      if (this.st === 'open') this.put(e);
+      this._alive();
+      if (this._st === 'closed') throw new ClientError(ErrorCode.ClientClosed, 'client is closed');
+      const e = this._outbox._add(payload, ok, no, fields);
+      if (this._st === 'open') this._put(e);
     });
     p.catch(noop);
     return p;
@@ -185,8 +191,8 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * open, welcomed socket. @throws TypeError when the payload is not JSON-serialisable.
    */
   sendVolatile(payload: Out | BinaryPayload): boolean {
-    this.alive();
-    return this.st === 'open' && this.write(dataFrame(payload));
+    this._alive();
+    return this._st === 'open' && this._write(dataFrame(payload));
   }
 
   /**
@@ -195,9 +201,9 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    */
   reconnect(): void {
     // 1005, "no status": 1000 would say the session ended (PROTOCOL.md §5)
-    if (this.ws) this.end({ code: 1005, reason: 'reconnect' }, true, 0);
-    this.attempt = 0;
-    this.connect();
+    if (this._ws) this._end({ code: 1005, reason: 'reconnect' }, true, 0);
+    this._attempt = 0;
+    this._connect();
   }
 
   /**
@@ -205,136 +211,158 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
    * @param code sent in the close frame; browsers accept 1000 and 3000–4999.
    */
   close(code: number = CloseCode.Normal, reason = ''): void {
-    this.unwatch?.();
-    this.unwatch = undefined;
-    clearTimeout(this.retryTimer);
-    if (this.st === 'closed') return;
-    if (this.ackTimer) this.ack('ack');
-    this.end({ code, reason }, false, code);
+    this._unwatch?.();
+    this._unwatch = undefined;
+    clearTimeout(this._retryTimer);
+    if (this._st === 'closed') return;
+    if (this._ackTimer) this._ack('ack');
+    this._end({ code, reason }, false, code);
   }
 
-  private connect(): void {
-    clearTimeout(this.retryTimer);
-    this.retryTimer = undefined;
-    this.unwatch ??= watchEnvironment((now) => this.wake(now));
-    this.st = 'connecting';
-    liveness.heard(this.lv);
-    const ws = (this.ws = new this.WS(this.url, SUBPROTOCOL));
+  private _connect(): void {
+    clearTimeout(this._retryTimer);
+    this._retryTimer = undefined;
+    if (!this._unwatch) {
+      this._unwatch = watchEnvironment(
+        (now) => this._wake(now),
+        (hidden) => this._visibility(hidden),
+      );
+    }
+    this._st = 'connecting';
+    liveness.heard(this._lv);
+    const { auth, webSocketOptions, codec } = this._o;
+    const ws = (this._ws = new this._WS(
+      this.url,
+      auth === undefined ? codec.p : codec.p.concat(AUTH_SUBPROTOCOL),
+      webSocketOptions,
+    ));
     ws.binaryType = 'arraybuffer';
+    const hello = (credentials?: unknown) => {
+      if (ws === this._ws)
+        this._write(helloFrame(this._token, this._sid, this._lastSeq, this._tp.p, credentials));
+    };
     ws.onopen = () => {
-      if (ws === this.ws) this.write(helloFrame(this.token, this.sid, this.lastSeq, this.tp.p));
+      if (ws !== this._ws) return;
+      if (typeof auth !== 'function') return hello(auth);
+      // Called on every connect. A throw or rejection fails this attempt: the socket is closed (1005), and retried.
+      new Promise((ok) => ok(auth({ expired: !!this._expired }))).then(hello, () => ws.close());
     };
     ws.onmessage = (e) => {
-      if (ws === this.ws) this.rx(e.data);
+      if (ws === this._ws) this._rx(e.data);
     };
-    ws.onclose = (e) => {
-      if (ws === this.ws) this.lost({ code: e.code, reason: e.reason }, isRetryableCloseCode(e.code));
+    ws.onclose = ({ code, reason }) => {
+      if (ws !== this._ws) return;
+      const info = { code, reason };
+      // Credentials expired: the first time since the last welcome, reconnect and let auth() refresh them.
+      if (code === CloseCode.CredentialsExpired && !this._expired++) return this._lost(info, true);
+      // 4503 Forbidden, 4504 Unauthorized, 4505 CredentialsExpired (again): terminal, reported.
+      if (code > 4502 && code < 4506) this._emit('unauthorized', info);
+      this._lost(info, isRetryableCloseCode(code));
     };
     // A close event always follows. (`ws` also throws on an 'error' event without a listener.)
     ws.onerror = noop;
-    liveness.tick(this.lv);
+    liveness.tick(this._lv);
   }
 
-  private rx(data: unknown): void {
-    liveness.heard(this.lv);
+  private _rx(data: unknown): void {
+    liveness.heard(this._lv);
+    data = this._o.codec.d(data, this._ws!);
     const bytes = toBytes(data);
-    const m =
-      typeof data === 'string'
-        ? decodeServerMessage(data)
-        : bytes
-          ? decodeBinaryData(bytes)
-          : { error: 'unexpected frame' };
-    if (isDecodeFailure(m)) return this.violation(m.error);
-    const open = this.st === 'open';
-    if (m.t === 'welcome') return open ? this.violation('second welcome') : this.welcome(m);
-    if (!open && m.t !== 'error' && m.t !== 'reconnect') return this.violation('frame before welcome');
+    // Text is JSON; an object is a message a codec decoded; anything else fails as 'bad JSON'.
+    const m = bytes ? decodeBinaryData(bytes) : decodeServerMessage(data);
+    if (isDecodeFailure(m)) return this._violation(m.error);
+    const open = this._st === 'open';
+    if (m.t === 'welcome') return open ? this._violation('second welcome') : this._welcome(m);
+    if (!open && m.t !== 'error' && m.t !== 'reconnect') return this._violation('frame before welcome');
     switch (m.t) {
       case 'd':
-        return this.data(m);
+        return this._data(m);
       case 'skip':
-        topics.step(this.tp, m.c, m.o);
+        topics.step(this._tp, m.c, m.o);
         return;
       case 'sub':
-        return m.o === undefined ? this.violation('sub without offset') : topics.joined(this.tp, m.c, m.o);
+        return m.o === undefined ? this._violation('sub without offset') : topics.joined(this._tp, m.c, m.o);
       case 'unsub':
-        return topics.left(this.tp, m);
+        return topics.left(this._tp, m);
       case 'ack':
-        return this.outbox.ack(m.s);
+        return this._outbox._ack(m.s);
       case 'ping':
-        return this.ack('pong');
+        return this._ack('pong');
       case 'pong':
         return;
       case 'reconnect':
-        this.hintMs = m.retryAfterMs;
+        this._hintMs = m.retryAfterMs;
         return;
       case 'token':
-        this.token = m.token;
+        this._token = m.token;
         return;
       case 'error':
-        return this.emit('error', new ClientError(m.code as ErrorCode, m.message));
+        return this._emit('error', new ClientError(m.code as ErrorCode, m.message));
       default:
-        return this.violation(`unexpected ${(m as { t: string }).t}`);
+        return this._violation(`unexpected ${(m as { t: string }).t}`);
     }
   }
 
-  private welcome(m: WelcomeMessage): void {
-    if (!(m.pingIntervalMs > 0 && m.pongTimeoutMs >= 0 && m.lastClientSeq >= 0)) {
-      return this.violation('bad welcome');
-    }
+  private _welcome(m: WelcomeMessage): void {
+    // The decoder checked every number is a safe integer ≥ 0; a heartbeat needs an interval above 0.
+    if (!m.pingIntervalMs) return this._violation('bad welcome');
     const resumed = m.resume === 'resumed';
-    const sessionId = (this.sid = m.sessionId);
-    this.st = 'open';
-    this.token = m.token;
-    this.lv.i = m.pingIntervalMs;
-    this.lv.p = m.pongTimeoutMs;
-    this.attempt = this.hintMs = 0;
-    if (!resumed) this.lastSeq = 0;
-    this.outbox.maxFrame = m.maxPayloadBytes ?? Infinity;
-    this.outbox.welcome(m.lastClientSeq, !resumed);
-    for (const e of this.outbox.q) this.put(e);
+    const sessionId = (this._sid = m.sessionId);
+    this._st = 'open';
+    this._token = m.token;
+    this._lv.i = m.pingIntervalMs;
+    this._lv.p = m.pongTimeoutMs;
+    this._attempt = this._hintMs = this._expired = 0;
+    if (!resumed) this._lastSeq = 0;
+    this._outbox._maxFrame = m.maxPayloadBytes ?? Infinity;
+    this._outbox._welcome(m.lastClientSeq, !resumed);
+    for (const e of this._outbox._q) this._put(e);
     // Confirms the welcome at once: until then the server may give the spent token back (PROTOCOL.md §3).
-    this.ack('ack');
-    liveness.tick(this.lv);
-    const topicEvents = topics.welcome(this.tp, m.topics, resumed, m.reason);
-    if (resumed) this.emit('resumed', { sessionId });
-    else this.emit('fresh', { sessionId, reason: m.reason ?? 'new' });
+    this._ack('ack');
+    if (this._hidden) this._visibility(true);
+    liveness.tick(this._lv);
+    const topicEvents = topics.welcome(this._tp, m.topics, resumed, m.reason);
+    if (resumed) this._emit('resumed', { sessionId });
+    else this._emit('fresh', { sessionId, reason: m.reason ?? 'new' });
     for (const f of topicEvents) f();
-    this.emit('open', { sessionId, resumed });
+    this._emit('open', { sessionId, resumed });
   }
 
-  private data(m: DataMessage): void {
+  private _data(m: DataMessage): void {
     const { s, c, o } = m;
     if (c !== undefined) {
-      if (!topics.step(this.tp, c, o)) return;
+      if (!topics.step(this._tp, c, o)) return;
     } else if (s !== undefined) {
-      if (s > this.lastSeq + 1) return this.violation(`sequence gap: ${s} after ${this.lastSeq}`);
+      if (s > this._lastSeq + 1) return this._violation(`sequence gap: ${s} after ${this._lastSeq}`);
       // A duplicate (s ≤ lastSeq) is acked again but not delivered.
-      const fresh = s > this.lastSeq;
-      if (fresh) this.lastSeq = s;
-      if (++this.unacked >= this.o.ackEveryMessages) this.ack('ack');
-      else this.ackTimer ??= setTimeout(() => this.ack('ack'), this.o.ackDelayMs);
+      const fresh = s > this._lastSeq;
+      if (fresh) this._lastSeq = s;
+      if (++this._unacked >= this._o.ackEveryMessages) this._ack('ack');
+      else if (!this._ackTimer) this._ackTimer = setTimeout(() => this._ack('ack'), this._o.ackDelayMs);
       if (!fresh) return;
     }
-    this.emit('message', m.p as In, { topic: c, offset: o, seq: s, reliable: (c ? o : s) !== undefined });
+    // Requests and replies (PROTOCOL.md §2.8) go to `websocket-stabilizer/client/request`, not to `message`.
+    if (m.q || m.r) return this._emit('rpc' as never, m as never);
+    this._emit('message', m.p as In, { topic: c, offset: o, seq: s, reliable: (c ? o : s) !== undefined });
   }
 
   /** Sends a cumulative `ack`, or a `pong` (which acks too). */
-  private ack(t: 'ack' | 'pong'): void {
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    this.unacked = 0;
-    this.write(`{"t":"${t}","s":${this.lastSeq}}`);
+  private _ack(t: 'ack' | 'pong'): void {
+    clearTimeout(this._ackTimer);
+    this._ackTimer = undefined;
+    this._unacked = 0;
+    this._write(`{"t":"${t}","s":${this._lastSeq}}`);
   }
 
-  private put(e: OutboxEntry): void {
-    if (this.write(e.f)) e.w = true;
+  private _put(e: OutboxEntry): void {
+    if (this._write(e.f)) e.w = true;
   }
 
-  private write(data: string | Uint8Array): boolean {
-    const ws = this.ws;
+  private _write(data: string | Uint8Array): boolean {
+    const ws = this._ws;
     if (ws?.readyState !== 1) return false;
     try {
-      ws.send(data);
+      ws.send(this._o.codec.e(data, ws));
       return true;
     } catch {
       return false;
@@ -342,52 +370,59 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   }
 
   /** Wall-clock liveness check for callers outside the timer (a throttled tab may not have run it). */
-  private alive(): void {
-    if (this.ws) liveness.check(this.lv);
+  private _alive(): void {
+    if (this._ws) liveness.check(this._lv);
   }
 
   /** The environment says timers may have slept (`reconnectNow` false) or the network is back (true). */
-  private wake(reconnectNow: boolean): void {
-    if (reconnectNow && this.st === 'reconnecting') this.reconnect();
-    else if (this.ws) liveness.tick(this.lv);
+  private _wake(reconnectNow: boolean): void {
+    if (reconnectNow && this._st === 'reconnecting') this.reconnect();
+    else if (this._ws) liveness.tick(this._lv);
   }
 
-  private violation(reason: string): void {
-    this.emit('error', new ClientError(ErrorCode.ProtocolViolation, reason));
-    this.lost({ code: CloseCode.ProtocolViolation, reason }, true, CloseCode.ProtocolViolation);
+  /** The page was hidden or shown: tell the server (PROTOCOL.md §2.5); shown again, check liveness at once. */
+  private _visibility(hidden: boolean): void {
+    this._hidden = hidden;
+    if (this._st === 'open') this._write(`{"t":"vis","hidden":${hidden}}`);
+    if (!hidden) this._wake(false);
+  }
+
+  private _violation(reason: string): void {
+    this._emit('error', new ClientError(ErrorCode.ProtocolViolation, reason));
+    this._lost({ code: CloseCode.ProtocolViolation, reason }, true, CloseCode.ProtocolViolation);
   }
 
   /** The socket is gone or useless: end it, then schedule a reconnect if allowed. */
-  private lost(info: CloseInfo, retryable: boolean, kill?: number): void {
-    if (this.st === 'closed') return;
-    this.end(info, retryable && this.attempt < this.o.maxAttempts && this.o.shouldReconnect(info), kill);
+  private _lost(info: CloseInfo, retryable: boolean, kill?: number): void {
+    if (this._st === 'closed') return;
+    this._end(info, retryable && this._attempt < this._o.maxAttempts && this._o.shouldReconnect(info), kill);
     // A `close` listener may have called close() or reconnect().
-    if (this.st !== 'reconnecting' || this.ws || this.retryTimer) return;
-    const { minDelayMs, maxDelayMs, random } = this.o;
-    const delayMs = this.hintMs + backoffDelayMs(this.attempt++, minDelayMs, maxDelayMs, random);
-    this.hintMs = 0;
-    this.retryTimer = setTimeout(() => this.connect(), delayMs);
-    this.emit('reconnecting', { attempt: this.attempt, delayMs });
+    if (this._st !== 'reconnecting' || this._ws || this._retryTimer) return;
+    const { minDelayMs, maxDelayMs, random } = this._o;
+    const delayMs = this._hintMs + backoffDelayMs(this._attempt++, minDelayMs, maxDelayMs, random);
+    this._hintMs = 0;
+    this._retryTimer = setTimeout(() => this._connect(), delayMs);
+    this._emit('reconnecting', { attempt: this._attempt, delayMs });
   }
 
   /**
    * Detaches the socket and stops its timers; closes it with `kill` (a code, or 0 to terminate) unless the peer
    * did. Without `willReconnect` the client is closed for good. Emits `close`.
    */
-  private end(info: CloseInfo, willReconnect: boolean, kill?: number): void {
-    const ws = this.ws;
-    this.ws = undefined;
-    clearTimeout(this.lv.t);
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    this.unacked = 0;
+  private _end(info: CloseInfo, willReconnect: boolean, kill?: number): void {
+    const ws = this._ws;
+    this._ws = undefined;
+    clearTimeout(this._lv.t);
+    clearTimeout(this._ackTimer);
+    this._ackTimer = undefined;
+    this._unacked = 0;
     if (ws && kill !== undefined) closeSocket(ws, kill, info.reason);
-    this.st = willReconnect ? 'reconnecting' : 'closed';
+    this._st = willReconnect ? 'reconnecting' : 'closed';
     if (!willReconnect) {
       const err = new ClientError(ErrorCode.ClientClosed, `client closed (${info.code})`);
-      this.outbox.fail(err);
-      topics.fail(this.tp, err);
+      this._outbox._fail(err);
+      topics.fail(this._tp, err);
     }
-    this.emit('close', { ...info, willReconnect });
+    this._emit('close', { ...info, willReconnect });
   }
 }

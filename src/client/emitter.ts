@@ -10,16 +10,16 @@ type Info<X, K> = K extends keyof X ? X[K] : undefined;
  * on a fresh task.
  */
 export class Emitter<E, X = object> {
-  private readonly listeners: { [K in keyof E]?: Set<Listener<E[K], Info<X, K>>> } = {};
+  private readonly _listeners: { [K in keyof E]?: Set<Listener<E[K], Info<X, K>>> } = {};
 
   /** Subscribes to `event`. Returns a function that unsubscribes. */
   on<K extends keyof E>(event: K, fn: Listener<E[K], Info<X, K>>): () => void {
-    (this.listeners[event] ??= new Set()).add(fn);
-    return () => void this.listeners[event]?.delete(fn);
+    (this._listeners[event] ??= new Set()).add(fn);
+    return () => void this._listeners[event]?.delete(fn);
   }
 
-  protected emit<K extends keyof E>(event: K, arg: E[K], info?: Info<X, K>): void {
-    for (const fn of [...(this.listeners[event] ?? [])]) {
+  protected _emit<K extends keyof E>(event: K, arg: E[K], info?: Info<X, K>): void {
+    for (const fn of [...(this._listeners[event] ?? [])]) {
       try {
         fn(arg, info as Info<X, K>);
       } catch (err) {

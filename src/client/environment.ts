@@ -6,23 +6,26 @@ interface Target {
 }
 
 /**
- * Listens for the browser telling us that timers may have been asleep or the network is back:
- * `online` and `pageshow` (bfcache restore) call `wake(true)`, `visibilitychange` to visible calls `wake(false)`.
- * Does nothing where there is no `addEventListener` / `document` (Node). Returns a function that stops listening.
+ * Listens for the browser telling us that the network is back or the page changed visibility: `online` and
+ * `pageshow` (bfcache restore) call `wake(true)`; `visibilitychange` calls `visibility(hidden)`, and so does the
+ * start. Does nothing where there is no `addEventListener` / `document` (Node).
+ * Returns a function that stops listening.
  */
-export function watchEnvironment(wake: (reconnectNow: boolean) => void): () => void {
+export function watchEnvironment(
+  wake: (reconnectNow: boolean) => void,
+  visibility: (hidden: boolean) => void,
+): () => void {
   const win = globalThis as Target;
   const doc = (globalThis as { document?: Target }).document;
   const now = (): void => wake(true);
-  const visible = (): void => {
-    if (doc?.visibilityState !== 'hidden') wake(false);
+  const visible = (): void => visibility(doc?.visibilityState === 'hidden');
+  visible();
+  // One function for adding and for removing: the browser bundle has a size budget.
+  const listen = (m: 'addEventListener' | 'removeEventListener'): void => {
+    win[m]?.('online', now);
+    win[m]?.('pageshow', now);
+    doc?.[m]?.('visibilitychange', visible);
   };
-  win.addEventListener?.('online', now);
-  win.addEventListener?.('pageshow', now);
-  doc?.addEventListener?.('visibilitychange', visible);
-  return () => {
-    win.removeEventListener?.('online', now);
-    win.removeEventListener?.('pageshow', now);
-    doc?.removeEventListener?.('visibilitychange', visible);
-  };
+  listen('addEventListener');
+  return () => listen('removeEventListener');
 }

@@ -12,14 +12,15 @@ export const toBytes = (data: unknown): Uint8Array | undefined =>
       : undefined;
 
 /**
- * The `hello` (PROTOCOL.md §2.1). The session id goes with its token; JSON drops them while undefined, and the
- * topics while there are none.
+ * The `hello` (PROTOCOL.md §2.1). The session id goes with its token; JSON drops them while undefined, the
+ * topics while there are none, and `auth` while undefined.
  */
 export function helloFrame(
   token: string | undefined,
   sessionId: string | undefined,
   lastSeq: number,
   topics: Map<string, number>,
+  auth?: unknown,
 ): string {
   return JSON.stringify({
     t: 'hello',
@@ -28,20 +29,21 @@ export function helloFrame(
     sessionId,
     lastSeq,
     topics: topics.size ? Object.fromEntries(topics) : undefined,
+    auth,
   });
 }
 
 /**
  * A data frame (PROTOCOL.md §2.2): binary for binary payloads, else `{"t":"d","s":seq,"p":…}` text.
- * Reliable when `seq` is given.
+ * Reliable when `seq` is given; `fields` (request/reply fields, §2.8, JSON text such as `,"q":3`) follow `p`.
  * @throws TypeError when the payload is not JSON-serialisable (`undefined`, a function, a cycle, a BigInt).
  */
-export function dataFrame(payload: unknown, seq?: number): string | Uint8Array {
+export function dataFrame(payload: unknown, seq?: number, fields = ''): string | Uint8Array {
   const bytes = toBytes(payload);
   if (bytes) return encodeBinaryData(bytes, seq);
   const json = JSON.stringify(payload) as string | undefined;
   if (json === undefined) throw new TypeError('payload is not JSON-serialisable');
-  return `{"t":"d",${seq === undefined ? '' : `"s":${seq},`}"p":${json}}`;
+  return `{"t":"d",${seq === undefined ? '' : `"s":${seq},`}"p":${json}${fields}}`;
 }
 
 /** The same frame with another sequence number. Binary frames are changed in place. */
@@ -51,14 +53,6 @@ export function renumber(frame: string | Uint8Array, seq: number): string | Uint
   return frame;
 }
 
-/** Size of a frame on the wire: UTF-8 bytes for text. */
-export function frameBytes(frame: string | Uint8Array): number {
-  if (typeof frame !== 'string') return frame.byteLength;
-  let n = frame.length;
-  for (let i = 0; i < frame.length; i++) {
-    const c = frame.charCodeAt(i);
-    // 2 bytes below U+0800, 3 above; a surrogate pair is 2 units × 2 = 4 bytes
-    if (c > 0x7f) n += c > 0x7ff && (c < 0xd800 || c > 0xdfff) ? 2 : 1;
-  }
-  return n;
-}
+/** Size of a frame on the wire: UTF-8 bytes for text (`TextEncoder` rather than a loop: fewer bundle bytes). */
+export const frameBytes = (frame: string | Uint8Array): number =>
+  (typeof frame === 'string' ? new TextEncoder().encode(frame) : frame).byteLength;

@@ -7,7 +7,7 @@ export { ClientError } from './errors.js';
 export type { ClientEventInfo, ClientEvents, ClientOptions, CloseInfo, MessageInfo } from './options.js';
 export type { Listener } from './emitter.js';
 export type { BinaryPayload } from './frames.js';
-export type { WebSocketConstructor, WebSocketLike } from './socket.js';
+export type { ClientCodec, WebSocketConstructor, WebSocketLike } from './socket.js';
 export {
   BROADCAST_TOPIC,
   CloseCode,

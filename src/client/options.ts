@@ -1,6 +1,6 @@
-import type { ErrorCode, FreshReason, TopicFreshReason } from '../protocol/index.js';
+import { SUBPROTOCOL, type ErrorCode, type FreshReason, type TopicFreshReason } from '../protocol/index.js';
 import type { ClientError } from './errors.js';
-import type { WebSocketConstructor } from './socket.js';
+import type { ClientCodec, WebSocketConstructor } from './socket.js';
 
 /** Why a socket closed. For closes the client decides itself, see {@link ClientEvents.close}. */
 export interface CloseInfo {
@@ -15,6 +15,29 @@ export interface ClientOptions {
    * @default globalThis.WebSocket
    */
   WebSocket?: WebSocketConstructor;
+  /**
+   * Another encoding of the frames, e.g. `msgpackCodec()` from `websocket-stabilizer/client/msgpack`. Without
+   * it (or when the server does not select the codec's subprotocol) frames are JSON text.
+   * @default JSON text (`stabilizer.v1`)
+   */
+  codec?: ClientCodec;
+  /**
+   * Credentials sent in every `hello` (PROTOCOL.md §2.1), for the server's `authenticate` hook: a JSON value, or
+   * a function (sync or async) called on every connect and reconnect, so an expired token can be replaced. After
+   * the server closes with 4505 (credentials expired) the next call gets `{ expired: true }` and should fetch new
+   * ones; a second 4505 in a row ends the client with `unauthorized`. The session and the queue survive all this.
+   * A throw or rejection fails that attempt like a network error (close event 1006, `auth failed`; retried).
+   * Browsers cannot set headers: this is how they authenticate. Setting it offers the `stabilizer.auth`
+   * subprotocol, which tells the server to run `authenticate` at the `hello` rather than at the upgrade.
+   * @default undefined (no `auth`: the server authenticates the upgrade request alone)
+   */
+  auth?: unknown | ((info: { expired: boolean }) => unknown);
+  /**
+   * Passed as the third argument to the WebSocket constructor, e.g. `{ headers: { authorization, cookie } }` for
+   * `ws` in Node. Browsers ignore it.
+   * @default undefined
+   */
+  webSocketOptions?: object;
   /**
    * Shortest reconnect delay, and the base of the exponential backoff. The delay before retry `attempt`
    * (0 first) is `minDelayMs + random() · (min(maxDelayMs, minDelayMs · 2^(attempt+1)) − minDelayMs)`.
@@ -77,7 +100,8 @@ export interface ClientOptions {
 }
 
 /** The defaults of {@link ClientOptions}, documented there. */
-export const DEFAULTS: Required<Omit<ClientOptions, 'WebSocket'>> = {
+export const DEFAULTS: Required<Omit<ClientOptions, 'WebSocket' | 'auth' | 'webSocketOptions'>> &
+  Pick<ClientOptions, 'auth' | 'webSocketOptions'> = {
   minDelayMs: 500,
   maxDelayMs: 30_000,
   maxAttempts: Infinity,
@@ -89,6 +113,7 @@ export const DEFAULTS: Required<Omit<ClientOptions, 'WebSocket'>> = {
   connectTimeoutMs: 10_000,
   now: () => Date.now(),
   random: () => Math.random(),
+  codec: { p: [SUBPROTOCOL], e: (f) => f, d: (f) => f },
 };
 
 /** Events of {@link StabilizerClient}, each with its argument. */
@@ -116,6 +141,13 @@ export interface ClientEvents<In> {
    * the code given to `close()`, `1005` (`reconnect()`). When `willReconnect` is false the client is closed for good.
    */
   close: CloseInfo & { willReconnect: boolean };
+  /**
+   * The server refused the credentials: 4504 (`authenticate` said no), 4503 (forbidden) or 4505 (expired, and
+   * expired again after `auth()` was asked to refresh). The client is closed for good (`close` follows, and
+   * unacked messages reject with `CLIENT_CLOSED`). It keeps its session token: after a new login,
+   * `reconnect()` resumes the session.
+   */
+  unauthorized: CloseInfo;
   /** An `error` frame from the server (its `code`), or a protocol violation by the server (`PROTOCOL_VIOLATION`). */
   error: ClientError;
   /**

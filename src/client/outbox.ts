@@ -23,44 +23,44 @@ export interface OutboxEntry {
  */
 export class Outbox {
   /** Unacked entries, in sequence order. */
-  q: OutboxEntry[] = [];
+  _q: OutboxEntry[] = [];
   /** Sum of the frame sizes in {@link q}. */
-  bytes = 0;
+  _bytes = 0;
   /** Last sequence number assigned in this session. */
-  private seq = 0;
+  private _seq = 0;
   /** Largest frame the server accepts (from its welcome). */
-  maxFrame = Infinity;
+  _maxFrame = Infinity;
 
   constructor(
-    private readonly maxMessages: number,
-    private readonly maxBytes: number,
+    private readonly _maxMessages: number,
+    private readonly _maxBytes: number,
   ) {}
 
   /** Numbers and queues a payload. @throws ClientError `QUEUE_FULL`; TypeError for a non-JSON payload. */
-  add(payload: unknown, ok: () => void, no: (err: Error) => void): OutboxEntry {
-    const s = this.seq + 1;
-    const f = dataFrame(payload, s);
+  _add(payload: unknown, ok: () => void, no: (err: Error) => void, fields?: string): OutboxEntry {
+    const s = this._seq + 1;
+    const f = dataFrame(payload, s, fields);
     const n = frameBytes(f);
-    if (n > this.maxFrame) throw tooBig(n, this.maxFrame);
-    if (this.q.length >= this.maxMessages || this.bytes + n > this.maxBytes) {
+    if (n > this._maxFrame) throw tooBig(n, this._maxFrame);
+    if (this._q.length >= this._maxMessages || this._bytes + n > this._maxBytes) {
       throw new ClientError(
         ErrorCode.QueueFull,
-        `queue full: ${this.q.length} messages, ${this.bytes} bytes; ${n} more bytes do not fit`,
+        `queue full: ${this._q.length} messages, ${this._bytes} bytes`,
       );
     }
     const e: OutboxEntry = { s, f, n, ok, no };
-    this.seq = s;
-    this.bytes += n;
-    this.q.push(e);
+    this._seq = s;
+    this._bytes += n;
+    this._q.push(e);
     return e;
   }
 
   /** Cumulative ack: resolves and removes every entry with a sequence ≤ `seq`. */
-  ack(seq: number): void {
+  _ack(seq: number): void {
     let e;
-    while ((e = this.q[0]) && e.s <= seq) {
-      this.q.shift();
-      this.bytes -= e.n;
+    while ((e = this._q[0]) && e.s <= seq) {
+      this._q.shift();
+      this._bytes -= e.n;
       e.ok();
     }
   }
@@ -71,33 +71,33 @@ export class Outbox {
    * unless `fail()` left a hole. On `fresh`, entries that were written may or may not have arrived, so they are
    * rejected with `SESSION_LOST`; the others are numbered from 1.
    */
-  welcome(lastClientSeq: number, fresh: boolean): void {
+  _welcome(lastClientSeq: number, fresh: boolean): void {
     const base = fresh ? 0 : lastClientSeq;
-    this.ack(base);
-    const q = this.q;
-    const lost = new ClientError(ErrorCode.SessionLost, 'session lost before the server acked this message');
-    this.q = [];
-    this.bytes = 0;
-    this.seq = base;
+    this._ack(base);
+    const q = this._q;
+    const lost = new ClientError(ErrorCode.SessionLost, 'session lost before the ack');
+    this._q = [];
+    this._bytes = 0;
+    this._seq = base;
     for (const e of q) {
-      if (e.n > this.maxFrame) e.no(tooBig(e.n, this.maxFrame));
+      if (e.n > this._maxFrame) e.no(tooBig(e.n, this._maxFrame));
       else if (fresh && e.w) e.no(lost);
       else {
-        if (e.s !== ++this.seq) e.n = frameBytes((e.f = renumber(e.f, (e.s = this.seq))));
-        this.bytes += e.n;
-        this.q.push(e);
+        if (e.s !== ++this._seq) e.n = frameBytes((e.f = renumber(e.f, (e.s = this._seq))));
+        this._bytes += e.n;
+        this._q.push(e);
       }
     }
   }
 
   /** Rejects every entry with `err`. The next welcome renumbers what is sent after. */
-  fail(err: Error): void {
-    const q = this.q;
-    this.q = [];
-    this.bytes = 0;
+  _fail(err: Error): void {
+    const q = this._q;
+    this._q = [];
+    this._bytes = 0;
     for (const e of q) e.no(err);
   }
 }
 
 const tooBig = (n: number, max: number) =>
-  new ClientError(ErrorCode.MessageTooBig, `message of ${n} bytes is over the server's limit of ${max}`);
+  new ClientError(ErrorCode.MessageTooBig, `${n} bytes, over the limit of ${max}`);

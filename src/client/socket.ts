@@ -10,6 +10,8 @@ type Handler<E> = { bivarianceHack(event: E): void }['bivarianceHack'] | null;
  */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** The subprotocol the server selected (empty before `open`). */
+  readonly protocol?: string;
   binaryType: string;
   send(data: string | Uint8Array): void;
   close(code?: number, reason?: string): void;
@@ -21,17 +23,34 @@ export interface WebSocketLike {
   onerror: Handler<unknown>;
 }
 
+/**
+ * A frame encoding plugged into the client (`ClientOptions.codec`), e.g. MessagePack. The client builds every frame
+ * as JSON text (or a binary data frame, PROTOCOL.md §2) and hands it to `e` before writing; it hands every frame it
+ * receives to `d` before decoding. A codec converts only on sockets that negotiated its subprotocol
+ * (`ws.protocol`) and passes everything through on others, so a server without it still works.
+ */
+export interface ClientCodec {
+  /** The subprotocols to offer, most preferred first; the last is `stabilizer.v1`. */
+  p: string[];
+  /** Encode an outgoing frame for `ws`. */
+  e(frame: string | Uint8Array, ws: WebSocketLike): string | Uint8Array;
+  /** Decode an incoming frame from `ws` into a message object (not checked yet), or `0` if it cannot. */
+  d(data: unknown, ws: WebSocketLike): unknown;
+}
+
 /** A WebSocket class: `globalThis.WebSocket` in browsers, `WebSocket` from `ws` in Node. */
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+export type WebSocketConstructor = new (
+  url: string,
+  protocols?: string | string[],
+  /** `ClientOptions.webSocketOptions` (e.g. `ws`'s `{ headers }`). */
+  options?: object,
+) => WebSocketLike;
 
 /** The injected WebSocket class, else the global one. Throws `INVALID_CONFIG` when there is neither. */
 export function resolveWebSocket(injected?: WebSocketConstructor): WebSocketConstructor {
   const WS = injected ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
   if (!WS) {
-    throw new ClientError(
-      ErrorCode.InvalidConfig,
-      'No WebSocket implementation: pass options.WebSocket (e.g. `import { WebSocket } from "ws"`)',
-    );
+    throw new ClientError(ErrorCode.InvalidConfig, 'no WebSocket: pass options.WebSocket (`ws` on Node 20)');
   }
   return WS;
 }

@@ -38,6 +38,48 @@ export interface PrometheusMetricsOptions {
    * @default 'websocket_stabilizer_'
    */
   prefix?: string;
+  /**
+   * Per-topic member counts, as the gauge `topic_members{topic}`, behind a cardinality guard: at most `maxTopics`
+   * topics get a series of their own (the ones with the most members, among those `include` accepts); every other
+   * topic is summed into `topic="other"`. Read at scrape time (O(topics log topics) then), never on the send path.
+   * Leave it out for no per-topic series.
+   * @default undefined (no `topic_members` gauge)
+   */
+  topicMetrics?: TopicMetricsOptions;
+}
+
+/** The cardinality guard of the per-topic gauge; see {@link PrometheusMetricsOptions.topicMetrics}. */
+export interface TopicMetricsOptions {
+  /** Topics with a series of their own, at most (the largest first); a non-negative integer. */
+  maxTopics: number;
+  /**
+   * Which topics may have a series of their own (e.g. `(t) => !t.startsWith('user:')`); the rest count as `other`.
+   * @default every topic
+   */
+  include?: (topic: string) => boolean;
+}
+
+/** The label name of the series that sums every topic without a series of its own. */
+export const OTHER_TOPICS_LABEL = 'other';
+
+/**
+ * Member counts by topic label: the `maxTopics` largest topics that `include` accepts by name, and everything else
+ * summed as `other` (always present, 0 when nothing is left over). A topic literally named `other` counts as other.
+ */
+export function topicMemberSeries(
+  counts: ReadonlyMap<string, number>,
+  { maxTopics, include }: TopicMetricsOptions,
+): Array<[string, number]> {
+  const named: Array<[string, number]> = [];
+  let other = 0;
+  for (const entry of counts) {
+    if (entry[0] !== OTHER_TOPICS_LABEL && (include === undefined || include(entry[0]))) named.push(entry);
+    else other += entry[1];
+  }
+  named.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  for (const [, n] of named.splice(Math.max(0, maxTopics))) other += n;
+  named.push([OTHER_TOPICS_LABEL, other]);
+  return named;
 }
 
 /**
@@ -49,7 +91,7 @@ export interface PrometheusMetricsOptions {
  * Counters: `connects_total{mode,resume}`, `fresh_sessions_total{reason}`, `disconnects_total{reason,code}`,
  * `session_ends_total{reason}`, `messages_received_total{reliable}`, `messages_sent_total{reliability}`, `messages_dropped_total{reliability}`,
  * `messages_replayed_total`, `messages_rate_limited_total{limit}`, `upgrade_rejections_total{status,reason}`,
- * `errors_total`. Message and upgrade counts
+ * `errors_total`. With `topicMetrics`: `topic_members{topic}`. Message and upgrade counts
  * are plain integers on the manager (`manager.counters`), copied into prom-client at scrape time.
  */
 export function registerPrometheusMetrics(
@@ -94,6 +136,23 @@ export function registerPrometheusMetrics(
       },
     });
   };
+  const { topicMetrics } = options;
+  if (topicMetrics) {
+    if (!Number.isInteger(topicMetrics.maxTopics) || topicMetrics.maxTopics < 0)
+      throw new TypeError('topicMetrics.maxTopics must be a non-negative integer');
+    names.push(`${p}topic_members`);
+    new prom.Gauge({
+      name: `${p}topic_members`,
+      help: `Members of each topic (sessions and plain sockets); the ${topicMetrics.maxTopics} largest topics by name, the rest summed as topic="other"`,
+      labelNames: ['topic'],
+      registers,
+      collect() {
+        this.reset(); // topics that are gone lose their series
+        for (const [topic, n] of topicMemberSeries(manager.getTopicMemberCounts(), topicMetrics))
+          this.set({ topic }, n);
+      },
+    });
+  }
   const backend = manager.backend;
   const { counters } = manager;
 
@@ -179,6 +238,12 @@ export function registerPrometheusMetrics(
       [{ limit: 'connection' }, counters.rateLimited.connection],
       [{ limit: 'principal' }, counters.rateLimited.principal],
     ],
+  );
+  countedAtScrape(
+    'messages_invalid_total',
+    'Inbound messages that failed schema.inbound validation (answered INVALID_MESSAGE, not delivered)',
+    [],
+    () => [[{}, counters.invalidMessages]],
   );
 
   const offs = [

@@ -54,8 +54,21 @@ export const CloseCode = {
   Replaced: 4501,
   /** The peer broke the wire protocol (bad frame, unknown type, sequence gap). */
   ProtocolViolation: 4502,
-  /** The application's authorization hook refused the connection or the resume. */
+  /**
+   * The application's authorization hook refused the connection or the resume (at the `hello`: `authenticate`
+   * threw an error with status 403).
+   */
   Forbidden: 4503,
+  /**
+   * `authenticate` refused the credentials of the `hello`'s `auth` (returned `false`, or threw a 4xx other than
+   * 403). The bundled client emits `unauthorized` and stops.
+   */
+  Unauthorized: 4504,
+  /**
+   * `authenticate` found the `hello`'s credentials expired (returned `'expired'`). Terminal for a client that
+   * cannot refresh; the bundled client calls `auth()` again once and reconnects, resuming its session.
+   */
+  CredentialsExpired: 4505,
 } as const;
 
 export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -25,6 +25,10 @@ export const ErrorCode = {
   HandshakeTimeout: 'HANDSHAKE_TIMEOUT',
   ProtocolViolation: 'PROTOCOL_VIOLATION',
   Forbidden: 'FORBIDDEN',
+  /** `authenticate` refused the credentials of the `hello` (close 4504). */
+  Unauthorized: 'UNAUTHORIZED',
+  /** `authenticate` found the credentials of the `hello` expired (close 4505). */
+  CredentialsExpired: 'CREDENTIALS_EXPIRED',
   BackendUnavailable: 'BACKEND_UNAVAILABLE',
   /** Cluster backend: shared storage lost its history (e.g. Redis restarted empty); the operation was dropped. */
   HistoryLost: 'HISTORY_LOST',
@@ -39,6 +43,11 @@ export const ErrorCode = {
   TopicLimit: 'TOPIC_LIMIT',
   /** The storage backend does not support topics (the Redis backend, until topics on Redis land). */
   TopicsUnsupported: 'TOPICS_UNSUPPORTED',
+  /**
+   * An inbound message failed the manager's `schema.inbound` validation: it was not delivered (a reliable one is
+   * acked all the same). Sent in an `error` frame with the message's `s` (PROTOCOL.md §2.9); the connection stays.
+   */
+  InvalidMessage: 'INVALID_MESSAGE',
 
   /** Client: the message is larger than the server's `maxPayloadBytes` (from the welcome); it is never sent. */
   MessageTooBig: 'MESSAGE_TOO_BIG',

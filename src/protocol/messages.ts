@@ -7,6 +7,30 @@
 /** The `Sec-WebSocket-Protocol` value that turns on the protocol. Without it a socket runs in plain mode. */
 export const SUBPROTOCOL = 'stabilizer.v1';
 
+/**
+ * The same protocol with every frame a MessagePack map in a binary WebSocket frame (PROTOCOL.md §2.7). A client
+ * that offers it also offers {@link SUBPROTOCOL}, which a server without MessagePack selects instead.
+ */
+export const SUBPROTOCOL_MSGPACK = 'stabilizer.v1.msgpack';
+
+/**
+ * Offered next to {@link SUBPROTOCOL} (never selected) by a client that sends its credentials in the `hello`'s
+ * `auth` field: the server then runs its `authenticate` hook at the `hello` instead of at the upgrade, and refuses
+ * with a close code a browser can see (4503, 4504, 4505) rather than an HTTP status it cannot.
+ */
+export const AUTH_SUBPROTOCOL = 'stabilizer.auth';
+
+import { isSeq, isTopicName, isTopicPositions, isTopicStates, type TopicState } from './topics.js';
+
+export {
+  BROADCAST_TOPIC,
+  MAX_TOPIC_NAME_BYTES,
+  isSeq,
+  isTopicName,
+  type TopicFreshReason,
+  type TopicState,
+} from './topics.js';
+
 /** Why a session started fresh instead of resuming. */
 export type FreshReason =
   /** The client presented no token: a first connection. */
@@ -21,38 +45,6 @@ export type FreshReason =
   | 'token-rejected'
   /** The server evicted the detached session to stay within its memory budget or session cap. */
   | 'evicted';
-
-/**
- * The built-in topic that `broadcast()` publishes to. Every protocol session is a member of it from its start.
- * Names starting with `$` are reserved for the server: clients cannot subscribe to them.
- */
-export const BROADCAST_TOPIC = '$all';
-
-/** Why one topic could not be resumed. The other topics of the session are not affected. */
-export type TopicFreshReason =
-  /** Messages the client missed were trimmed from the topic's history (count, bytes or age). */
-  | 'gap'
-  /** The client's position is ahead of the topic: the topic was recreated (e.g. the server restarted). */
-  | 'unknown-topic'
-  /** The application's `authorizeSubscribe` hook no longer allows this subscription. */
-  | 'forbidden';
-
-/** Longest topic name on the wire, in UTF-8 bytes (the server may allow less: `topics.maxNameLength`). */
-export const MAX_TOPIC_NAME_BYTES = 255;
-
-/** One topic's outcome in a `welcome`: where the client stands, and whether its missed messages follow. */
-export interface TopicState {
-  /** Topic name. */
-  c: string;
-  /**
-   * The offset the client now stands at: `resumed` replays every message after it; `fresh` continues after it
-   * (the messages up to it are not delivered).
-   */
-  o: number;
-  resume: 'resumed' | 'fresh';
-  /** Why the topic starts fresh: a {@link TopicFreshReason}, or the session's {@link FreshReason}. */
-  reason?: TopicFreshReason | FreshReason;
-}
 
 /** Client → server, first frame on every connection. */
 export interface HelloMessage {
@@ -73,6 +65,21 @@ export interface HelloMessage {
    */
   traceparent?: string;
   tracestate?: string;
+  /**
+   * Credentials (any JSON value, e.g. an access token), evaluated by the client on every connect. Read by the
+   * server's `authenticate` hook when the client offered {@link AUTH_SUBPROTOCOL}; ignored otherwise.
+   */
+  auth?: unknown;
+}
+
+/**
+ * Client → server, after the welcome: the page was hidden (`hidden: true`) or shown again. While hidden, the
+ * server waits `hiddenPongTimeoutMs` instead of `pongTimeoutMs` for an answer to its ping (browsers throttle and
+ * freeze background tabs). Sent on every change, and once after each welcome while the page is hidden.
+ */
+export interface VisibilityMessage {
+  t: 'vis';
+  hidden: boolean;
 }
 
 /** Longest `traceparent` / `tracestate` a `hello` may carry (the W3C limit of a `tracestate` is 512). */
@@ -118,6 +125,12 @@ export interface DataMessage<P = unknown> {
   c?: string;
   /** Offset in the topic (server → client, reliable publications). */
   o?: number;
+  /** A request with this id (reliable direct messages only): the peer answers with `r` (§2.8). */
+  q?: number;
+  /** The reply to request `r` (reliable direct messages only); with `e`, an error reply whose `p` is a message. */
+  r?: number;
+  /** Error reply: a stable code (`HANDLER_ERROR`, `NO_HANDLER`, `INVALID_REQUEST`); only with `r`. */
+  e?: string;
   p: P;
 }
 
@@ -186,15 +199,27 @@ export interface TokenMessage {
   token: string;
 }
 
-/** Server → client, usually followed by a close. */
+/**
+ * Server → client, usually followed by a close. `INVALID_MESSAGE` is not: it answers one data message that failed the
+ * server's inbound schema, with that message's client sequence `s` (reliable ones) and up to 5 `issues`.
+ */
 export interface ErrorMessage {
   t: 'error';
   code: string;
   message: string;
+  s?: number;
+  issues?: Array<{ message: string; path?: Array<string | number> }>;
 }
 
 export type ClientMessage =
-  HelloMessage | DataMessage | AckMessage | PingMessage | PongMessage | SubMessage | UnsubMessage;
+  | HelloMessage
+  | DataMessage
+  | AckMessage
+  | PingMessage
+  | PongMessage
+  | SubMessage
+  | UnsubMessage
+  | VisibilityMessage;
 export type ServerMessage =
   | WelcomeMessage
   | DataMessage
@@ -209,52 +234,16 @@ export type ServerMessage =
   | ErrorMessage;
 export type ProtocolMessage = ClientMessage | ServerMessage;
 
-/**
- * Binary data frames: byte 0 is the kind. Direct: then (reliable only) the sequence as a float64 big-endian.
- * Topic: then (reliable only) the offset as a float64 big-endian, one byte with the topic name's UTF-8 length,
- * and the name. The payload is the rest.
- */
-export const BinaryKind = { Reliable: 1, Volatile: 2, TopicReliable: 3, TopicVolatile: 4 } as const;
-
-const isSeq = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-
-/**
- * Whether `name` can be a topic on the wire: a non-empty string of at most {@link MAX_TOPIC_NAME_BYTES} UTF-8
- * bytes without control characters. (`$`-names are valid on the wire but reserved for the server.)
- */
-export function isTopicName(name: unknown): name is string {
-  if (typeof name !== 'string' || name.length === 0 || name.length > MAX_TOPIC_NAME_BYTES) return false;
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return false;
-  return new TextEncoder().encode(name).length <= MAX_TOPIC_NAME_BYTES;
-}
-
-const isTopicPositions = (v: unknown): v is Record<string, number> =>
-  typeof v === 'object' &&
-  v !== null &&
-  !Array.isArray(v) &&
-  Object.entries(v).every(([k, o]) => isTopicName(k) && isSeq(o));
-
-const isTopicStates = (v: unknown): v is TopicState[] =>
-  Array.isArray(v) &&
-  v.every(
-    (e: Partial<TopicState> | null) =>
-      typeof e === 'object' &&
-      e !== null &&
-      isTopicName(e.c) &&
-      isSeq(e.o) &&
-      (e.resume === 'resumed' || e.resume === 'fresh'),
-  );
-
 /** A frame that does not follow the protocol. `reason` is safe to put in a close frame. */
 export interface DecodeFailure {
   error: string;
 }
 
-function parseObject(text: string): Record<string, unknown> | DecodeFailure {
-  let m: unknown;
+/** `frame` parsed as JSON when it is text; anything else (a decoded MessagePack map) is checked as it is. */
+function parseObject(frame: unknown): Record<string, unknown> | DecodeFailure {
+  let m = frame;
   try {
-    m = JSON.parse(text);
+    if (typeof frame == 'string') m = JSON.parse(frame);
   } catch {
     return { error: 'bad JSON' };
   }
@@ -292,11 +281,12 @@ function decodeShared(o: Record<string, unknown>): ProtocolMessage | DecodeFailu
 
 /**
  * Decode a text frame a client received (a {@link ServerMessage}), checking every field the client relies on.
+ * `frame` is JSON text, or a message object already decoded from MessagePack (checked the same way).
  * Returns a {@link DecodeFailure} instead of throwing, so a bad frame never escapes as an exception. Split from
  * {@link decodeClientMessage} so that the browser bundle carries only what a client reads.
  */
-export function decodeServerMessage(text: string): ServerMessage | DecodeFailure {
-  const o = parseObject(text);
+export function decodeServerMessage(frame: unknown): ServerMessage | DecodeFailure {
+  const o = parseObject(frame);
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
   if (shared) return shared as ServerMessage | DecodeFailure;
@@ -330,11 +320,14 @@ function isTraceHeader(v: unknown): boolean {
 }
 
 /** Decode a text frame a server received (a {@link ClientMessage}); see {@link decodeServerMessage}. */
-export function decodeClientMessage(text: string): ClientMessage | DecodeFailure {
-  const o = parseObject(text);
+export function decodeClientMessage(frame: unknown): ClientMessage | DecodeFailure {
+  const o = parseObject(frame);
   if (isDecodeFailure(o)) return o;
   const shared = decodeShared(o);
-  if (shared) return shared as ClientMessage | DecodeFailure;
+  if (shared) return o.t === 'd' ? checkRequestFields(o, shared) : (shared as ClientMessage | DecodeFailure);
+  if (o.t === 'vis') {
+    return typeof o.hidden === 'boolean' ? (o as unknown as VisibilityMessage) : { error: 'bad vis' };
+  }
   if (o.t !== 'hello') return { error: 'unknown message type' };
   if (o.v !== 1) return { error: 'unsupported protocol revision' };
   if (o.token !== undefined && typeof o.token !== 'string') return { error: 'bad token' };
@@ -346,48 +339,29 @@ export function decodeClientMessage(text: string): ClientMessage | DecodeFailure
   return o as unknown as HelloMessage;
 }
 
+/**
+ * The request fields of a data message (§2.8): `q` or `r` only on a reliable direct message, never both; `e` only
+ * with `r`, and then `p` is a message. Checked by the server; the client's request module checks what it reads.
+ */
+function checkRequestFields(
+  o: Record<string, unknown>,
+  m: ProtocolMessage | DecodeFailure,
+): ClientMessage | DecodeFailure {
+  if (o.q === undefined && o.r === undefined && o.e === undefined) return m as ClientMessage | DecodeFailure;
+  const id = o.q ?? o.r;
+  if (o.s === undefined || (o.q !== undefined && o.r !== undefined) || !isSeq(id) || id === 0) {
+    return { error: 'bad request id' };
+  }
+  if (o.e !== undefined && (o.r === undefined || typeof o.e !== 'string' || typeof o.p !== 'string')) {
+    return { error: 'bad error reply' };
+  }
+  return m as ClientMessage | DecodeFailure;
+}
+
 /** Decode a text frame of either direction (tools and tests; each side uses its own decoder). */
 export function decodeTextMessage(text: string): ProtocolMessage | DecodeFailure {
   const m = decodeServerMessage(text);
   return isDecodeFailure(m) && m.error === 'unknown message type' ? decodeClientMessage(text) : m;
-}
-
-/** Encode a binary data message: `[kind][seq:f64be if reliable][payload]`. */
-export function encodeBinaryData(payload: Uint8Array, seq?: number): Uint8Array {
-  const headerBytes = seq === undefined ? 1 : 9;
-  const out = new Uint8Array(headerBytes + payload.byteLength);
-  const view = new DataView(out.buffer);
-  if (seq === undefined) out[0] = BinaryKind.Volatile;
-  else {
-    out[0] = BinaryKind.Reliable;
-    view.setFloat64(1, seq);
-  }
-  out.set(payload, headerBytes);
-  return out;
-}
-
-/** Decode a binary data frame. The payload is a view into `frame`, not a copy. */
-export function decodeBinaryData(frame: Uint8Array): DataMessage<Uint8Array> | DecodeFailure {
-  const kind = frame[0];
-  const view = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
-  if (kind === BinaryKind.Volatile) return { t: 'd', p: frame.subarray(1) };
-  if (kind === BinaryKind.TopicReliable || kind === BinaryKind.TopicVolatile) {
-    const at = kind === BinaryKind.TopicReliable ? 9 : 1;
-    const nameBytes = frame[at];
-    if (nameBytes === undefined || frame.byteLength < at + 1 + nameBytes) return { error: 'bad binary' };
-    const c = new TextDecoder().decode(frame.subarray(at + 1, at + 1 + nameBytes));
-    if (!isTopicName(c)) return { error: 'bad topic' };
-    const p = frame.subarray(at + 1 + nameBytes);
-    if (kind === BinaryKind.TopicVolatile) return { t: 'd', c, p };
-    const o = view.getFloat64(1);
-    return isSeq(o) ? { t: 'd', c, o, p } : { error: 'bad offset' };
-  }
-  if (kind === BinaryKind.Reliable && frame.byteLength >= 9) {
-    const s = view.getFloat64(1);
-    if (!isSeq(s)) return { error: 'bad sequence' };
-    return { t: 'd', s, p: frame.subarray(9) };
-  }
-  return { error: 'bad binary' };
 }
 
 export function isDecodeFailure(v: unknown): v is DecodeFailure {

@@ -1,11 +1,13 @@
 import type { SessionOwner } from '../backends/types.js';
-import { Payload } from '../server/payload.js';
+import { Payload, type PayloadRpc } from '../server/payload.js';
 
 /**
  * Payload encoding in Redis: one tag character and the body. `s` raw text (sent as given), `j` JSON text of a
- * value, `b` base64 bytes. The decoded `Payload` frames exactly like the original on every node.
+ * value, `b` base64 bytes, `q` a request or reply. The decoded `Payload` frames exactly like the original on every node.
  */
 export function encodePayload(payload: Payload): string {
+  // A request or reply (never binary): `q`, its fields as JSON, a newline, the payload's JSON text.
+  if (payload.rpc) return `q${JSON.stringify(payload.rpc)}\n${payload.json}`;
   if (payload.isBinary) return `b${(payload.plain as Buffer).toString('base64')}`;
   const text = payload.plain as string;
   // A JSON value's Payload has plain === json text; a raw string's json is the quoted string.
@@ -19,6 +21,14 @@ export function decodePayload(enc: string): Payload {
       return new Payload(Buffer.from(body, 'base64'));
     case 106: // j
       return new Payload(JSON.parse(body) as object);
+    case 113: {
+      // q
+      const at = body.indexOf('\n');
+      return new Payload(
+        JSON.parse(body.slice(at + 1)) as object,
+        JSON.parse(body.slice(0, at)) as PayloadRpc,
+      );
+    }
     default:
       return new Payload(body);
   }

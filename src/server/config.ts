@@ -30,6 +30,11 @@ const limiter = z.custom<RateLimiterLike>(
   (v) => typeof (v as { consume?: unknown } | null)?.consume === 'function',
   'must be a rate limiter with a consume(key, points) method (e.g. RateLimiterMemory from rate-limiter-flexible)',
 );
+const standardSchema = z.custom<unknown>(
+  (v) =>
+    typeof (v as { '~standard'?: { validate?: unknown } } | null)?.['~standard']?.validate === 'function',
+  'must be a Standard Schema (zod, valibot, arktype, ...): an object with ~standard.validate',
+);
 const keyId = z.string().regex(/^[A-Za-z0-9_-]{1,32}$/, 'must be 1-32 characters of [A-Za-z0-9_-]');
 
 /** History or replay bounds, every field optional (unset ones fall back to `replay`). */
@@ -47,10 +52,12 @@ const schema = z
     preset: z.enum(['conservative', 'aggressive', 'relaxed']).default('conservative'),
     pingIntervalMs: posInt('pingIntervalMs').optional(),
     pongTimeoutMs: posInt('pongTimeoutMs').optional(),
+    hiddenPongTimeoutMs: posInt('hiddenPongTimeoutMs').default(300_000),
     maxConnections: posInt('maxConnections').optional(),
     maxConnectionsPerIp: posInt('maxConnectionsPerIp').optional(),
     maxPayloadBytes: posInt('maxPayloadBytes').default(1024 * 1024),
     maxBufferedBytes: posInt('maxBufferedBytes').default(4 * 1024 * 1024),
+    msgpack: z.boolean().default(true),
     closeTimeoutMs: posInt('closeTimeoutMs').default(2000),
     allowedOrigins: z.array(z.string().min(1)).optional(),
     duplicateIdPolicy: z.enum(['replace', 'reject']).default('replace'),
@@ -117,9 +124,28 @@ const schema = z
       .object({ messagesPerPrincipal: limiter.optional(), upgradesPerIp: limiter.optional() })
       .strict()
       .optional(),
+    compression: z
+      .object({
+        enabled: z.boolean().default(false),
+        thresholdBytes: z.number().int().nonnegative().default(1024),
+        level: z.number().int().min(1).max(9).default(1),
+        serverMaxWindowBits: z.number().int().min(9).max(15).default(15),
+        memLevel: z.number().int().min(1).max(9).default(8),
+        asyncThresholdBytes: posInt('compression.asyncThresholdBytes').default(16 * 1024),
+      })
+      .strict()
+      .default({
+        enabled: false,
+        thresholdBytes: 1024,
+        level: 1,
+        serverMaxWindowBits: 15,
+        memLevel: 8,
+        asyncThresholdBytes: 16 * 1024,
+      }),
     shutdownRetryAfterMs: z.number().int().nonnegative().default(1000),
     logger: z.any().optional(),
     backend: z.any().optional(),
+    schema: z.object({ inbound: standardSchema.optional() }).strict().optional(),
   })
   .strict()
   .refine((c) => c.replay.maxBytes === undefined || c.replay.maxBytes <= c.maxBufferedBytes / 2, {
@@ -148,7 +174,7 @@ function toBytes(s: string | Uint8Array): Uint8Array {
  * Validate a {@link WebSocketConfig} and fill in defaults. Throws a {@link ConfigError} (`INVALID_CONFIG`) whose
  * message names every wrong field and why, e.g. `pongTimeoutMs: pongTimeoutMs must be positive`.
  */
-export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
+export function resolveConfig(input: WebSocketConfig<unknown> = {}): ResolvedConfig {
   const parsed = schema.safeParse(input);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((i) => ({
@@ -172,10 +198,12 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
     preset: c.preset,
     pingIntervalMs: c.pingIntervalMs ?? preset.pingIntervalMs,
     pongTimeoutMs: c.pongTimeoutMs ?? preset.pongTimeoutMs,
+    hiddenPongTimeoutMs: Math.max(c.hiddenPongTimeoutMs, c.pongTimeoutMs ?? preset.pongTimeoutMs),
     maxConnections: c.maxConnections,
     maxConnectionsPerIp: c.maxConnectionsPerIp,
     maxPayloadBytes: c.maxPayloadBytes,
     maxBufferedBytes: c.maxBufferedBytes,
+    msgpack: c.msgpack,
     closeTimeoutMs: c.closeTimeoutMs,
     allowedOrigins: c.allowedOrigins,
     duplicateIdPolicy: c.duplicateIdPolicy,
@@ -215,5 +243,6 @@ export function resolveConfig(input: WebSocketConfig = {}): ResolvedConfig {
       upgradesPerIp: c.rateLimiters?.upgradesPerIp,
     },
     shutdownRetryAfterMs: c.shutdownRetryAfterMs,
+    compression: c.compression,
   };
 }

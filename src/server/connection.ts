@@ -1,11 +1,21 @@
 import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
-import { encodeBinaryData } from '../protocol/messages.js';
+import { encodeBinaryData } from '../protocol/binary.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
 import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
 import type { Publication } from './publication.js';
+import type { MsgpackCodec } from './msgpack.js';
+import {
+  MSGPACK_PING_FRAME,
+  MSGPACK_PING_MESSAGE,
+  MSGPACK_PONG_FRAME,
+  MSGPACK_PONG_MESSAGE,
+} from './msgpack-frames.js';
+import type { ServerMessage } from '../protocol/messages.js';
+import type { FrameCompressor } from './compression.js';
+import { corkForTurn } from './cork.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
@@ -33,27 +43,7 @@ interface WsInternals {
   _isServer?: boolean;
   _socket?: RawSocket | null;
   _sender?: { _state?: number; _firstFragment?: boolean; _bufferedBytes?: number } | null;
-  _extensions?: Record<string, unknown>;
-}
-
-// Per-turn write coalescing. A socket written to directly is corked on its first write in an event-loop turn and
-// uncorked together with every other such socket in one batch in the check phase of the same loop iteration
-// (`setImmediate`), so that all the frames one socket gets in a turn leave in one writev syscall: 10 broadcasts
-// from one callback, a welcome and its replay, and also broadcasts triggered by many inbound messages that one
-// poll phase delivers. ws's `bufferedAmount` counts corked bytes (`_socket.writableLength`), so the slow-consumer
-// cap still holds. The real `setImmediate` is kept at load, so fake timers in a test cannot hold writes back.
-const schedule = setImmediate;
-let corked: RawSocket[] = [];
-let spare: RawSocket[] = [];
-let flushQueued = false;
-
-function flushCorked(): void {
-  flushQueued = false;
-  const list = corked;
-  corked = spare;
-  for (let i = 0; i < list.length; i++) list[i]!.uncork();
-  list.length = 0;
-  spare = list;
+  _extensions?: Record<string, { params?: Record<string, unknown> } | undefined>;
 }
 
 /**
@@ -69,15 +59,6 @@ function deadSocket(socket: WebSocket): boolean {
 function terminateLate(conn: Connection): void {
   conn.closeTimer = undefined;
   conn.socket.terminate();
-}
-
-function corkForTurn(raw: RawSocket): void {
-  raw.cork();
-  corked.push(raw);
-  if (!flushQueued) {
-    flushQueued = true;
-    schedule(flushCorked);
-  }
 }
 
 /**
@@ -121,6 +102,13 @@ export class Connection {
   unconfirmedNonce: string | undefined = undefined;
   /** Protocol mode: when the sweep sends a replacement resume token (half its lifetime). */
   tokenRefreshAtMs = 0;
+  /**
+   * Protocol mode: `connect`'s `authenticateHello`, until the `hello` arrives (then cleared: with `attach` it
+   * holds the upgrade request, which must not outlive the handshake).
+   */
+  authenticateHello: ((auth: unknown) => unknown) | undefined = undefined;
+  /** Protocol mode: the client said its page is hidden (`vis` frame): the heartbeat waits `hiddenPongTimeoutMs`. */
+  hidden = false;
   /** Protocol mode: handshake deadline timer (cleared on welcome). */
   handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Plain mode: the topics this socket is a member of (a protocol socket's are on its session). */
@@ -129,21 +117,31 @@ export class Connection {
   closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** Wall-clock time the socket was accepted, for the connection duration in the disconnect log. */
   readonly openedAtMs = Date.now();
+  /**
+   * Protocol mode over `stabilizer.v1.msgpack`: the codec, and every frame to and from this socket is a MessagePack
+   * map in a binary frame (PROTOCOL.md §2.7). `undefined`: JSON text frames.
+   */
+  msgpack: MsgpackCodec | undefined = undefined;
   /** The manager's counters (shared by all its connections), incremented on every data write. */
   counters: ServerCounters = unownedCounters;
+  /** The manager's shared compressor, when `compression.enabled`. */
+  compressor: FrameCompressor | undefined = undefined;
   /**
-   * The TCP socket if this is a server-side `ws` socket without permessage-deflate (`null` if not), found on the
-   * first publication. Those facts are settled at the upgrade and never change; the sender's state does, and is
-   * checked on every write.
+   * The TCP socket if this is a server-side `ws` socket without permessage-deflate, or with the permessage-deflate
+   * settings of {@link compressor} (`null` if not), found on the first write. Those facts are settled at the
+   * upgrade and never change; the sender's state does, and is checked on every write.
    */
   private direct: RawSocket | null | undefined = undefined;
+  /** Settled with `direct`: this socket negotiated permessage-deflate and gets the shared compressed frames. */
+  private deflate = false;
 
   constructor(
     public id: string,
     readonly socket: WebSocket,
     readonly protocol: boolean,
     readonly remoteAddress: string | undefined,
-    readonly data: unknown,
+    /** `connect`'s `data`; replaced by what `authenticateHello` returns. */
+    public data: unknown,
     nowMs: number,
     private readonly maxBufferedBytes: number,
     private readonly closeTimeoutMs: number,
@@ -172,6 +170,17 @@ export class Connection {
   }
 
   /**
+   * Send a protocol control message (`welcome`, `ack`, `sub`, `error`, ...) in this connection's encoding: `json`
+   * (the message's JSON text, when the caller has it at hand) or `JSON.stringify(message)`; MessagePack on a
+   * `stabilizer.v1.msgpack` connection.
+   */
+  writeMessage(message: ServerMessage, nowMs: number, json?: string): WriteOutcome {
+    const mp = this.msgpack;
+    if (mp) return this.write(mp.packMessage(message), true, nowMs);
+    return this.write(json ?? JSON.stringify(message), false, nowMs);
+  }
+
+  /**
    * Send a payload the way this connection's mode wants it; `seq` makes it reliable in protocol mode. The frame
    * comes from the payload, built once for all recipients; a reliable protocol frame only gets its own small
    * `{"t":"d","s":N,"p":` head.
@@ -187,14 +196,42 @@ export class Connection {
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
+    const mp = this.msgpack;
+    if (mp) {
+      // A request or reply (one recipient, never shared): the whole message packed with its request fields.
+      if (payload.rpc && seq !== undefined)
+        return this.writeMessage({ t: 'd', s: seq, p: payload.value(), ...payload.rpc }, nowMs);
+      const frames = payload.msgpack(mp);
+      if (!raw)
+        return this.send(
+          seq === undefined ? frames.volatileMessage() : frames.reliableMessage(seq),
+          true,
+          nowMs,
+        );
+      if (seq === undefined) return this.writeDirect(raw, frames.volatileFrame(), undefined, nowMs, true);
+      return this.writeDirect(raw, frames.reliableHead(seq), frames.reliableTail(), nowMs, true);
+    }
     if (!raw) {
       if (!this.protocol) return this.send(payload.plain, payload.isBinary, nowMs);
       if (payload.isBinary)
         return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
       return this.send(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
     }
-    if (!this.protocol) return this.writeDirect(raw, payload.plainFrame(), undefined, nowMs, true);
-    if (seq === undefined) return this.writeDirect(raw, payload.volatileFrameBytes(), undefined, nowMs, true);
+    if (!this.protocol) return this.writeDirect(raw, this.plainFrameOf(payload), undefined, nowMs, true);
+    if (seq === undefined) {
+      let frame: Buffer | undefined;
+      if (this.deflate && !payload.isBinary)
+        frame = this.compressor!.frameFor(payload, 'volatile', payload.bytes, payload.volatileText(), false);
+      return this.writeDirect(raw, frame ?? payload.volatileFrameBytes(), undefined, nowMs, true);
+    }
+    if (this.deflate && this.compressor!.syncSize(payload.bytes)) {
+      // One recipient, one sequence: deflated for it, and kept for its replay (the payload is in its inbox).
+      const body = payload.isBinary
+        ? Buffer.from(encodeBinaryData(payload.plain as Buffer, seq))
+        : payload.reliableText(seq);
+      const frame = this.compressor!.frameFor(payload, `s${seq}`, payload.bytes, body, payload.isBinary);
+      if (frame) return this.writeDirect(raw, frame, undefined, nowMs, true);
+    }
     const head = payload.reliableFrameHead(seq);
     return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
   }
@@ -220,19 +257,60 @@ export class Connection {
       if (direct.destroyed === true || direct.writable === false || direct.writableEnded === true)
         return 'failed';
       if (direct.writableLength + (sender._bufferedBytes ?? 0) > this.maxBufferedBytes) return 'slow';
-      const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
-      return this.writeDirect(direct, frame, undefined, nowMs, true);
+      return this.writeDirect(direct, this.publicationFrame(pub, skip), undefined, nowMs, true);
     }
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
     if (!raw) {
       if (!this.protocol) return this.send(pub.payload.plain, pub.payload.isBinary, nowMs);
+      const mp = this.msgpack;
+      if (mp) return this.send(skip ? pub.msgpack(mp).skipBody() : pub.msgpack(mp).body(), true, nowMs);
       if (skip) return this.send(pub.skipMessage(), false, nowMs);
       return this.send(pub.message(), pub.payload.isBinary, nowMs);
     }
-    const frame = !this.protocol ? pub.payload.plainFrame() : skip ? pub.skipFrame() : pub.frame();
-    return this.writeDirect(raw, frame, undefined, nowMs, true);
+    return this.writeDirect(raw, this.publicationFrame(pub, skip), undefined, nowMs, true);
+  }
+
+  /**
+   * Whether this open socket gets the shared compressed frames: it negotiated permessage-deflate with the
+   * compressor's settings. The publish path asks before it deflates a large publication off the event loop.
+   */
+  get deflates(): boolean {
+    if (this.direct === undefined) this.findDirect();
+    return this.deflate;
+  }
+
+  /**
+   * The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. JSON data
+   * frames are deflated for a socket that negotiated that, when it pays (MessagePack and `skip` frames are not).
+   */
+  private publicationFrame(pub: Publication, skip: boolean): Buffer {
+    if (!this.protocol) return this.plainFrameOf(pub.payload);
+    const mp = this.msgpack;
+    if (mp) return skip ? pub.msgpack(mp).skipFrame() : pub.msgpack(mp).frame();
+    if (skip) return pub.skipFrame();
+    if (this.deflate) {
+      const p = pub.payload;
+      const frame = this.compressor!.frameFor(pub, 'topic', p.bytes, pub.message(), p.isBinary);
+      if (frame) return frame;
+    }
+    return pub.frame();
+  }
+
+  /** The shared plain-mode frame of a payload, deflated for a socket that negotiated that. */
+  private plainFrameOf(payload: Payload): Buffer {
+    if (this.deflate) {
+      const frame = this.compressor!.frameFor(
+        payload,
+        'plain',
+        payload.bytes,
+        payload.plain,
+        payload.isBinary,
+      );
+      if (frame) return frame;
+    }
+    return payload.plainFrame();
   }
 
   /**
@@ -244,8 +322,12 @@ export class Connection {
     if (deadSocket(this.socket)) return 'failed';
     if (this.protocol && this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
-    if (raw)
-      return this.writeDirect(raw, this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME, undefined, nowMs, false);
+    const mp = this.msgpack !== undefined;
+    if (raw) {
+      const frame = mp ? MSGPACK_PING_FRAME : this.protocol ? PROTOCOL_PING_FRAME : PING_FRAME;
+      return this.writeDirect(raw, frame, undefined, nowMs, false);
+    }
+    if (mp) return this.send(MSGPACK_PING_MESSAGE, true, nowMs);
     if (this.protocol) return this.send('{"t":"ping"}', false, nowMs);
     try {
       this.socket.ping();
@@ -256,51 +338,54 @@ export class Connection {
     return 'ok';
   }
 
-  /** Protocol mode: answer a client's `ping` with `{"t":"pong"}`, framed once for all connections. */
+  /** Protocol mode: answer a client's `ping` with `{"t":"pong"}` (or its MessagePack), framed once for all. */
   pong(nowMs: number): WriteOutcome {
     if (!this.isOpen) return 'closed';
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
     const raw = this.directSocket();
-    if (raw) return this.writeDirect(raw, PROTOCOL_PONG_FRAME, undefined, nowMs, true);
-    return this.send('{"t":"pong"}', false, nowMs);
+    const mp = this.msgpack !== undefined;
+    if (raw)
+      return this.writeDirect(raw, mp ? MSGPACK_PONG_FRAME : PROTOCOL_PONG_FRAME, undefined, nowMs, true);
+    return mp ? this.send(MSGPACK_PONG_MESSAGE, true, nowMs) : this.send('{"t":"pong"}', false, nowMs);
   }
 
   /**
-   * The TCP socket, when a frame may be written to it directly: a server-side `ws` socket (frames unmasked) with
-   * no permessage-deflate, whose sender is idle (nothing queued that the frame could overtake) and not in the
-   * middle of a fragmented message. `undefined` means: go through `ws.send`.
+   * The TCP socket, when a frame may be written to it directly (see `direct`) and its sender is idle (nothing
+   * queued that the frame could overtake) and not in the middle of a fragmented message. `undefined` means: go
+   * through `ws.send`.
    */
   private directSocket(): RawSocket | undefined {
-    const ws = this.socket as unknown as WsInternals;
-    const sender = ws._sender;
-    if (
-      ws._isServer !== true ||
-      !sender ||
-      sender._state !== SENDER_IDLE ||
-      sender._firstFragment === false
-    ) {
-      return undefined;
-    }
-    const extensions = ws._extensions;
-    if (!extensions || extensions['permessage-deflate'] !== undefined) return undefined;
-    const raw = ws._socket;
-    return raw && typeof raw.cork === 'function' ? raw : undefined;
+    const raw = this.direct === undefined ? this.findDirect() : this.direct;
+    if (!raw) return undefined;
+    const sender = (this.socket as unknown as WsInternals)._sender;
+    if (!sender || sender._state !== SENDER_IDLE || sender._firstFragment === false) return undefined;
+    return raw;
   }
 
-  /** The socket's settled direct-write facts (see `direct`); called once the socket is open. */
+  /**
+   * The socket's settled direct-write facts (see `direct`); called once the socket is open. A socket with
+   * permessage-deflate is written to directly only if it negotiated `server_no_context_takeover` and a server
+   * window the compressor's frames fit (our upgrade handler only accepts such offers; a socket from another
+   * `WebSocketServer` may have other settings and then keeps going through `ws.send`, which compresses it).
+   */
   private findDirect(): RawSocket | null {
     const ws = this.socket as unknown as WsInternals;
     const extensions = ws._extensions;
     const raw = ws._socket;
+    const deflate = extensions?.['permessage-deflate'];
+    const params = deflate?.params;
+    const windowBits = params?.['server_max_window_bits'];
+    const shared =
+      deflate === undefined ||
+      (this.compressor !== undefined &&
+        params?.['server_no_context_takeover'] === true &&
+        (typeof windowBits === 'number' ? windowBits : 15) >= this.compressor.windowBits);
     this.direct =
-      ws._isServer === true &&
-      extensions !== undefined &&
-      extensions['permessage-deflate'] === undefined &&
-      raw &&
-      typeof raw.cork === 'function'
+      ws._isServer === true && extensions !== undefined && shared && raw && typeof raw.cork === 'function'
         ? raw
         : null;
+    this.deflate = this.direct !== null && deflate !== undefined;
     return this.direct;
   }
 

@@ -53,6 +53,8 @@ export class ServerCounters {
    * `principal` (`rateLimiters.messagesPerPrincipal`). Each refusal closes its connection with 4002.
    */
   readonly rateLimited = { connection: 0, principal: 0 };
+  /** Inbound messages that failed `schema.inbound` validation (answered `INVALID_MESSAGE`, not delivered). */
+  invalidMessages = 0;
   /** Upgrades refused by an `authenticate` error with its own status, by that status. */
   readonly appRefusals = new Map<number, number>();
 

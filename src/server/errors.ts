@@ -1,8 +1,10 @@
 import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { ErrorCode } from '../protocol/error-codes.js';
+import type { RequestErrorCode } from '../protocol/requests.js';
 
 /**
- * The one error class the server throws or reports. `code` is stable (see {@link ErrorCode}); tests and apps
+ * The one error class the server throws or reports. `code` is stable (see {@link ErrorCode}, and
+ * {@link RequestErrorCode} for requests); tests and apps
  * switch on it, never on the message. `instanceof` works across the ESM and CommonJS builds (a `Symbol.for`
  * brand), for the subclasses too.
  */
@@ -15,7 +17,7 @@ export class StabilizerError extends Error {
   }
   override readonly name: string = 'StabilizerError';
   constructor(
-    readonly code: ErrorCode,
+    readonly code: ErrorCode | RequestErrorCode,
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -1,4 +1,5 @@
 import type { FreshReason } from '../protocol/messages.js';
+import type { InvalidMessageEvent } from './validation.js';
 
 /** Why a connection ended, as reported to `disconnect` listeners and logs. */
 export type DisconnectReason =
@@ -14,6 +15,7 @@ export type DisconnectReason =
   | 'handshake-timeout'
   | 'replaced'
   | 'forbidden'
+  | 'unauthorized'
   | 'shutdown'
   | 'socket-error';
 
@@ -81,6 +83,12 @@ export interface ManagerEvents<In = unknown, Data = unknown> {
     reason: 'expired' | 'ended' | 'replaced' | 'shutdown' | 'evicted';
   };
   error: { clientId: string | undefined; error: Error };
+  /**
+   * An inbound message failed `schema.inbound`: it was not delivered to `message` listeners, the client got an
+   * `INVALID_MESSAGE` error answer, and a reliable one was acked. The connection stays open; a listener may close
+   * it (e.g. `manager.disconnect(e.clientId, 1007, 'invalid message')`).
+   */
+  'invalid-message': InvalidMessageEvent;
   /** A client became a member of a topic: `join()` by the server, or a subscribe the client asked for. */
   join: { clientId: string; topic: string; by: 'server' | 'client' };
   /**

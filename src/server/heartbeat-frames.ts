@@ -64,3 +64,45 @@ function readSeq(data: Buffer, from: number): number | undefined {
   }
   return Number.isSafeInteger(n) ? n : undefined;
 }
+
+/**
+ * The same fast path for `stabilizer.v1.msgpack` (PROTOCOL.md §2.7): `{t:'ping'}`, `{t:'pong'}`, `{t:'pong',s:N}`
+ * and `{t:'ack',s:N}` as the bundled MessagePack codec writes them (fixmap, fixstr keys in that order, `s` a
+ * positive fixint or uint 8/16/32). Anything else, including a longer spelling of the same message, returns
+ * `undefined` and takes the full decoder, which gives the same answer.
+ */
+export function matchMsgpackHeartbeat(data: Buffer): AckMessage | PingMessage | PongMessage | undefined {
+  const length = data.length;
+  if (length === MP_PING.length) {
+    if (startsWith(data, MP_PING)) return { t: 'ping' };
+    if (startsWith(data, MP_PONG)) return { t: 'pong' };
+    return undefined;
+  }
+  if (startsWith(data, MP_ACK_PREFIX)) {
+    const s = readMsgpackUint(data, MP_ACK_PREFIX.length);
+    return s === undefined ? undefined : { t: 'ack', s };
+  }
+  if (startsWith(data, MP_PONG_PREFIX)) {
+    const s = readMsgpackUint(data, MP_PONG_PREFIX.length);
+    return s === undefined ? undefined : { t: 'pong', s };
+  }
+  return undefined;
+}
+
+// 0x81/0x82: fixmap of 1/2; 0xa1 0x74: "t"; 0xa4/0xa3: the type name; 0xa1 0x73: "s".
+const MP_PING = Buffer.from([0x81, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67]);
+const MP_PONG = Buffer.from([0x81, 0xa1, 0x74, 0xa4, 0x70, 0x6f, 0x6e, 0x67]);
+const MP_ACK_PREFIX = Buffer.from([0x82, 0xa1, 0x74, 0xa3, 0x61, 0x63, 0x6b, 0xa1, 0x73]);
+const MP_PONG_PREFIX = Buffer.from([0x82, 0xa1, 0x74, 0xa4, 0x70, 0x6f, 0x6e, 0x67, 0xa1, 0x73]);
+
+/** A MessagePack uint that ends the frame exactly at `from`, else `undefined`. */
+function readMsgpackUint(data: Buffer, from: number): number | undefined {
+  const tag = data[from];
+  const rest = data.length - from - 1;
+  if (tag === undefined) return undefined;
+  if (tag < 0x80) return rest === 0 ? tag : undefined;
+  if (tag === 0xcc) return rest === 1 ? data[from + 1] : undefined;
+  if (tag === 0xcd) return rest === 2 ? data.readUInt16BE(from + 1) : undefined;
+  if (tag === 0xce) return rest === 4 ? data.readUInt32BE(from + 1) : undefined;
+  return undefined;
+}

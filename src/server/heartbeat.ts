@@ -7,6 +7,8 @@ export interface SweepTarget {
   readonly connections: ReadonlyMap<string, Connection>;
   readonly pingIntervalMs: number;
   readonly pongTimeoutMs: number;
+  /** The pong timeout of a protocol connection whose client said its page is hidden (never below `pongTimeoutMs`). */
+  readonly hiddenPongTimeoutMs: number;
   /** Send a heartbeat ping (protocol ping frame in plain mode, `{"t":"ping"}` in protocol mode). */
   ping(conn: Connection, nowMs: number): void;
   /** Drop a connection that did not answer. */
@@ -22,7 +24,8 @@ export function sweepIntervalMs(pingIntervalMs: number, pongTimeoutMs: number): 
  * One pass over every connection; one timer drives it for all of them (no per-connection timer).
  * - Only idle connections are pinged: no frame received, or none sent, for `pingIntervalMs`. Sending keeps
  *   proxies (nginx, ALB) from cutting a connection whose client never talks.
- * - Any inbound frame after the ping counts as the answer. With none for `pongTimeoutMs`, the connection expires.
+ * - Any inbound frame after the ping counts as the answer. With none for `pongTimeoutMs`, the connection expires;
+ *   for `hiddenPongTimeoutMs` if its client said its page is hidden (browsers throttle and freeze such tabs).
  * - A socket whose close handshake is under way is not pinged; it is terminated if the handshake has not
  *   finished `closeTimeoutMs` after the sweep that first sees it (a close the server started is bounded already).
  * Times are the sweep's coarse clock: an inbound frame stamps the time of the latest sweep, so `>=` means
@@ -37,7 +40,10 @@ export function sweepHeartbeats(target: SweepTarget, nowMs: number): void {
     }
     if (conn.pingSentAtMs !== 0) {
       if (conn.lastInboundMs >= conn.pingSentAtMs) conn.pingSentAtMs = 0;
-      else if (nowMs - conn.pingSentAtMs >= target.pongTimeoutMs) {
+      else if (
+        nowMs - conn.pingSentAtMs >=
+        (conn.hidden ? target.hiddenPongTimeoutMs : target.pongTimeoutMs)
+      ) {
         target.expire(conn);
         continue;
       } else continue;

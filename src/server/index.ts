@@ -1,11 +1,26 @@
 export { WebSocketConnectionManager } from './manager.js';
 export type { ConnectOptions, ManagerHooks } from './manager.js';
 export type { SendOutcome } from './messaging.js';
+export type { RequestContext, RequestHandler } from './requests.js';
+export {
+  RequestErrorCode,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  type AnyReplyOf,
+  type AnyRequests,
+  type AnyRequestTypes,
+  type ReplyOf,
+  type RequestOf,
+  type RequestOptions,
+  type RequestPair,
+  type RequestsOf,
+  type RequestTypes,
+} from '../protocol/requests.js';
 export { resolveConfig, presets } from './config.js';
 export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
 export type { Logger } from './logger.js';
 export type { ManagerEvents, DisconnectReason, Listener } from './events.js';
+export type { InboundSchemas, InvalidMessageEvent, InvalidMessageIssue } from './validation.js';
 export type {
   BroadcastOptions,
   BroadcastResult,
@@ -14,7 +29,9 @@ export type {
 } from './broadcast.js';
 export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { RateLimiterLike } from './shared-limits.js';
-export type { AttachOptions, AuthResult, UpgradeHandler } from './upgrade.js';
+export type { AttachOptions, Authenticate, AuthResult, HelloAuth, UpgradeHandler } from './upgrade.js';
+export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './fetch-upgrade.js';
+export { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
 export type { VerifiedToken } from './tokens.js';
@@ -27,6 +44,7 @@ export type {
 } from './tracing.js';
 export { Payload, type BinaryPayload, type SendData } from './payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
+export { loadMsgpack } from './msgpack.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
 export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
 export { ReplayBuffer, type ReplayEntry, type ReplayLimits } from '../backends/replay-buffer.js';
@@ -34,6 +52,7 @@ export {
   CloseCode,
   ErrorCode,
   SUBPROTOCOL,
+  SUBPROTOCOL_MSGPACK,
   BROADCAST_TOPIC,
   isRetryableCloseCode,
   type FreshReason,

@@ -1,3 +1,4 @@
+import type { AuthResult } from './upgrade.js';
 import type { AuthorizeSubscribe } from './membership.js';
 import type { AuthorizeResume } from './resume.js';
 import type { TracingOptions } from './tracing.js';
@@ -20,6 +21,14 @@ export interface ConnectOptions<Data = unknown> {
    * @default undefined (no principal: resumable only by connections without one)
    */
   principal?: string;
+  /**
+   * Protocol mode: authenticate at the `hello` instead. Called with the `hello`'s `auth` field before any token
+   * is read; an object result sets the client id, `data` and `principal` (over the ones above), and a refusal
+   * closes with 4504 (`false`), 4505 (`'expired'`), 4503 (a thrown status 403), 4504 (another thrown 4xx) or
+   * 1011 (another throw). `attach` sets it for clients that offer `stabilizer.auth`.
+   * @default undefined (no check at the hello)
+   */
+  authenticateHello?: (auth: unknown) => AuthResult<Data> | Promise<AuthResult<Data>>;
 }
 
 /** Server-wide options that are functions, so they stay out of the validated config. `Data` is the manager's. */

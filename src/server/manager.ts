@@ -3,7 +3,8 @@ import type { WebSocket } from 'ws';
 import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import { SUBPROTOCOL } from '../protocol/messages.js';
+import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { loadedMsgpack } from './msgpack.js';
 import { MemoryBackend } from '../backends/memory.js';
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
@@ -16,10 +17,12 @@ import { ProtocolHandler } from './protocol-handler.js';
 import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
 import { InboundAdmission } from './shared-limits.js';
+import { InboundValidation } from './validation.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { MessagingManager } from './messaging.js';
 import type { SendData } from './payload.js';
+import type { AnyRequestTypes, RequestTypes } from '../protocol/requests.js';
 import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
 import { ServerTracing } from './tracing.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
@@ -44,15 +47,23 @@ type TaggedSocket = WebSocket & { [kConnection]?: Connection };
  * Type parameters (declarations, unchecked at run time; the defaults leave everything untyped): `In`, what clients
  * send (`message` data; add `| Buffer` if they send bytes); `Out`, what `sendToClient`, `broadcast` and `publish`
  * accept (or bytes, always); `Data`, the per-connection `data` of `authenticate` and `connect` (seen by listeners
- * and hooks as `Data | undefined`). A `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
+ * and hooks as `Data | undefined`); `Rpc`, the request/reply shapes of both directions (`onRequest`, `request`).
+ * A `StabilizerClient<Out, In>` mirrors a manager typed `<In, Out>`.
  */
-export class WebSocketConnectionManager<In = unknown, Out extends SendData = SendData, Data = unknown>
-  extends MessagingManager<In, Out, Data>
+export class WebSocketConnectionManager<
+  In = unknown,
+  Out extends SendData = SendData,
+  Data = unknown,
+  Rpc extends RequestTypes = AnyRequestTypes,
+>
+  extends MessagingManager<In, Out, Data, Rpc>
   implements SweepTarget
 {
   private readonly rejectionLog = new UpgradeRejectionLog(this.log);
   /** @internal `rateLimiters.messagesPerPrincipal`, in arrival order per connection. */
   readonly admission = new InboundAdmission(this.config.rateLimiters.messagesPerPrincipal, this);
+  /** @internal `schema.inbound`, in arrival order per connection. */
+  readonly validation: InboundValidation;
   // `instanceof` across the ESM and CommonJS builds (see protocol/brand.ts).
   static {
     brand(this, 'WebSocketConnectionManager');
@@ -68,7 +79,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
   private readonly onSocketClose: (this: TaggedSocket, code: number) => void;
   private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
 
-  constructor(config: WebSocketConfig = {}, hooks: ManagerHooks<Data> = {}) {
+  constructor(config: WebSocketConfig<In> = {}, hooks: ManagerHooks<Data> = {}) {
     const untypedHooks = hooks as ManagerHooks; // the core passes `data` on untouched
     super(
       resolveConfig(config),
@@ -76,6 +87,7 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       config.logger ?? silentLogger,
       untypedHooks.authorizeSubscribe,
     );
+    this.validation = new InboundValidation(config.schema?.inbound, this);
     const claim = (nonce: string, exp: number) => this.backend.claimNonce(nonce, exp);
     this.tokens = new ReconnectTokenService(this.config.tokens, claim);
     // Protocol sessions always need tokens: without a configured secret, an ephemeral one serves this process.
@@ -123,7 +135,8 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
    * (a resumed session keeps its id). Over `maxConnections`, or while shutting down, the socket is closed with
    * 1013 / 1001 and the promise rejects with `CONNECTION_LIMIT` / `SHUTTING_DOWN`. A protocol handshake that fails
    * rejects with the code of its close: `HANDSHAKE_TIMEOUT` (4003), `PROTOCOL_VIOLATION` (4502), `FORBIDDEN` (4503),
-   * and `NOT_OPEN` if the peer went away first.
+   * `UNAUTHORIZED` (4504) and `CREDENTIALS_EXPIRED` (4505) from `authenticateHello`, and `NOT_OPEN` if the peer went
+   * away first.
    */
   connect(socket: WebSocket, clientId?: string, options: ConnectOptions<Data> = {}): Promise<string> {
     const remote = options.remoteAddress;
@@ -131,15 +144,22 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       socket.close(CloseCode.GoingAway, 'server shutting down');
       return Promise.reject(new StabilizerError(ErrorCode.ShuttingDown, 'server is shutting down'));
     }
+    // `stabilizer.v1.msgpack` is selected only once msgpackr is loaded (see upgrade.ts); a socket that another
+    // WebSocketServer accepted with it before that is refused like a bad frame (call `loadMsgpack()` first).
+    const msgpack = socket.protocol === SUBPROTOCOL_MSGPACK ? loadedMsgpack() : undefined;
+    if (socket.protocol === SUBPROTOCOL_MSGPACK && !msgpack) {
+      socket.close(CloseCode.ProtocolViolation, 'msgpack not available');
+      return Promise.reject(new StabilizerError(ErrorCode.ProtocolViolation, 'msgpackr is not loaded'));
+    }
     if (!this.hasCapacity(remote)) {
       const retryAfterMs = this.config.shutdownRetryAfterMs;
-      if (socket.protocol === SUBPROTOCOL && socket.readyState === 1) {
-        socket.send(JSON.stringify({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }));
-      }
+      const hint = { t: 'reconnect', retryAfterMs, reason: 'overloaded' } as const;
+      if (msgpack && socket.readyState === 1) socket.send(msgpack.packMessage(hint));
+      else if (socket.protocol === SUBPROTOCOL && socket.readyState === 1) socket.send(JSON.stringify(hint));
       socket.close(CloseCode.TryAgainLater, `server at connection limit; retry-after=${retryAfterMs}`);
       return Promise.reject(new StabilizerError(ErrorCode.ConnectionLimit, 'connection limit reached'));
     }
-    const isProtocol = socket.protocol === SUBPROTOCOL;
+    const isProtocol = socket.protocol === SUBPROTOCOL || msgpack !== undefined;
     const conn = new Connection(
       clientId ?? randomUUID(),
       socket,
@@ -151,7 +171,11 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
+    conn.msgpack = msgpack;
+
+    conn.authenticateHello = options.authenticateHello;
     conn.counters = this.counters;
+    conn.compressor = this.compressor;
     (socket as TaggedSocket)[kConnection] = conn;
     socket.on('message', this.onSocketMessage);
     socket.on('pong', this.onSocketPong);
@@ -193,12 +217,12 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
    * Serve WebSocket upgrades of an `http.Server` on `options.path`, with the limit, origin and auth checks.
    * Returns a function that detaches.
    */
-  attach(server: Server, options?: AttachOptions<Data>): () => void {
+  attach<Auth = unknown>(server: Server, options?: AttachOptions<Data, Auth>): () => void {
     return attachToServer(this, server, options);
   }
 
   /** An `upgrade` handler with the same checks, for servers that route upgrades themselves. */
-  createUpgradeHandler(options?: AttachOptions<Data>): UpgradeHandler {
+  createUpgradeHandler<Auth = unknown>(options?: AttachOptions<Data, Auth>): UpgradeHandler {
     return createUpgradeHandler(this, options);
   }
 
@@ -246,14 +270,15 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
       return;
     }
     if (conn.protocol) this.protocol.handleFrame(conn, data, isBinary);
-    else if (!this.withinRateLimit(conn)) return;
-    else if (this.admission.mustWait(conn))
-      this.admission.admit(conn, () => this.deliverPlain(conn, data, isBinary));
-    else this.deliverPlain(conn, data, isBinary);
+    else if (this.withinRateLimit(conn))
+      this.acceptPlain(conn, isBinary ? data : data.toString('utf8'), isBinary);
   }
 
-  private deliverPlain(conn: Connection, data: Buffer, isBinary: boolean): void {
-    this.deliver(conn, isBinary ? data : data.toString('utf8'), isBinary, false);
+  private acceptPlain(conn: Connection, data: string | Buffer, isBinary: boolean): void {
+    const verdict = this.validation.check(conn, data);
+    if (this.admission.mustWait(conn) || this.validation.isPending(verdict)) {
+      this.admission.admit(conn, (v) => this.validation.settle(conn, data, isBinary, v, false), verdict);
+    } else this.validation.settle(conn, data, isBinary, verdict, false);
   }
 
   /**
@@ -293,6 +318,10 @@ export class WebSocketConnectionManager<In = unknown, Out extends SendData = Sen
 
   get pongTimeoutMs(): number {
     return this.config.pongTimeoutMs;
+  }
+
+  get hiddenPongTimeoutMs(): number {
+    return this.config.hiddenPongTimeoutMs;
   }
 
   private startSweep(): void {

@@ -1,4 +1,4 @@
-import { BROADCAST_TOPIC } from '../protocol/messages.js';
+import { BROADCAST_TOPIC, type SubMessage, type UnsubMessage } from '../protocol/messages.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { SessionRecord, StorageBackend } from '../backends/types.js';
 import type { ResolvedConfig } from './config-types.js';
@@ -87,7 +87,11 @@ export class Memberships {
     else (conn!.topics ??= new Set()).add(name);
     // A protocol client learns the offset it starts from, so that a resume right after is exact.
     if (conn?.protocol)
-      conn.write(`{"t":"sub","c":${topic.quoted},"o":${topic.offset}}`, false, this.host.nowMs);
+      conn.writeMessage(
+        { t: 'sub', c: name, o: topic.offset },
+        this.host.nowMs,
+        `{"t":"sub","c":${topic.quoted},"o":${topic.offset}}`,
+      );
     this.host.emitTopicEvent('join', { clientId, topic: name, by });
     return topic;
   }
@@ -101,7 +105,7 @@ export class Memberships {
     if (!removed) return false;
     this.table.leave(name, clientId);
     if (conn?.protocol && reason !== 'disconnect' && reason !== 'session-end') {
-      conn.write(`{"t":"unsub","c":${JSON.stringify(name)}}`, false, this.host.nowMs);
+      conn.writeMessage({ t: 'unsub', c: name }, this.host.nowMs);
     }
     this.host.emitTopicEvent('leave', { clientId, topic: name, reason });
     return true;
@@ -159,8 +163,8 @@ export class Memberships {
     if (!this.leave(conn.id, name, 'client')) this.reply(conn, { t: 'unsub', c: name });
   }
 
-  private reply(conn: Connection, message: object): void {
-    conn.write(JSON.stringify(message), false, this.host.nowMs);
+  private reply(conn: Connection, message: SubMessage | UnsubMessage): void {
+    conn.writeMessage(message, this.host.nowMs);
   }
 
   /** Member ids of a topic (sessions, attached or not, and plain connections). `$all`: every client. */

@@ -4,6 +4,7 @@ import type { SessionRecord, StorageBackend } from '../backends/types.js';
 import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
 import type { ResolvedConfig } from './config-types.js';
 import type { Connection, WriteOutcome } from './connection.js';
+import { FrameCompressor } from './compression.js';
 import { ServerCounters } from './counters.js';
 import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
@@ -11,6 +12,16 @@ import type { Logger } from './logger.js';
 import { Memberships, type AuthorizeSubscribe } from './membership.js';
 import { Payload, type BinaryPayload, type SendData } from './payload.js';
 import { publishTo, type PublishTarget } from './publish.js';
+import { RequestBroker, type RequestHandler, type RequestHost } from './requests.js';
+import type {
+  AnyReplyOf,
+  AnyRequestTypes,
+  ReplyOf,
+  RequestOf,
+  RequestOptions,
+  RequestsOf,
+  RequestTypes,
+} from '../protocol/requests.js';
 import { ConnectionRegistry } from './registry.js';
 import { fanOutEnded, type ServerTracing } from './tracing.js';
 
@@ -22,7 +33,12 @@ export type SendOutcome = 'sent' | 'buffered' | 'dropped';
  * topics (publish, join, leave, presence), and what happens when a write fails. `Out` is what the server sends
  * (`sendToClient`, `broadcast`, `publish`); see `WebSocketConnectionManager` for `In` and `Data`.
  */
-export abstract class MessagingManager<In = unknown, Out extends SendData = SendData, Data = unknown>
+export abstract class MessagingManager<
+  In = unknown,
+  Out extends SendData = SendData,
+  Data = unknown,
+  Rpc extends RequestTypes = AnyRequestTypes,
+>
   extends ConnectionRegistry<In, Data>
   implements PublishTarget
 {
@@ -30,8 +46,12 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
   readonly counters = new ServerCounters();
   /** @internal Topics and who is in them. */
   readonly topics: Memberships;
+  /** @internal Request/reply: the handler of client requests and the server's requests in flight. */
+  readonly requests = new RequestBroker(this as unknown as RequestHost);
   /** @internal OpenTelemetry spans, when the `tracing` hook is set. */
   tracing: ServerTracing | undefined = undefined;
+  /** @internal The shared permessage-deflate compressor, when `compression.enabled`. */
+  readonly compressor: FrameCompressor | undefined;
 
   constructor(
     config: ResolvedConfig,
@@ -40,6 +60,7 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
     authorizeSubscribe: AuthorizeSubscribe | undefined,
   ) {
     super(config, backend, log);
+    this.compressor = config.compression.enabled ? new FrameCompressor(config.compression) : undefined;
     this.topics = new Memberships(this, authorizeSubscribe);
   }
 
@@ -97,6 +118,48 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
     return span ? fanOutEnded(span, result) : result;
   }
 
+  // ---------------------------------------------------------------- request/reply
+
+  /**
+   * Answer client requests (`request()` of `websocket-stabilizer/client/request`): the handler's return value, or
+   * what its promise resolves to, is the reply (PROTOCOL.md §2.8). A request rides the session's reliable channel,
+   * so the handler runs once per request, even when the request is resent after a resume; the reply is
+   * delivered once, across resumes, like `sendToClient`. A throw (or rejection) answers `HANDLER_ERROR` and is
+   * reported as an `error` event; without a handler requests are answered `NO_HANDLER`. One handler: a second
+   * call replaces the first.
+   */
+  onRequest(
+    handler: RequestHandler<
+      RequestOf<RequestsOf<Rpc, 'client'>>,
+      AnyReplyOf<RequestsOf<Rpc, 'client'>>,
+      Data
+    >,
+  ): this {
+    this.requests.handler = handler as RequestHandler;
+    return this;
+  }
+
+  /**
+   * Send a request to a client's session and resolve with the reply of its handler. Reliable like
+   * `sendToClient`: buffered while the client is away and replayed on resume; its handler runs once. Rejects
+   * with a {@link StabilizerError}:
+   * - `REQUEST_TIMEOUT` after `timeoutMs` (default 30 s) without a reply;
+   * - `SESSION_LOST` when the session ends first (expired, evicted, closed with 1000, or resumed `fresh`);
+   * - `HANDLER_ERROR` when the client's handler threw, `NO_HANDLER` when the client has none;
+   * - `UNKNOWN_CLIENT` for an id with no session on this node, `REQUESTS_UNSUPPORTED` for a plain-mode socket;
+   *
+   * or with a `TypeError` for bytes or a value that is not JSON.
+   */
+  request<Q extends RequestOf<RequestsOf<Rpc, 'server'>>>(
+    clientId: string,
+    data: Q,
+    options: RequestOptions = {},
+  ): Promise<ReplyOf<RequestsOf<Rpc, 'server'>, Q>> {
+    return this.requests.request(clientId, data as SendData, options) as Promise<
+      ReplyOf<RequestsOf<Rpc, 'server'>, Q>
+    >;
+  }
+
   // ---------------------------------------------------------------- topics
 
   /**
@@ -142,6 +205,22 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
     return this.topics.members(topic);
   }
 
+  /**
+   * The member count of every topic this process holds, `$all` left out (its members are every connection and
+   * session). O(topics), without copying member lists; for metrics (`topicMetrics` of `registerPrometheusMetrics`).
+   * Empty when the backend has no topics.
+   */
+  getTopicMemberCounts(): Map<string, number> {
+    const counts = new Map<string, number>();
+    if (!this.topics.supported) return counts;
+    const { table } = this.topics;
+    for (const name of table.names()) {
+      const topic = table.get(name)!;
+      if (topic !== table.all) counts.set(name, topic.members.size);
+    }
+    return counts;
+  }
+
   /** The topics a client is a member of. */
   getClientTopics(clientId: string): string[] {
     return this.topics.topicsOf(clientId);
@@ -160,6 +239,7 @@ export abstract class MessagingManager<In = unknown, Out extends SendData = Send
   }
 
   protected sessionEnded(session: SessionRecord): void {
+    this.requests.sessionEnded(session);
     this.topics.dropAll(session.id, session.topics, 'session-end');
   }
 

@@ -1,8 +1,19 @@
+import type { MsgpackCodec } from './msgpack.js';
+import { PayloadMsgpack } from './msgpack-frames.js';
+import type { DeflatedFrames } from './compression.js';
+
 /** What applications may send: text, any JSON value, or bytes. */
 export type SendData = string | Buffer | ArrayBuffer | Uint8Array | object | number | boolean | null;
 
 /** Bytes, sent as a binary frame: accepted by every send, whatever the manager's `Out` (as by the client's). */
 export type BinaryPayload = Uint8Array | ArrayBuffer;
+
+/** The request/reply fields of a payload: a request id `q`, or the id `r` it answers (with `e`, an error code). */
+export interface PayloadRpc {
+  q?: number;
+  r?: number;
+  e?: string;
+}
 
 /**
  * One outbound message, encoded once and shared by every recipient of a broadcast and by every replay buffer
@@ -15,13 +26,41 @@ export class Payload {
   private jsonText: string | undefined;
   private byteCount: number | undefined;
   private volatileFrame: string | undefined;
+  /**
+   * Request/reply fields (PROTOCOL.md §2.8) of a reliable direct message, as JSON text after `p`: `,"q":7` for a
+   * request, `,"r":7` for a reply, `,"r":7,"e":"CODE"` for an error reply. Empty for every other message.
+   */
+  readonly fields: string = '';
+  /** The same fields as values, for storage backends that re-create the payload elsewhere. */
+  readonly rpc: PayloadRpc | undefined;
   /** Wire frames, built on first use and then shared by every recipient (see `Connection.writePayload`). */
   private plainWire: Buffer | undefined;
   private volatileWire: Buffer | undefined;
   /** Protocol mode, reliable: the bytes after the per-recipient header (`<json>}`, or the binary payload). */
   private reliableTail: Buffer | undefined;
+  /** Whether `plain` is the JSON text of a value (not a string payload as given). */
+  private readonly isJsonValue: boolean = false;
+  /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack recipient and then shared. */
+  private mp: PayloadMsgpack | undefined;
 
-  constructor(data: SendData) {
+  /** permessage-deflate frames of this payload by variant (`plain`, `volatile`), deflated once (compression.ts). */
+  deflated: DeflatedFrames | undefined = undefined;
+
+  constructor(data: SendData, rpc?: PayloadRpc) {
+    if (rpc) {
+      if (
+        typeof data === 'object' &&
+        data !== null &&
+        (Buffer.isBuffer(data) || ArrayBuffer.isView(data) || data instanceof ArrayBuffer)
+      ) {
+        throw new TypeError('requests and replies carry JSON, not bytes');
+      }
+      this.rpc = rpc;
+      this.fields =
+        rpc.q !== undefined
+          ? `,"q":${rpc.q}`
+          : `,"r":${rpc.r}${rpc.e === undefined ? '' : `,"e":${JSON.stringify(rpc.e)}`}`;
+    }
     if (typeof data === 'string') {
       this.plain = data;
       this.isBinary = false;
@@ -40,7 +79,22 @@ export class Payload {
       this.plain = json;
       this.jsonText = json;
       this.isBinary = false;
+      this.isJsonValue = true;
     }
+  }
+
+  /**
+   * The MessagePack frames of this payload (PROTOCOL.md §2.7), encoded once on first use. The value is the one
+   * JSON recipients get (decoded from its JSON text), so every encoding of a topic delivers equal values; bytes
+   * become a MessagePack `bin`.
+   */
+  msgpack(codec: MsgpackCodec): PayloadMsgpack {
+    return (this.mp ??= new PayloadMsgpack(codec.pack(this.value())));
+  }
+
+  /** The payload as a value: the JSON value it was given as, or the text or bytes as they are. */
+  value(): unknown {
+    return this.isJsonValue ? (JSON.parse(this.plain as string) as unknown) : this.plain;
   }
 
   /** UTF-8 size of the payload, for replay-buffer accounting (computed once, shared by every buffer). */
@@ -56,7 +110,7 @@ export class Payload {
 
   /** Protocol-mode text frame for a reliable message with sequence `seq`. */
   reliableText(seq: number): string {
-    return `{"t":"d","s":${seq},"p":${this.json}}`;
+    return `{"t":"d","s":${seq},"p":${this.json}${this.fields}}`;
   }
 
   /** Protocol-mode text frame for a volatile message; identical for every recipient, so built once. */
@@ -91,7 +145,7 @@ export class Payload {
   reliableFrameHead(seq: number): Buffer {
     const tail = (this.reliableTail ??= this.isBinary
       ? (this.plain as Buffer)
-      : Buffer.from(`${this.json}}`));
+      : Buffer.from(`${this.json}${this.fields}}`));
     const inline = tail.length <= INLINE_TAIL_BYTES;
     if (this.isBinary) {
       const length = 9 + tail.length;
@@ -126,7 +180,7 @@ export class Payload {
 // Server frames are never masked, so a frame can be built once and written to any number of sockets.
 
 const OPCODE_TEXT = 0x81; // FIN + text
-const OPCODE_BINARY = 0x82; // FIN + binary
+export const OPCODE_BINARY = 0x82; // FIN + binary
 const OPCODE_PING = 0x89; // FIN + ping
 const BINARY_RELIABLE = 1; // PROTOCOL.md §2: byte 0 of a binary data frame
 const BINARY_VOLATILE = 2;
@@ -137,13 +191,13 @@ const RELIABLE_INFIX = Buffer.from(',"p":');
  * message in a turn takes the single-buffer write path instead of writev, and a corked turn queues half the
  * chunks. Larger tails are written as they are, shared by every recipient (no copy per recipient).
  */
-const INLINE_TAIL_BYTES = 1024;
+export const INLINE_TAIL_BYTES = 1024;
 
-function headerBytes(length: number): number {
+export function headerBytes(length: number): number {
   return length < 126 ? 2 : length < 65536 ? 4 : 10;
 }
 
-function writeHeader(buf: Buffer, opcode: number, length: number): number {
+export function writeHeader(buf: Buffer, opcode: number, length: number): number {
   buf[0] = opcode;
   if (length < 126) {
     buf[1] = length;

@@ -1,6 +1,9 @@
-import { BinaryKind } from '../protocol/messages.js';
+import { BinaryKind } from '../protocol/binary.js';
 import type { ReplayEntry } from '../backends/replay-buffer.js';
+import type { DeflatedFrames } from './compression.js';
 import { dataFrame, textFrame, type Payload } from './payload.js';
+import type { MsgpackCodec } from './msgpack.js';
+import { PublicationMsgpack } from './msgpack-frames.js';
 
 /**
  * One message published to a topic, with its offset (reliable) or without (volatile). Its protocol frame is the
@@ -11,6 +14,11 @@ export class Publication implements ReplayEntry {
   private body: string | Buffer | undefined;
   private wire: Buffer | undefined;
   private skipWire: Buffer | undefined;
+  /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack member (or replay) and then shared. */
+  private mp: PublicationMsgpack | undefined;
+
+  /** permessage-deflate frames by variant (`topic`: of {@link message}), deflated once for every member and replay. */
+  deflated: DeflatedFrames | undefined = undefined;
 
   constructor(
     /** The topic name as a JSON string literal (quoted once per topic, not per publication). */
@@ -62,5 +70,10 @@ export class Publication implements ReplayEntry {
   /** The complete WebSocket frame of {@link skipMessage}, built once for every excluded member. */
   skipFrame(): Buffer {
     return (this.skipWire ??= textFrame(this.skipMessage()));
+  }
+
+  /** The MessagePack frames of this publication (PROTOCOL.md §2.7), built once for every MessagePack member. */
+  msgpack(codec: MsgpackCodec): PublicationMsgpack {
+    return (this.mp ??= new PublicationMsgpack(codec, this.topic, this.offset, this.payload.msgpack(codec)));
   }
 }

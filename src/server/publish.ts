@@ -4,6 +4,7 @@ import type { Connection, WriteOutcome } from './connection.js';
 import type { Payload } from './payload.js';
 import type { Publication } from './publication.js';
 import type { Topic, TopicTable } from './topics.js';
+import type { FrameCompressor } from './compression.js';
 
 /** What the publish path needs from the manager. */
 export interface PublishTarget {
@@ -16,6 +17,8 @@ export interface PublishTarget {
   readonly nowMs: number;
   /** Handle a failed write: disconnect the client and report it. */
   onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];
+  /** The shared compressor, when `compression.enabled`. */
+  readonly compressor: FrameCompressor | undefined;
 }
 
 /**
@@ -36,31 +39,129 @@ export function publishTo(
   if (exclude?.size === 0) exclude = undefined;
   const pub = topic.publish(payload, exclude, volatile, target.nowMs);
   const result: BroadcastResult = { delivered: 0, buffered: 0, dropped: 0, failed: [] };
+  const c = target.compressor;
+  if (c && (waiting.has(topic) || payload.bytes >= c.asyncThresholdBytes)) {
+    const recipients =
+      topic === table.all ? [...target.connections.values()] : membersOf(target, topic).attached;
+    const entry: Waiting = { target, topic, pub, recipients, exclude, deflating: 0 };
+    startDeflates(c, entry);
+    if (entry.deflating > 0 || waiting.has(topic)) {
+      enqueue(entry, result);
+      countDetached(target, table, topic, exclude, volatile, result);
+      return result;
+    }
+  }
   if (topic === table.all) {
     for (const conn of target.connections.values()) deliver(target, conn, pub, exclude, result);
-    if (!volatile) {
-      result.buffered += target.detachedSessions.size;
-      // O(excluded), not O(detached): usually the one sender.
-      if (exclude) {
-        for (const id of exclude) {
-          const session = target.backend.getSession(id);
-          if (session && target.detachedSessions.has(session)) result.buffered--;
-        }
-      }
-    }
-    return result;
+  } else {
+    const members = membersOf(target, topic);
+    for (let i = 0; i < members.attached.length; i++)
+      deliver(target, members.attached[i]!, pub, exclude, result);
   }
-  const members = membersOf(target, topic);
-  for (let i = 0; i < members.attached.length; i++)
-    deliver(target, members.attached[i]!, pub, exclude, result);
-  if (!volatile) {
-    // Detached sessions: the history has it.
-    for (let i = 0; i < members.detached.length; i++)
-      if (!exclude?.has(members.detached[i]!)) result.buffered++;
-  }
+  countDetached(target, table, topic, exclude, volatile, result);
   return result;
 }
 
+/** Detached sessions of the topic: the history has the publication for their resume. */
+function countDetached(
+  target: PublishTarget,
+  table: TopicTable,
+  topic: Topic,
+  exclude: ReadonlySet<string> | undefined,
+  volatile: boolean,
+  result: BroadcastResult,
+): void {
+  if (volatile) return;
+  if (topic === table.all) {
+    result.buffered += target.detachedSessions.size;
+    // O(excluded), not O(detached): usually the one sender.
+    if (exclude) {
+      for (const id of exclude) {
+        const session = target.backend.getSession(id);
+        if (session && target.detachedSessions.has(session)) result.buffered--;
+      }
+    }
+    return;
+  }
+  const detached = membersOf(target, topic).detached;
+  for (let i = 0; i < detached.length; i++) if (!exclude?.has(detached[i]!)) result.buffered++;
+}
+
+// ------------------------------------------------------------------ large publications, deflated off the loop
+
+/** A publication waiting for its off-loop deflate, with the recipients it had when it was published. */
+interface Waiting {
+  readonly target: PublishTarget;
+  readonly topic: Topic;
+  readonly pub: Publication;
+  readonly recipients: readonly Connection[];
+  readonly exclude: ReadonlySet<string> | undefined;
+  /** Deflates still running for it; it is written when this is 0 and everything before it is written. */
+  deflating: number;
+}
+
+/**
+ * Per topic, the publications waiting behind a large one that is being deflated in zlib's thread pool
+ * (`compression.asyncThresholdBytes`). Every later publication of the topic, large or small, waits in line, so
+ * each member gets the topic in offset order. Recipients are fixed at publication, as on the synchronous path: a
+ * member that joins or resumes meanwhile gets the publication from the history instead, and never twice.
+ */
+const waiting = new Map<Topic, Waiting[]>();
+
+/**
+ * Start the off-loop deflates a large publication needs: its protocol frame and/or its plain-mode frame, for the
+ * recipients that negotiated permessage-deflate and unless cached already.
+ */
+function startDeflates(c: FrameCompressor, entry: Waiting): void {
+  const { pub, recipients } = entry;
+  const p = pub.payload;
+  if (p.bytes < c.asyncThresholdBytes) return;
+  let protocol = false;
+  let plain = false;
+  for (let i = 0; i < recipients.length && !(protocol && plain); i++) {
+    const conn = recipients[i]!;
+    if (!conn.isOpen || !conn.deflates) continue;
+    if (conn.protocol) protocol = true;
+    else plain = true;
+  }
+  if (protocol && !pub.deflated?.has('topic')) {
+    entry.deflating++;
+    c.fillAsync(pub, 'topic', pub.message(), p.isBinary, () => deflated(entry));
+  }
+  if (plain && !p.deflated?.has('plain')) {
+    entry.deflating++;
+    c.fillAsync(p, 'plain', p.plain, p.isBinary, () => deflated(entry));
+  }
+}
+
+/** Queue `entry` behind its topic's waiting publications; written at once if nothing waits for a deflate. */
+function enqueue(entry: Waiting, result: BroadcastResult): void {
+  let line = waiting.get(entry.topic);
+  if (!line) waiting.set(entry.topic, (line = []));
+  line.push(entry);
+  // Reported as delivered: it is queued for these sockets and written as soon as it is deflated. A socket that
+  // fails then is disconnected as on the synchronous path (a protocol session resumes from the history).
+  const { recipients, exclude } = entry;
+  for (let i = 0; i < recipients.length; i++) if (!exclude?.has(recipients[i]!.id)) result.delivered++;
+  if (line.length === 1 && entry.deflating === 0) flush(entry.topic);
+}
+
+function deflated(entry: Waiting): void {
+  if (--entry.deflating === 0) flush(entry.topic);
+}
+
+/** Write the topic's waiting publications, in order, up to the first still being deflated. */
+function flush(topic: Topic): void {
+  const line = waiting.get(topic);
+  if (!line) return;
+  while (line.length > 0 && line[0]!.deflating === 0) {
+    const entry = line.shift()!;
+    const scratch: BroadcastResult = { delivered: 0, buffered: 0, dropped: 0, failed: [] };
+    for (let i = 0; i < entry.recipients.length; i++)
+      deliver(entry.target, entry.recipients[i]!, entry.pub, entry.exclude, scratch);
+  }
+  if (line.length === 0) waiting.delete(topic);
+}
 /** A named topic's members, split into attached connections and detached ids. */
 interface MemberLookup {
   topicVersion: number;

@@ -7,6 +7,7 @@ import { TypedEmitter, type DisconnectReason, type ManagerEvents } from './event
 import { peerLogFields } from './log-fields.js';
 import type { Logger } from './logger.js';
 import { SessionCounts } from './session-counts.js';
+import type { InvalidMessageEvent } from './validation.js';
 
 /**
  * The registry half of the manager: who is connected (by id, O(1)), who is handshaking, per-IP counts, the
@@ -167,6 +168,11 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
       seq,
       messageId,
     });
+  }
+
+  /** @internal Emit `invalid-message` (a throwing listener closes the connection, as for `message`). */
+  announceInvalid(conn: Connection, event: InvalidMessageEvent): void {
+    this.emitFor(conn, 'invalid-message', event);
   }
 
   protected emitFor<K extends keyof ManagerEvents>(

@@ -2,6 +2,7 @@ import type { DataMessage, ProtocolMessage } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
 import type { WebSocketConnectionManager } from './manager.js';
+import type { Verdict } from './validation.js';
 
 type Violation = (conn: Connection, why: string) => void;
 
@@ -29,6 +30,9 @@ export function handleSessionMessage(
       return;
     case 'ping':
       conn.pong(m.nowMs);
+      return;
+    case 'vis':
+      conn.hidden = msg.hidden;
       return;
     case 'sub':
     case 'unsub':
@@ -59,8 +63,11 @@ function handleData(
   const session = conn.session!;
   if (msg.s === undefined) {
     if (!m.withinRateLimit(conn)) return;
-    if (m.admission.mustWait(conn)) m.admission.admit(conn, () => m.deliver(conn, msg.p, isBinary, false));
-    else m.deliver(conn, msg.p, isBinary, false);
+    const p = msg.p;
+    const verdict = m.validation.check(conn, p);
+    if (m.admission.mustWait(conn) || m.validation.isPending(verdict)) {
+      m.admission.admit(conn, (v) => m.validation.settle(conn, p, isBinary, v, false), verdict);
+    } else m.validation.settle(conn, p, isBinary, verdict, false);
     return;
   }
   // Sequenced messages still waiting for a shared limiter count as received for the order checks; the session
@@ -73,28 +80,33 @@ function handleData(
   }
   if (msg.s !== last + 1) return violation(conn, 'client sequence gap');
   if (!m.withinRateLimit(conn)) return; // not processed: the client resends it after resuming
-  if (!m.admission.mustWait(conn)) return acceptReliable(m, conn, session, msg, isBinary);
-  conn.admittedClientSeq = msg.s;
-  m.admission.admit(conn, () => acceptReliable(m, conn, session, msg, isBinary));
+  const seq = msg.s;
+  const data = isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p;
+  // Requests and replies are not application messages: the inbound schema does not apply to them.
+  const verdict = msg.q === undefined && msg.r === undefined ? m.validation.check(conn, data) : undefined;
+  if (!m.admission.mustWait(conn) && !m.validation.isPending(verdict)) {
+    return acceptReliable(m, conn, session, msg, data, isBinary, verdict);
+  }
+  // Until its verdict (and any shared limiter) is in, later messages wait, and a resend counts as a duplicate.
+  conn.admittedClientSeq = seq;
+  m.admission.admit(conn, (v) => acceptReliable(m, conn, session, msg, data, isBinary, v), verdict);
 }
 
+/** Record, deliver (or answer as invalid) and ack one reliable message: an invalid one is acked too. */
 function acceptReliable(
   m: WebSocketConnectionManager,
   conn: Connection,
   session: SessionRecord,
   msg: DataMessage,
+  data: unknown,
   isBinary: boolean,
+  verdict: Verdict | undefined,
 ): void {
   const seq = msg.s!;
   session.lastClientSeq = seq;
-  m.deliver(
-    conn,
-    isBinary ? Buffer.from(msg.p as Uint8Array) : msg.p,
-    isBinary,
-    true,
-    seq,
-    `${session.incarnation}:${seq}`,
-  );
+  if (msg.q !== undefined) m.requests.handleRequest(conn, session, msg.q, msg.p, seq);
+  else if (msg.r !== undefined) m.requests.handleReply(conn, session, msg.r, msg.p, msg.e);
+  else m.validation.settle(conn, data, isBinary, verdict, true, seq, `${session.incarnation}:${seq}`);
   ackDurable(m, conn, session, seq);
 }
 
@@ -115,5 +127,6 @@ function ackDurable(
 }
 
 function ack(m: WebSocketConnectionManager, conn: Connection, seq: number): void {
-  conn.write(`{"t":"ack","s":${seq}}`, false, m.nowMs);
+  if (conn.msgpack) conn.writeMessage({ t: 'ack', s: seq }, m.nowMs);
+  else conn.write(`{"t":"ack","s":${seq}}`, false, m.nowMs);
 }

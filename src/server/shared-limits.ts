@@ -65,8 +65,9 @@ export interface AdmissionHost {
  * The checks of one connection run concurrently, and each message is delivered once its own check and every
  * earlier message of the connection are done. When the limiter refuses a message, the connection is closed with
  * 4002, and neither that message nor any later one of the connection is processed. A protocol client resends the
- * reliable ones after resuming (they were not acked), exactly as with the per-connection limit. Without the limiter
- * (the default) nothing here runs, and messages are delivered synchronously as before.
+ * reliable ones after resuming (they were not acked), exactly as with the per-connection limit. An async
+ * `schema.inbound` verdict rides the same chain (awaited next to the limiter's check). Without the limiter and
+ * without async validators (the default) nothing here runs, and messages are delivered synchronously as before.
  */
 export class InboundAdmission {
   constructor(
@@ -79,20 +80,30 @@ export class InboundAdmission {
     return conn.inboundTail !== undefined || (this.limiter !== undefined && conn.principal !== undefined);
   }
 
-  /** Run `accept` once the limiter admits one message of `conn` (charged to its principal), in arrival order. */
-  admit(conn: Connection, accept: () => void): void {
+  /**
+   * Run `accept` once the limiter admits one message of `conn` (charged to its principal), in arrival order, with
+   * `verdict` (an async validator's answer, awaited alongside the limiter).
+   */
+  admit<V>(conn: Connection, accept: (verdict: V | undefined) => void, verdict?: V | Promise<V>): void {
     const key = conn.principal;
-    this.chain(conn, this.limiter && key !== undefined ? consumePoint(this.limiter, key) : admitted, accept);
+    const check = this.limiter && key !== undefined ? consumePoint(this.limiter, key) : admitted;
+    this.chain(conn, check, accept, verdict);
   }
 
   /** Run `accept` after the messages of `conn` that are waiting, without a charge. */
   afterPending(conn: Connection, accept: () => void): void {
-    this.chain(conn, admitted, accept);
+    this.chain(conn, admitted, accept, undefined);
   }
 
-  private chain(conn: Connection, check: Promise<LimitOutcome>, accept: () => void): void {
+  private chain<V>(
+    conn: Connection,
+    check: Promise<LimitOutcome>,
+    accept: (verdict: V | undefined) => void,
+    verdict: V | Promise<V> | undefined,
+  ): void {
     if (++conn.pendingChecks === maxPendingChecks) conn.socket.pause();
-    const tail: Promise<void> = Promise.all([conn.inboundTail, check]).then(([, outcome]) => {
+    const all = Promise.all([conn.inboundTail, check, verdict]);
+    const tail: Promise<void> = all.then(([, outcome, v]) => {
       if (--conn.pendingChecks === maxPendingChecks - 1) conn.socket.resume();
       if (conn.inboundTail === tail) {
         conn.inboundTail = undefined;
@@ -102,7 +113,7 @@ export class InboundAdmission {
       if (outcome.refused) return this.refuse(conn, outcome.retryAfterMs);
       if ('error' in outcome) this.host.reportError(conn.id, outcome.error);
       try {
-        accept();
+        accept(v);
       } catch (err) {
         this.host.reportError(conn.id, err);
       }
@@ -117,9 +128,8 @@ export class InboundAdmission {
     this.host.log.warn(fields, 'rate limit exceeded');
     // A protocol client waits this long (plus its backoff) before it reconnects and resends.
     if (conn.protocol && retryAfterMs > 0) {
-      conn.write(
-        `{"t":"reconnect","retryAfterMs":${Math.ceil(retryAfterMs)},"reason":"rate-limited"}`,
-        false,
+      conn.writeMessage(
+        { t: 'reconnect', retryAfterMs: Math.ceil(retryAfterMs), reason: 'rate-limited' },
         Date.now(),
       );
     }

@@ -46,11 +46,13 @@ export async function runGracefulShutdown(
   const retryAfterMs = options.retryAfterMs ?? defaultRetryAfterMs;
   const code = options.restart ? CloseCode.ServiceRestart : CloseCode.GoingAway;
   const reason = `${options.restart ? 'restarting' : 'shutting down'}; retry-after=${retryAfterMs}`;
-  const hint = JSON.stringify({
+  const hintMessage = {
     t: 'reconnect',
     retryAfterMs,
     reason: options.restart ? 'restart' : 'shutdown',
-  });
+  } as const;
+  const hint = JSON.stringify(hintMessage);
+  let packedHint: Buffer | undefined; // encoded once, for the MessagePack connections
   let closed = 0;
   let failed = 0;
   const waits: Array<Promise<boolean>> = [];
@@ -64,7 +66,9 @@ export async function runGracefulShutdown(
       new Promise<boolean>((resolve) => {
         conn.socket.once('close', () => resolve(true));
         try {
-          if (conn.protocol) conn.socket.send(hint);
+          const mp = conn.msgpack;
+          if (mp) conn.socket.send((packedHint ??= mp.packMessage(hintMessage)));
+          else if (conn.protocol) conn.socket.send(hint);
           conn.closeReason ??= 'shutdown';
           conn.sentCloseCode ??= code; // reported by `disconnect` even if the peer is terminated at the deadline
           conn.socket.close(code, reason);

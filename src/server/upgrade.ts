@@ -1,14 +1,18 @@
 import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
-import { SUBPROTOCOL } from '../protocol/messages.js';
+import { AUTH_SUBPROTOCOL, SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { loadedMsgpack, loadMsgpack, msgpackSettled, offersMsgpack } from './msgpack.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
+import { servableDeflateOffer, wsDeflateOptions } from './compression.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 import type { SendData } from './payload.js';
 
 /**
- * Result of the `authenticate` hook: `false` refuses (401), `true` accepts anonymously; an object accepts with:
+ * Result of the `authenticate` hook: `false` refuses (401 at the upgrade, close 4504 at the `hello`), `'expired'`
+ * refuses credentials that were valid but have expired (401 at the upgrade, close 4505 at the `hello`: the bundled
+ * client then calls its `auth()` again once), `true` accepts anonymously; an object accepts with:
  * - `clientId`: a fixed client id (one connection per id: a second one replaces the first). Default: a random id.
  * - `data`: per connection, of the manager's `Data` type (echoed in `connect` events and shown to
  *   `authorizeResume` and `authorizeSubscribe`).
@@ -16,13 +20,27 @@ import type { SendData } from './payload.js';
  *   the connection that created it: a resume from another principal is answered `fresh` (`token-rejected`);
  *   `maxSessionsPerPrincipal` counts sessions by it.
  */
-export type AuthResult<Data = unknown> = boolean | { clientId?: string; data?: Data; principal?: string };
+export type AuthResult<Data = unknown> =
+  boolean | 'expired' | { clientId?: string; data?: Data; principal?: string };
+
+/** The second argument of `authenticate` when it runs at the `hello` (see {@link AttachOptions.authenticate}). */
+export interface HelloAuth<Auth = unknown> {
+  /** The `hello`'s `auth` field: whatever the client's `auth` option gave (unchecked JSON; `undefined` if none). */
+  auth: Auth | undefined;
+}
+
+/** The `authenticate` hook; `Data` is the manager's, `Auth` the type of the client's `auth` (unchecked). */
+export type Authenticate<Data = unknown, Auth = unknown, Req = IncomingMessage> = (
+  request: Req,
+  hello?: HelloAuth<Auth>,
+) => AuthResult<Data> | Promise<AuthResult<Data>>;
 
 /**
  * Options of `attach` / `createUpgradeHandler` (which does not check the path: route to it yourself). `Data` is
- * the manager's: what `authenticate` may return as `data`.
+ * the manager's: what `authenticate` may return as `data`; `Auth` what clients send as `auth` (a declaration, not
+ * checked at run time).
  */
-export interface AttachOptions<Data = unknown> {
+export interface AttachOptions<Data = unknown, Auth = unknown> {
   /**
    * Only upgrades to this path are handled; others get 404 (unless another `upgrade` listener exists).
    * @default '/'
@@ -32,8 +50,15 @@ export interface AttachOptions<Data = unknown> {
    * Runs before the upgrade is accepted. Return `false` (or throw) to answer HTTP 401. To answer another status,
    * throw an error whose `status` or `statusCode` is 400-599 (as http-errors, Hono's `HTTPException` and Fastify's
    * errors carry): the framework adapters use this to pass on a middleware's or route's refusal.
+   *
+   * **At the `hello`.** A protocol client that sends credentials in its `hello` (the bundled client's `auth`
+   * option; browsers cannot set headers) offers the `stabilizer.auth` subprotocol. For such a request the hook
+   * does not run at the upgrade: it runs when the `hello` arrives (within `handshakeTimeoutMs`), with the same
+   * request and `{ auth }` as second argument, before any token is read or session touched. Its refusal is then a
+   * close code the client can see: `false` → 4504, `'expired'` → 4505, a thrown status 403 → 4503, another 4xx →
+   * 4504, a throw without a usable status or a 5xx → 1011 (reported). The request is kept only until then.
    */
-  authenticate?: (request: IncomingMessage) => AuthResult<Data> | Promise<AuthResult<Data>>;
+  authenticate?: Authenticate<Data, Auth>;
   /**
    * Take the client IP from the rightmost `X-Forwarded-For` entry, i.e. the address the proxy in front of this
    * server saw (only behind exactly one proxy you control).
@@ -79,17 +104,24 @@ function clientIp(request: IncomingMessage, trustProxy: boolean): string | undef
  * `authenticate` (401). Accepted sockets negotiate `stabilizer.v1` if the client offers it, and go to
  * `manager.connect`. The request is not retained.
  */
-export function createUpgradeHandler<In, Out extends SendData, Data>(
+export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unknown>(
   manager: WebSocketConnectionManager<In, Out, Data>,
-  options: AttachOptions<Data> = {},
+  options: AttachOptions<Data, Auth> = {},
 ): UpgradeHandler {
   const { config } = manager;
+  const { compression } = config;
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: config.maxPayloadBytes,
-    perMessageDeflate: false,
+    perMessageDeflate: compression.enabled ? wsDeflateOptions(compression) : false,
     clientTracking: false,
-    handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    // MessagePack when the client offers it and msgpackr is installed (loaded before the upgrade completes).
+    handleProtocols: (protocols) =>
+      config.msgpack && protocols.has(SUBPROTOCOL_MSGPACK) && loadedMsgpack()
+        ? SUBPROTOCOL_MSGPACK
+        : protocols.has(SUBPROTOCOL)
+          ? SUBPROTOCOL
+          : false,
   });
   let pending = 0;
   const pendingByIp = new Map<string, number>();
@@ -160,8 +192,11 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
       else pendingByIp.delete(ip);
     };
     socket.once('close', release);
+    const authenticate = options.authenticate;
+    // Credentials in the hello: authenticate then (the request is kept until the hello, not beyond).
+    const atHello = authenticate !== undefined && offersHelloAuth(request);
     const proceed = (auth: AuthResult<Data>) => {
-      if (auth === false) {
+      if (auth === false || auth === 'expired') {
         release();
         return refuse(socket, 'unauthorized', ip);
       }
@@ -170,14 +205,33 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
         return refuse(socket, 'shutting-down', ip);
       }
       const { clientId, data, principal } = typeof auth === 'object' ? auth : {};
-      wss.handleUpgrade(request, socket, head, (ws) => {
-        release();
-        manager.tracing?.upgradeEnded(socket, 101);
-        socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
-        manager.connect(ws, clientId, { remoteAddress: ip, data, principal }).catch(() => {
-          // The socket was closed with a documented code; the error is already logged/emitted.
+      if (compression.enabled) {
+        // Hand ws only an offer the shared compressor can serve; without one the client gets plain frames.
+        const offer = servableDeflateOffer(
+          request.headers['sec-websocket-extensions'],
+          compression.serverMaxWindowBits,
+        );
+        if (offer === undefined) delete request.headers['sec-websocket-extensions'];
+        else request.headers['sec-websocket-extensions'] = offer;
+      }
+      const upgrade = (): void =>
+        wss.handleUpgrade(request, socket, head, (ws) => {
+          release();
+          manager.tracing?.upgradeEnded(socket, 101);
+          socket.removeListener('error', destroyOnError); // ws has its own error handling on the socket from here on
+          const authenticateHello = atHello
+            ? (auth: unknown) => authenticate(request, { auth: auth as Auth })
+            : undefined;
+          manager
+            .connect(ws, clientId, { remoteAddress: ip, data, principal, authenticateHello })
+            .catch(() => {
+              // The socket was closed with a documented code; the error is already logged/emitted.
+            });
         });
-      });
+      // The first client that offers MessagePack loads msgpackr (once); until then nothing else needs it.
+      const offered = request.headers['sec-websocket-protocol'];
+      if (config.msgpack && !msgpackSettled() && offersMsgpack(offered)) void loadMsgpack().then(upgrade);
+      else upgrade();
     };
     const fail = (err: unknown) => {
       release();
@@ -187,23 +241,29 @@ export function createUpgradeHandler<In, Out extends SendData, Data>(
       if (status === undefined) return refuse(socket, 'authenticate-failed', ip);
       refuse(socket, 'refused-by-app', ip, status);
     };
-    if (!options.authenticate) return proceed(true);
+    if (!authenticate || atHello) return proceed(true);
     try {
-      Promise.resolve(options.authenticate(request)).then(proceed, fail);
+      Promise.resolve(authenticate(request)).then(proceed, fail);
     } catch (err) {
       fail(err);
     }
   }
 }
 
+/** Whether a protocol client offers {@link AUTH_SUBPROTOCOL}: its credentials come in the `hello`. */
+function offersHelloAuth(request: IncomingMessage): boolean {
+  const offered = request.headers['sec-websocket-protocol']?.split(',').map((p) => p.trim()) ?? [];
+  return offered.includes(SUBPROTOCOL) && offered.includes(AUTH_SUBPROTOCOL);
+}
+
 /** Attach to an `http.Server`: handles upgrades on `options.path`. Returns a function that detaches. */
 /** Per server: one `upgrade` listener routing by path to every `attach` on it. */
 const routers = new WeakMap<Server, Map<string, UpgradeHandler>>();
 
-export function attachToServer<In, Out extends SendData, Data>(
+export function attachToServer<In, Out extends SendData, Data, Auth = unknown>(
   manager: WebSocketConnectionManager<In, Out, Data>,
   server: Server,
-  options: AttachOptions<Data> = {},
+  options: AttachOptions<Data, Auth> = {},
 ): () => void {
   const path = options.path ?? '/';
   let routes = routers.get(server);

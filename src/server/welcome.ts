@@ -39,7 +39,7 @@ export function writeWelcome(
         }));
   if (topics.length > 0) welcome.topics = topics.map((t) => t.state);
   conn.cork();
-  let written = conn.write(JSON.stringify(welcome), false, m.nowMs);
+  let written = conn.writeMessage(welcome, m.nowMs);
   // The inbox replay fits an empty socket (config: replay.maxBytes ≤ maxBufferedBytes / 2); if a write fails
   // anyway, drop the socket rather than leave a hole the client would only find at the next live message. A
   // topic replay that does not fit is cut the same way: the client resumes again from where it got to.

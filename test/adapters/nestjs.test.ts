@@ -83,10 +83,11 @@ async function start() {
     res.end('ok');
   });
   app.useWebSocketAdapter(
-    new StabilizerWsAdapter<Request & { session: { user?: string } }>(app, {
+    new StabilizerWsAdapter(app, {
       config: { shutdownRetryAfterMs: 300 },
       middleware: [sessions],
-      authenticate: (req) => (req.session.user ? { data: { user: req.session.user } } : false),
+      authenticate: (req: Request & { session: { user?: string } }) =>
+        req.session.user ? { data: { user: req.session.user } } : false,
       shutdown: { restart: true, timeoutMs: 1000 },
     }),
   );

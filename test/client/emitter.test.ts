@@ -3,7 +3,7 @@ import { Emitter } from '../../src/client/emitter.js';
 
 class TestEmitter extends Emitter<{ a: number; b: string }> {
   fire<K extends 'a' | 'b'>(event: K, arg: { a: number; b: string }[K]): void {
-    this.emit(event, arg);
+    this._emit(event, arg);
   }
 }
 

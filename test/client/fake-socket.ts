@@ -30,6 +30,8 @@ export class FakeWebSocket {
   constructor(
     readonly url: string,
     readonly protocols?: string | string[],
+    /** The client's `webSocketOptions`. */
+    readonly options?: object,
   ) {
     FakeWebSocket.instances.push(this);
   }

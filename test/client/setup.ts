@@ -35,6 +35,7 @@ export function makeClient(options: ClientOptions = {}) {
     reconnecting: [],
     close: [],
     error: [],
+    unauthorized: [],
     stream: [],
     subscribed: [],
     unsubscribed: [],

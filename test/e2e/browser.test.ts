@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { requireBinary } from '../helpers/binaries.js';
 import { waitFor } from '../helpers/server.js';
 // The demo imports the built package (dist/); `npm test` builds before it runs vitest.
@@ -158,6 +158,54 @@ describe('chat demo in real Chromium', () => {
     expect((await members(bob)).sort()).toEqual(['alice', 'bob (you)']);
   }, 60_000);
 
+  it('Chromium negotiates permessage-deflate and decodes the shared compressed frames (client bundle and plain)', async () => {
+    const demo = await startDemo({ compression: { enabled: true, thresholdBytes: 256 } });
+    const { manager } = demo;
+    const deflate = vi.spyOn(manager.compressor!, 'deflate');
+    const alice = await openChat(demo, 'alice');
+    const bob = await openChat(demo, 'bob');
+    for (const conn of manager.connections.values()) {
+      const ext = (conn.socket as unknown as { _extensions: Record<string, { params: object }> })._extensions;
+      expect(ext['permessage-deflate']?.params).toEqual({
+        server_no_context_takeover: true,
+        server_max_window_bits: 15,
+      });
+    }
+    const before = deflate.mock.calls.length;
+    const long = `compressed ${'all the way through the browser, '.repeat(40)}end`;
+    await say(alice, long);
+    for (const page of [alice, bob]) await seeInRoom(page, 'lobby', `alice: ${long}`);
+    // One deflate of the room publication for both pages (and none per page).
+    expect(deflate.mock.calls.length - before).toBe(1);
+
+    // A plain-mode page: the browser's own WebSocket, no library, decodes a compressed broadcast.
+    const page = await browser.newPage();
+    await page.goto(`${demo.base}/`);
+    const url = demo.base.replace('http', 'ws') + '/ws';
+    const opened = page.evaluate(
+      (u) =>
+        new Promise<string>((resolve) => {
+          const ws = new WebSocket(u);
+          (window as unknown as { got: string[] }).got = [];
+          ws.onmessage = (e) => (window as unknown as { got: string[] }).got.push(String(e.data));
+          ws.onopen = () => resolve(ws.extensions);
+        }),
+      url,
+    );
+    const extensions = await opened;
+    expect(extensions).toContain('permessage-deflate');
+    expect(extensions).toContain('server_no_context_takeover');
+    const payload = { big: 'x'.repeat(100) + ' realistic enough '.repeat(50) };
+    manager.broadcast(payload);
+    await page.waitForFunction(() =>
+      (window as unknown as { got: string[] }).got.some((t) => t.includes('big')),
+    );
+    const got = await page.evaluate(() => (window as unknown as { got: string[] }).got);
+    expect(got.map((t) => JSON.parse(t) as unknown).filter((m) => (m as { big?: string }).big)).toEqual([
+      payload,
+    ]);
+  }, 60_000);
+
   it('joins a room by name, and says in that room alone when its history no longer reaches back', async () => {
     const demo = await startDemo({ topics: { history: { maxMessages: 3 } } });
     const { manager } = demo;
@@ -184,5 +232,79 @@ describe('chat demo in real Chromium', () => {
     // The room goes on from there.
     manager.publish('room:night-owls', { type: 'chat', from: 'server', text: 'owl 6' });
     await seeInRoom(page, 'night-owls', 'server: owl 6');
+  }, 60_000);
+
+  it('shows a message going queued → sent → confirmed across an offline period, and how many were replayed', async () => {
+    const demo = await startDemo();
+    const { manager, server } = demo;
+    const page = await openChat(demo, 'ann');
+    const [sessionId] = manager.getActiveConnections();
+    const mine = (text: string) => page.locator('.log[data-room="lobby"] .mine', { hasText: text });
+
+    await say(page, 'while online');
+    await page.waitForFunction(() =>
+      Array.from(document.querySelectorAll('.log[data-room="lobby"] .mine[data-state="confirmed"]')).some(
+        (row) => row.textContent?.endsWith('ann: while online'),
+      ),
+    );
+    expect(await mine('while online').locator('.state').textContent()).toBe('you · confirmed');
+
+    // Every state the page gives its rows, in order (the old value of each change, then the last one).
+    await page.evaluate(() => {
+      const seen: string[] = [];
+      Object.assign(window, { seenStates: seen });
+      new MutationObserver((records) => {
+        for (const r of records) if (r.oldValue !== null) seen.push(r.oldValue);
+      }).observe(document.querySelector('.log[data-room="lobby"]')!, {
+        subtree: true,
+        attributeFilter: ['data-state'],
+        attributeOldValue: true,
+      });
+    });
+
+    // Offline: the server stops listening and the socket drops; reconnect attempts are refused meanwhile.
+    const port = (server.address() as AddressInfo).port;
+    server.close();
+    manager.connections.get(sessionId!)!.terminate('socket-error');
+    await page.waitForFunction(() =>
+      document.querySelector('#status')?.textContent?.startsWith('reconnecting'),
+    );
+    manager.publish('room:lobby', { type: 'chat', from: 'bob', text: 'missed one' });
+    manager.publish('room:lobby', { type: 'chat', from: 'bob', text: 'missed two' });
+    await say(page, 'typed offline');
+    expect(await mine('typed offline').getAttribute('data-state')).toBe('queued');
+    expect(await mine('typed offline').locator('.state').textContent()).toBe('you · queued');
+    await page.waitForTimeout(800);
+    expect(await mine('typed offline').getAttribute('data-state')).toBe('queued'); // still away
+    expect(
+      await page.evaluate(
+        () => (window as unknown as { chatClient: { queuedMessages: number } }).chatClient.queuedMessages,
+      ),
+    ).toBe(1);
+
+    // Back online: the session resumes, the queue goes out and the server acks it.
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    await page.waitForFunction(
+      () =>
+        Array.from(document.querySelectorAll('.log[data-room="lobby"] .mine'))
+          .find((r) => r.textContent?.endsWith('typed offline'))
+          ?.getAttribute('data-state') === 'confirmed',
+      undefined,
+      { timeout: 30_000 },
+    );
+    const row = mine('typed offline');
+    expect(await row.getAttribute('data-state')).toBe('confirmed');
+    expect(await row.textContent()).toBe('you · confirmed ann: typed offline');
+    const states = await page.evaluate(() => (window as unknown as { seenStates: string[] }).seenStates);
+    expect([...states, 'confirmed']).toEqual(['queued', 'sent', 'confirmed']);
+
+    // The two messages published while away were replayed, once each, and the room says so.
+    await seeInRoom(page, 'lobby', 'reconnected: nothing missed in #lobby (2 messages replayed)');
+    expect(await page.locator('#status').textContent()).toMatch(/resumed session .*, 2 replayed\)$/);
+    expect(manager.getActiveConnections()).toEqual([sessionId]);
+    const lines = await roomLog(page, 'lobby');
+    expect(lines.filter((l) => l === 'bob: missed one')).toHaveLength(1);
+    expect(lines.filter((l) => l === 'bob: missed two')).toHaveLength(1);
+    expect(lines.filter((l) => l.endsWith('ann: typed offline'))).toHaveLength(1); // its echo took the row over
   }, 60_000);
 });

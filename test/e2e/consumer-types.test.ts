@@ -18,6 +18,7 @@ afterAll(() => {
 const consumer = `
 import { WebSocketConnectionManager } from 'websocket-stabilizer';
 import { StabilizerClient } from 'websocket-stabilizer/client';
+import { withRequests } from 'websocket-stabilizer/client/request';
 import { CloseCode } from 'websocket-stabilizer/protocol';
 import { RedisBackend } from 'websocket-stabilizer/redis';
 import { closeCodeLabel } from 'websocket-stabilizer/metrics';
@@ -34,17 +35,65 @@ manager.sendToClient('x', { tpye: 'oops' });
 const client = new StabilizerClient<{ type: 'chat'; text: string }, { type: 'say' }>('ws://localhost/');
 // @ts-expect-error the client's Out is the manager's In
 void client.send({ type: 'shout' });
+type Rpc = { client: { echo: { request: { type: 'echo'; n: number }; reply: number } }; server: {} };
+const rpc = withRequests<Rpc>(client);
+const answer: Promise<number> = rpc.request({ type: 'echo', n: 1 });
+// @ts-expect-error a wrong request shape must not compile through the published declarations
+void rpc.request({ type: 'echo', n: 'one' });
+new WebSocketConnectionManager<unknown, string, unknown, Rpc>().onRequest((q) => q.n + 1);
+void answer;
 export { CloseCode, RedisBackend, closeCodeLabel, attachExpress, fastifyStabilizer, createHonoStabilizer, StabilizerWsAdapter };
 `;
 
+/** A Fastify app that declares its manager's types once: the decorator and the plugin's options follow them. */
+const fastifyConsumer = `
+import Fastify from 'fastify';
+import { WebSocketConnectionManager } from 'websocket-stabilizer';
+import { fastifyStabilizer } from 'websocket-stabilizer/fastify';
+
+type ChatCommand = { type: 'say'; text: string };
+type ChatEvent = { type: 'chat'; text: string };
+type User = { name: string };
+declare module 'websocket-stabilizer/fastify' {
+  interface FastifyStabilizerTypes {
+    in: ChatCommand;
+    out: ChatEvent;
+    data: User;
+  }
+}
+
+const app = Fastify();
+void app.register(fastifyStabilizer, { path: '/ws', authenticate: () => ({ data: { name: 'ann' } }) });
+// @ts-expect-error authenticate returns the declared Data
+void app.register(fastifyStabilizer, { path: '/ws', authenticate: () => ({ data: { id: 1 } }) });
+// @ts-expect-error hooks see the declared Data
+void app.register(fastifyStabilizer, { hooks: { authorizeResume: (ctx) => ctx.data?.id === 1 } });
+const typedManager: WebSocketConnectionManager<ChatCommand, ChatEvent, User> = app.websocketStabilizer;
+app.websocketStabilizer.on('message', (e) => {
+  const text: string = e.data.text;
+  app.websocketStabilizer.broadcast({ type: 'chat', text });
+});
+app.websocketStabilizer.on('connect', (e) => e.data?.name.toUpperCase());
+// @ts-expect-error Out is declared
+app.websocketStabilizer.broadcast({ tpye: 'oops' });
+export { typedManager };
+`;
+
 /** Type-check `consumer` in a fresh project that has the package installed; resolves with tsc's output. */
-function typeCheck(compilerOptions: Record<string, string>, packageType: 'commonjs' | 'module') {
+function typeCheck(
+  compilerOptions: Record<string, string>,
+  packageType: 'commonjs' | 'module',
+  source = consumer,
+  frameworks: string[] = [],
+) {
   const dir = mkdtempSync(join(tmpdir(), 'stabilizer-consumer-'));
   dirs.push(dir);
   mkdirSync(join(dir, 'node_modules'));
   symlinkSync(root, join(dir, 'node_modules/websocket-stabilizer'), 'dir');
+  for (const name of frameworks)
+    symlinkSync(join(root, 'node_modules', name), join(dir, 'node_modules', name), 'dir');
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ type: packageType }));
-  writeFileSync(join(dir, 'index.ts'), consumer);
+  writeFileSync(join(dir, 'index.ts'), source);
   const options = { ...compilerOptions, target: 'ES2022', strict: true, noEmit: true, skipLibCheck: true };
   // `types: []`: the consumer's own code needs no ambient types; the package's declarations bring theirs.
   writeFileSync(
@@ -73,6 +122,17 @@ describe('the published types, as a TypeScript consumer sees them', () => {
 
   it('moduleResolution bundler resolves every subpath, typed', async () => {
     const result = await typeCheck({ module: 'esnext', moduleResolution: 'bundler' }, 'module');
+    expect(result.output).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('a Fastify app that declares FastifyStabilizerTypes gets a typed decorator and typed plugin options', async () => {
+    const result = await typeCheck(
+      { module: 'esnext', moduleResolution: 'bundler' },
+      'module',
+      fastifyConsumer,
+      ['fastify'],
+    );
     expect(result.output).toBe('');
     expect(result.code).toBe(0);
   });

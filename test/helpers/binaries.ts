@@ -10,6 +10,7 @@ const BINARIES = {
   // Debian ships redis-cli in redis-tools (redis-server depends on it, but an override may point elsewhere).
   'redis-cli': { env: 'REDIS_CLI_PATH', fallback: 'redis-cli', pkg: 'redis-tools' },
   nginx: { env: 'NGINX_PATH', fallback: '/usr/sbin/nginx', pkg: 'nginx' },
+  apache2: { env: 'APACHE2_PATH', fallback: '/usr/sbin/apache2', pkg: 'apache2' },
   chromium: { env: 'CHROMIUM_PATH', fallback: '/usr/bin/chromium', pkg: 'chromium' },
 } as const;
 

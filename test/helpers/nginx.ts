@@ -1,9 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer, Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { requireBinary } from './binaries.js';
+import { superviseProxy, type RunningProxy } from './proxy-process.js';
 
 /** A free loopback port, chosen by the OS. */
 export function freePort(): Promise<number> {
@@ -17,18 +19,39 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** The repository root (test/helpers/../..). */
+export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
 /**
- * Start a real nginx reverse proxy in front of `upstreamPort`, proxying WebSocket upgrades on every path, with
- * `proxy_read_timeout` set to `readTimeoutS` seconds (nginx closes a connection whose upstream sent nothing that
- * long). Returns its port and a stop function.
+ * `text` with every `from` replaced by `to`; throws unless `from` occurs exactly `count` times, so that a config
+ * file that changed under the test fails it instead of silently running something else.
  */
-export async function startNginx(
-  upstreamPort: number,
-  readTimeoutS: number,
-): Promise<{ port: number; stop(): Promise<void> }> {
+export function substitute(text: string, from: string, to: string, count = 1): string {
+  const found = text.split(from).length - 1;
+  if (found !== count)
+    throw new Error(`expected ${count} × ${JSON.stringify(from)} in the config, found ${found}`);
+  return text.split(from).join(to);
+}
+
+/**
+ * deploy/nginx/websocket.conf as the tests run it: the only changes are the listen address (loopback, a free port),
+ * the upstream's port and the two 60 s timeouts, scaled down to `timeoutS`.
+ */
+export function documentedNginxConfig(listenPort: number, upstreamPort: number, timeoutS: number): string {
+  let conf = readFileSync(join(repoRoot, 'deploy/nginx/websocket.conf'), 'utf8');
+  conf = substitute(conf, 'listen 80;', `listen 127.0.0.1:${listenPort};`);
+  conf = substitute(conf, 'server 127.0.0.1:3000;', `server 127.0.0.1:${upstreamPort};`);
+  conf = substitute(conf, 'proxy_read_timeout 60s;', `proxy_read_timeout ${timeoutS}s;`);
+  return substitute(conf, 'proxy_send_timeout 60s;', `proxy_send_timeout ${timeoutS}s;`);
+}
+
+/**
+ * Run a real nginx (`daemon off`, its own prefix in a temporary directory) with `httpBlock` as the content of its
+ * `http { }` block, and wait until it accepts connections on `port` (which `httpBlock` must listen on).
+ */
+export async function startNginxWithConfig(httpBlock: string, port: number): Promise<RunningProxy> {
   const nginxBin = requireBinary('nginx');
   const dir = mkdtempSync(join(tmpdir(), 'stabilizer-nginx-'));
-  const port = await freePort();
   const conf = `
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -41,56 +64,26 @@ http {
   fastcgi_temp_path ${dir}/fastcgi;
   uwsgi_temp_path ${dir}/uwsgi;
   scgi_temp_path ${dir}/scgi;
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://127.0.0.1:${upstreamPort};
-      proxy_http_version 1.1;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection "upgrade";
-      proxy_read_timeout ${readTimeoutS}s;
-      proxy_send_timeout ${readTimeoutS}s;
-    }
-  }
+${httpBlock}
 }
 `;
   writeFileSync(join(dir, 'nginx.conf'), conf);
-  const child: ChildProcess = spawn(
-    nginxBin,
-    ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'],
-    {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  let spawnError: Error | undefined;
-  child.once('error', (err) => (spawnError = err)); // reported below, never as an unhandled 'error' event
-  child.stderr?.on('data', (d) => (stderr += String(d)));
-  // Wait until it accepts connections.
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (spawnError) throw new Error(`${nginxBin} could not be started: ${spawnError.message}`);
-    if (child.exitCode !== null) throw new Error(`nginx exited: ${stderr}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = new Socket();
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-      s.connect(port, '127.0.0.1');
-    });
-    if (ok) break;
-    if (Date.now() > deadline) throw new Error(`nginx did not start: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    port,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null || child.pid === undefined) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGTERM');
-      }),
-  };
+  const child = spawn(nginxBin, ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  return superviseProxy('nginx', nginxBin, child, port, 'SIGTERM');
+}
+
+/**
+ * Start a real nginx with the documented config (deploy/nginx/websocket.conf) in front of `upstreamPort`, its
+ * timeouts scaled down to `readTimeoutS` seconds (nginx closes a connection whose upstream sent nothing that long).
+ * `port`: listen on this one (to restart it where it was). Returns its port and a stop function.
+ */
+export async function startNginx(
+  upstreamPort: number,
+  readTimeoutS: number,
+  port?: number,
+): Promise<RunningProxy> {
+  const listenPort = port ?? (await freePort());
+  return startNginxWithConfig(documentedNginxConfig(listenPort, upstreamPort, readTimeoutS), listenPort);
 }

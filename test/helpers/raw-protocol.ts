@@ -1,17 +1,42 @@
+import { Packr, Unpackr } from 'msgpackr';
 import { WebSocket } from 'ws';
-import { SUBPROTOCOL, type WelcomeMessage } from '../../src/protocol/index.js';
+import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK, type WelcomeMessage } from '../../src/protocol/index.js';
 
-/** A hand-driven stabilizer.v1 client on a raw ws socket, for black-box protocol tests. */
+/** Plain MessagePack, as the bundled codecs write it. */
+const MSGPACK = { useRecords: false, variableMapSize: true, int64AsType: 'number' } as const;
+export const packr = new Packr(MSGPACK);
+export const unpackr = new Unpackr(MSGPACK);
+
+/** The frame encoding a raw client speaks: `stabilizer.v1` (JSON text) or `stabilizer.v1.msgpack`. */
+export type Encoding = 'json' | 'msgpack';
+
+/**
+ * A hand-driven stabilizer.v1 client on a raw ws socket, for black-box protocol tests; with `msgpack` it offers
+ * `stabilizer.v1.msgpack` only and speaks MessagePack (binary frames it cannot decode are recorded as `raw`).
+ */
 export class RawProtocolClient {
   readonly frames: Array<Record<string, unknown>> = [];
   readonly data: Array<{ s?: number; c?: string; o?: number; p: unknown }> = [];
   closeInfo: { code: number; reason: string } | undefined;
   private waiters: Array<() => void> = [];
 
-  private constructor(readonly ws: WebSocket) {
+  /** Binary frames received: the raw bytes (JSON mode: binary data frames; MessagePack: every frame). */
+  readonly binary: Buffer[] = [];
+  /** Text frames received. */
+  textFrames = 0;
+
+  private constructor(
+    readonly ws: WebSocket,
+    readonly encoding: Encoding = 'json',
+  ) {
     ws.on('message', (raw, isBinary) => {
-      if (isBinary) return;
-      const msg = JSON.parse(raw.toString()) as Record<string, unknown>;
+      if (isBinary) this.binary.push(raw as Buffer);
+      else this.textFrames++;
+      if (isBinary !== (encoding === 'msgpack')) return;
+      const msg = (isBinary ? unpackr.unpack(raw as Buffer) : JSON.parse(raw.toString())) as Record<
+        string,
+        unknown
+      >;
       this.frames.push(msg);
       if (msg.t === 'd') {
         const d: { s?: number; c?: string; o?: number; p: unknown } = { p: msg.p };
@@ -29,10 +54,10 @@ export class RawProtocolClient {
     ws.on('error', () => {});
   }
 
-  static open(url: string): Promise<RawProtocolClient> {
+  static open(url: string, encoding: Encoding = 'json'): Promise<RawProtocolClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, SUBPROTOCOL);
-      ws.once('open', () => resolve(new RawProtocolClient(ws)));
+      const ws = new WebSocket(url, encoding === 'msgpack' ? SUBPROTOCOL_MSGPACK : SUBPROTOCOL);
+      ws.once('open', () => resolve(new RawProtocolClient(ws, encoding)));
       ws.once('error', reject);
     });
   }
@@ -49,8 +74,9 @@ export class RawProtocolClient {
       tracestate?: string;
     } = {},
     confirm = true,
+    encoding: Encoding = 'json',
   ): Promise<{ client: RawProtocolClient; welcome: WelcomeMessage }> {
-    const client = await RawProtocolClient.open(url);
+    const client = await RawProtocolClient.open(url, encoding);
     client.send({ t: 'hello', v: 1, ...hello });
     const welcome = (await client.waitFor((f) => f.t === 'welcome')) as unknown as WelcomeMessage;
     if (confirm) {
@@ -67,7 +93,7 @@ export class RawProtocolClient {
   }
 
   send(msg: object): void {
-    this.ws.send(JSON.stringify(msg));
+    this.ws.send(this.encoding === 'msgpack' ? packr.pack(msg) : JSON.stringify(msg));
   }
 
   /** Wait for the first frame matching `pred` (including ones already received). */

@@ -61,6 +61,10 @@ export function closePayload(code: number, reason: Buffer | string = ''): Buffer
 export class RawTcpClient {
   /** Text frames received, in order. */
   readonly texts: string[] = [];
+  /** Every data frame received, in order, as it was on the wire (header included). */
+  readonly frames: Buffer[] = [];
+  /** The upgrade response's header lines (lower-cased names). */
+  responseHeaders: Record<string, string> = {};
   /** The code of the server's close frame (1005 if it had none), or `undefined` before one arrived. */
   closeCode: number | undefined;
   /** Set when the TCP connection has ended or closed. */
@@ -105,6 +109,11 @@ export class RawTcpClient {
           return;
         }
         const client = new RawTcpClient(socket);
+        for (const line of head.subarray(0, end).toString().split('\r\n').slice(1)) {
+          const at = line.indexOf(':');
+          if (at > 0)
+            client.responseHeaders[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+        }
         const rest = head.subarray(end + 4);
         if (rest.length > 0) client.onData(rest);
         resolve(client);
@@ -167,6 +176,7 @@ export class RawTcpClient {
       const opcode = p[0]! & 0x0f;
       const data = p.subarray(offset, offset + length);
       this.pending = p.subarray(offset + length);
+      if (opcode <= 2) this.frames.push(p.subarray(0, offset + length));
       if (opcode === 1) this.texts.push(data.toString());
       else if (opcode === 8) this.onClose(data.length >= 2 ? data.readUInt16BE(0) : 1005);
     }

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
+import { msgpackCodec } from '../../src/client/msgpack.js';
 import { CloseCode } from '../../src/protocol/index.js';
 import type { WebSocketConnectionManager } from '../../src/server/index.js';
 import { RawProtocolClient } from './raw-protocol.js';
@@ -45,7 +46,7 @@ export function injectFault(
   sessionId: string,
   fault: Fault,
 ): void {
-  if (fault === 'client-terminate') return void (client as unknown as { ws?: WebSocket }).ws?.terminate();
+  if (fault === 'client-terminate') return void (client as unknown as { _ws?: WebSocket })._ws?.terminate();
   const conn = manager.connections.get(sessionId);
   if (!conn) return;
   if (fault === 'clean-close') conn.close(CloseCode.ServiceRestart, 'restart', 'server-closed');
@@ -89,6 +90,8 @@ export interface PropertyServer {
    * @default true
    */
   lateHellos?: boolean;
+  /** The client speaks `stabilizer.v1.msgpack` (its late hellos stay JSON: both encodings on one server). */
+  msgpack?: boolean;
 }
 
 /** What one schedule produced, and the checks on it. Throws (with details) when a guarantee is broken. */
@@ -99,6 +102,8 @@ export interface ScheduleStats {
   stale: number;
   /** Every `messageId` the server delivered, over all schedules on one server: never one twice. */
   messageIds: Set<string>;
+  /** With `msgpack`: the sessions welcomed over `stabilizer.v1.msgpack` (the encoding was really in use). */
+  msgpackSessions?: Set<string>;
 }
 
 export const newStats = (): ScheduleStats => ({ resumes: 0, gaps: 0, stale: 0, messageIds: new Set() });
@@ -148,6 +153,11 @@ export async function runSchedule(
     minDelayMs: 1,
     maxDelayMs: 4,
     ackDelayMs: 5,
+    codec: server.msgpack ? msgpackCodec() : undefined,
+  });
+  if (server.msgpack) stats.msgpackSessions ??= new Set();
+  const offMsgpack = manager.on('connect', ({ clientId }) => {
+    if (server.msgpack && manager.connections.get(clientId)?.msgpack) stats.msgpackSessions!.add(clientId);
   });
   client.on('message', (p) => {
     const inc = p.split('|')[0]!;
@@ -198,12 +208,23 @@ export async function runSchedule(
           await new Promise((r) => setTimeout(r, step.ms));
           break;
         case 'lateHello': {
-          const held = client as unknown as { token?: string; sid?: string; lastSeq: number; ws?: WebSocket };
+          const held = client as unknown as {
+            _token?: string;
+            _sid?: string;
+            _lastSeq: number;
+            _ws?: WebSocket;
+          };
           const late = await RawProtocolClient.open(server.url);
           lateSockets.push(late);
           // Taken in the same turn as the client's socket dies: the client's next hello carries the same fields.
-          const hello = { t: 'hello', v: 1, token: held.token, sessionId: held.sid, lastSeq: held.lastSeq };
-          held.ws?.terminate(); // the client gives this attempt up and tries again with the same token
+          const hello = {
+            t: 'hello',
+            v: 1,
+            token: held._token,
+            sessionId: held._sid,
+            lastSeq: held._lastSeq,
+          };
+          held._ws?.terminate(); // the client gives this attempt up and tries again with the same token
           timers.push(setTimeout(() => late.send(hello), step.delayMs));
           break;
         }
@@ -250,6 +271,7 @@ export async function runSchedule(
   } finally {
     client.close();
     offConnect();
+    offMsgpack();
     offMessage();
     for (const t of timers) clearTimeout(t);
     for (const late of lateSockets) {
@@ -310,16 +332,17 @@ export async function runSchedule(
 export function resumePropertyCases(
   runs: number,
   servers: () => Record<'large' | 'small' | 'fixedLarge' | 'fixedSmall', PropertyServer>,
+  options: { msgpack?: boolean } = {},
 ): void {
   const all = fc.array(stepArb, { minLength: 1, maxLength: 20 });
   const withoutLate = fc.array(
     stepArb.filter((s) => s.kind !== 'lateHello'),
     { minLength: 1, maxLength: 20 },
   );
-  const window = (name: 'large' | 'fixedLarge', label: string) =>
+  const window = (name: 'large' | 'fixedLarge', label: string, msgpack = false) =>
     it(`within the replay window${label}: every message exactly once, in order, both directions (${runs} cases)`, async () => {
       const stats = newStats();
-      const server = servers()[name];
+      const server = { ...servers()[name], msgpack };
       const late = server.lateHellos !== false;
       const schedules = late ? all : withoutLate;
       await fc.assert(
@@ -330,11 +353,12 @@ export function resumePropertyCases(
       expect(stats.resumes).toBeGreaterThan(runs / 2);
       expect(stats.gaps).toBe(0);
       if (late) expect(stats.stale).toBeGreaterThan(0);
+      if (msgpack) expect(stats.msgpackSessions!.size).toBeGreaterThan(runs / 2);
     }, 300_000);
-  const outside = (name: 'small' | 'fixedSmall', label: string) =>
+  const outside = (name: 'small' | 'fixedSmall', label: string, msgpack = false) =>
     it(`outside the window${label}: fresh with reason gap, never a partial replay (${runs} cases)`, async () => {
       const stats = newStats();
-      const server = servers()[name];
+      const server = { ...servers()[name], msgpack };
       const late = server.lateHellos !== false;
       const schedules = late ? all : withoutLate;
       await fc.assert(
@@ -344,9 +368,14 @@ export function resumePropertyCases(
       expect(stats.gaps).toBeGreaterThan(0);
       expect(stats.resumes).toBeGreaterThan(0);
       if (late) expect(stats.stale).toBeGreaterThan(0);
+      if (msgpack) expect(stats.msgpackSessions!.size).toBeGreaterThan(0);
     }, 300_000);
   window('large', '');
   outside('small', '');
   window('fixedLarge', ', fixed client id');
   outside('fixedSmall', ', fixed client id');
+  if (options.msgpack) {
+    window('large', ', MessagePack client', true);
+    outside('small', ', MessagePack client', true);
+  }
 }

@@ -21,10 +21,14 @@ describe('exactly-once resume (property, memory backend)', () => {
     fixedSmall = await startServer({ tokens: { secret }, replay: { maxMessages: 4 } }, { authenticate });
   });
   afterAll(closeAllServers);
-  resumePropertyCases(runs, () => ({
-    large,
-    small,
-    fixedLarge: { ...fixedLarge, fixedId: true },
-    fixedSmall: { ...fixedSmall, fixedId: true },
-  }));
+  resumePropertyCases(
+    runs,
+    () => ({
+      large,
+      small,
+      fixedLarge: { ...fixedLarge, fixedId: true },
+      fixedSmall: { ...fixedSmall, fixedId: true },
+    }),
+    { msgpack: true },
+  );
 });

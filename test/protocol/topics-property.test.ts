@@ -1,7 +1,8 @@
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import { StabilizerClient } from '../../src/client/index.js';
+import { msgpackCodec } from '../../src/client/msgpack.js';
 import type { WebSocketConnectionManager } from '../../src/server/index.js';
 import { faultStepArb, injectFault, type Fault } from '../helpers/resume-property.js';
 import { closeAllServers, startServer, waitFor, type TestServer } from '../helpers/server.js';
@@ -75,6 +76,10 @@ async function runSchedule(
   steps: Step[],
   windowIsLarge: boolean,
   stats: Stats,
+  msgpack = false,
+
+  /** Padding appended to the n-th payload (the compression run makes payloads of every size class). */
+  pad: (n: number) => string = () => '',
 ): Promise<void> {
   const manager: WebSocketConnectionManager = server.manager;
   const key = (sid: string, stream: string) => `${sid} ${stream}`;
@@ -98,6 +103,7 @@ async function runSchedule(
     minDelayMs: 1,
     maxDelayMs: 4,
     ackDelayMs: 5,
+    codec: msgpack ? msgpackCodec() : undefined,
   });
   client.on('message', (p, info) => push(received, key(client.sessionId!, info?.topic ?? 'inbox'), p));
   client.on('stream', ({ topic, resume, reason }) => {
@@ -111,7 +117,7 @@ async function runSchedule(
 
   const publish = (topic: Topic, excludeMe: boolean) => {
     const sid = current!;
-    const payload = `${topic}:${++n}`;
+    const payload = `${topic}:${++n}${pad(n)}`;
     const member = topic === '$all' || manager.getClientTopics(sid).includes(topic);
     if (topic === '$all') manager.broadcast(payload, excludeMe ? { exclude: [sid] } : {});
     else manager.publish(topic, payload, excludeMe ? { exclude: [sid] } : {});
@@ -132,7 +138,7 @@ async function runSchedule(
           break;
         case 'direct':
           for (let i = 0; i < step.count; i++) {
-            const payload = `d:${++n}`;
+            const payload = `d:${++n}${pad(n)}`;
             manager.sendToClient(current!, payload);
             push(expected, key(current!, 'inbox'), payload);
           }
@@ -178,12 +184,15 @@ async function runSchedule(
         15_000,
       );
       const sid = current!;
+      // The encoding under test is the one in use.
+      if ((manager.connections.get(sid)?.msgpack !== undefined) !== msgpack)
+        throw new Error('wrong encoding');
       const freshBefore = freshStreams.size;
       const markers: Array<[string, string]> = [];
       // A topic the client unsubscribed from may still be in the leave handshake: its markers are not waited for.
       for (const topic of ['$all', ...manager.getClientTopics(sid)] as Topic[]) {
         publish(topic, false);
-        if (!leaving.has(topic)) markers.push([key(sid, topic), `${topic}:${n}`]);
+        if (!leaving.has(topic)) markers.push([key(sid, topic), `${topic}:${n}${pad(n)}`]);
       }
       manager.sendToClient(sid, `d:${++n}`);
       push(expected, key(sid, 'inbox'), `d:${n}`);
@@ -261,6 +270,31 @@ describe('exactly once per stream, with topics (property)', () => {
     expect(stats.topicGaps).toBe(0);
   }, 300_000);
 
+  it(`MessagePack client, inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    await fc.assert(
+      fc.asyncProperty(schedules, (steps) => runSchedule(large, steps, true, stats, true)),
+      { numRuns: runs },
+    );
+    expect(stats.resumes).toBeGreaterThan(runs / 3);
+    expect(stats.excluded).toBeGreaterThan(0);
+    expect(stats.topicGaps).toBe(0);
+  }, 300_000);
+
+  it(`MessagePack client, past a topic's history: fresh/gap for that topic only (${runs} cases)`, async () => {
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    const overflow: Step[] = [
+      { kind: 'serverJoin', topic: 'a' },
+      { kind: 'fault', fault: 'server-terminate' },
+      { kind: 'publish', topic: 'a', count: 5, excludeMe: false },
+    ];
+    await fc.assert(
+      fc.asyncProperty(schedules, (steps) => runSchedule(small, steps, false, stats, true)),
+      { numRuns: runs, examples: [[overflow]] },
+    );
+    expect(stats.topicGaps).toBeGreaterThan(0);
+  }, 300_000);
+
   it(`past a topic's history: fresh/gap for that topic only, never partial, never out of order (${runs} cases)`, async () => {
     const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
     // One schedule that always overflows a history while the client is away, so a gap is always exercised.
@@ -275,5 +309,43 @@ describe('exactly once per stream, with topics (property)', () => {
     );
     console.log('topics property (small history):', JSON.stringify(stats));
     expect(stats.topicGaps).toBeGreaterThan(0);
+  }, 300_000);
+});
+
+describe('exactly once per stream, with topics, with compression on (property)', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    // Every payload of 32 bytes or more is deflated; from 256 bytes on, off the event loop (per-topic queue).
+    server = await startServer(
+      {
+        tokens: { secret: 'z'.repeat(32) },
+        compression: { enabled: true, thresholdBytes: 32, asyncThresholdBytes: 256 },
+      },
+      {},
+      { authorizeSubscribe: () => true },
+    );
+  });
+  afterAll(closeAllServers);
+  const runs = 40;
+  // Short (plain), medium (deflated on the loop) and long (deflated in zlib's pool) payloads, interleaved.
+  const pad = (n: number) =>
+    [``, `:${'medium,'.repeat(6)}`, `:${JSON.stringify({ n, t: 'long'.repeat(80) })}`][n % 3]!;
+
+  it(`inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
+    const c = server.manager.compressor!;
+    const deflate = vi.spyOn(c, 'deflate');
+    const deflateAsync = vi.spyOn(c, 'deflateAsync');
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    await fc.assert(
+      fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 24 }), (steps) =>
+        runSchedule(server, steps, true, stats, false, pad),
+      ),
+      { numRuns: runs },
+    );
+    expect(stats.resumes).toBeGreaterThan(runs / 3);
+    expect(stats.topicGaps).toBe(0);
+    // The client (ws in Node) negotiated permessage-deflate, and both deflate paths ran.
+    expect(deflate.mock.calls.length).toBeGreaterThan(0);
+    expect(deflateAsync.mock.calls.length).toBeGreaterThan(0);
   }, 300_000);
 });

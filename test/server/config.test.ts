@@ -29,6 +29,30 @@ function rejectionOf(config: unknown): ConfigError {
 }
 
 describe('config validation', () => {
+  it('compression is off by default, fills its defaults, and rejects out-of-range values', () => {
+    expect(resolveConfig({}).compression).toEqual({
+      enabled: false,
+      thresholdBytes: 1024,
+      level: 1,
+      serverMaxWindowBits: 15,
+      memLevel: 8,
+      asyncThresholdBytes: 16384,
+    });
+    expect(resolveConfig({ compression: { enabled: true, level: 6 } }).compression).toMatchObject({
+      enabled: true,
+      level: 6,
+      thresholdBytes: 1024,
+    });
+    expect(rejectionOf({ compression: { level: 10 } }).issues[0]!.path).toBe('compression.level');
+    expect(rejectionOf({ compression: { serverMaxWindowBits: 8 } }).issues[0]!.path).toBe(
+      'compression.serverMaxWindowBits',
+    );
+    expect(rejectionOf({ compression: { asyncThresholdBytes: 0 } }).message).toContain(
+      'compression.asyncThresholdBytes must be positive',
+    );
+    expect(rejectionOf({ compression: { enable: true } }).message).toContain('unknown option(s): enable');
+  });
+
   it('names the field and the reason for a non-positive pongTimeoutMs', () => {
     const err = rejectionOf({ pongTimeoutMs: 0 });
     expect(err).toBeInstanceOf(StabilizerError);

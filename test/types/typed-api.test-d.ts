@@ -10,6 +10,7 @@ import {
   WebSocketConnectionManager,
   type AttachOptions,
   type AuthResult,
+  type HelloAuth,
   type BroadcastResult,
   type Listener,
   type ManagerEvents,
@@ -94,8 +95,15 @@ void typed.connect(socket, 'a', { data: { userId: 'u1', name: 'Ann' } });
 // @ts-expect-error connect's `data` must be a `User`
 void typed.connect(socket, 'a', { data: { name: 'Ann' } });
 expectTypeOf<AttachOptions<User>['authenticate']>().toEqualTypeOf<
-  ((request: IncomingMessage) => AuthResult<User> | Promise<AuthResult<User>>) | undefined
+  ((request: IncomingMessage, hello?: HelloAuth) => AuthResult<User> | Promise<AuthResult<User>>) | undefined
 >();
+// The client's `auth` type flows into the hook's second argument.
+typed.attach<{ token: string }>(server, {
+  authenticate: (_req, hello) => {
+    expectTypeOf(hello?.auth).toEqualTypeOf<{ token: string } | undefined>();
+    return hello?.auth?.token === 'ok' ? { data: { userId: 'u1', name: 'Ann' } } : 'expired';
+  },
+});
 
 // @ts-expect-error `Out` must be something the manager can send (`undefined` is not)
 export type NotSendable = WebSocketConnectionManager<unknown, undefined>;
@@ -135,7 +143,7 @@ const hono = createHonoStabilizer(typed, { app: fetchApp });
 hono.upgrade(() => ({ data: { userId: 'u', name: 'n' } }));
 // @ts-expect-error the Hono adapter's authenticate returns the manager's `Data`
 hono.upgrade(() => ({ data: 'u' }));
-// Fastify and NestJS hold an untyped manager: a typed one is accepted.
+// Fastify and NestJS carry the manager's types too (test/types/adapters.test-d.ts); untyped options still take it.
 export const fastifyOptions: FastifyStabilizerOptions = { manager: typed };
 new StabilizerWsAdapter(server, { manager: typed });
 // And a typed manager goes wherever an untyped one is expected.
