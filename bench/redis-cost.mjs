@@ -2,7 +2,7 @@
 //
 //   npm run bench:redis-cost                      # builds dist/, then the default run below
 //   node bench/redis-cost.mjs [--sessions=250,1000,3000,10000] [--rounds=5] [--bytes=150]
-//                             [--deliveries=100000] [--redis-ms=3000] [--systems=stabilizer,socketio]
+//                             [--deliveries=200000] [--redis-ms=3000] [--systems=stabilizer,socketio]
 //   node bench/redis-cost.mjs --scale [--nodes=3] [--per-node=5000] [--topics=50] [--rate=150] [--seconds=20]
 //
 // Cost run: for each session count, each system gets its own fresh redis-server, three node processes
@@ -18,6 +18,8 @@
 // median of per-round ratios, with min–max. N is the same delivery budget for both (deliveries ÷ sessions, at
 // most 400), and fewer for a system whose warm-up broadcast shows more than --redis-ms of Redis CPU per round.
 // Idle cost (Redis CPU per second while nothing is sent) is measured per system and shown; "net" subtracts it.
+// Our nodes run with pingIntervalMs 600000 here: a stabilizer.v1 pong is an ack (one Redis script per session per
+// ping interval) and is not part of a broadcast; the scale run keeps the default heartbeat and shows its cost.
 //
 // Scale run (--scale): our system only, nodes × per-node sessions, each session joined to one of --topics topics
 // on connect; every node publishes at rate ÷ nodes per second over all topics for --seconds. Reports event-loop
@@ -50,7 +52,7 @@ const fmt = (v, d = 1) => (Number.isFinite(v) ? v.toFixed(d) : '–');
 const fmtSpread = (s, d = 1) => `${fmt(s.median, d)} [${fmt(s.min, d)}–${fmt(s.max, d)}]`;
 
 /** A fresh redis-server, NODES node processes and a load generator with `sessions` clients spread over them. */
-async function startSystem(system, sessions, topics = 0) {
+async function startSystem(system, sessions, topics = 0, pingIntervalMs = undefined) {
   const redis = await startRedisServer();
   const nodes = await Promise.all(
     Array.from({ length: NODES }, async (_, i) => {
@@ -61,6 +63,7 @@ async function startSystem(system, sessions, topics = 0) {
         keyPrefix: 'bench:',
         nodeId: `node${i}`,
         topics,
+        pingIntervalMs,
       });
       return Object.assign(node, { port });
     }),
@@ -94,8 +97,9 @@ async function startSystem(system, sessions, topics = 0) {
     const c = statsDelta(beforeConnect, await redis.stats());
     env.connectCpuUs = c.cpuUs / sessions;
     env.connectCmdUs = c.cmdUs / sessions;
+    env.connectMemBytes = c.usedMemory / sessions;
     log(
-      `${system}: ${total} of ${sessions} connected in ${((Date.now() - t0) / 1000).toFixed(1)} s; Redis ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats per connect`,
+      `${system}: ${total} of ${sessions} connected in ${((Date.now() - t0) / 1000).toFixed(1)} s; Redis ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats, ${fmt(env.connectMemBytes, 0)} B used_memory per connect`,
     );
     if (joinErrors.length) throw new Error(`${system}: joining topics failed: ${joinErrors[0]}`);
     if (total !== sessions) throw new Error(`${system}: only ${total} of ${sessions} connected`);
@@ -138,6 +142,7 @@ async function costRound(env, count) {
     wallMs: d.wallMs,
     delivered: got.received / expected,
     errors: got.seqErrors + got.topicGaps + got.topicDuplicates + sent.failed,
+    closes: got.closes, // client connections closed during the round (they resume: their Redis work is in the window)
     top: d.commands
       .slice(0, 4)
       .map((c) => `${c.name} ${fmt(c.usec / count, 1)}µs×${fmt(c.calls / count, 1)}`),
@@ -155,13 +160,15 @@ async function costRun() {
   const sizes = arg('sessions', '250,1000,3000,10000').split(',').map(Number);
   const systems = arg('systems', 'stabilizer,socketio').split(',');
   const rounds = num('rounds', 5);
-  const deliveries = num('deliveries', 100_000);
+  const deliveries = num('deliveries', 200_000);
   const redisMs = num('redis-ms', 3000);
   const out = [];
   for (const sessions of sizes) {
     const envs = [];
     try {
-      for (const system of systems) envs.push(await startSystem(system, sessions));
+      // No heartbeats inside the rounds: a stabilizer.v1 pong is an ack, and its Redis script (per session, every
+      // ping interval) would land in whichever round it falls into. The scale run keeps the default heartbeat.
+      for (const system of systems) envs.push(await startSystem(system, sessions, 0, 600_000));
       for (const env of envs) {
         const idle = await idleRate(env);
         env.idleCpuUsPerSec = idle.cpuUsPerSec;
@@ -181,7 +188,7 @@ async function costRun() {
           const res = await costRound(env, env.count);
           env.rounds.push(res);
           log(
-            `${env.system} @${sessions} round ${r + 1}: ${fmt(res.cpuUs)} µs CPU, ${fmt(res.cmdUs)} µs commandstats, ${fmt(res.memBytes, 0)} B per broadcast; delivered ${fmt(res.delivered * 100, 2)} %, errors ${res.errors}; ${res.top.join(', ')}`,
+            `${env.system} @${sessions} round ${r + 1}: ${fmt(res.cpuUs)} µs CPU, ${fmt(res.cmdUs)} µs commandstats, ${fmt(res.memBytes, 0)} B per broadcast; delivered ${fmt(res.delivered * 100, 2)} %, errors ${res.errors}, closes ${res.closes}; ${res.top.join(', ')}`,
           );
         }
       }
@@ -196,6 +203,7 @@ async function costRun() {
               idleCmdUsPerSec: e.idleCmdUsPerSec,
               connectCpuUs: e.connectCpuUs,
               connectCmdUs: e.connectCmdUs,
+              connectMemBytes: e.connectMemBytes,
               rounds: e.rounds,
             },
           ]),
@@ -205,6 +213,10 @@ async function costRun() {
       for (const env of envs) await env.stop();
     }
   }
+  writeFileSync(
+    join(here, 'results/redis-cost.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), out }, null, 1)}\n`,
+  );
   report(out, systems);
 }
 
@@ -241,21 +253,34 @@ function report(out, systems) {
     }
     p('');
   }
-  p('| sessions | system | broadcasts/round | idle Redis CPU µs/s | idle commandstats µs/s |');
-  p('|---|---|---|---|---|');
+  p('### Redis memory per published message, and the set-up of each run');
+  p('');
+  p(
+    'Memory: INFO memory used_memory without client buffers, after − before, over all measured rounds ÷ messages',
+  );
+  p(
+    '(and per round). Idle: Redis CPU per second while the system holds its sessions and sends nothing. A round',
+  );
+  p(
+    'that did not deliver everything in time measured only part of its work: read its figures as a lower bound.',
+  );
+  p('');
+  p(
+    '| sessions | system | memory B/message | per round | broadcasts/round | delivered in time (lowest round) | idle Redis CPU µs/s | idle commandstats µs/s | Redis CPU µs per connect |',
+  );
+  p('|---|---|---|---|---|---|---|---|---|');
   for (const row of out) {
     for (const s of systems) {
       const x = row.systems[s];
+      const memTotal =
+        x.rounds.reduce((n, r) => n + r.memDelta, 0) / x.rounds.reduce((n, r) => n + r.count, 0);
+      const deliveredPct = Math.min(...x.rounds.map((r) => r.delivered)) * 100;
       p(
-        `| ${row.sessions} | ${s} | ${x.count} | ${fmt(x.idleCpuUsPerSec, 0)} | ${fmt(x.idleCmdUsPerSec, 0)} | ${fmt(x.connectCpuUs)} |`,
+        `| ${row.sessions} | ${s} | ${fmt(memTotal, 0)} | ${fmtSpread(spread(metric(row, s, 'memBytes')), 0)} | ${x.count} | ${fmt(deliveredPct, 2)} % | ${fmt(x.idleCpuUsPerSec, 0)} | ${fmt(x.idleCmdUsPerSec, 0)} | ${fmt(x.connectCpuUs)} |`,
       );
     }
   }
   console.log(lines.join('\n'));
-  writeFileSync(
-    join(here, 'results/redis-cost.json'),
-    `${JSON.stringify({ date: new Date().toISOString(), out }, null, 1)}\n`,
-  );
   writeFileSync(join(here, 'results/redis-cost.md'), `${lines.join('\n')}\n`);
 }
 
@@ -307,9 +332,9 @@ async function scaleRun() {
           `| ${i} | ${idleNodes[i].eldP50Ms} / ${idleNodes[i].eldP99Ms} / ${idleNodes[i].eldMaxMs} | ${idleNodes[i].cpuPct} | ${n.eldP50Ms} / ${n.eldP99Ms} / ${n.eldMaxMs} | ${n.cpuPct} | ${n.rssMb} |`,
       ),
       '',
-      `published ${published} (failed ${sent.reduce((s, x) => s + x.failed, 0)}), delivered ${fmt((got.received / (published * members)) * 100, 2)} %, gaps ${got.topicGaps}, duplicates ${got.topicDuplicates}, unknown-topic ${got.topicUnknown}`,
+      `published ${published} (failed ${sent.reduce((s, x) => s + x.failed, 0)}), delivered ${fmt((got.received / (published * members)) * 100, 2)} %, gaps ${got.topicGaps}, duplicates ${got.topicDuplicates}, unknown-topic ${got.topicUnknown}, client closes ${got.closes} ${JSON.stringify(got.closeCodes)}`,
       `delivery latency (scheduled send → receipt): p50 ${fmt(got.latency.p50 / 1000, 2)} ms, p99 ${fmt(got.latency.p99 / 1000, 2)} ms, max ${fmt(got.latency.max / 1000, 1)} ms`,
-      `Redis per connect (hello, welcome, ack, join): ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats`,
+      `Redis per connect (hello, welcome, ack, join): ${fmt(env.connectCpuUs)} µs CPU, ${fmt(env.connectCmdUs)} µs commandstats, ${fmt(env.connectMemBytes, 0)} B used_memory`,
       `Redis: idle ${fmt(idle.cpuUsPerSec, 0)} µs CPU/s; under load ${fmt(d.cpuUs / d.wallMs / 10, 1)} % of a core, ${fmt(d.cpuUs / published, 1)} µs CPU and ${fmt(d.cmdUs / published, 1)} µs commandstats per publication; top: ${d.commands
         .slice(0, 5)
         .map((c) => `${c.name} ${fmt(c.usec / published, 1)}µs×${fmt(c.calls / published, 2)}`)
@@ -323,7 +348,12 @@ async function scaleRun() {
 }
 
 try {
-  if (argv.includes('--scale')) await scaleRun();
+  if (arg('report')) {
+    // Render the tables again from a saved results file: --report=bench/results/redis-cost.json
+    const { readFileSync } = await import('node:fs');
+    const saved = JSON.parse(readFileSync(arg('report'), 'utf8'));
+    report(saved.out, Object.keys(saved.out[0].systems));
+  } else if (argv.includes('--scale')) await scaleRun();
   else await costRun();
   process.exit(0);
 } catch (err) {

@@ -23,11 +23,15 @@ let eld;
 let cpuMark;
 let wallMarkUs;
 
-async function startStabilizer(httpServer, { redisUrl, keyPrefix, nodeId, topics }) {
+async function startStabilizer(httpServer, { redisUrl, keyPrefix, nodeId, topics, pingIntervalMs }) {
   const { WebSocketConnectionManager } = await import('../../dist/index.js');
   const { createRedisBackend } = await import('../../dist/redis.js');
   const backend = await createRedisBackend({ url: redisUrl, keyPrefix, nodeId });
-  const manager = new WebSocketConnectionManager({ backend, tokens: { secret: SECRET } });
+  const manager = new WebSocketConnectionManager({
+    backend,
+    tokens: { secret: SECRET },
+    ...(pingIntervalMs ? { pingIntervalMs } : {}), // default: the library's
+  });
   manager.attach(httpServer, { path: '/' });
   let dealt = 0;
   if (topics > 0) {

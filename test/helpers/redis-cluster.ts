@@ -79,9 +79,10 @@ interface Options {
   extraArgs?: string[];
 }
 
-const running = new Set<TestRedisCluster>();
+/** Synchronous clean-up of every cluster still running when the process exits (an `afterAll` that never ran). */
+const running = new Set<() => void>();
 process.once('exit', () => {
-  for (const c of running) void c.stop();
+  for (const kill of running) kill();
 });
 
 /** `count` distinct free loopback ports (held open together so that none is handed out twice). */
@@ -255,7 +256,7 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
     async stop() {
       if (stopped) return;
       stopped = true;
-      running.delete(cluster);
+      running.delete(killNow);
       for (const c of clients) c.disconnect();
       clients.clear();
       for (const n of nodes) n.alive = false;
@@ -263,6 +264,11 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
       rmSync(dir, { recursive: true, force: true });
     },
   };
+
+  function killNow(): void {
+    for (const child of children) if (!exited(child)) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
 
   /** The answer of the first live node that answers. */
   async function firstAnswer<T>(fn: (r: Redis) => Promise<T>): Promise<T> {
@@ -296,7 +302,7 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
       children.push(child);
       nodes.push({ host: HOST, port, busPort, alive: true });
     }
-    running.add(cluster);
+    running.add(killNow);
     await Promise.all(children.map((c, i) => waitForPong(c, nodes[i]!.port)));
     await runCli([
       '--cluster',
