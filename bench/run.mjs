@@ -213,6 +213,12 @@ async function saturationWorkload(
           `${Math.round(r.deliveries / (r.wallUs / 1e6)).toLocaleString('en-US')} deliveries/s, ` +
           `server ${((r.cpuUs / r.wallUs) * 100).toFixed(0)}% CPU (waited ${r.waits}× for the clients), ` +
           `loadgen ${s.cpuPct.toFixed(0)}% CPU, ${s.measured}/${r.deliveries} delivered` +
+          `, threads µs/delivery {${Object.entries(r.threads ?? {})
+            .filter(([, us]) => us > 0)
+            .map(([k, us]) => `${k}: ${(us / r.deliveries).toFixed(2)}`)
+            .join(
+              ', ',
+            )}}, ctx switches/delivery ${((r.contextSwitches?.voluntary ?? 0) / r.deliveries).toFixed(3)}` +
           (SYSTEMS[name].dialect === 'stabilizer'
             ? `, acks ${s.acks}, topic dup ${s.topicDuplicates} gaps ${s.topicGaps} (lost ${s.topicLost})`
             : ''),
