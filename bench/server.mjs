@@ -377,7 +377,6 @@ serve({
     let rusageStart;
     let wallStart = 0;
     let waits = 0;
-    const eld = monitorEventLoopDelay({ resolution: 10 });
     const roomNames = Array.from({ length: rooms }, (_, k) => roomName(k));
     const profiler = process.env.BENCH_PROFILE_DIR
       ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
@@ -418,7 +417,6 @@ serve({
           cpuStart = cpuNow();
           wallStart = nowUs();
           waits = 0;
-          eld.enable();
         }
         if (turn === total) {
           const cpuUs = cpuNow() - cpuStart;
@@ -427,7 +425,6 @@ serve({
           const threads = threadCpuSince(threadsStart);
           const ru = process.resourceUsage();
           const wallUs = nowUs() - wallStart;
-          eld.disable();
           profiler?.stop(`${system.name}${opts.rooms ? '-rooms' : ''}-run${runId}`);
           resolve({
             broadcasts,
@@ -445,7 +442,6 @@ serve({
               voluntary: ru.voluntaryContextSwitches - rusageStart.voluntaryContextSwitches,
               involuntary: ru.involuntaryContextSwitches - rusageStart.involuntaryContextSwitches,
             },
-            eventLoopP99Ms: eld.count ? eld.percentile(99) / 1e6 : null,
             stats: system.stats,
           });
           return;
