@@ -40,7 +40,7 @@ describe('exactly-once resume (property, memory backend, compression on)', () =>
   const compressed = { tokens: { secret }, compression: { enabled: true, thresholdBytes: 64 } } as const;
   let large: TestServer;
   let small: TestServer;
-  const frameFor: Array<ReturnType<typeof vi.spyOn>> = [];
+  const frameFor: Array<{ mock: { calls: unknown[][] } }> = [];
   beforeAll(async () => {
     large = await startServer({ ...compressed, replay: { maxMessages: 10_000 } });
     small = await startServer({ ...compressed, replay: { maxMessages: 4 } });
