@@ -84,9 +84,19 @@ resetCounters();
 
 /**
  * Flow control of the server's saturation runs: the count of messages received in the current run goes to the
- * server on its control port every `reportEvery` messages (about one turn), and on a 5 ms timer for the tail.
+ * server on its control port at every multiple of `reportEvery` (one turn: what the server waits for), and for the
+ * tail once reception has gone quiet (no message between two 5 ms ticks). Not on every tick: while slow clients
+ * (e.g. inflating) receive a turn over a second, a report every 5 ms woke the server 200 times a second, and that
+ * harness cost, paid per second of wall time, was counted as server CPU per delivery.
  */
-const flow = { socket: undefined, runId: -1, reportEvery: Infinity, reported: 0, timer: undefined };
+const flow = {
+  socket: undefined,
+  runId: -1,
+  reportEvery: Infinity,
+  reported: 0,
+  timer: undefined,
+  lastTick: -1,
+};
 
 function report() {
   flow.reported = counters.received;
@@ -94,7 +104,9 @@ function report() {
 }
 
 function reportTail() {
-  if (flow.socket && counters.received !== flow.reported) report();
+  const received = counters.received;
+  if (flow.socket && received !== flow.reported && received === flow.lastTick) report();
+  flow.lastTick = received;
 }
 
 const scratch = { ph: 0, ts: 0, n: 0 };
@@ -102,7 +114,7 @@ const scratch = { ph: 0, ts: 0, n: 0 };
 function record(c, buf) {
   if (!parseMessage(buf, scratch)) return;
   c.received++;
-  if (++counters.received - flow.reported >= flow.reportEvery && flow.socket) report();
+  if (++counters.received % flow.reportEvery === 0 && flow.socket) report();
   if (c.seen && scratch.n <= trackIds) c.seen[scratch.n]++;
   if (scratch.ph === 1 && !c.slow) {
     counters.measured++;
@@ -413,6 +425,7 @@ serve({
   reset({ runId, reportEvery } = {}) {
     resetCounters();
     flow.reported = 0;
+    flow.lastTick = -1;
     if (runId !== undefined) {
       flow.runId = runId;
       flow.reportEvery = reportEvery;

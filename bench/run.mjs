@@ -213,6 +213,12 @@ async function saturationWorkload(
           `${Math.round(r.deliveries / (r.wallUs / 1e6)).toLocaleString('en-US')} deliveries/s, ` +
           `server ${((r.cpuUs / r.wallUs) * 100).toFixed(0)}% CPU (waited ${r.waits}× for the clients), ` +
           `loadgen ${s.cpuPct.toFixed(0)}% CPU, ${s.measured}/${r.deliveries} delivered` +
+          `, threads µs/delivery {${Object.entries(r.threads ?? {})
+            .filter(([, us]) => us > 0)
+            .map(([k, us]) => `${k}: ${(us / r.deliveries).toFixed(2)}`)
+            .join(
+              ', ',
+            )}}, ctx switches/delivery ${((r.contextSwitches?.voluntary ?? 0) / r.deliveries).toFixed(3)}` +
           (SYSTEMS[name].dialect === 'stabilizer'
             ? `, acks ${s.acks}, topic dup ${s.topicDuplicates} gaps ${s.topicGaps} (lost ${s.topicLost})`
             : ''),
@@ -356,6 +362,11 @@ async function compressionWorkload() {
       'same level 1 (their threshold is 1 KB too). "Bytes on the wire per delivery" is the TCP bytes the server ' +
       `process wrote in the measured window ÷ deliveries (frame headers, envelopes, pings included). About ` +
       `${measured.toLocaleString('en-US')} measured deliveries per run.`,
+    'Compression: the clients inflate every message (ws, in the thread pool), so they set the pace and a ' +
+      'compressed run lasts several times longer than an uncompressed one. Whatever the server does per second ' +
+      'of wall time then weighs per delivery: the harness wakes it once per turn (the flow report) and runs no ' +
+      'timer of its own in the window; the log line of each run shows the CPU per thread and the voluntary ' +
+      'context switches per delivery.',
   );
   const names = pick(['stabilizer-deflate', 'stabilizer-reliable', 'ws-deflate', 'socketio-deflate']);
   const pairs = {};

@@ -1,6 +1,7 @@
 // Benchmark server process: one system under test per process. Driven over IPC by run.mjs.
 // Server CPU is measured here with process.cpuUsage(), around exactly the work being measured.
 import { createServer } from 'node:http';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer as createTcpServer } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Sender, WebSocketServer } from 'ws';
@@ -266,6 +267,38 @@ const wireBytes = () => {
   return total;
 };
 
+/**
+ * CPU time of this process by thread name (`node`: the JavaScript thread; `libuv-worker`: zlib's thread pool;
+ * `V8 …`: GC and compiler helpers), in µs, from /proc (Linux; an empty object elsewhere). Clock-tick resolution
+ * (10 ms): meaningful over windows of seconds.
+ */
+const threadCpu = () => {
+  const out = {};
+  let tids = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const name =
+        tid === String(process.pid) ? 'main' : stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const us = ((Number(f[11]) + Number(f[12])) * 1e6) / 100;
+      out[name] = (out[name] ?? 0) + us;
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+};
+const threadCpuSince = (start) => {
+  const now = threadCpu();
+  return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (start[k] ?? 0)]));
+};
+
 const cpuNow = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
@@ -340,9 +373,10 @@ serve({
     let broadcasts = 0;
     let cpuStart = 0;
     let cpuSplit;
+    let threadsStart = {};
+    let rusageStart;
     let wallStart = 0;
     let waits = 0;
-    const eld = monitorEventLoopDelay({ resolution: 10 });
     const roomNames = Array.from({ length: rooms }, (_, k) => roomName(k));
     const profiler = process.env.BENCH_PROFILE_DIR
       ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
@@ -377,18 +411,20 @@ serve({
         if (turn === warmupTurns) {
           profiler?.start();
           cpuSplit = process.cpuUsage();
+          threadsStart = threadCpu();
+          rusageStart = process.resourceUsage();
           wireStart = wireBytes();
           cpuStart = cpuNow();
           wallStart = nowUs();
           waits = 0;
-          eld.enable();
         }
         if (turn === total) {
           const cpuUs = cpuNow() - cpuStart;
           const wire = wireBytes() - wireStart;
           const split = process.cpuUsage(cpuSplit);
+          const threads = threadCpuSince(threadsStart);
+          const ru = process.resourceUsage();
           const wallUs = nowUs() - wallStart;
-          eld.disable();
           profiler?.stop(`${system.name}${opts.rooms ? '-rooms' : ''}-run${runId}`);
           resolve({
             broadcasts,
@@ -401,7 +437,11 @@ serve({
             systemUs: split.system,
             wallUs,
             waits,
-            eventLoopP99Ms: eld.count ? eld.percentile(99) / 1e6 : null,
+            threads,
+            contextSwitches: {
+              voluntary: ru.voluntaryContextSwitches - rusageStart.voluntaryContextSwitches,
+              involuntary: ru.involuntaryContextSwitches - rusageStart.involuntaryContextSwitches,
+            },
             stats: system.stats,
           });
           return;

@@ -208,7 +208,18 @@ export class Connection {
           true,
           nowMs,
         );
-      if (seq === undefined) return this.writeDirect(raw, frames.volatileFrame(), undefined, nowMs, true);
+      if (seq === undefined) {
+        const frame = this.deflate
+          ? this.compressor!.frameFor(payload, 'mp-volatile', payload.bytes, frames.volatileMessage(), true)
+          : undefined;
+        return this.writeDirect(raw, frame ?? frames.volatileFrame(), undefined, nowMs, true);
+      }
+      if (this.deflate && this.compressor!.syncSize(payload.bytes)) {
+        // As for JSON below: deflated for its one recipient, and kept for its replay.
+        const body = frames.reliableMessage(seq);
+        const frame = this.compressor!.frameFor(payload, `mp-s${seq}`, payload.bytes, body, true);
+        if (frame) return this.writeDirect(raw, frame, undefined, nowMs, true);
+      }
       return this.writeDirect(raw, frames.reliableHead(seq), frames.reliableTail(), nowMs, true);
     }
     if (!raw) {
@@ -282,13 +293,22 @@ export class Connection {
   }
 
   /**
-   * The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. JSON data
-   * frames are deflated for a socket that negotiated that, when it pays (MessagePack and `skip` frames are not).
+   * The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. Data
+   * frames are deflated for a socket that negotiated that, when it pays, once per encoding (variants `topic` and
+   * `mp-topic`); `skip` frames are small and never are.
    */
   private publicationFrame(pub: Publication, skip: boolean): Buffer {
     if (!this.protocol) return this.plainFrameOf(pub.payload);
     const mp = this.msgpack;
-    if (mp) return skip ? pub.msgpack(mp).skipFrame() : pub.msgpack(mp).frame();
+    if (mp) {
+      if (skip) return pub.msgpack(mp).skipFrame();
+      const frames = pub.msgpack(mp);
+      if (this.deflate) {
+        const frame = this.compressor!.frameFor(pub, 'mp-topic', pub.payload.bytes, frames.body(), true);
+        if (frame) return frame;
+      }
+      return frames.frame();
+    }
     if (skip) return pub.skipFrame();
     if (this.deflate) {
       const p = pub.payload;

@@ -53,19 +53,20 @@ function binaryFrame(parts: Buffer[]): Buffer {
 
 /** The MessagePack frames of one payload, cached on it (`Payload.msgpack`) and shared by every recipient. */
 export class PayloadMsgpack {
+  private volatileBody: Buffer | undefined;
   private volatileWire: Buffer | undefined;
 
   /** @param p the payload value, MessagePack-encoded once. */
   constructor(readonly p: Buffer) {}
 
-  /** `{t:'d', p}` without the WebSocket header (for `ws.send`). */
+  /** `{t:'d', p}` without the WebSocket header (for `ws.send`, and what a deflated volatile frame holds). */
   volatileMessage(): Buffer {
-    return Buffer.concat([VOLATILE_HEAD, this.p]);
+    return (this.volatileBody ??= Buffer.concat([VOLATILE_HEAD, this.p]));
   }
 
   /** The complete WebSocket frame of a volatile message, built once. */
   volatileFrame(): Buffer {
-    return (this.volatileWire ??= binaryFrame([VOLATILE_HEAD, this.p]));
+    return (this.volatileWire ??= binaryFrame([this.volatileMessage()]));
   }
 
   /** `{t:'d', s, p}` without the WebSocket header (for `ws.send`). */

@@ -43,7 +43,10 @@ export class Payload {
   /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack recipient and then shared. */
   private mp: PayloadMsgpack | undefined;
 
-  /** permessage-deflate frames of this payload by variant (`plain`, `volatile`), deflated once (compression.ts). */
+  /**
+   * permessage-deflate frames of this payload by variant (`plain`, `volatile`, `mp-volatile`; `s<seq>`, `mp-s<seq>`
+   * for a direct message), deflated once (compression.ts).
+   */
   deflated: DeflatedFrames | undefined = undefined;
 
   constructor(data: SendData, rpc?: PayloadRpc) {

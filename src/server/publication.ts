@@ -17,7 +17,10 @@ export class Publication implements ReplayEntry {
   /** The `stabilizer.v1.msgpack` frames, built on the first MessagePack member (or replay) and then shared. */
   private mp: PublicationMsgpack | undefined;
 
-  /** permessage-deflate frames by variant (`topic`: of {@link message}), deflated once for every member and replay. */
+  /**
+   * permessage-deflate frames by variant (`topic`: of {@link message}; `mp-topic`: of the MessagePack data message),
+   * deflated once for every member and replay.
+   */
   deflated: DeflatedFrames | undefined = undefined;
 
   constructor(

@@ -5,6 +5,7 @@ import type { Payload } from './payload.js';
 import type { Publication } from './publication.js';
 import type { Topic, TopicTable } from './topics.js';
 import type { FrameCompressor } from './compression.js';
+import type { MsgpackCodec } from './msgpack.js';
 
 /** What the publish path needs from the manager. */
 export interface PublishTarget {
@@ -126,7 +127,8 @@ const waiting = new Map<Topic, Waiting[]>();
 
 /**
  * Start the off-loop deflates a large publication needs: its protocol frame and/or its plain-mode frame, for the
- * recipients that negotiated permessage-deflate and unless cached already.
+ * recipients that negotiated permessage-deflate and unless cached already (JSON and MessagePack members each get their
+ * own variant, deflated once).
  */
 function startDeflates(c: FrameCompressor, entry: Waiting): void {
   const { pub, recipients } = entry;
@@ -134,15 +136,21 @@ function startDeflates(c: FrameCompressor, entry: Waiting): void {
   if (p.bytes < c.asyncThresholdBytes) return;
   let protocol = false;
   let plain = false;
-  for (let i = 0; i < recipients.length && !(protocol && plain); i++) {
+  let msgpack: MsgpackCodec | undefined;
+  for (let i = 0; i < recipients.length && !(protocol && plain && msgpack); i++) {
     const conn = recipients[i]!;
     if (!conn.isOpen || !conn.deflates) continue;
-    if (conn.protocol) protocol = true;
+    if (conn.msgpack) msgpack = conn.msgpack;
+    else if (conn.protocol) protocol = true;
     else plain = true;
   }
   if (protocol && !pub.deflated?.has('topic')) {
     entry.deflating++;
     c.fillAsync(pub, 'topic', pub.message(), p.isBinary, () => deflated(entry));
+  }
+  if (msgpack && !pub.deflated?.has('mp-topic')) {
+    entry.deflating++;
+    c.fillAsync(pub, 'mp-topic', pub.msgpack(msgpack).body(), true, () => deflated(entry));
   }
   if (plain && !p.deflated?.has('plain')) {
     entry.deflating++;

@@ -348,4 +348,32 @@ describe('exactly once per stream, with topics, with compression on (property)',
     expect(deflate.mock.calls.length).toBeGreaterThan(0);
     expect(deflateAsync.mock.calls.length).toBeGreaterThan(0);
   }, 300_000);
+
+  it(`MessagePack client, inside the history window: every stream exactly once and in order (${runs} cases)`, async () => {
+    const c = server.manager.compressor!;
+    const frameFor = vi.spyOn(c, 'frameFor');
+    const fillAsync = vi.spyOn(c, 'fillAsync');
+    const stats: Stats = { resumes: 0, topicGaps: 0, excluded: 0 };
+    const variants = (calls: unknown[][]) => new Set(calls.map((call) => call[1] as string));
+    let onLoop: Set<string>;
+    let offLoop: Set<string>;
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 24 }), (steps) =>
+          runSchedule(server, steps, true, stats, true, pad),
+        ),
+        { numRuns: runs },
+      );
+      onLoop = variants(frameFor.mock.calls);
+      offLoop = variants(fillAsync.mock.calls);
+    } finally {
+      frameFor.mockRestore();
+      fillAsync.mockRestore();
+    }
+    expect(stats.resumes).toBeGreaterThan(runs / 3);
+    expect(stats.topicGaps).toBe(0);
+    // MessagePack frames went through the shared compressor, on the loop and in zlib's pool.
+    expect(onLoop).toContain('mp-topic');
+    expect(offLoop).toContain('mp-topic');
+  }, 300_000);
 });
