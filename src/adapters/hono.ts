@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Context, Env, MiddlewareHandler } from 'hono';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 import type { SendData } from '../server/payload.js';
-import type { AuthResult, UpgradeHandler } from '../server/upgrade.js';
+import type { AuthResult, HelloAuth, UpgradeHandler } from '../server/upgrade.js';
 
 /** What {@link createHonoStabilizer} needs of a Hono app: its `fetch`. */
 export interface FetchApp {
@@ -34,10 +34,12 @@ export interface HonoStabilizer<Data = unknown> {
   /**
    * A route handler that accepts the WebSocket upgrade with what `authenticate(c)` returns (`false` → 401;
    * `{ clientId, data }` as for `attach`). Middleware before it can refuse with any response (its status is the
-   * answer). A plain HTTP request to the route gets 426.
+   * answer). A plain HTTP request to the route gets 426. For a client that sends `auth` in its hello, the request
+   * goes through the app at the hello and `authenticate` gets `{ auth }` as its second argument; a refusal is then a
+   * close code (4504 for `false` or a 401, 4503 for a 403: see `AttachOptions.authenticate`).
    */
   upgrade<E extends Env = Env>(
-    authenticate?: (c: Context<E>) => AuthResult<Data> | Promise<AuthResult<Data>>,
+    authenticate?: (c: Context<E>, hello?: HelloAuth) => AuthResult<Data> | Promise<AuthResult<Data>>,
   ): MiddlewareHandler<E>;
   /**
    * Serve the upgrades of `server` (the one `serve()` returns): every check of `manager.attach` (503 with
@@ -50,6 +52,8 @@ export interface HonoStabilizer<Data = unknown> {
 /** Upgrade requests being routed, and what `upgrade()` accepted them with. */
 const upgrading = new WeakSet<Request>();
 const accepted = new WeakMap<Request, AuthResult<unknown>>();
+/** The hello's credentials of an upgrade authenticated at the hello (a client with the `auth` option). */
+const hellos = new WeakMap<Request, HelloAuth>();
 
 /** A Fetch `Request` for an upgrade request: URL and headers, no body. */
 function toRequest(req: IncomingMessage): Request {
@@ -69,9 +73,11 @@ export function createHonoStabilizer<In, Out extends SendData, Data>(
   const { app, trustProxy } = options;
   const handle = manager.createUpgradeHandler({
     trustProxy,
-    authenticate: async (req) => {
+    authenticate: async (req, hello) => {
       const request = toRequest(req);
       upgrading.add(request);
+      // A client that sends credentials in its hello: the route runs at the hello and gets them.
+      if (hello) hellos.set(request, hello);
       const response = await app.fetch(request, { incoming: req, outgoing: undefined });
       const auth = accepted.get(request);
       if (auth !== undefined) return auth as AuthResult<Data>; // what this app's `upgrade()` accepted
@@ -84,7 +90,7 @@ export function createHonoStabilizer<In, Out extends SendData, Data>(
     upgrade(authenticate) {
       return async (c) => {
         if (!upgrading.has(c.req.raw)) return c.text('Upgrade Required', 426);
-        const auth = authenticate ? await authenticate(c) : true;
+        const auth = authenticate ? await authenticate(c, hellos.get(c.req.raw)) : true;
         if (auth === false) return c.text('Unauthorized', 401);
         accepted.set(c.req.raw, auth);
         return c.body(null, 204);
