@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/close-codes.js';
@@ -7,6 +7,12 @@ import { upgradeRejectionStatus } from '../../src/server/counters.js';
 import { repoRoot } from '../helpers/nginx.js';
 
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
+
+/** Every .ts file below `dir` (relative to the repo root). */
+const listFiles = (dir: string): string[] =>
+  readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, f));
 
 /** The body of every fenced code block of `markdown` with this info string (e.g. `nginx`). */
 function codeBlocks(markdown: string, lang: string): string[] {
@@ -137,6 +143,18 @@ describe('links in the guides', () => {
         if (anchor !== undefined && path.endsWith('.md'))
           expect(anchors(readFileSync(path, 'utf8')), `${file} → ${target}`).toContain(anchor);
       }
+    }
+  });
+
+  it('every "PROTOCOL.md §n" in src/, test/ and the guides names a section that exists', () => {
+    const sections = new Set(
+      [...read('PROTOCOL.md').matchAll(/^#{2,3} (\d+(?:\.\d+)*)\.? /gm)].map((m) => m[1]!),
+    );
+    expect(sections).toContain('2.8');
+    const sources = [...files, ...listFiles('src'), ...listFiles('test')];
+    for (const file of sources) {
+      for (const [ref, number] of read(file).matchAll(/PROTOCOL(?:\.md)?\]?(?:\([^)]*\))? §(\d+(?:\.\d+)*)/g))
+        expect(sections, `${file}: ${ref}`).toContain(number!);
     }
   });
 
