@@ -380,7 +380,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     else if (this._ws) liveness.tick(this._lv);
   }
 
-  /** The page was hidden or shown: tell the server (PROTOCOL.md §2.5); shown again, check liveness at once. */
+  /** The page was hidden or shown: tell the server (PROTOCOL.md §2.5.1); shown again, check liveness at once. */
   private _visibility(hidden: boolean): void {
     this._hidden = hidden;
     if (this._st === 'open') this._write(`{"t":"vis","hidden":${hidden}}`);

@@ -26,7 +26,8 @@ export interface ClientOptions {
    * a function (sync or async) called on every connect and reconnect, so an expired token can be replaced. After
    * the server closes with 4505 (credentials expired) the next call gets `{ expired: true }` and should fetch new
    * ones; a second 4505 in a row ends the client with `unauthorized`. The session and the queue survive all this.
-   * A throw or rejection fails that attempt like a network error (close event 1006, `auth failed`; retried).
+   * A throw or rejection fails that attempt: the client closes the socket without a code (its `close` event says
+   * 1005, as after `reconnect()`) and retries with backoff.
    * Browsers cannot set headers: this is how they authenticate. Setting it offers the `stabilizer.auth`
    * subprotocol, which tells the server to run `authenticate` at the `hello` rather than at the upgrade.
    * @default undefined (no `auth`: the server authenticates the upgrade request alone)
@@ -138,7 +139,8 @@ export interface ClientEvents<In> {
   /**
    * A socket closed, or the client closed it. Closes the client decides itself use: `4000` (no frame from the
    * server in time), `4003` (no welcome within `connectTimeoutMs`), `4502` (the server broke the protocol),
-   * the code given to `close()`, `1005` (`reconnect()`). When `willReconnect` is false the client is closed for good.
+   * the code given to `close()`, `1005` (`reconnect()`, or an `auth()` that threw). When `willReconnect` is false the
+   * client is closed for good.
    */
   close: CloseInfo & { willReconnect: boolean };
   /**

@@ -41,11 +41,11 @@ export const ErrorCode = {
   InvalidTopic: 'INVALID_TOPIC',
   /** The connection is already in `topics.maxPerConnection` topics. */
   TopicLimit: 'TOPIC_LIMIT',
-  /** The storage backend does not support topics (the Redis backend, until topics on Redis land). */
+  /** Reserved for a storage backend without topics; neither built-in backend sends it (both have topics). */
   TopicsUnsupported: 'TOPICS_UNSUPPORTED',
   /**
    * An inbound message failed the manager's `schema.inbound` validation: it was not delivered (a reliable one is
-   * acked all the same). Sent in an `error` frame with the message's `s` (PROTOCOL.md §2.9); the connection stays.
+   * acked all the same). Sent in an `error` frame with the message's `s` (PROTOCOL.md §2.5); the connection stays.
    */
   InvalidMessage: 'INVALID_MESSAGE',
 

@@ -15,7 +15,7 @@ export interface InboundSchemas<In = unknown> {
    * would carry: protocol mode, the decoded JSON payload or a `Buffer`; plain mode, the text as a `string` or a
    * `Buffer` (parse JSON in the schema, e.g. `z.string().transform(JSON.parse).pipe(...)`). A message that fails
    * is not delivered: it gets an `INVALID_MESSAGE` error answer and an `invalid-message` event (README "Typed
-   * messages", PROTOCOL.md §2.9); a reliable one is still acked, so the client's stream goes on. Async validators
+   * messages", PROTOCOL.md §2.5); a reliable one is still acked, so the client's stream goes on. Async validators
    * are awaited in arrival order, per connection. A validator that throws counts as a failure (and `error` is
    * emitted).
    * @default undefined (no validation: `data` is what the client sent, typed as declared)

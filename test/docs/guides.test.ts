@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/close-codes.js';
@@ -7,6 +7,12 @@ import { upgradeRejectionStatus } from '../../src/server/counters.js';
 import { repoRoot } from '../helpers/nginx.js';
 
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
+
+/** Every .ts file below `dir` (relative to the repo root). */
+const listFiles = (dir: string): string[] =>
+  readdirSync(join(repoRoot, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => join(dir, f));
 
 /** The body of every fenced code block of `markdown` with this info string (e.g. `nginx`). */
 function codeBlocks(markdown: string, lang: string): string[] {
@@ -78,15 +84,88 @@ describe('docs/troubleshooting.md', () => {
   });
 });
 
+describe('close codes in README and PROTOCOL.md', () => {
+  const codes = Object.entries(CloseCode);
+
+  it('README "Close codes and HTTP statuses" has a row for every close code', () => {
+    const readme = read('README.md');
+    const section = readme.slice(
+      readme.indexOf('## Close codes and HTTP statuses'),
+      readme.indexOf('## Scaling out'),
+    );
+    for (const [name, code] of codes) expect(section, `${code} ${name}`).toContain(`| ${code} | ${name} |`);
+  });
+
+  it('PROTOCOL.md §5 has a row for every close code', () => {
+    const protocol = read('PROTOCOL.md');
+    const section = protocol.slice(protocol.indexOf('## 5. Close codes'));
+    for (const [name, code] of codes) expect(section, `${code} ${name}`).toContain(`| ${code} | ${name} |`);
+  });
+});
+
+/** GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens; repeats get -1, -2, ... */
+function anchors(markdown: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  const text = markdown.replace(/^```[\s\S]*?^```$/gm, '');
+  for (const [, title] of text.matchAll(/^#{1,6} (.+)$/gm)) {
+    const slug = title!
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    out.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return out;
+}
+
 describe('links in the guides', () => {
-  it('every relative link in README, CONTRIBUTING and docs/ points at a file that exists', () => {
-    for (const file of ['README.md', 'CONTRIBUTING.md', 'docs/deployment.md', 'docs/troubleshooting.md']) {
+  const files = [
+    'README.md',
+    'CONTRIBUTING.md',
+    'ARCHITECTURE.md',
+    'PROTOCOL.md',
+    'bench/README.md',
+    'docs/deployment.md',
+    'docs/troubleshooting.md',
+    'docs/redis-deployments.md',
+  ];
+
+  it('every relative link points at a file that exists, and every #anchor at a heading', () => {
+    for (const file of files) {
       const text = read(file);
       for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
-        if (/^(https?:|mailto:|#)/.test(target!)) continue;
-        const path = join(repoRoot, dirname(file), target!.split('#')[0]!);
+        if (/^(https?:|mailto:)/.test(target!)) continue;
+        const [pathPart, anchor] = target!.split('#') as [string, string | undefined];
+        const path = pathPart === '' ? join(repoRoot, file) : join(repoRoot, dirname(file), pathPart);
         expect(existsSync(path), `${file} → ${target}`).toBe(true);
+        if (anchor !== undefined && path.endsWith('.md'))
+          expect(anchors(readFileSync(path, 'utf8')), `${file} → ${target}`).toContain(anchor);
       }
+    }
+  });
+
+  it('every "PROTOCOL.md §n" in src/, test/ and the guides names a section that exists', () => {
+    const sections = new Set(
+      [...read('PROTOCOL.md').matchAll(/^#{2,3} (\d+(?:\.\d+)*)\.? /gm)].map((m) => m[1]!),
+    );
+    expect(sections).toContain('2.8');
+    const sources = [...files, ...listFiles('src'), ...listFiles('test')];
+    for (const file of sources) {
+      for (const [ref, number] of read(file).matchAll(/PROTOCOL(?:\.md)?\]?(?:\([^)]*\))? §(\d+(?:\.\d+)*)/g))
+        expect(sections, `${file}: ${ref}`).toContain(number!);
+    }
+  });
+
+  it('no heading of README, ARCHITECTURE or PROTOCOL is repeated (its anchor would be ambiguous)', () => {
+    for (const file of ['README.md', 'ARCHITECTURE.md', 'PROTOCOL.md']) {
+      const text = read(file).replace(/^```[\s\S]*?^```$/gm, '');
+      const titles = [...text.matchAll(/^#{1,6} (.+)$/gm)].map((m) => m[1]!);
+      expect(
+        titles.filter((t, i) => titles.indexOf(t) !== i),
+        file,
+      ).toEqual([]);
     }
   });
 });

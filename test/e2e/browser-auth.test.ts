@@ -1,18 +1,16 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type CDPSession, type Page } from 'playwright-core';
+import { type Browser, type CDPSession, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   WebSocketConnectionManager,
   type AttachOptions,
   type WebSocketConfig,
 } from '../../src/server/index.js';
-import { requireBinary } from '../helpers/binaries.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/server.js';
 
-// CHROMIUM_PATH, else Debian's /usr/bin/chromium. Without it this file fails at once with what to install.
-const CHROMIUM = requireBinary('chromium');
 // The browser build of websocket-stabilizer/client (`npx tsup` first, as for browser.test.ts).
 const clientBundle = new URL('../../dist/client.js', import.meta.url);
 
@@ -87,23 +85,9 @@ async function until(page: Page, fn: string): Promise<void> {
 
 let browser: Browser;
 
-// Flags as in browser.test.ts (Debian's chromium as root in a container).
 describe('client auth and hidden pages in real Chromium', () => {
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterEach(async () => {

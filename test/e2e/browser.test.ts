@@ -1,16 +1,13 @@
 import type { AddressInfo } from 'node:net';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { requireBinary } from '../helpers/binaries.js';
+import { launchChromium } from '../helpers/chromium.js';
 import { waitFor } from '../helpers/server.js';
 // The demo imports the built package (dist/); `npm test` builds before it runs vitest.
 // @ts-expect-error -- plain ESM example without type declarations
 import { createChatServer } from '../../examples/chat/app.mjs';
 import type { WebSocketConfig, WebSocketConnectionManager } from '../../src/server/index.js';
 import type { Server } from 'node:http';
-
-// CHROMIUM_PATH, else Debian's /usr/bin/chromium. Without it this file fails at once with what to install.
-const CHROMIUM = requireBinary('chromium');
 
 type Demo = { server: Server; manager: WebSocketConnectionManager; base: string };
 const demos: Demo[] = [];
@@ -55,25 +52,11 @@ const toggleRoom = (page: Page, room: string) => page.click(`#rooms li[data-room
 
 let browser: Browser;
 
-// Real Chromium (Debian's, which the pretest step of `npm test` installs) loads the chat demo page, which uses the
-// browser build of websocket-stabilizer/client with the native WebSocket. The flags suit Debian's chromium run as root
-// in a container: no sandbox (root), no GPU, and /tmp instead of a small /dev/shm.
+// Real Chromium (test/helpers/chromium.ts) loads the chat demo page, which uses the browser build of
+// websocket-stabilizer/client with the native WebSocket.
 describe('chat demo in real Chromium', () => {
   beforeAll(async () => {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterEach(async () => {

@@ -1,5 +1,5 @@
 /**
- * Request/reply (PROTOCOL.md §2.7) between the real client (with `client/request`) and a real server, over real
+ * Request/reply (PROTOCOL.md §2.8) between the real client (with `client/request`) and a real server, over real
  * sockets: both directions, typed errors with stable codes, and exactly-once handling across drops and resumes.
  */
 import { createServer, type Server } from 'node:http';

@@ -1,5 +1,5 @@
 /**
- * Black-box wire tests of request/reply frames (PROTOCOL.md §2.7) from a raw client: the exact frames, the
+ * Black-box wire tests of request/reply frames (PROTOCOL.md §2.8) from a raw client: the exact frames, the
  * duplicate rule (a resent request is not handled twice), and 4502 for malformed request fields.
  */
 import { afterEach, describe, expect, it } from 'vitest';
