@@ -12,19 +12,9 @@ import { Packr, Unpackr } from 'msgpackr';
 import { decodeBinaryData } from '../protocol/binary.js';
 import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
 import type { ClientCodec, WebSocketLike } from './socket.js';
+import { MSGPACK_OPTIONS } from '../protocol/msgpack-options.js';
 
 export { SUBPROTOCOL_MSGPACK };
-
-/**
- * Plain MessagePack as any implementation reads it: no msgpackr records, fixmaps where they fit (one byte of
- * header for a small map), `undefined` as nil, 64-bit integers as numbers (a sequence past 2^53 is refused).
- */
-const OPTIONS = {
-  useRecords: false,
-  variableMapSize: true,
-  encodeUndefinedAsNil: true,
-  int64AsType: 'number',
-} as const;
 
 /**
  * A {@link ClientCodec} that offers `stabilizer.v1.msgpack` (then `stabilizer.v1`) and, on a socket whose server
@@ -36,8 +26,8 @@ const OPTIONS = {
  * converts it here, which costs a `JSON.parse` per sent frame (client sends are few; receiving is one decode).
  */
 export function msgpackCodec(): ClientCodec {
-  const packr = new Packr(OPTIONS);
-  const unpackr = new Unpackr(OPTIONS);
+  const packr = new Packr(MSGPACK_OPTIONS);
+  const unpackr = new Unpackr(MSGPACK_OPTIONS);
   const on = (ws: WebSocketLike): boolean => ws.protocol === SUBPROTOCOL_MSGPACK;
   return {
     p: [SUBPROTOCOL_MSGPACK, SUBPROTOCOL],

@@ -1,4 +1,5 @@
 import { SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
+import { MSGPACK_OPTIONS } from '../protocol/msgpack-options.js';
 
 /** The MessagePack encoder and decoder of the `stabilizer.v1.msgpack` subprotocol (PROTOCOL.md §2.7). */
 export interface MsgpackCodec {
@@ -20,17 +21,6 @@ function defined(value: unknown): unknown {
   for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = defined(v);
   return out;
 }
-
-/**
- * Plain MessagePack as any implementation reads it: no msgpackr records, fixmaps where they fit, `undefined` as
- * nil. Must match the client codec (`src/client/msgpack.ts`).
- */
-const OPTIONS = {
-  useRecords: false,
-  variableMapSize: true,
-  encodeUndefinedAsNil: true,
-  int64AsType: 'number',
-} as const;
 
 /** `undefined`: not tried yet; `null`: msgpackr is not installed (or failed to load). */
 let codec: MsgpackCodec | null | undefined;
@@ -54,8 +44,8 @@ export function loadMsgpack(): Promise<MsgpackCodec | undefined> {
   if (codec !== undefined) return Promise.resolve(codec ?? undefined);
   return (loading ??= import('msgpackr').then(
     (m) => {
-      const packr = new m.Packr(OPTIONS);
-      const unpackr = new m.Unpackr(OPTIONS);
+      const packr = new m.Packr(MSGPACK_OPTIONS);
+      const unpackr = new m.Unpackr(MSGPACK_OPTIONS);
       codec = {
         pack: (v) => packr.pack(v),
         packMessage: (m) => packr.pack(defined(m)),
