@@ -61,6 +61,9 @@ function resetCounters() {
     measured: 0,
     lastMeasuredUs: 0,
     pings: 0,
+    // data frames received (all dialects) and, of those, stabilizer.v1 `token` refreshes
+    frames: 0,
+    tokens: 0,
     // stabilizer.v1: ack frames sent (inbox only: topic publications are never acked), and the welcome
     // confirmations (one per connect/resume, PROTOCOL.md §3 item 4)
     acks: 0,
@@ -124,6 +127,7 @@ function markReady(c) {
 // ---------------------------------------------------------------- message handlers (shared by all sockets)
 
 function onPlainMessage(data) {
+  counters.frames++;
   record(this.c, data);
 }
 
@@ -162,6 +166,7 @@ function advanceTopic(c, topic, o) {
  */
 function onStabilizerMessage(data) {
   const c = this.c;
+  counters.frames++;
   // {"t":"d", … : bytes 0..8
   if (data[6] === 0x64 && data[2] === 0x74 && data[7] === 0x22) {
     const k = data[10];
@@ -238,6 +243,7 @@ function onStabilizerJson(c, ws, m) {
       c.lastAcked = c.lastSeq;
       return;
     case 'token':
+      counters.tokens++;
       c.token = m.token;
       return;
     default:
@@ -248,6 +254,7 @@ function onStabilizerJson(c, ws, m) {
 /** Engine.IO v4 + Socket.IO v5 packets over a raw WebSocket. */
 function onEngineMessage(data) {
   const c = this.c;
+  counters.frames++;
   const type = data[0];
   if (type === 0x34 /* 4 message */) {
     const sub = data[1];

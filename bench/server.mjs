@@ -266,6 +266,17 @@ const wireBytes = () => {
   return total;
 };
 
+/** Bytes written and read over every TCP connection of the HTTP server (counts, for diagnostics). */
+const wireCounts = () => {
+  let written = 0;
+  let read = 0;
+  for (const s of sockets) {
+    written += s.bytesWritten;
+    read += s.bytesRead;
+  }
+  return { written, read, sockets: sockets.size };
+};
+
 const cpuNow = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
@@ -584,6 +595,8 @@ serve({
       mem1: memory(),
     };
   },
+
+  wireCounts,
 
   stats: () => ({ ...system.stats, count: system.count(), ...memory() }),
 
