@@ -7,7 +7,7 @@
 // Same server and load generator processes as the idle workload of run.mjs (`npm run build` first: it imports
 // ../dist). Every system is connected side by side and counted over the same 5 s windows (one heartbeat interval),
 // after two warm-up windows.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -42,7 +42,26 @@ async function start(name) {
     concurrency: 500,
   });
   await server.call('waitCount', { n, timeoutMs: 60_000 });
-  return { name, server, loadgen, rows: [] };
+  return { name, server, loadgen, port, rows: [] };
+}
+
+/** TCP segments out and in (data or not: ACKs too) summed over the server's sockets on `port` (`ss -ti`). */
+function segments(port) {
+  const text = execFileSync('ss', ['-tinH', 'state', 'established', `( sport = :${port} )`], {
+    encoding: 'utf8',
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  const sum = (key) => {
+    let total = 0;
+    for (const m of text.matchAll(new RegExp(`\\b${key}:(\\d+)`, 'g'))) total += Number(m[1]);
+    return total;
+  };
+  return {
+    out: sum('segs_out'),
+    in: sum('segs_in'),
+    dataOut: sum('data_segs_out'),
+    dataIn: sum('data_segs_in'),
+  };
 }
 
 /** `strace -c -f` attached to `pid` until the returned function is called; resolves to { syscall: calls }. */
@@ -57,7 +76,8 @@ function straceCounts(pid) {
     for (const line of readFileSync(file, 'utf8').split('\n')) {
       const f = line.trim().split(/\s+/);
       // % time, seconds, usecs/call, calls, [errors], syscall
-      if (f.length >= 5 && /^\d+$/.test(f[3]) && f[f.length - 1] !== 'total') counts[f[f.length - 1]] = Number(f[3]);
+      if (f.length >= 5 && /^\d+$/.test(f[3]) && f[f.length - 1] !== 'total')
+        counts[f[f.length - 1]] = Number(f[3]);
     }
     rmSync(file, { force: true });
     return counts;
@@ -73,8 +93,10 @@ try {
     if (useStrace) await sleep(500); // attached
     await Promise.all(pairs.map((p) => p.loadgen.call('reset')));
     const before = await Promise.all(pairs.map((p) => p.server.call('wireCounts')));
+    const segs0 = pairs.map((p) => segments(p.port));
     const cpus = await Promise.all(pairs.map((p) => p.server.call('idleCpu', { ms: heartbeatMs })));
     const after = await Promise.all(pairs.map((p) => p.server.call('wireCounts')));
+    const segs1 = pairs.map((p) => segments(p.port));
     const stats = await Promise.all(pairs.map((p) => p.loadgen.call('stats')));
     const sys = await Promise.all(stops.map((stop) => stop()));
     pairs.forEach((p, k) => {
@@ -87,6 +109,13 @@ try {
         'tokens in/conn': per(s.tokens),
         'server bytes out/conn': per(after[k].written - before[k].written),
         'server bytes in/conn': per(after[k].read - before[k].read),
+        'TCP segs out/conn': per(segs1[k].out - segs0[k].out),
+        'of them data': per(segs1[k].dataOut - segs0[k].dataOut),
+        'TCP segs in/conn': per(segs1[k].in - segs0[k].in),
+        'of them data ': per(segs1[k].dataIn - segs0[k].dataIn),
+        'GC minor': after[k].gc.minor - before[k].gc.minor,
+        'GC major': after[k].gc.major - before[k].gc.major,
+        'GC ms': +(after[k].gc.ms - before[k].gc.ms).toFixed(1),
         'user µs/conn': per(cpus[k].userUs),
         'system µs/conn': per(cpus[k].systemUs),
         ...(useStrace
@@ -102,7 +131,9 @@ try {
   const median = (xs) => xs.slice().sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   for (const key of ['user µs/conn', 'system µs/conn']) {
     const ratios = pairs[0].rows.map((r, w) => r[key] / pairs.at(-1).rows[w][key]);
-    console.log(`${key}: ${pairs[0].name} ÷ ${pairs.at(-1).name} per window: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}`);
+    console.log(
+      `${key}: ${pairs[0].name} ÷ ${pairs.at(-1).name} per window: ${ratios.map((x) => x.toFixed(2)).join(' ')}; median ${median(ratios).toFixed(2)}`,
+    );
   }
   for (const p of pairs) {
     console.log(`\n${p.name} (${n} connections, per connection per 5 s window)`);

@@ -2,7 +2,7 @@
 // Server CPU is measured here with process.cpuUsage(), around exactly the work being measured.
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Sender, WebSocketServer } from 'ws';
 import { Server as SocketIOServer } from 'socket.io';
 import { WebSocketConnectionManager } from '../dist/index.js';
@@ -266,6 +266,18 @@ const wireBytes = () => {
   return total;
 };
 
+/** Garbage collections since start, by kind (minor = scavenge, major = mark-sweep-compact), with their time. */
+const gc = { minor: 0, major: 0, other: 0, ms: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = e.detail?.kind;
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+    else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    else gc.other++;
+    gc.ms += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 /** Bytes written and read over every TCP connection of the HTTP server (counts, for diagnostics). */
 const wireCounts = () => {
   let written = 0;
@@ -274,7 +286,7 @@ const wireCounts = () => {
     written += s.bytesWritten;
     read += s.bytesRead;
   }
-  return { written, read, sockets: sockets.size };
+  return { written, read, sockets: sockets.size, gc: { ...gc } };
 };
 
 const cpuNow = () => {
@@ -563,13 +575,21 @@ serve({
       ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
       : undefined;
     profiler?.start();
+    const gc0 = { ...gc };
     const split = process.cpuUsage();
     const c0 = cpuNow();
     const w0 = nowUs();
     await sleep(ms);
     const { user, system: sys } = process.cpuUsage(split);
     profiler?.stop(`idle-${opts.system}-${process.pid}-${++idleWindows}`);
-    return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0, userUs: user, systemUs: sys };
+    return {
+      cpuUs: cpuNow() - c0,
+      wallUs: nowUs() - w0,
+      userUs: user,
+      systemUs: sys,
+      gcMinor: gc.minor - gc0.minor,
+      gcMajor: gc.major - gc0.major,
+    };
   },
 
   /** Event-loop delay and CPU from now until `stopWatch`. */
