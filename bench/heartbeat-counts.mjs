@@ -64,6 +64,13 @@ function segments(port) {
   };
 }
 
+/** The server's context switches so far: voluntary ones are mostly event-loop sleeps (an epoll wait that blocked). */
+function switches(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name) => Number(new RegExp(`^${name}:\\s*(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+  return { voluntary: field('voluntary_ctxt_switches'), involuntary: field('nonvoluntary_ctxt_switches') };
+}
+
 /** `strace -c -f` attached to `pid` until the returned function is called; resolves to { syscall: calls }. */
 function straceCounts(pid) {
   const file = join(tmpdir(), `hb-strace-${pid}-${Date.now()}.txt`);
@@ -94,9 +101,11 @@ try {
     await Promise.all(pairs.map((p) => p.loadgen.call('reset')));
     const before = await Promise.all(pairs.map((p) => p.server.call('wireCounts')));
     const segs0 = pairs.map((p) => segments(p.port));
+    const sw0 = pairs.map((p) => switches(p.server.pid));
     const cpus = await Promise.all(pairs.map((p) => p.server.call('idleCpu', { ms: heartbeatMs })));
     const after = await Promise.all(pairs.map((p) => p.server.call('wireCounts')));
     const segs1 = pairs.map((p) => segments(p.port));
+    const sw1 = pairs.map((p) => switches(p.server.pid));
     const stats = await Promise.all(pairs.map((p) => p.loadgen.call('stats')));
     const sys = await Promise.all(stops.map((stop) => stop()));
     pairs.forEach((p, k) => {
@@ -113,6 +122,8 @@ try {
         'of them data': per(segs1[k].dataOut - segs0[k].dataOut),
         'TCP segs in/conn': per(segs1[k].in - segs0[k].in),
         'of them data ': per(segs1[k].dataIn - segs0[k].dataIn),
+        'sleeps (voluntary switches)': sw1[k].voluntary - sw0[k].voluntary,
+        'preempted (involuntary)': sw1[k].involuntary - sw0[k].involuntary,
         'GC minor': after[k].gc.minor - before[k].gc.minor,
         'GC major': after[k].gc.major - before[k].gc.major,
         'GC ms': +(after[k].gc.ms - before[k].gc.ms).toFixed(1),

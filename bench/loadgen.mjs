@@ -199,7 +199,19 @@ function onStabilizerMessage(data) {
     record(c, data);
     return;
   }
+  // The heartbeat ping, matched from its bytes like the server matches the pong: the load generator answers
+  // thousands of pings in one burst, and should answer them as promptly as the same number of separate clients.
+  if (data.length === PING.length && data.equals(PING)) return answerPing(c, this);
   onStabilizerJson(c, this, JSON.parse(data.toString()));
+}
+
+const PING = Buffer.from('{"t":"ping"}');
+
+/** `ping` → `{"t":"pong","s":N}`, which acks too (PROTOCOL.md §2.4), as the client library answers. */
+function answerPing(c, ws) {
+  counters.pings++;
+  ws.send(`{"t":"pong","s":${c.lastSeq}}`);
+  c.lastAcked = c.lastSeq;
 }
 
 function onStabilizerJson(c, ws, m) {
@@ -238,10 +250,7 @@ function onStabilizerJson(c, ws, m) {
       markReady(c);
       return;
     case 'ping':
-      counters.pings++;
-      ws.send(`{"t":"pong","s":${c.lastSeq}}`);
-      c.lastAcked = c.lastSeq;
-      return;
+      return answerPing(c, ws);
     case 'token':
       counters.tokens++;
       c.token = m.token;
