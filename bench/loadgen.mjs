@@ -61,6 +61,9 @@ function resetCounters() {
     measured: 0,
     lastMeasuredUs: 0,
     pings: 0,
+    // data frames received (all dialects) and, of those, stabilizer.v1 `token` refreshes
+    frames: 0,
+    tokens: 0,
     // stabilizer.v1: ack frames sent (inbox only: topic publications are never acked), and the welcome
     // confirmations (one per connect/resume, PROTOCOL.md §3 item 4)
     acks: 0,
@@ -136,6 +139,7 @@ function markReady(c) {
 // ---------------------------------------------------------------- message handlers (shared by all sockets)
 
 function onPlainMessage(data) {
+  counters.frames++;
   record(this.c, data);
 }
 
@@ -174,6 +178,7 @@ function advanceTopic(c, topic, o) {
  */
 function onStabilizerMessage(data) {
   const c = this.c;
+  counters.frames++;
   // {"t":"d", … : bytes 0..8
   if (data[6] === 0x64 && data[2] === 0x74 && data[7] === 0x22) {
     const k = data[10];
@@ -206,7 +211,19 @@ function onStabilizerMessage(data) {
     record(c, data);
     return;
   }
+  // The heartbeat ping, matched from its bytes like the server matches the pong: the load generator answers
+  // thousands of pings in one burst, and should answer them as promptly as the same number of separate clients.
+  if (data.length === PING.length && data.equals(PING)) return answerPing(c, this);
   onStabilizerJson(c, this, JSON.parse(data.toString()));
+}
+
+const PING = Buffer.from('{"t":"ping"}');
+
+/** `ping` → `{"t":"pong","s":N}`, which acks too (PROTOCOL.md §2.4), as the client library answers. */
+function answerPing(c, ws) {
+  counters.pings++;
+  ws.send(`{"t":"pong","s":${c.lastSeq}}`);
+  c.lastAcked = c.lastSeq;
 }
 
 function onStabilizerJson(c, ws, m) {
@@ -245,11 +262,9 @@ function onStabilizerJson(c, ws, m) {
       markReady(c);
       return;
     case 'ping':
-      counters.pings++;
-      ws.send(`{"t":"pong","s":${c.lastSeq}}`);
-      c.lastAcked = c.lastSeq;
-      return;
+      return answerPing(c, ws);
     case 'token':
+      counters.tokens++;
       c.token = m.token;
       return;
     default:
@@ -260,6 +275,7 @@ function onStabilizerJson(c, ws, m) {
 /** Engine.IO v4 + Socket.IO v5 packets over a raw WebSocket. */
 function onEngineMessage(data) {
   const c = this.c;
+  counters.frames++;
   const type = data[0];
   if (type === 0x34 /* 4 message */) {
     const sub = data[1];

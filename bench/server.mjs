@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer as createTcpServer } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants as perfConstants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Sender, WebSocketServer } from 'ws';
 import { Server as SocketIOServer } from 'socket.io';
 import { WebSocketConnectionManager } from '../dist/index.js';
@@ -299,6 +299,29 @@ const threadCpuSince = (start) => {
   return Object.fromEntries(Object.entries(now).map(([k, v]) => [k, v - (start[k] ?? 0)]));
 };
 
+/** Garbage collections since start, by kind (minor = scavenge, major = mark-sweep-compact), with their time. */
+const gc = { minor: 0, major: 0, other: 0, ms: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind = e.detail?.kind;
+    if (kind === perfConstants.NODE_PERFORMANCE_GC_MINOR) gc.minor++;
+    else if (kind === perfConstants.NODE_PERFORMANCE_GC_MAJOR) gc.major++;
+    else gc.other++;
+    gc.ms += e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
+/** Bytes written and read over every TCP connection of the HTTP server (counts, for diagnostics). */
+const wireCounts = () => {
+  let written = 0;
+  let read = 0;
+  for (const s of sockets) {
+    written += s.bytesWritten;
+    read += s.bytesRead;
+  }
+  return { written, read, sockets: sockets.size, gc: { ...gc } };
+};
+
 const cpuNow = () => {
   const c = process.cpuUsage();
   return c.user + c.system;
@@ -592,13 +615,21 @@ serve({
       ? await windowProfiler(process.env.BENCH_PROFILE_DIR)
       : undefined;
     profiler?.start();
+    const gc0 = { ...gc };
     const split = process.cpuUsage();
     const c0 = cpuNow();
     const w0 = nowUs();
     await sleep(ms);
     const { user, system: sys } = process.cpuUsage(split);
     profiler?.stop(`idle-${opts.system}-${process.pid}-${++idleWindows}`);
-    return { cpuUs: cpuNow() - c0, wallUs: nowUs() - w0, userUs: user, systemUs: sys };
+    return {
+      cpuUs: cpuNow() - c0,
+      wallUs: nowUs() - w0,
+      userUs: user,
+      systemUs: sys,
+      gcMinor: gc.minor - gc0.minor,
+      gcMajor: gc.major - gc0.major,
+    };
   },
 
   /** Event-loop delay and CPU from now until `stopWatch`. */
@@ -624,6 +655,8 @@ serve({
       mem1: memory(),
     };
   },
+
+  wireCounts,
 
   stats: () => ({ ...system.stats, count: system.count(), ...memory() }),
 

@@ -347,7 +347,17 @@ export class WebSocketConnectionManager<
 
   /** @internal */
   ping(conn: Connection, nowMs: number): void {
+    // A protocol connection's resume token due soon is sent first: the token frame corks the socket for the turn,
+    // so the ping joins it and both go out in one write instead of two a few sweeps apart.
+    if (conn.session) this.protocol.refreshWithPing(conn, nowMs, this.tokenRefreshLeadMs);
     conn.ping(nowMs); // pre-framed; a socket closed meanwhile is cleaned up by its close event
+  }
+
+  /** How early a token refresh may ride with a heartbeat ping: one ping interval and one sweep period. */
+  private get tokenRefreshLeadMs(): number {
+    return (
+      this.config.pingIntervalMs + sweepIntervalMs(this.config.pingIntervalMs, this.config.pongTimeoutMs)
+    );
   }
 
   /** @internal */

@@ -311,12 +311,28 @@ export class ProtocolHandler {
     );
   }
 
-  /** Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. */
+  /**
+   * Sweep step: send a replacement token to protocol connections whose token is half-way to expiry. An idle
+   * connection has usually had it earlier, with its heartbeat ping (`refreshWithPing`).
+   */
   refreshTokens(nowMs: number): void {
     for (const conn of this.manager.connections.values()) {
-      if (conn.session && conn.state === 'open' && nowMs >= conn.tokenRefreshAtMs) {
-        conn.writeMessage({ t: 'token', token: this.issueToken(conn) }, nowMs);
-      }
+      if (nowMs >= conn.tokenRefreshAtMs) this.refreshToken(conn, nowMs);
+    }
+  }
+
+  /**
+   * Before a heartbeat ping: a token due within `leadMs` (one ping interval and one sweep, so an idle connection
+   * is pinged at least once in that span) is replaced now, and its frame goes out in the same write as the ping.
+   * Earlier, never later, than the sweep would replace it: at least the base of its lifetime still remains.
+   */
+  refreshWithPing(conn: Connection, nowMs: number, leadMs: number): void {
+    if (nowMs >= conn.tokenRefreshAtMs - leadMs) this.refreshToken(conn, nowMs);
+  }
+
+  private refreshToken(conn: Connection, nowMs: number): void {
+    if (conn.session && conn.state === 'open') {
+      conn.writeMessage({ t: 'token', token: this.issueToken(conn) }, nowMs);
     }
   }
 
