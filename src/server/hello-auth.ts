@@ -11,7 +11,7 @@ export interface HelloAuthRefusal {
   readonly why: DisconnectReason;
   readonly errorCode: ErrorCode;
   readonly message: string;
-  /** Set (even to `undefined`) when the hook threw something that is not a refusal (no status, or 5xx): report it. */
+  /** Present (even as `undefined`) when the hook threw what is not a refusal (no status, or 5xx): report it. */
   readonly error?: unknown;
 }
 
