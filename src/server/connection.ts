@@ -1,6 +1,5 @@
 import type { WebSocket } from 'ws';
 import { clampCloseReason } from '../protocol/close-codes.js';
-import { encodeBinaryData } from '../protocol/binary.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
@@ -16,44 +15,21 @@ import {
 import type { ServerMessage } from '../protocol/messages.js';
 import type { FrameCompressor } from './compression.js';
 import { corkForTurn } from './cork.js';
+import {
+  deadSocket,
+  findDirectSocket,
+  negotiatedDeflate,
+  SENDER_IDLE,
+  type RawSocket,
+  type WsInternals,
+} from './direct-socket.js';
+import { publicationFrame, writePayloadFrame } from './connection-frames.js';
 
 /** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
 export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
 
 const OPEN = 1;
 const CLOSED = 3;
-/** `Sender#_state` of ws when it is neither compressing nor reading a Blob, i.e. it writes synchronously. */
-const SENDER_IDLE = 0;
-
-/** The TCP socket under a `ws` WebSocket (a `net.Socket`, or any Duplex with cork/uncork). */
-interface RawSocket {
-  readonly writableCorked: number;
-  readonly destroyed?: boolean;
-  readonly writable?: boolean;
-  readonly writableEnded?: boolean;
-  /** Bytes queued in the stream (corked or not yet taken by the kernel). */
-  readonly writableLength: number;
-  write(chunk: Buffer): boolean;
-  cork(): void;
-  uncork(): void;
-}
-
-/** The `ws` internals the direct write path relies on. Feature-detected on every write, never assumed. */
-interface WsInternals {
-  _isServer?: boolean;
-  _socket?: RawSocket | null;
-  _sender?: { _state?: number; _firstFragment?: boolean; _bufferedBytes?: number } | null;
-  _extensions?: Record<string, { params?: Record<string, unknown> } | undefined>;
-}
-
-/**
- * Whether the TCP socket under `ws` can no longer take a write although `ws` may still say OPEN: destroyed (by a
- * reset, an error or `destroy()`), or its write side ended. A write to it does not throw; it is silently lost.
- */
-function deadSocket(socket: WebSocket): boolean {
-  const raw = (socket as unknown as WsInternals)._socket;
-  return !!raw && (raw.destroyed === true || raw.writable === false || raw.writableEnded === true);
-}
 
 /** Close timer callback, shared by every connection: the peer did not finish the close handshake in time. */
 function terminateLate(conn: Connection): void {
@@ -132,8 +108,11 @@ export class Connection {
    * upgrade and never change; the sender's state does, and is checked on every write.
    */
   private direct: RawSocket | null | undefined = undefined;
-  /** Settled with `direct`: this socket negotiated permessage-deflate and gets the shared compressed frames. */
-  private deflate = false;
+  /**
+   * @internal Settled with `direct`: this socket negotiated permessage-deflate and gets the shared compressed
+   * frames (read by connection-frames.ts).
+   */
+  deflate = false;
 
   constructor(
     public id: string,
@@ -143,7 +122,8 @@ export class Connection {
     /** `connect`'s `data`; replaced by what `authenticateHello` returns. */
     public data: unknown,
     nowMs: number,
-    private readonly maxBufferedBytes: number,
+    /** @internal */
+    readonly maxBufferedBytes: number,
     private readonly closeTimeoutMs: number,
   ) {
     this.lastInboundMs = nowMs;
@@ -186,65 +166,9 @@ export class Connection {
    * `{"t":"d","s":N,"p":` head.
    */
   writePayload(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
-    const outcome = this.writePayloadFrame(payload, seq, nowMs);
+    const outcome = writePayloadFrame(this, payload, seq, nowMs);
     this.counters.countWrite(this.protocol, seq !== undefined, outcome);
     return outcome;
-  }
-
-  private writePayloadFrame(payload: Payload, seq: number | undefined, nowMs: number): WriteOutcome {
-    if (!this.isOpen) return 'closed';
-    if (deadSocket(this.socket)) return 'failed';
-    if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
-    const raw = this.directSocket();
-    const mp = this.msgpack;
-    if (mp) {
-      // A request or reply (one recipient, never shared): the whole message packed with its request fields.
-      if (payload.rpc && seq !== undefined)
-        return this.writeMessage({ t: 'd', s: seq, p: payload.value(), ...payload.rpc }, nowMs);
-      const frames = payload.msgpack(mp);
-      if (!raw)
-        return this.send(
-          seq === undefined ? frames.volatileMessage() : frames.reliableMessage(seq),
-          true,
-          nowMs,
-        );
-      if (seq === undefined) {
-        const frame = this.deflate
-          ? this.compressor!.frameFor(payload, 'mp-volatile', payload.bytes, frames.volatileMessage(), true)
-          : undefined;
-        return this.writeDirect(raw, frame ?? frames.volatileFrame(), undefined, nowMs, true);
-      }
-      if (this.deflate && this.compressor!.syncSize(payload.bytes)) {
-        // As for JSON below: deflated for its one recipient, and kept for its replay.
-        const body = frames.reliableMessage(seq);
-        const frame = this.compressor!.frameFor(payload, `mp-s${seq}`, payload.bytes, body, true);
-        if (frame) return this.writeDirect(raw, frame, undefined, nowMs, true);
-      }
-      return this.writeDirect(raw, frames.reliableHead(seq), frames.reliableTail(), nowMs, true);
-    }
-    if (!raw) {
-      if (!this.protocol) return this.send(payload.plain, payload.isBinary, nowMs);
-      if (payload.isBinary)
-        return this.send(Buffer.from(encodeBinaryData(payload.plain as Buffer, seq)), true, nowMs);
-      return this.send(seq === undefined ? payload.volatileText() : payload.reliableText(seq), false, nowMs);
-    }
-    if (!this.protocol) return this.writeDirect(raw, this.plainFrameOf(payload), undefined, nowMs, true);
-    if (seq === undefined) {
-      let frame: Buffer | undefined;
-      if (this.deflate && !payload.isBinary)
-        frame = this.compressor!.frameFor(payload, 'volatile', payload.bytes, payload.volatileText(), false);
-      return this.writeDirect(raw, frame ?? payload.volatileFrameBytes(), undefined, nowMs, true);
-    }
-    if (this.deflate && this.compressor!.syncSize(payload.bytes)) {
-      // One recipient, one sequence: deflated for it, and kept for its replay (the payload is in its inbox).
-      const body = payload.isBinary
-        ? Buffer.from(encodeBinaryData(payload.plain as Buffer, seq))
-        : payload.reliableText(seq);
-      const frame = this.compressor!.frameFor(payload, `s${seq}`, payload.bytes, body, payload.isBinary);
-      if (frame) return this.writeDirect(raw, frame, undefined, nowMs, true);
-    }
-    const head = payload.reliableFrameHead(seq);
-    return this.writeDirect(raw, head, payload.reliableFrameTail(), nowMs, true);
   }
 
   /**
@@ -268,7 +192,7 @@ export class Connection {
       if (direct.destroyed === true || direct.writable === false || direct.writableEnded === true)
         return 'failed';
       if (direct.writableLength + (sender._bufferedBytes ?? 0) > this.maxBufferedBytes) return 'slow';
-      return this.writeDirect(direct, this.publicationFrame(pub, skip), undefined, nowMs, true);
+      return this.writeDirect(direct, publicationFrame(this, pub, skip), undefined, nowMs, true);
     }
     if (deadSocket(this.socket)) return 'failed';
     if (this.socket.bufferedAmount > this.maxBufferedBytes) return 'slow';
@@ -280,7 +204,7 @@ export class Connection {
       if (skip) return this.send(pub.skipMessage(), false, nowMs);
       return this.send(pub.message(), pub.payload.isBinary, nowMs);
     }
-    return this.writeDirect(raw, this.publicationFrame(pub, skip), undefined, nowMs, true);
+    return this.writeDirect(raw, publicationFrame(this, pub, skip), undefined, nowMs, true);
   }
 
   /**
@@ -290,47 +214,6 @@ export class Connection {
   get deflates(): boolean {
     if (this.direct === undefined) this.findDirect();
     return this.deflate;
-  }
-
-  /**
-   * The shared frame this connection gets for `pub`: plain, JSON or MessagePack; the data or the `skip`. Data
-   * frames are deflated for a socket that negotiated that, when it pays, once per encoding (variants `topic` and
-   * `mp-topic`); `skip` frames are small and never are.
-   */
-  private publicationFrame(pub: Publication, skip: boolean): Buffer {
-    if (!this.protocol) return this.plainFrameOf(pub.payload);
-    const mp = this.msgpack;
-    if (mp) {
-      if (skip) return pub.msgpack(mp).skipFrame();
-      const frames = pub.msgpack(mp);
-      if (this.deflate) {
-        const frame = this.compressor!.frameFor(pub, 'mp-topic', pub.payload.bytes, frames.body(), true);
-        if (frame) return frame;
-      }
-      return frames.frame();
-    }
-    if (skip) return pub.skipFrame();
-    if (this.deflate) {
-      const p = pub.payload;
-      const frame = this.compressor!.frameFor(pub, 'topic', p.bytes, pub.message(), p.isBinary);
-      if (frame) return frame;
-    }
-    return pub.frame();
-  }
-
-  /** The shared plain-mode frame of a payload, deflated for a socket that negotiated that. */
-  private plainFrameOf(payload: Payload): Buffer {
-    if (this.deflate) {
-      const frame = this.compressor!.frameFor(
-        payload,
-        'plain',
-        payload.bytes,
-        payload.plain,
-        payload.isBinary,
-      );
-      if (frame) return frame;
-    }
-    return payload.plainFrame();
   }
 
   /**
@@ -373,9 +256,9 @@ export class Connection {
   /**
    * The TCP socket, when a frame may be written to it directly (see `direct`) and its sender is idle (nothing
    * queued that the frame could overtake) and not in the middle of a fragmented message. `undefined` means: go
-   * through `ws.send`.
+   * through `ws.send`. @internal
    */
-  private directSocket(): RawSocket | undefined {
+  directSocket(): RawSocket | undefined {
     const raw = this.direct === undefined ? this.findDirect() : this.direct;
     if (!raw) return undefined;
     const sender = (this.socket as unknown as WsInternals)._sender;
@@ -383,34 +266,15 @@ export class Connection {
     return raw;
   }
 
-  /**
-   * The socket's settled direct-write facts (see `direct`); called once the socket is open. A socket with
-   * permessage-deflate is written to directly only if it negotiated `server_no_context_takeover` and a server
-   * window the compressor's frames fit (our upgrade handler only accepts such offers; a socket from another
-   * `WebSocketServer` may have other settings and then keeps going through `ws.send`, which compresses it).
-   */
+  /** The socket's settled direct-write facts (see `direct`); called once the socket is open. */
   private findDirect(): RawSocket | null {
-    const ws = this.socket as unknown as WsInternals;
-    const extensions = ws._extensions;
-    const raw = ws._socket;
-    const deflate = extensions?.['permessage-deflate'];
-    const params = deflate?.params;
-    const windowBits = params?.['server_max_window_bits'];
-    const shared =
-      deflate === undefined ||
-      (this.compressor !== undefined &&
-        params?.['server_no_context_takeover'] === true &&
-        (typeof windowBits === 'number' ? windowBits : 15) >= this.compressor.windowBits);
-    this.direct =
-      ws._isServer === true && extensions !== undefined && shared && raw && typeof raw.cork === 'function'
-        ? raw
-        : null;
-    this.deflate = this.direct !== null && deflate !== undefined;
+    this.direct = findDirectSocket(this.socket, this.compressor);
+    this.deflate = this.direct !== null && negotiatedDeflate(this.socket);
     return this.direct;
   }
 
-  /** Write pre-built frame bytes (`tail` shared between recipients), corked for the turn when `coalesce`. */
-  private writeDirect(
+  /** @internal Write pre-built frame bytes (`tail` shared between recipients), corked for the turn when `coalesce`. */
+  writeDirect(
     raw: RawSocket,
     head: Buffer,
     tail: Buffer | undefined,
@@ -428,8 +292,8 @@ export class Connection {
     return 'ok';
   }
 
-  /** The public-API path: `ws.send`, which frames (and maybe compresses) the data itself. */
-  private send(data: string | Buffer, isBinary: boolean, nowMs: number): WriteOutcome {
+  /** @internal The public-API path: `ws.send`, which frames (and maybe compresses) the data itself. */
+  send(data: string | Buffer, isBinary: boolean, nowMs: number): WriteOutcome {
     try {
       this.socket.send(data, { binary: isBinary });
     } catch {

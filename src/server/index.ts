@@ -1,5 +1,5 @@
 export { WebSocketConnectionManager } from './manager.js';
-export type { ConnectOptions, ManagerHooks } from './manager.js';
+export type { ConnectOptions, ManagerHooks, ManagerStats } from './manager.js';
 export type { SendOutcome } from './messaging.js';
 export type { RequestContext, RequestHandler } from './requests.js';
 export {

@@ -48,3 +48,17 @@ export interface ManagerHooks<Data = unknown> {
    */
   tracing?: TracingOptions;
 }
+
+/** What `getStats()` returns: counts for dashboards and `GET /stats`. */
+export interface ManagerStats {
+  connections: number;
+  handshaking: number;
+  sessions: number;
+  detachedSessions: number;
+  /** Estimated bytes held by detached sessions (replay buffers plus overhead), against `maxDetachedSessionBytes`. */
+  detachedSessionBytes: number;
+  backend: string;
+  shuttingDown: boolean;
+  /** `drain()` was called: readiness is false, connections still served. */
+  draining: boolean;
+}

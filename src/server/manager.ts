@@ -14,11 +14,11 @@ import { StabilizerError } from './errors.js';
 import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
 import { silentLogger } from './logger.js';
 import { ProtocolHandler } from './protocol-handler.js';
-import { rejectedFrameCloseCode, rejectedFrameReason } from './rejected-frame.js';
 import { newRateBucket, takeRateToken } from './rate-limit.js';
 import { InboundAdmission } from './shared-limits.js';
 import { InboundValidation } from './validation.js';
 import { UpgradeRejectionLog } from './rejection-log.js';
+import { SocketListeners } from './socket-listeners.js';
 import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
 import { MessagingManager } from './messaging.js';
 import type { SendData } from './payload.js';
@@ -28,12 +28,9 @@ import { ServerTracing } from './tracing.js';
 import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
 import type { Server } from 'node:http';
 
-import type { ConnectOptions, ManagerHooks } from './manager-options.js';
+import type { ConnectOptions, ManagerHooks, ManagerStats } from './manager-options.js';
 
-export type { ConnectOptions, ManagerHooks } from './manager-options.js';
-
-const kConnection = Symbol('stabilizer.connection');
-type TaggedSocket = WebSocket & { [kConnection]?: Connection };
+export type { ConnectOptions, ManagerHooks, ManagerStats } from './manager-options.js';
 
 /**
  * Keeps WebSocket connections healthy: a registry with O(1) lookup, direct send and broadcast with a
@@ -74,10 +71,7 @@ export class WebSocketConnectionManager<
   private readonly tokens: ReconnectTokenService;
   private readonly protocol: ProtocolHandler;
   private sweepTimer: ReturnType<typeof setInterval> | undefined;
-  private readonly onSocketMessage: (this: TaggedSocket, data: Buffer, isBinary: boolean) => void;
-  private readonly onSocketPong: (this: TaggedSocket) => void;
-  private readonly onSocketClose: (this: TaggedSocket, code: number) => void;
-  private readonly onSocketError: (this: TaggedSocket, err: Error & { code?: string }) => void;
+  private readonly socketListeners = new SocketListeners(this);
 
   constructor(config: WebSocketConfig<In> = {}, hooks: ManagerHooks<Data> = {}) {
     const untypedHooks = hooks as ManagerHooks; // the core passes `data` on untouched
@@ -98,32 +92,6 @@ export class WebSocketConnectionManager<
     if (hooks.tracing) this.tracing = new ServerTracing(hooks.tracing);
     this.backend.bind?.(this);
 
-    // One set of handlers shared by every socket (no closures per connection).
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- inside these handlers `this` is the socket
-    const manager = this;
-    this.onSocketMessage = function (data, isBinary) {
-      const conn = this[kConnection];
-      if (conn) manager.handleFrame(conn, data, isBinary);
-    };
-    this.onSocketPong = function () {
-      const conn = this[kConnection];
-      if (conn) conn.lastInboundMs = manager.nowMs;
-    };
-    this.onSocketClose = function (code) {
-      const conn = this[kConnection];
-      if (conn) manager.handleClosed(conn, code);
-    };
-    this.onSocketError = function (err) {
-      const conn = this[kConnection];
-      if (!conn) return;
-      // ws rejected a frame and has already sent its close code: report that code, not the 1006 of a peer that
-      // never answers. Only while the TCP socket is alive: on a dead one, ws could send nothing.
-      const code = rejectedFrameCloseCode(err);
-      const raw = (this as unknown as { _socket?: { destroyed?: boolean } | null })._socket;
-      if (code !== undefined && raw?.destroyed !== true) conn.closedBySocket(code, rejectedFrameReason(code));
-      else conn.closeReason ??= 'socket-error';
-      manager.reportError(conn.id, err);
-    };
     this.startSweep();
   }
 
@@ -176,11 +144,7 @@ export class WebSocketConnectionManager<
     conn.authenticateHello = options.authenticateHello;
     conn.counters = this.counters;
     conn.compressor = this.compressor;
-    (socket as TaggedSocket)[kConnection] = conn;
-    socket.on('message', this.onSocketMessage);
-    socket.on('pong', this.onSocketPong);
-    socket.on('close', this.onSocketClose);
-    socket.on('error', this.onSocketError);
+    this.socketListeners.listen(socket, conn);
     // A CLOSED socket emits no more 'close', so counting it would leak a per-IP slot for good.
     if (remote !== undefined && socket.readyState !== 3) this.countIp(remote, 1);
     if (socket.readyState !== 1) {
@@ -262,7 +226,8 @@ export class WebSocketConnectionManager<
 
   // ---------------------------------------------------------------- inbound
 
-  private handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
+  /** @internal A frame from `conn`'s socket (see socket-listeners.ts). */
+  handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
     conn.lastInboundMs = this.nowMs;
     if (conn.state === 'closed' || conn.inboundRefused) return;
     if (data.length > this.config.maxPayloadBytes) {
@@ -418,18 +383,7 @@ export class WebSocketConnectionManager<
   private shutdownPromise: Promise<ShutdownStats> | undefined;
 
   /** Counts for dashboards and `GET /stats`. */
-  getStats(): {
-    connections: number;
-    handshaking: number;
-    sessions: number;
-    detachedSessions: number;
-    /** Estimated bytes held by detached sessions (replay buffers plus overhead), against `maxDetachedSessionBytes`. */
-    detachedSessionBytes: number;
-    backend: string;
-    shuttingDown: boolean;
-    /** `drain()` was called: readiness is false, connections still served. */
-    draining: boolean;
-  } {
+  getStats(): ManagerStats {
     return {
       connections: this.connections.size,
       handshaking: this.handshaking.size,

@@ -1,13 +1,6 @@
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import { decodeBinaryData } from '../protocol/binary.js';
-import {
-  decodeClientMessage,
-  isDecodeFailure,
-  type ClientMessage,
-  type DecodeFailure,
-  type HelloMessage,
-} from '../protocol/messages.js';
+import { isDecodeFailure, type HelloMessage } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
 import { StabilizerError } from './errors.js';
@@ -16,10 +9,9 @@ import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from
 import type { ReconnectTokenService } from './tokens.js';
 import type { HelloTrace } from './tracing.js';
 import { writeWelcome } from './welcome.js';
-import { matchHeartbeatFrame, matchMsgpackHeartbeat } from './heartbeat-frames.js';
-import type { MsgpackCodec } from './msgpack.js';
+import { authenticateAtHello } from './hello-auth.js';
+import { decodeInboundFrame } from './inbound-decode.js';
 import { handleSessionMessage } from './session-inbound.js';
-import { refusalStatus, type AuthResult } from './upgrade.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
@@ -85,12 +77,7 @@ export class ProtocolHandler {
   }
 
   handleFrame(conn: Connection, data: Buffer, isBinary: boolean): void {
-    // Heartbeat frames of the bundled client skip the JSON decoder; every other frame takes it.
-    const msg = conn.msgpack
-      ? decodeMsgpackFrame(conn.msgpack, data, isBinary)
-      : isBinary
-        ? decodeBinaryData(data)
-        : (matchHeartbeatFrame(data) ?? decodeClientMessage(data.toString('utf8')));
+    const msg = decodeInboundFrame(conn.msgpack, data, isBinary);
     if (isDecodeFailure(msg)) return this.violation(conn, msg.error);
     // Over MessagePack, bytes are a `bin` payload inside the frame (PROTOCOL.md §2.7).
     if (conn.msgpack) isBinary = msg.t === 'd' && msg.p instanceof Uint8Array;
@@ -122,7 +109,18 @@ export class ProtocolHandler {
 
   private async answerHello(conn: Connection, hello: HelloMessage, p: PendingHandshake): Promise<void> {
     const m = this.manager;
-    if (conn.authenticateHello && !(await this.authenticateHello(conn, hello, p))) return;
+    if (conn.authenticateHello) {
+      const refusal = await authenticateAtHello(
+        conn,
+        hello,
+        () => this.pending.get(conn) === p && conn.isOpen,
+      );
+      if (refusal === 'gone') return;
+      if (refusal) {
+        if ('error' in refusal) m.reportError(conn.id, refusal.error);
+        return this.fail(conn, refusal.code, refusal.why, refusal.errorCode, refusal.message);
+      }
+    }
     let outcome: HelloOutcome;
     try {
       outcome = await decideHello(
@@ -243,57 +241,6 @@ export class ProtocolHandler {
         m.announceConnect(conn, plan.kind, freshReason, replayed),
       );
     p.resolve(session.id);
-  }
-
-  /**
-   * `authenticate` at the hello, before any token is read (a refused client cannot burn a token). Returns whether
-   * to go on; on a refusal it has closed the socket with a code the client can see (PROTOCOL.md §2.1).
-   */
-  private async authenticateHello(
-    conn: Connection,
-    hello: HelloMessage,
-    p: PendingHandshake,
-  ): Promise<boolean> {
-    const check = conn.authenticateHello!;
-    conn.authenticateHello = undefined; // drops the upgrade request
-    let result: AuthResult;
-    try {
-      result = (await check(hello.auth)) as AuthResult;
-    } catch (err) {
-      if (this.pending.get(conn) !== p || !conn.isOpen) return false;
-      const status = refusalStatus(err);
-      if (status === 403) {
-        this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'forbidden');
-      } else if (status !== undefined && status < 500) {
-        this.fail(conn, CloseCode.Unauthorized, 'unauthorized', ErrorCode.Unauthorized, 'unauthorized');
-      } else {
-        this.manager.reportError(conn.id, err);
-        this.fail(
-          conn,
-          CloseCode.InternalError,
-          'handler-error',
-          ErrorCode.Unauthorized,
-          'authenticate failed',
-        );
-      }
-      return false;
-    }
-    if (this.pending.get(conn) !== p || !conn.isOpen) return false;
-    if (result === false) {
-      this.fail(conn, CloseCode.Unauthorized, 'unauthorized', ErrorCode.Unauthorized, 'unauthorized');
-      return false;
-    }
-    if (result === 'expired') {
-      const [code, why] = [CloseCode.CredentialsExpired, 'credentials expired'];
-      this.fail(conn, code, 'unauthorized', ErrorCode.CredentialsExpired, why);
-      return false;
-    }
-    if (typeof result === 'object') {
-      if (result.clientId !== undefined) conn.id = result.clientId;
-      if (result.data !== undefined) conn.data = result.data;
-      if (result.principal !== undefined) conn.principal = result.principal;
-    }
-    return true;
   }
 
   /**
@@ -421,28 +368,4 @@ export class ProtocolHandler {
       p.reject(new StabilizerError(errorCode, message));
     }
   }
-}
-
-/**
- * A frame on a `stabilizer.v1.msgpack` connection: one MessagePack map in a binary frame. A text frame, bytes that
- * are not exactly one MessagePack value, or a value that is not a map are protocol violations (4502), like bad JSON.
- */
-function decodeMsgpackFrame(
-  codec: MsgpackCodec,
-  data: Buffer,
-  isBinary: boolean,
-): ClientMessage | DecodeFailure {
-  if (!isBinary) return { error: 'text frame on stabilizer.v1.msgpack' };
-  const heartbeat = matchMsgpackHeartbeat(data);
-  if (heartbeat) return heartbeat;
-  let value: unknown;
-  try {
-    value = codec.unpack(data);
-  } catch {
-    return { error: 'bad msgpack' };
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value) || value instanceof Uint8Array)
-    return { error: 'bad msgpack' };
-  // Over MessagePack a payload may itself be bytes (a `bin`), but not the binary kinds of §2.
-  return decodeClientMessage(value);
 }

@@ -195,8 +195,8 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
     );
   }
 
-  /** The socket closed: unregister it, keep or end its session, report `disconnect`. */
-  protected handleClosed(conn: Connection, code: number): void {
+  /** @internal The socket closed: unregister it, keep or end its session, report `disconnect`. */
+  handleClosed(conn: Connection, code: number): void {
     conn.state = 'closed';
     conn.released();
     this.handshaking.delete(conn);
