@@ -166,8 +166,8 @@ describe('compress once', () => {
     const live = new StabilizerClient<unknown, unknown>(s.url, { WebSocket: WebSocket as never });
     const away = new StabilizerClient<unknown, unknown>(s.url, {
       WebSocket: WebSocket as never,
-      minDelayMs: 1,
-      maxDelayMs: 5,
+      minDelayMs: 200,
+      maxDelayMs: 300,
     });
     const gotLive: unknown[] = [];
     const gotAway: unknown[] = [];
@@ -178,8 +178,12 @@ describe('compress once', () => {
     // Drop `away`'s socket; it resumes after the broadcasts, and the replay must reuse their frames.
     const awayConn = s.manager.connections.get(awayId)!;
     const reconnected = new Promise<void>((r) => away.on('resumed', () => r()));
+    // The disconnect event, not a poll: the client comes back (after ≥ 200 ms) with the same id.
+    const detached = new Promise<void>((r) =>
+      s.manager.on('disconnect', (e) => void (e.clientId === awayId && r())),
+    );
     awayConn.socket.terminate();
-    await waitFor(() => !s.manager.connections.has(awayId), 'away detached');
+    await detached;
     const messages = [realisticJson(2000, 1), realisticJson(2000, 2), realisticJson(2000, 3)];
     for (const m of messages) s.manager.broadcast(m);
     await waitFor(() => gotLive.length === 3, 'live');
