@@ -16,6 +16,7 @@ import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
 import type { Topic } from '../server/topics.js';
+import { AckTrimmer } from './acks.js';
 import { decodeOwner, encodeOwner } from './codec.js';
 import { typedRedisError } from './errors.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
@@ -47,8 +48,7 @@ export class RedisBackend implements StorageBackend {
   readonly sessionsOutliveProcess = true;
   readonly nodeId: string;
   private readonly local: LocalSessions;
-  private readonly acks = new Map<LocalSession, number>();
-  private ackFlush: ReturnType<typeof setImmediate> | undefined;
+  private readonly acks: AckTrimmer;
 
   private constructor(
     private readonly link: RedisLink,
@@ -57,6 +57,7 @@ export class RedisBackend implements StorageBackend {
   ) {
     this.nodeId = opts.nodeId;
     this.local = new LocalSessions(link);
+    this.acks = new AckTrimmer(link);
     this.topics = new TopicFollower(link);
     this.topics.onPresence = (e) => link.presence(e);
     this.cluster = new TopicCluster(link, opts, this.topics, () => this.host, DEFAULT_LIMITS);
@@ -210,7 +211,7 @@ export class RedisBackend implements StorageBackend {
 
   /** Leave the cluster. Sessions still attached here start their TTL in Redis (resumable elsewhere). */
   async close(): Promise<void> {
-    this.flushAcks();
+    this.acks.flush();
     const detaching: Array<Promise<unknown>> = [];
     if (!this.link.degraded) {
       for (const ls of this.local.byId.values()) {
@@ -302,9 +303,7 @@ export class RedisBackend implements StorageBackend {
 
   onAck(session: SessionRecord, seq: number): void {
     const ls = this.local.of(session);
-    if (!ls || this.link.degraded) return; // trimming is an optimisation: the next ack covers it
-    this.acks.set(ls, Math.max(seq, this.acks.get(ls) ?? 0));
-    this.ackFlush ??= setImmediate(() => this.flushAcks());
+    if (ls) this.acks.ack(ls, seq); // nothing in Redis unless it advances past what was acked before
   }
 
   onAttach(clientId: string, session: SessionRecord | undefined): void {
@@ -430,14 +429,6 @@ export class RedisBackend implements StorageBackend {
   private readdConnections(): void {
     const ids = this.host ? [...this.host.connections.keys()] : [];
     if (ids.length > 0) this.link.cmd.sadd(`${this.prefix}n:${this.nodeId}:c`, ...ids).catch(() => {});
-  }
-
-  private flushAcks(): void {
-    this.ackFlush = undefined;
-    for (const [ls, seq] of this.acks) {
-      this.link.call('wssAck', [ls.record.id, ls.g, seq]).catch(() => {});
-    }
-    this.acks.clear();
   }
 
   private assertAvailable(what: string): void {
