@@ -12,7 +12,7 @@ import type { Cluster, Redis } from 'ioredis';
  *                  entry, `x` excluded ids (JSON)
  * - `P{t:T}:d:<m>` dedupe key of publish `m` (its reply), so a resend after a reconnect does not publish twice
  * - `P{t:T}:m`     presence hash: member id → node id;  `P{t:T}:n` hash: node id → members held by that node
- * - channel `P{t:T}` publications (offset, epoch, payload) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
+ * - channel `P{t:T}` publications (`#` epoch, offset, Redis ms, excluded, payload; see PUBLISH) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
  */
 const TIME = `
 local T = redis.call('TIME')
@@ -34,6 +34,7 @@ end
  *   `r` the cumulative bytes known to be trimmed. `t - r` is an upper bound of the bytes held (MAXLEN trims
  *   without updating `r`), so the head is read only when that bound is over `maxB`, or every 16th publish for
  *   the age bound: then the oldest entries over a bound go in one XTRIM MINID, and `r` is exact again;
+ * - the publication goes out as `#<epoch>\n<offset>\n<ms>\n<excluded>\n<payload>`: no JSON encoding in Lua;
  * - the dedupe key makes a resend of the same publish (ioredis resends after a reconnect) return the first reply.
  */
 const PUBLISH = `${TIME}
@@ -75,7 +76,7 @@ else
   epoch = ARGV[8]
   redis.call('HSET', meta, 'o', o, 't', t, 'r', r, 'e', epoch)
 end
-local msg = cjson.encode({e = epoch, o = o, a = NOW, p = enc, x = x})
+local msg = '#' .. epoch .. '\\n' .. o .. '\\n' .. NOW .. '\\n' .. x .. '\\n' .. enc
 local receivers = redis.call(ARGV[10], ARGV[1], msg)
 local result = {o, epoch, receivers}
 redis.call('SET', dk, cjson.encode(result), 'PX', ARGV[9])
