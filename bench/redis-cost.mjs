@@ -2,7 +2,8 @@
 //
 //   npm run bench:redis-cost                      # builds dist/, then the default run below
 //   node bench/redis-cost.mjs [--sessions=250,1000,3000,10000] [--rounds=5] [--bytes=150]
-//                             [--deliveries=200000] [--redis-ms=3000] [--systems=stabilizer,socketio]
+//                             [--deliveries=200000] [--max-broadcasts=400] [--redis-ms=3000]
+//                             [--systems=stabilizer,socketio]
 //   node bench/redis-cost.mjs --scale [--nodes=3] [--per-node=5000] [--topics=50] [--rate=150] [--seconds=20]
 //
 // Cost run: for each session count, each system gets its own fresh redis-server, three node processes
@@ -132,11 +133,13 @@ async function costRound(env, count) {
   await sleep(300); // the clients' acks (every 200 ms) reach Redis inside the window
   const d = statsDelta(before, await env.redis.stats());
   const netCpuUs = d.cpuUs - (env.idleCpuUsPerSec * d.wallMs) / 1000;
+  const netCmdUs = d.cmdUs - (env.idleCmdUsPerSec * d.wallMs) / 1000;
   return {
     count,
     cpuUs: d.cpuUs / count,
     netCpuUs: netCpuUs / count,
     cmdUs: d.cmdUs / count,
+    netCmdUs: netCmdUs / count,
     memBytes: d.usedMemory / count,
     memDelta: d.usedMemory,
     wallMs: d.wallMs,
@@ -176,7 +179,7 @@ async function costRun() {
         const warm = await costRound(env, 3);
         const byDeliveries = Math.floor(deliveries / sessions);
         const byRedis = Math.floor((redisMs * 1000) / Math.max(1, warm.cpuUs));
-        env.count = Math.max(3, Math.min(400, byDeliveries, byRedis));
+        env.count = Math.max(3, Math.min(num('max-broadcasts', 400), byDeliveries, byRedis));
         env.rounds = [];
         log(
           `${env.system} @${sessions}: idle ${fmt(idle.cpuUsPerSec, 0)} µs/s, warm-up ${fmt(warm.cpuUs)} µs/broadcast → ${env.count} broadcasts a round`,
@@ -233,6 +236,10 @@ function report(out, systems) {
     ['cpuUs', 'Redis process CPU µs per broadcast (used_cpu_user+sys)'],
     ['netCpuUs', 'Redis process CPU µs per broadcast, idle cost subtracted'],
     ['cmdUs', 'commandstats µs per broadcast (sum of usec of all commands)'],
+    [
+      'netCmdUs',
+      'commandstats µs per broadcast, idle commands (node heartbeats, adapter polling) subtracted',
+    ],
   ]) {
     p(`### ${title}`);
     p('');

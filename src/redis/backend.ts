@@ -16,12 +16,15 @@ import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
 import type { Topic } from '../server/topics.js';
-import { decodeOwner, encodeOwner } from './codec.js';
+import { AckTrimmer } from './acks.js';
+import { NodeConnections } from './connections.js';
+import { NonceStore } from './nonces.js';
+import { SessionOwnership } from './ownership.js';
 import { typedRedisError } from './errors.js';
 import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
-import { assertCapacity, msgId, sendPayload, type ClusterSendOutcome } from './routing.js';
-import { LocalSessions, type LocalSession } from './sessions.js';
+import { assertCapacity, sendPayload, type ClusterSendOutcome } from './routing.js';
+import { LocalSessions } from './sessions.js';
 import { TopicCluster } from './topic-cluster.js';
 import { TopicFollower } from './topics.js';
 
@@ -47,8 +50,10 @@ export class RedisBackend implements StorageBackend {
   readonly sessionsOutliveProcess = true;
   readonly nodeId: string;
   private readonly local: LocalSessions;
-  private readonly acks = new Map<LocalSession, number>();
-  private ackFlush: ReturnType<typeof setImmediate> | undefined;
+  private readonly acks: AckTrimmer;
+  private readonly connections: NodeConnections;
+  private readonly nonces: NonceStore;
+  private readonly owned: SessionOwnership;
 
   private constructor(
     private readonly link: RedisLink,
@@ -57,6 +62,16 @@ export class RedisBackend implements StorageBackend {
   ) {
     this.nodeId = opts.nodeId;
     this.local = new LocalSessions(link);
+    this.acks = new AckTrimmer(link);
+    this.connections = new NodeConnections(link, opts);
+    this.nonces = new NonceStore(link, opts.controlPrefix);
+    this.owned = new SessionOwnership(
+      link,
+      opts,
+      this.local,
+      () => this.ttlMs,
+      (id, err) => this.fail(id, err),
+    );
     this.topics = new TopicFollower(link);
     this.topics.onPresence = (e) => link.presence(e);
     this.cluster = new TopicCluster(link, opts, this.topics, () => this.host, DEFAULT_LIMITS);
@@ -113,34 +128,22 @@ export class RedisBackend implements StorageBackend {
     return this.host?.config.sessionTtlMs ?? 120_000;
   }
 
-  private get prefix(): string {
-    return this.opts.controlPrefix;
-  }
-
   // ------------------------------------------------------------------------------------------ StorageBackend
 
   async claimNonce(nonce: string, expiresAtMs: number): Promise<boolean> {
     this.assertAvailable('token check');
-    const ttl = Math.max(1, Math.ceil(expiresAtMs - Date.now()));
-    const key = `${this.prefix}nonce:${nonce}`;
-    // A unique mark makes the claim idempotent: ioredis resends a SET whose reply a reconnect lost.
-    const mark = msgId();
-    if ((await this.link.cmd.set(key, mark, 'PX', ttl, 'NX')) === 'OK') return true;
-    return (await this.link.cmd.get(key)) === mark;
+    return this.nonces.claim(nonce, expiresAtMs);
   }
 
-  async releaseNonce(nonce: string): Promise<void> {
-    await this.link.cmd.del(`${this.prefix}nonce:${nonce}`);
+  releaseNonce(nonce: string): Promise<void> {
+    return this.nonces.release(nonce);
   }
 
   createSession(id: string, limits: ReplayLimits, owner: SessionOwner = {}): SessionRecord {
     const old = this.local.byId.get(id);
     if (old) this.local.forget(old);
     const ls = this.local.create(id, limits, newIncarnation(), owner);
-    const stored = encodeOwner(owner);
-    this.link
-      .call('wssCreate', [id, ls.g, this.nodeId, ls.record.incarnation, stored.principal, stored.data])
-      .catch((err: unknown) => this.fail(id, err));
+    this.owned.created(ls, owner);
     return ls.record;
   }
 
@@ -151,15 +154,7 @@ export class RedisBackend implements StorageBackend {
   /** Reads the session hash in Redis (cluster-wide); nothing is claimed. */
   async inspectSession(id: string): Promise<SessionInfo | undefined> {
     this.assertAvailable('resume');
-    let h: Array<string | null>;
-    try {
-      h = await this.link.cmd.hmget(`${this.prefix}s:${id}`, 'i', 'u', 'a');
-    } catch (err) {
-      throw typedRedisError(err, 'resume');
-    }
-    if (!h[0]) return undefined;
-    const owner = decodeOwner(h[1] ?? '-', h[2] ?? '');
-    return { incarnation: h[0], principal: owner.principal, data: owner.data };
+    return this.owned.inspect(id);
   }
 
   async findSession(id: string, limits: ReplayLimits, incarnation: string): Promise<SessionLookup> {
@@ -190,10 +185,7 @@ export class RedisBackend implements StorageBackend {
     if (!ls) return;
     const g = ls.g;
     this.local.forget(ls);
-    const tomb = tombstone === 'evicted' ? 'evicted' : tombstone ? '1' : '0';
-    this.link
-      .call('wssDelete', [id, g, tomb, this.opts.tombstoneTtlMs])
-      .catch((err: unknown) => this.fail(id, err));
+    this.owned.deleted(id, g, tombstone);
   }
 
   *sessions(): IterableIterator<SessionRecord> {
@@ -210,18 +202,8 @@ export class RedisBackend implements StorageBackend {
 
   /** Leave the cluster. Sessions still attached here start their TTL in Redis (resumable elsewhere). */
   async close(): Promise<void> {
-    this.flushAcks();
-    const detaching: Array<Promise<unknown>> = [];
-    if (!this.link.degraded) {
-      for (const ls of this.local.byId.values()) {
-        if (this.local.connectionOf(ls)) {
-          detaching.push(
-            this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {}),
-          );
-        }
-      }
-    }
-    await Promise.race([Promise.all(detaching), new Promise((r) => setTimeout(r, 1000))]);
+    this.acks.flush();
+    await this.owned.detachAttached();
     this.local.byId.clear();
     await this.link.close();
   }
@@ -302,26 +284,22 @@ export class RedisBackend implements StorageBackend {
 
   onAck(session: SessionRecord, seq: number): void {
     const ls = this.local.of(session);
-    if (!ls || this.link.degraded) return; // trimming is an optimisation: the next ack covers it
-    this.acks.set(ls, Math.max(seq, this.acks.get(ls) ?? 0));
-    this.ackFlush ??= setImmediate(() => this.flushAcks());
+    if (ls) this.acks.ack(ls, seq); // nothing in Redis unless it advances past what was acked before
   }
 
   onAttach(clientId: string, session: SessionRecord | undefined): void {
-    this.link.cmd.sadd(`${this.prefix}n:${this.nodeId}:c`, clientId).catch(() => {});
+    this.connections.add(clientId);
     const ls = session && this.local.of(session);
-    if (ls) this.attach(ls);
+    if (ls) this.owned.attach(ls);
   }
 
   onDetach(clientId: string, session: SessionRecord | undefined, retained: boolean): void {
-    this.link.cmd.srem(`${this.prefix}n:${this.nodeId}:c`, clientId).catch(() => {});
+    this.connections.remove(clientId);
     if (!session || !retained) return;
     const ls = this.local.of(session);
     // Not ours any more (resumed elsewhere, history lost): the manager must not keep it as detached here.
     if (!ls) return void this.host?.releaseSession(session);
-    this.link
-      .call('wssDetach', [session.id, ls.g, this.nodeId, this.ttlMs])
-      .catch((e: unknown) => this.fail(clientId, e));
+    void this.owned.detach(ls);
   }
 
   // ------------------------------------------------------------------------------------------ cluster API
@@ -350,11 +328,8 @@ export class RedisBackend implements StorageBackend {
    * Members of `topic` on every live node (sessions, attached or detached, and plain sockets), each with the node
    * that holds it. Members held by a node whose heartbeat stopped are not listed (they come back when resumed).
    */
-  async getTopicMembers(topic: string): Promise<Array<{ clientId: string; nodeId: string }>> {
-    const flat = (await this.cluster.members(topic, 'list')) as string[];
-    const out: Array<{ clientId: string; nodeId: string }> = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ clientId: flat[i]!, nodeId: flat[i + 1]! });
-    return out;
+  getTopicMembers(topic: string): Promise<Array<{ clientId: string; nodeId: string }>> {
+    return this.cluster.memberList(topic);
   }
 
   /** How many members `topic` has on every live node, from per-node counters: no member list is read. */
@@ -377,41 +352,21 @@ export class RedisBackend implements StorageBackend {
   }
 
   /** Connections open on every live node. */
-  async getClusterConnectionCount(): Promise<number> {
-    return Number(await this.link.run('wssCluster', [this.prefix, this.opts.nodeTimeoutMs, 'count']));
+  getClusterConnectionCount(): Promise<number> {
+    return this.connections.count();
   }
 
   /** Every open connection on every live node, with the node that holds it. */
-  async getClusterConnections(): Promise<Array<{ clientId: string; nodeId: string }>> {
-    const flat = (await this.link.run('wssCluster', [
-      this.prefix,
-      this.opts.nodeTimeoutMs,
-      'list',
-    ])) as string[];
-    const out: Array<{ clientId: string; nodeId: string }> = [];
-    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ nodeId: flat[i]!, clientId: flat[i + 1]! });
-    return out;
+  getClusterConnections(): Promise<Array<{ clientId: string; nodeId: string }>> {
+    return this.connections.list();
   }
 
   // ------------------------------------------------------------------------------------------ internals
 
-  private attach(ls: LocalSession): void {
-    const g = ls.g;
-    this.link.call('wssAttach', [ls.record.id, g, this.nodeId]).then(
-      (r) => {
-        if (r === 0 && ls.g === g) this.local.lose(ls, 'session ended in redis');
-      },
-      (err: unknown) => this.fail(ls.record.id, err),
-    );
-  }
-
   private resync(reaped: boolean): void {
     if (reaped) {
       // Another node took this one for dead: put our sessions and connections back.
-      for (const ls of this.local.byId.values()) {
-        if (this.local.connectionOf(ls)) this.attach(ls);
-        else this.link.call('wssDetach', [ls.record.id, ls.g, this.nodeId, this.ttlMs]).catch(() => {});
-      }
+      this.owned.reclaimAll();
       this.readdConnections();
       this.cluster.readdPresence();
     }
@@ -428,16 +383,7 @@ export class RedisBackend implements StorageBackend {
   }
 
   private readdConnections(): void {
-    const ids = this.host ? [...this.host.connections.keys()] : [];
-    if (ids.length > 0) this.link.cmd.sadd(`${this.prefix}n:${this.nodeId}:c`, ...ids).catch(() => {});
-  }
-
-  private flushAcks(): void {
-    this.ackFlush = undefined;
-    for (const [ls, seq] of this.acks) {
-      this.link.call('wssAck', [ls.record.id, ls.g, seq]).catch(() => {});
-    }
-    this.acks.clear();
+    if (this.host) this.connections.add(...this.host.connections.keys());
   }
 
   private assertAvailable(what: string): void {

@@ -124,8 +124,22 @@ export type TopicMessage =
   | { k: 'volatile'; p: string; x: string }
   | { k: 'presence'; change: 'join' | 'leave'; i: string; n: string };
 
+/** A reliable publication as the publish script sends it: `#<epoch>\n<offset>\n<ms>\n<excluded>\n<payload>`. */
+function parsePublication(text: string): TopicPublication | undefined {
+  const i1 = text.indexOf('\n');
+  const i2 = text.indexOf('\n', i1 + 1);
+  const i3 = text.indexOf('\n', i2 + 1);
+  const i4 = text.indexOf('\n', i3 + 1);
+  if (i1 < 0 || i2 < 0 || i3 < 0 || i4 < 0) return undefined;
+  const o = Number(text.slice(i1 + 1, i2));
+  const a = Number(text.slice(i2 + 1, i3));
+  if (!Number.isSafeInteger(o) || !Number.isFinite(a)) return undefined;
+  return { k: 'pub', e: text.slice(1, i1), o, a, p: text.slice(i4 + 1), x: text.slice(i3 + 1, i4) };
+}
+
 /** Parse a topic-channel message; `undefined` for anything unexpected. */
 export function parseTopicMessage(text: string): TopicMessage | undefined {
+  if (text.charCodeAt(0) === 35) return parsePublication(text);
   let m: unknown;
   try {
     m = JSON.parse(text);

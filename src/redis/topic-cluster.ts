@@ -76,6 +76,14 @@ export class TopicCluster {
     return this.link.topicScript('wssTopicMembers', [k.members, k.counts], [mode, ...live]);
   }
 
+  /** Members of a topic held by live nodes, each with its node. */
+  async memberList(topic: string): Promise<Array<{ clientId: string; nodeId: string }>> {
+    const flat = (await this.members(topic, 'list')) as string[];
+    const out: Array<{ clientId: string; nodeId: string }> = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) out.push({ clientId: flat[i]!, nodeId: flat[i + 1]! });
+    return out;
+  }
+
   /** Presence of one member in one topic, held by this node (O(1), on the topic's keys). */
   presence(op: 'add' | 'del', memberId: string, topic: string): void {
     const k = this.follower.keys(topic);

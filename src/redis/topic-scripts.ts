@@ -6,11 +6,13 @@ import type { Cluster, Redis } from 'ioredis';
  * looks at sessions or subscribers: a publish costs the same whatever the audience.
  *
  * Keys of topic `T` (prefix `P`):
- * - `P{t:T}`       meta hash: `o` last offset, `e` epoch (random id of this history, set once), `b` bytes stored
- * - `P{t:T}:x`     stream, entry id `0-<offset>`, fields `p` payload, `b` bytes, `a` Redis ms, `x` excluded ids (JSON)
+ * - `P{t:T}`       meta hash: `o` last offset, `e` epoch (random id of this history), `t` bytes ever published,
+ *                  `r` bytes known trimmed (`t - r` ≥ bytes stored)
+ * - `P{t:T}:x`     stream, entry id `0-<offset>`, fields `p` payload, `b` bytes, `a` Redis ms, `c` `t` through this
+ *                  entry, `x` excluded ids (JSON)
  * - `P{t:T}:d:<m>` dedupe key of publish `m` (its reply), so a resend after a reconnect does not publish twice
  * - `P{t:T}:m`     presence hash: member id → node id;  `P{t:T}:n` hash: node id → members held by that node
- * - channel `P{t:T}` publications (offset, epoch, payload) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
+ * - channel `P{t:T}` publications (`#` epoch, offset, Redis ms, excluded, payload; see PUBLISH) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
  */
 const TIME = `
 local T = redis.call('TIME')
@@ -24,40 +26,57 @@ end
 /**
  * KEYS: meta stream dedupe. ARGV: channel enc bytes excludeJson('' none) maxN maxB maxAge newEpoch dedupeTtlMs
  * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) → {offset, epoch, receivers}, or the error `EPOCH` when the
- * topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written). O(1) amortized:
- * one trimmed entry per evicted one.
+ * topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written).
+ *
+ * Seven commands on the common path (TIME, GET, HMGET, XADD, HSET, PUBLISH, SET), whatever the audience:
+ * - the count bound is XADD's own exact `MAXLEN` (it evicts the one oldest entry when the stream is full);
+ * - bytes: each entry stores `c`, the topic's cumulative published bytes through it; meta `t` is that total and
+ *   `r` the cumulative bytes known to be trimmed. `t - r` is an upper bound of the bytes held (MAXLEN trims
+ *   without updating `r`), so the head is read only when that bound is over `maxB`, or every 16th publish for
+ *   the age bound: then the oldest entries over a bound go in one XTRIM MINID, and `r` is exact again;
+ * - the publication goes out as `#<epoch>\n<offset>\n<ms>\n<excluded>\n<payload>`: no JSON encoding in Lua;
+ * - the dedupe key makes a resend of the same publish (ioredis resends after a reconnect) return the first reply.
  */
 const PUBLISH = `${TIME}
 local meta, stream, dk = KEYS[1], KEYS[2], KEYS[3]
 local prev = redis.call('GET', dk)
 if prev then return cjson.decode(prev) end
-local epoch = redis.call('HGET', meta, 'e')
+local h = redis.call('HMGET', meta, 'e', 'o', 't', 'r')
+local epoch = h[1]
 if ARGV[11] ~= '' and epoch ~= ARGV[11] then return redis.error_reply('EPOCH topic history changed') end
-if not epoch then
-  epoch = ARGV[8]
-  redis.call('HSET', meta, 'e', epoch)
-end
-local o = redis.call('HINCRBY', meta, 'o', 1)
-local enc, bytes, x = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local o, bytes = tonumber(h[2] or '0') + 1, tonumber(ARGV[3])
+local t, r = tonumber(h[3] or '0') + bytes, tonumber(h[4] or '0')
+local enc, x = ARGV[2], ARGV[4]
+local maxN, maxB, maxAge = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 if x == '' then
-  redis.call('XADD', stream, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW)
+  redis.call('XADD', stream, 'MAXLEN', maxN, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'c', t)
 else
-  redis.call('XADD', stream, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'x', x)
+  redis.call('XADD', stream, 'MAXLEN', maxN, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'c', t, 'x', x)
 end
-local total = redis.call('HINCRBY', meta, 'b', bytes)
-local maxN, maxB, maxAge = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local n = redis.call('XLEN', stream)
--- Count and bytes are checked on every publish, age every 16th (and on every read).
-if n > maxN or total > maxB or o % 16 == 0 then
-  while n > 0 do
-    local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
-    if n <= maxN and total <= maxB and tonumber(field(head[2], 'a')) >= NOW - maxAge then break end
-    redis.call('XDEL', stream, head[1])
-    total = redis.call('HINCRBY', meta, 'b', -tonumber(field(head[2], 'b')))
-    n = n - 1
+if t - r > maxB or o % 16 == 0 then
+  local cut, from = nil, '-'
+  while true do
+    local heads = redis.call('XRANGE', stream, from, '+', 'COUNT', 8)
+    local kept = false
+    for _, e in ipairs(heads) do
+      local b = tonumber(field(e[2], 'b'))
+      local c = tonumber(field(e[2], 'c') or (r + b))
+      r = c - b
+      if t - r <= maxB and tonumber(field(e[2], 'a')) >= NOW - maxAge then kept = true; break end
+      cut = e[1]; r = c
+    end
+    if kept or #heads < 8 then break end
+    from = '(' .. cut
   end
+  if cut then redis.call('XTRIM', stream, 'MINID', '0-' .. (tonumber(string.sub(cut, 3)) + 1)) end
 end
-local msg = cjson.encode({e = epoch, o = o, a = NOW, p = enc, x = x})
+if epoch then
+  redis.call('HSET', meta, 'o', o, 't', t, 'r', r)
+else
+  epoch = ARGV[8]
+  redis.call('HSET', meta, 'o', o, 't', t, 'r', r, 'e', epoch)
+end
+local msg = '#' .. epoch .. '\\n' .. o .. '\\n' .. NOW .. '\\n' .. x .. '\\n' .. enc
 local receivers = redis.call(ARGV[10], ARGV[1], msg)
 local result = {o, epoch, receivers}
 redis.call('SET', dk, cjson.encode(result), 'PX', ARGV[9])
