@@ -90,16 +90,21 @@ export type NodeMessage =
       g: string;
     };
 
-/** Parse a node-channel message; `undefined` for anything unexpected (logged by the caller). */
-export function parseNodeMessage(text: string): NodeMessage | undefined {
+/** A channel message's JSON object; `undefined` for text that is not JSON or not an object. */
+function parseJsonObject(text: string): Record<string, unknown> | undefined {
   let m: unknown;
   try {
     m = JSON.parse(text);
   } catch {
     return undefined;
   }
-  if (typeof m !== 'object' || m === null) return undefined;
-  const o = m as Record<string, unknown>;
+  return typeof m === 'object' && m !== null ? (m as Record<string, unknown>) : undefined;
+}
+
+/** Parse a node-channel message; `undefined` for anything unexpected (logged by the caller). */
+export function parseNodeMessage(text: string): NodeMessage | undefined {
+  const o = parseJsonObject(text);
+  if (!o) return undefined;
   // cjson encodes an empty Lua table as {}: normalise list fields.
   if (o.s !== undefined && !Array.isArray(o.s)) o.s = [];
   if (o.k === 'd' && typeof o.i === 'string' && typeof o.p === 'string') return o as NodeMessage;
@@ -140,14 +145,8 @@ function parsePublication(text: string): TopicPublication | undefined {
 /** Parse a topic-channel message; `undefined` for anything unexpected. */
 export function parseTopicMessage(text: string): TopicMessage | undefined {
   if (text.charCodeAt(0) === 35) return parsePublication(text);
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  if (typeof m !== 'object' || m === null) return undefined;
-  const o = m as Record<string, unknown>;
+  const o = parseJsonObject(text);
+  if (!o) return undefined;
   const x = typeof o.x === 'string' ? o.x : '';
   if (typeof o.p === 'string') {
     if (o.v === 1) return { k: 'volatile', p: o.p, x };
