@@ -277,14 +277,17 @@ export class WebSocketConnectionManager<
 
   // ---------------------------------------------------------------- background work
 
+  /** `config.pingIntervalMs`: how long a connection may be idle before the sweep pings it (the sweep reads it). */
   get pingIntervalMs(): number {
     return this.config.pingIntervalMs;
   }
 
+  /** `config.pongTimeoutMs`: how long after a ping without any inbound frame a connection is declared dead. */
   get pongTimeoutMs(): number {
     return this.config.pongTimeoutMs;
   }
 
+  /** `config.hiddenPongTimeoutMs`: the same bound for a client whose page said it is hidden (a `vis` frame). */
   get hiddenPongTimeoutMs(): number {
     return this.config.hiddenPongTimeoutMs;
   }
@@ -336,6 +339,7 @@ export class WebSocketConnectionManager<
 
   // ---------------------------------------------------------------- shutdown and stats
 
+  /** Whether `gracefulShutdown` has started: upgrades are refused with 503 from then on (and readiness is false). */
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }
