@@ -4,15 +4,15 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fastifyStabilizer, type FastifyStabilizerOptions } from '../../src/adapters/fastify.js';
-import { WebSocket } from 'ws';
-import { StabilizerClient } from '../../src/client/index.js';
 import { waitFor } from '../helpers/server.js';
 import {
+  authByHelloToken,
   closeClients,
   closes,
   cookieClient,
   cookieOf,
   expectGracefulClose,
+  expectHelloAuth,
   expectResumeAfterDrop,
   inbox,
   upgradeStatus,
@@ -59,30 +59,8 @@ const origin = { origin: 'https://app.example' };
 
 describe('Fastify 5 plugin', () => {
   it("passes the hello's credentials (a browser's `auth`) to authenticate", async () => {
-    const { app, url } = await start({
-      authenticate: (_req, hello) => {
-        const token = (hello?.auth as { token?: string } | undefined)?.token;
-        return token === 'good' ? { data: { user: 'by-token' } } : false;
-      },
-    });
-    const users: unknown[] = [];
-    app.websocketStabilizer.on('connect', ({ data }) => void users.push(data));
-    const good = new StabilizerClient(url, {
-      WebSocket: WebSocket as never,
-      auth: () => ({ token: 'good' }),
-    });
-    const bad = new StabilizerClient(url, { WebSocket: WebSocket as never, auth: { token: 'bad' } });
-    const refused: Array<{ code: number }> = [];
-    bad.on('unauthorized', (e) => void refused.push(e));
-    try {
-      await good.send('hi');
-      expect(users).toEqual([{ user: 'by-token' }]);
-      await waitFor(() => refused.length === 1, 'unauthorized');
-      expect(refused[0]!.code).toBe(4504);
-    } finally {
-      good.close();
-      bad.close();
-    }
+    const { app, url } = await start({ authenticate: (_req, hello) => authByHelloToken(hello) });
+    await expectHelloAuth(app.websocketStabilizer, url);
   });
 
   it('keeps every upgrade check (401 without the session cookie, 403, 404, 503) and decorates the app', async () => {

@@ -6,15 +6,15 @@ import { HTTPException } from 'hono/http-exception';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHonoStabilizer } from '../../src/adapters/hono.js';
 import { closeOnSignals, WebSocketConnectionManager } from '../../src/server/index.js';
-import { WebSocket } from 'ws';
-import { StabilizerClient } from '../../src/client/index.js';
 import { waitFor } from '../helpers/server.js';
 import {
+  authByHelloToken,
   closeClients,
   closes,
   cookieClient,
   cookieOf,
   expectGracefulClose,
+  expectHelloAuth,
   expectResumeAfterDrop,
   inbox,
   upgradeStatus,
@@ -54,10 +54,7 @@ async function start() {
   );
   app.get(
     '/ws-token',
-    ws.upgrade((_c, hello) => {
-      const token = hello?.auth as { token?: string } | undefined;
-      return token?.token === 'good' ? { data: { user: 'by-token' } } : false;
-    }),
+    ws.upgrade((_c, hello) => authByHelloToken(hello)),
   );
   app.get('/plain', (c) => c.text('not a socket'));
   const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' });
@@ -90,27 +87,7 @@ describe('Hono adapter (@hono/node-server)', () => {
 
   it("passes the hello's credentials to the route's authenticate (browsers: no headers, no cookies)", async () => {
     const { manager, base } = await start();
-    const users: unknown[] = [];
-    manager.on('connect', ({ data }) => void users.push(data));
-    const good = new StabilizerClient(`ws://${base}/ws-token`, {
-      WebSocket: WebSocket as never,
-      auth: async () => ({ token: 'good' }),
-    });
-    const bad = new StabilizerClient(`ws://${base}/ws-token`, {
-      WebSocket: WebSocket as never,
-      auth: { token: 'bad' },
-    });
-    const refused: Array<{ code: number }> = [];
-    bad.on('unauthorized', (e) => void refused.push(e));
-    try {
-      await good.send('hi');
-      expect(users).toEqual([{ user: 'by-token' }]);
-      await waitFor(() => refused.length === 1, 'unauthorized');
-      expect(refused[0]!.code).toBe(4504);
-    } finally {
-      good.close();
-      bad.close();
-    }
+    await expectHelloAuth(manager, `ws://${base}/ws-token`);
   });
 
   it('resumes after a dropped socket with every message exactly once', async () => {

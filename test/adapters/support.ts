@@ -98,3 +98,30 @@ export async function expectGracefulClose(seen: CloseInfo[]): Promise<void> {
   expect([1001, 1012]).toContain(seen[0]!.code);
   expect(seen[0]!.reason).toMatch(/retry-after=\d+/);
 }
+
+/** The app side of {@link expectHelloAuth}: the hello's `{ token: 'good' }` is user `by-token`, anything else 401. */
+export function authByHelloToken(hello?: { auth: unknown }): false | { data: { user: string } } {
+  const token = (hello?.auth as { token?: string } | undefined)?.token;
+  return token === 'good' ? { data: { user: 'by-token' } } : false;
+}
+
+/**
+ * A client that sends credentials in its hello (a browser: no headers, no cookies) reaches the app's authenticate
+ * ({@link authByHelloToken}): a good token connects as that user, a bad one ends with `unauthorized` (4504).
+ */
+export async function expectHelloAuth(manager: WebSocketConnectionManager, url: string): Promise<void> {
+  const users: unknown[] = [];
+  manager.on('connect', ({ data }) => void users.push(data));
+  const good = new StabilizerClient(url, {
+    WebSocket: WebSocket as never,
+    auth: async () => ({ token: 'good' }),
+  });
+  const bad = new StabilizerClient(url, { WebSocket: WebSocket as never, auth: { token: 'bad' } });
+  clients.push(good, bad);
+  const refused: Array<{ code: number }> = [];
+  bad.on('unauthorized', (e) => void refused.push(e));
+  await good.send('hi');
+  expect(users).toEqual([{ user: 'by-token' }]);
+  await waitFor(() => refused.length === 1, 'unauthorized');
+  expect(refused[0]!.code).toBe(4504);
+}

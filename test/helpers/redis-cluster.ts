@@ -1,16 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis, type ClusterOptions } from 'ioredis';
 import { requireBinary } from './binaries.js';
+import { freePorts, HOST, onPort, running, sleep } from './redis-processes.js';
 
 // Checked when a test file imports this harness: without the programs the file fails at once with what to install.
 const REDIS_SERVER = requireBinary('redis-server');
 const REDIS_CLI = requireBinary('redis-cli');
 
-const HOST = '127.0.0.1';
 const MASTERS = 3;
 const NODES = MASTERS * 2; // one replica per master
 const SLOTS = 16384;
@@ -79,53 +78,6 @@ interface Options {
   extraArgs?: string[];
 }
 
-/** Synchronous clean-up of every cluster still running when the process exits (an `afterAll` that never ran). */
-const running = new Set<() => void>();
-process.once('exit', () => {
-  for (const kill of running) kill();
-});
-
-/** `count` distinct free loopback ports (held open together so that none is handed out twice). */
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const srv = createServer();
-          srv.unref();
-          srv.once('error', reject);
-          srv.listen(0, HOST, () => resolve(srv));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Run a command on one node with a short-lived connection (no retries, no offline queue). */
-async function onNode<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({
-    host: HOST,
-    port,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-  });
-  r.on('error', () => {}); // reported by the rejected command instead
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
-}
-
 const infoField = (info: string, field: string) => new RegExp(`^${field}:(.*)\\r?$`, 'm').exec(info)?.[1];
 
 type SlotsReply = [number, number, ...[host: string, port: number, nodeId: string, info: unknown[]][]][];
@@ -188,7 +140,7 @@ function waitForPong(child: ChildProcess, port: number): Promise<void> {
   return until(`redis-server on ${port} answering PING`, 5000, async () => {
     if (exited(child))
       throw new Error(`redis-server on ${port} exited (${child.exitCode ?? child.signalCode})`);
-    return (await onNode(port, (r) => r.ping())) === 'PONG' ? true : undefined;
+    return (await onPort(port, (r) => r.ping())) === 'PONG' ? true : undefined;
   }).then(() => undefined);
 }
 
@@ -224,7 +176,7 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
       clients.add(c);
       return c;
     },
-    keySlot: (key) => onNode(live()[0]!.port, (r) => r.cluster('KEYSLOT', key)),
+    keySlot: (key) => onPort(live()[0]!.port, (r) => r.cluster('KEYSLOT', key)),
     slots: () => firstAnswer((r) => r.cluster('SLOTS')).then(parseSlots),
     async killMaster(slotOrKey) {
       const slot = typeof slotOrKey === 'number' ? slotOrKey : await cluster.keySlot(slotOrKey);
@@ -243,9 +195,9 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
         async () => {
           const alive = new Set(live().map((n) => n.port));
           for (const n of live()) {
-            const info = await onNode(n.port, (r) => r.cluster('INFO'));
+            const info = await onPort(n.port, (r) => r.cluster('INFO'));
             if (infoField(info, 'cluster_state') !== 'ok') return undefined;
-            const map = parseSlots(await onNode(n.port, (r) => r.cluster('SLOTS')));
+            const map = parseSlots(await onPort(n.port, (r) => r.cluster('SLOTS')));
             const covered = map.reduce((sum, s) => sum + s.end - s.start + 1, 0);
             if (covered !== SLOTS || map.some((s) => !alive.has(s.master))) return undefined;
           }
@@ -275,7 +227,7 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
     let lastErr: unknown;
     for (const n of live()) {
       try {
-        return await onNode(n.port, fn);
+        return await onPort(n.port, fn);
       } catch (err) {
         lastErr = err;
       }
@@ -314,10 +266,10 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
     ]);
     await until('cluster_state:ok on all six nodes, replicas in sync', 20_000, async () => {
       for (const n of nodes) {
-        const info = await onNode(n.port, (r) => r.cluster('INFO'));
+        const info = await onPort(n.port, (r) => r.cluster('INFO'));
         if (infoField(info, 'cluster_state') !== 'ok') return undefined;
         if (infoField(info, 'cluster_known_nodes') !== String(NODES)) return undefined;
-        const repl = await onNode(n.port, (r) => r.info('replication'));
+        const repl = await onPort(n.port, (r) => r.info('replication'));
         if (infoField(repl, 'role') === 'slave' && infoField(repl, 'master_link_status') !== 'up')
           return undefined;
       }

@@ -1,16 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
 import { requireBinary } from './binaries.js';
+import { freePorts, HOST, onPort, running, sleep } from './redis-processes.js';
 
 // Checked when a test file imports this harness: without redis-server the file fails at once with what to install.
 // Sentinel is redis-server's own `--sentinel` mode: no other program is needed.
 const REDIS_SERVER = requireBinary('redis-server');
 
-const HOST = '127.0.0.1';
 const SENTINELS = 3;
 export const MASTER_NAME = 'mymaster';
 
@@ -29,50 +28,6 @@ export interface TestRedisSentinel {
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
   /** Kill every process (SIGKILL), close the clients, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
-}
-
-const running = new Set<() => void>();
-process.once('exit', () => {
-  for (const kill of running) kill();
-});
-
-async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve, reject) => {
-          const srv = createServer();
-          srv.unref();
-          srv.once('error', reject);
-          srv.listen(0, HOST, () => resolve(srv));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => (s.address() as { port: number }).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function onPort<T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> {
-  const r = new Redis({
-    host: HOST,
-    port,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 1000,
-  });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return await fn(r);
-  } finally {
-    r.disconnect();
-  }
 }
 
 async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
