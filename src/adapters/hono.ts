@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Context, Env, MiddlewareHandler } from 'hono';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 import type { SendData } from '../server/payload.js';
-import type { AuthResult, HelloAuth, UpgradeHandler } from '../server/upgrade.js';
+import type { AttachOptions, AuthResult, HelloAuth, UpgradeHandler } from '../server/upgrade.js';
 
 /** What {@link createHonoStabilizer} needs of a Hono app: its `fetch`. */
 export interface FetchApp {
@@ -23,10 +23,11 @@ export interface HonoStabilizerOptions {
   /** The Hono app: each upgrade request goes through `app.fetch`, so its routes and middleware decide. */
   app: FetchApp;
   /**
-   * Take the client IP from the rightmost `X-Forwarded-For` entry (only behind exactly one proxy you control).
+   * Which proxies to believe, as `attach`'s (`true`: one hop; a hop count; a list of proxy addresses / CIDR
+   * ranges): for the client address and, from a trusted proxy, the forwarded scheme and host of the origin check.
    * @default false
    */
-  trustProxy?: boolean;
+  trustProxy?: AttachOptions['trustProxy'];
 }
 
 /** What {@link createHonoStabilizer} returns; `Data` is the manager's (what `authenticate` may return as `data`). */

@@ -234,10 +234,15 @@ export interface WebSocketConfig<In = unknown> {
    */
   closeTimeoutMs?: number;
   /**
-   * Origins allowed at upgrade (exact match of the `Origin` header). Others get HTTP 403.
-   * @default undefined (any origin)
+   * Origins allowed to open a socket besides the request's own. A browser sends `Origin` with every upgrade; one
+   * that is neither the request's own origin (scheme, host and port: the connection's TLS and `Host`, or
+   * `X-Forwarded-Proto` / `X-Forwarded-Host` from a proxy `trustProxy` trusts) nor in this list gets HTTP 403 (Cross-Site
+   * WebSocket Hijacking). An upgrade without `Origin` (a non-browser client) passes. Entries are origins as
+   * browsers send them (`'https://app.example'`, `'http://localhost:5173'`; compared normalised). `'*'` turns the
+   * check off: safe only when no cookie or other ambient credential authenticates the upgrade (tokens only).
+   * @default undefined (same origin only)
    */
-  allowedOrigins?: string[];
+  allowedOrigins?: '*' | string[];
   /**
    * What `connect` does when the id is already connected: `replace` closes the old socket with 4501,
    * `reject` closes the new one with 4501.
@@ -263,9 +268,12 @@ export interface WebSocketConfig<In = unknown> {
   maxSessions?: number;
   /**
    * Protocol mode: most sessions created from one remote IP that this process holds. A new session over it is
-   * refused (`SESSION_LIMIT`, close 1013); resumes are not. Behind a reverse proxy, set `trustProxy` on `attach`,
-   * or every session counts under the proxy's address.
-   * @default 1000
+   * refused (`SESSION_LIMIT`, close 1013); resumes are not. Unset, 1000 sessions per client address, counted
+   * only for addresses that are known to be a client's: one a trusted proxy forwarded (`trustProxy`), or a peer
+   * that is not loopback, private, link-local or shared (100.64.0.0/10), i.e. not likely a proxy. Behind a proxy
+   * without `trustProxy`, the default thus caps nothing. A number set here counts every address, the proxy's too:
+   * set `trustProxy` with it.
+   * @default undefined (1000 per client address, see above)
    */
   maxSessionsPerIp?: number;
   /**
@@ -336,12 +344,12 @@ export interface ResolvedConfig {
   maxBufferedBytes: number;
   msgpack: boolean;
   closeTimeoutMs: number;
-  allowedOrigins: string[] | undefined;
+  allowedOrigins: '*' | string[] | undefined;
   duplicateIdPolicy: 'replace' | 'reject';
   handshakeTimeoutMs: number;
   sessionTtlMs: number;
   maxSessions: number;
-  maxSessionsPerIp: number;
+  maxSessionsPerIp: number | undefined;
   maxSessionsPerPrincipal: number;
   maxDetachedSessionBytes: number;
   replay: Required<ReplayConfig>;

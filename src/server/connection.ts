@@ -54,6 +54,8 @@ export class Connection {
    * keeps its creator's principal, and a resume from another principal is refused.
    */
   principal: string | undefined = undefined;
+  /** Whether `remoteAddress` is known to be the client's own (see `ConnectOptions.clientAddress`). */
+  clientAddress = true;
   /** Protocol mode: the session this socket serves. */
   session: SessionRecord | undefined = undefined;
   /** Why the server closed it, reported in `disconnect`; unset means the peer closed. */

@@ -4,7 +4,9 @@ import type { WebSocketConnectionManager } from './manager.js';
 import type { SendData } from './payload.js';
 import { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
-import { refusalStatus, type AuthResult } from './upgrade.js';
+import { originLogFields, refusalStatus, type AuthResult } from './upgrade.js';
+import { checkOrigin } from './origin.js';
+import { clientResolver, type ClientView, type TrustProxy } from './proxy-trust.js';
 
 /**
  * The runtime's upgrade: accept `request` with the subprotocol given (or none) and return the server side of the
@@ -20,14 +22,25 @@ export type FetchUpgrade = (
 export interface FetchUpgradeOptions<Data = unknown> {
   /** As `attach`'s: `false` (or a throw) answers 401, an error with `status` 400–599 that status. @default accept all */
   authenticate?: (request: Request) => AuthResult<Data> | Promise<AuthResult<Data>>;
-  /** The client's IP, from the runtime (`info.remoteAddr.hostname` on Deno). @default undefined */
+  /**
+   * The TCP peer's IP, from the runtime (`info.remoteAddr.hostname` on Deno). With `trustProxy`, the client's
+   * address is read from `X-Forwarded-For` when this peer is a trusted proxy.
+   * @default undefined
+   */
   remoteAddress?: string;
+  /**
+   * Which proxies to believe, as `attach`'s (see {@link TrustProxy}); the peer is `remoteAddress`. A trusted
+   * proxy's `X-Forwarded-Proto` / `X-Forwarded-Host` also give the origin the `allowedOrigins` check compares with
+   * (else the request URL's scheme and host).
+   * @default false
+   */
+  trustProxy?: TrustProxy;
 }
 
 /**
  * Serve a WebSocket upgrade that arrives as a Fetch `Request` (Deno, Bun's fetch handler, Workers), with the checks
  * of `attach`: 426 (not an upgrade), 503 with `Retry-After` (shutting down, over capacity), 429 with `Retry-After`
- * (`rateLimiters.upgradesPerIp`, keyed by `remoteAddress`), 403 (origin), 401 or the `authenticate` error's status.
+ * (`rateLimiters.upgradesPerIp`, keyed by the client address), 403 (another site's `Origin`, see `allowedOrigins`), 401 or the `authenticate` error's status.
  * An accepted socket negotiates `stabilizer.v1` if offered and goes to `manager.connect` once it opens. Not yet
  * here: tracing spans.
  */
@@ -37,13 +50,15 @@ export async function handleFetchUpgrade<In, Out extends SendData, Data>(
   upgrade: FetchUpgrade,
   options: FetchUpgradeOptions<Data> = {},
 ): Promise<Response> {
-  const ip = options.remoteAddress;
+  const client = fetchClientView(request, options);
+  const ip = client.ip;
   const refuse = (
     reason: UpgradeRejectionReason,
     status = upgradeRejectionStatus[reason],
     retryAfterMs = manager.config.shutdownRetryAfterMs,
+    detail?: Record<string, string | undefined>,
   ): Response => {
-    manager.upgradeRejected(reason, ip, status);
+    manager.upgradeRejected(reason, ip, status, detail);
     const headers: Record<string, string> = {};
     if (status === 503 || status === 429) headers['retry-after'] = String(retryAfterSeconds(retryAfterMs));
     return new Response(null, { status, headers });
@@ -59,9 +74,12 @@ export async function handleFetchUpgrade<In, Out extends SendData, Data>(
     if ('error' in outcome) manager.reportError(undefined, outcome.error);
     if (manager.isShuttingDown) return refuse('shutting-down');
   }
-  const origins = manager.config.allowedOrigins;
-  const origin = request.headers.get('origin');
-  if (origins && (origin === null || !origins.includes(origin))) return refuse('origin-not-allowed');
+  const origin = request.headers.get('origin') ?? undefined;
+  const verdict = checkOrigin(origin, client, manager.config.allowedOrigins);
+  if (!verdict.allowed) {
+    const detail = originLogFields(origin, verdict.expected);
+    return refuse('origin-not-allowed', undefined, undefined, detail);
+  }
   if (!manager.hasCapacity(ip)) return refuse('over-capacity');
   let auth: AuthResult<Data>;
   try {
@@ -79,9 +97,34 @@ export async function handleFetchUpgrade<In, Out extends SendData, Data>(
   const adapted = new StandardSocketAdapter(socket);
   const connect = () => {
     // connect() re-checks the limits; a refusal closes the socket with its documented code and is logged.
-    manager.connect(adapted.asWs(), clientId, { remoteAddress: ip, data, principal }).catch(() => {});
+    const connectOptions = { remoteAddress: ip, clientAddress: client.isClient, data, principal };
+    manager.connect(adapted.asWs(), clientId, connectOptions).catch(() => {});
   };
   if (socket.readyState === 1) connect();
   else socket.addEventListener('open', connect);
   return response;
 }
+
+/** The client as {@link handleFetchUpgrade} sees it: the peer is `remoteAddress`, TLS and host from the URL. */
+function fetchClientView(request: Request, options: FetchUpgradeOptions<unknown>): ClientView {
+  let url: URL | undefined;
+  try {
+    url = new URL(request.url);
+  } catch {
+    url = undefined;
+  }
+  const trust = options.trustProxy;
+  let resolve = Array.isArray(trust) ? listResolvers.get(trust) : undefined;
+  if (!resolve) {
+    resolve = clientResolver(trust);
+    if (Array.isArray(trust)) listResolvers.set(trust, resolve);
+  }
+  return resolve({
+    peer: options.remoteAddress,
+    encrypted: url?.protocol === 'https:' || url?.protocol === 'wss:',
+    header: (name) => (name === 'host' ? url?.host : (request.headers.get(name) ?? undefined)),
+  });
+}
+
+/** Resolvers of `trustProxy` lists, compiled once per array rather than per request. */
+const listResolvers = new WeakMap<readonly string[], ReturnType<typeof clientResolver>>();

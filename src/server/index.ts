@@ -31,6 +31,8 @@ export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
 export type { RateLimiterLike } from './shared-limits.js';
 export type { AttachOptions, Authenticate, AuthResult, HelloAuth, UpgradeHandler } from './upgrade.js';
 export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './fetch-upgrade.js';
+export { checkOrigin, type AllowedOrigins, type OriginVerdict, type OwnOrigin } from './origin.js';
+export type { TrustProxy } from './proxy-trust.js';
 export { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
 export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';

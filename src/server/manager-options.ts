@@ -8,6 +8,13 @@ export interface ConnectOptions<Data = unknown> {
   /** Remote IP, for logs and the per-IP limit. */
   remoteAddress?: string;
   /**
+   * Whether `remoteAddress` is known to be the client's own address, not maybe a proxy's. The default
+   * `maxSessionsPerIp` counts only such addresses. `attach` sets it to `false` for a loopback or private peer that
+   * no trusted proxy forwarded (see `trustProxy`).
+   * @default true
+   */
+  clientAddress?: boolean;
+  /**
    * Application data (e.g. the authenticated user), echoed in `connect` events, `authorizeResume` and
    * `authorizeSubscribe`.
    * @default undefined

@@ -139,6 +139,7 @@ export class WebSocketConnectionManager<
       this.config.closeTimeoutMs,
     );
     conn.principal = options.principal;
+    conn.clientAddress = options.clientAddress ?? true;
     conn.msgpack = msgpack;
 
     conn.authenticateHello = options.authenticateHello;
@@ -191,9 +192,14 @@ export class WebSocketConnectionManager<
   }
 
   /** @internal An upgrade was refused before a WebSocket existed: count it and log it (rate-limited). */
-  upgradeRejected(reason: UpgradeRejectionReason, remoteAddress: string | undefined, status: number): void {
+  upgradeRejected(
+    reason: UpgradeRejectionReason,
+    remoteAddress: string | undefined,
+    status: number,
+    detail?: Record<string, string | undefined>,
+  ): void {
     this.counters.countRejection(reason, status);
-    this.rejectionLog.record(reason, remoteAddress, status);
+    this.rejectionLog.record(reason, remoteAddress, status, detail);
   }
 
   /** Application-level liveness: call when a plain-mode client sends its own pong (browsers can't see pings). */

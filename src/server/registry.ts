@@ -9,6 +9,9 @@ import type { Logger } from './logger.js';
 import { SessionCounts } from './session-counts.js';
 import type { InvalidMessageEvent } from './validation.js';
 
+/** The default `maxSessionsPerIp`, counted only for client addresses (see `WebSocketConfig.maxSessionsPerIp`). */
+export const DEFAULT_MAX_SESSIONS_PER_CLIENT_IP = 1000;
+
 /**
  * The registry half of the manager: who is connected (by id, O(1)), who is handshaking, per-IP counts, the
  * duplicate-id policy, detached protocol sessions, and the lifecycle events (`connect`, `disconnect`,
@@ -282,9 +285,15 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
    * @internal Whether a new session from `remoteAddress` / `principal` fits the caps; returns why not, or
    * `undefined`. Over `maxSessions` it first evicts the oldest detached sessions; live ones are never evicted.
    */
-  admitSession(remoteAddress: string | undefined, principal: string | undefined): string | undefined {
+  admitSession(
+    remoteAddress: string | undefined,
+    principal: string | undefined,
+    clientAddress = true,
+  ): string | undefined {
     const c = this.config;
-    if (remoteAddress !== undefined && this.sessionCounts.ofIp(remoteAddress) >= c.maxSessionsPerIp)
+    // Unset, the cap counts only client addresses: a proxy's address would cap the whole deployment.
+    const perIp = c.maxSessionsPerIp ?? (clientAddress ? DEFAULT_MAX_SESSIONS_PER_CLIENT_IP : undefined);
+    if (remoteAddress !== undefined && perIp !== undefined && this.sessionCounts.ofIp(remoteAddress) >= perIp)
       return 'too many sessions from this address';
     if (principal !== undefined && this.sessionCounts.ofPrincipal(principal) >= c.maxSessionsPerPrincipal)
       return 'too many sessions for this principal';

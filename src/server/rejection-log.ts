@@ -31,6 +31,7 @@ export class UpgradeRejectionLog {
     reason: UpgradeRejectionReason,
     remoteAddress: string | undefined,
     status = upgradeRejectionStatus[reason],
+    detail?: Record<string, string | undefined>,
   ): void {
     const nowMs = Date.now();
     let w = this.windows.get(status);
@@ -41,10 +42,15 @@ export class UpgradeRejectionLog {
     }
     if (w.logged < this.maxPerSecond) {
       w.logged++;
-      const fields = { event: 'upgrade.rejected', status, reason, remoteAddress };
+      const fields = { event: 'upgrade.rejected', status, reason, remoteAddress, ...detail };
       // A refusal while shutting down is the expected answer; the others may deserve a look.
       if (reason === 'shutting-down') this.log.info(fields, 'upgrade rejected');
-      else this.log.warn(fields, 'upgrade rejected');
+      else if (reason === 'origin-not-allowed') {
+        this.log.warn(
+          fields,
+          'upgrade rejected: Origin is not this server nor in allowedOrigins (behind a proxy: set trustProxy)',
+        );
+      } else this.log.warn(fields, 'upgrade rejected');
       return;
     }
     w.suppressed++;

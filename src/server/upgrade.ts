@@ -8,6 +8,8 @@ import type { WebSocketConnectionManager } from './manager.js';
 import { servableDeflateOffer, wsDeflateOptions } from './compression.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 import type { SendData } from './payload.js';
+import { checkOrigin } from './origin.js';
+import { clientResolver, type ClientView, type RequestFacts, type TrustProxy } from './proxy-trust.js';
 
 /**
  * Result of the `authenticate` hook: `false` refuses (401 at the upgrade, close 4504 at the `hello`), `'expired'`
@@ -60,11 +62,14 @@ export interface AttachOptions<Data = unknown, Auth = unknown> {
    */
   authenticate?: Authenticate<Data, Auth>;
   /**
-   * Take the client IP from the rightmost `X-Forwarded-For` entry, i.e. the address the proxy in front of this
-   * server saw (only behind exactly one proxy you control).
+   * Which proxies in front of this server to believe (see {@link TrustProxy}): `true` (one hop, the rightmost
+   * `X-Forwarded-For` entry), a hop count, or a list of proxy addresses / CIDR ranges. The client address it yields
+   * is the one logs, `rateLimiters.upgradesPerIp`, `maxConnectionsPerIp` and `maxSessionsPerIp` use, and a trusted
+   * proxy's `X-Forwarded-Proto` / `X-Forwarded-Host` give the origin the `allowedOrigins` check compares with.
+   * Forwarding headers from a peer that is not trusted change nothing.
    * @default false
    */
-  trustProxy?: boolean;
+  trustProxy?: TrustProxy;
 }
 
 export type UpgradeHandler = (request: IncomingMessage, socket: Duplex, head: Buffer) => void;
@@ -88,20 +93,22 @@ export function refusalStatus(err: unknown): number | undefined {
   return typeof s === 'number' && Number.isInteger(s) && s >= 400 && s <= 599 ? s : undefined;
 }
 
-function clientIp(request: IncomingMessage, trustProxy: boolean): string | undefined {
-  if (trustProxy) {
-    // The rightmost entry is the one our proxy appended; entries left of it come from the client and can be forged.
-    const fwd = request.headers['x-forwarded-for'];
-    const last = (Array.isArray(fwd) ? fwd.join(',') : fwd)?.split(',').pop()?.trim();
-    if (last) return last;
-  }
-  return request.socket.remoteAddress;
+/** The facts of a Node upgrade request that the proxy rules read. */
+export function nodeRequestFacts(request: IncomingMessage): RequestFacts {
+  return {
+    peer: request.socket.remoteAddress,
+    encrypted: (request.socket as { encrypted?: boolean }).encrypted === true,
+    header: (name) => {
+      const value = request.headers[name];
+      return Array.isArray(value) ? value.join(', ') : value;
+    },
+  };
 }
 
 /**
  * Build an `upgrade` handler that runs every check before a WebSocket exists: path (404), shutdown (503 with
- * Retry-After), upgrade attempts per IP (429 with Retry-After), origin allowlist (403), connection limits (503),
- * `authenticate` (401). Accepted sockets negotiate `stabilizer.v1` if the client offers it, and go to
+ * Retry-After), upgrade attempts per IP (429 with Retry-After), origin (403: another site's page, see
+ * `allowedOrigins`), connection limits (503), `authenticate` (401). Accepted sockets negotiate `stabilizer.v1` if the client offers it, and go to
  * `manager.connect`. The request is not retained.
  */
 export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unknown>(
@@ -143,13 +150,15 @@ export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unkn
     reject(socket, status, STATUS_CODES[status] ?? 'Error', headers);
   };
   const attemptsPerIp = config.rateLimiters.upgradesPerIp;
+  const resolveClient = clientResolver(options.trustProxy);
 
   return (request, socket, head) => {
     socket.on('error', destroyOnError);
-    const ip = clientIp(request, options.trustProxy ?? false);
+    const client = resolveClient(nodeRequestFacts(request));
+    const ip = client.ip;
     manager.tracing?.upgradeStarted(request, socket, ip);
     if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
-    if (!attemptsPerIp || ip === undefined) return admitted(request, socket, head, ip);
+    if (!attemptsPerIp || ip === undefined) return admitted(request, socket, head, client);
     consumePoint(attemptsPerIp, ip)
       .then((outcome) => {
         if (socket.destroyed) return; // the client gave up meanwhile
@@ -158,7 +167,7 @@ export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unkn
         }
         if ('error' in outcome) manager.reportError(undefined, outcome.error);
         if (manager.isShuttingDown) return refuse(socket, 'shutting-down', ip);
-        admitted(request, socket, head, ip);
+        admitted(request, socket, head, client);
       })
       .catch((err: unknown) => {
         manager.reportError(undefined, err);
@@ -167,10 +176,15 @@ export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unkn
   };
 
   /** The checks after the per-IP attempt limit. */
-  function admitted(request: IncomingMessage, socket: Duplex, head: Buffer, ip: string | undefined): void {
+  function admitted(request: IncomingMessage, socket: Duplex, head: Buffer, client: ClientView): void {
+    const { ip } = client;
     const origin = request.headers.origin;
-    if (config.allowedOrigins && (origin === undefined || !config.allowedOrigins.includes(origin))) {
-      return refuse(socket, 'origin-not-allowed', ip);
+    const verdict = checkOrigin(origin, client, config.allowedOrigins);
+    if (!verdict.allowed) {
+      const status = upgradeRejectionStatus['origin-not-allowed'];
+      manager.upgradeRejected('origin-not-allowed', ip, status, originLogFields(origin, verdict.expected));
+      manager.tracing?.upgradeEnded(socket, status, 'origin-not-allowed');
+      return reject(socket, status, STATUS_CODES[status] ?? 'Error');
     }
     if (!manager.hasCapacity(ip, pending, ip === undefined ? 0 : (pendingByIp.get(ip) ?? 0))) {
       return refuse(socket, 'over-capacity', ip);
@@ -223,7 +237,13 @@ export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unkn
             ? (auth: unknown) => authenticate(request, { auth: auth as Auth })
             : undefined;
           manager
-            .connect(ws, clientId, { remoteAddress: ip, data, principal, authenticateHello })
+            .connect(ws, clientId, {
+              remoteAddress: ip,
+              clientAddress: client.isClient,
+              data,
+              principal,
+              authenticateHello,
+            })
             .catch(() => {
               // The socket was closed with a documented code; the error is already logged/emitted.
             });
@@ -248,6 +268,14 @@ export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unkn
       fail(err);
     }
   }
+}
+
+/** The log fields of an origin refusal: what came and what was expected (bounded: the header is the client's). */
+export function originLogFields(
+  origin: string | undefined,
+  expected: string | undefined,
+): Record<string, string | undefined> {
+  return { origin: origin?.slice(0, 200), expectedOrigin: expected };
 }
 
 /** Whether a protocol client offers {@link AUTH_SUBPROTOCOL}: its credentials come in the `hello`. */

@@ -89,11 +89,13 @@ describe('connection limits', () => {
 });
 
 describe('upgrade checks', () => {
-  it('allowedOrigins: another origin (or none) gets HTTP 403, an allowed one is upgraded', async () => {
+  it('allowedOrigins: another origin gets HTTP 403; a listed one, the own one or none is upgraded', async () => {
     const s = await startServer({ allowedOrigins: ['https://app.example'] });
     expect(await upgradeStatus(s.url, { Origin: 'https://evil.example' })).toBe(403);
-    expect(await upgradeStatus(s.url)).toBe(403);
     expect(await upgradeStatus(s.url, { Origin: 'https://app.example' })).toBe(101);
+    expect(await upgradeStatus(s.url, { Origin: 'HTTPS://App.example:443' })).toBe(101);
+    expect(await upgradeStatus(s.url, { Origin: `http://127.0.0.1:${s.port}` })).toBe(101);
+    expect(await upgradeStatus(s.url)).toBe(101); // no Origin: not a browser
   });
 
   it('authenticate returning false (sync or async) gets HTTP 401', async () => {

@@ -199,7 +199,8 @@ describe('connection and upgrade logs for operators', () => {
       { logger, allowedOrigins: ['http://app.example'] },
       { authenticate: () => false, trustProxy: true },
     );
-    expect((await upgradeResponse(s.port, '/ws', { 'X-Forwarded-For': '192.0.2.1' })).status).toBe(403);
+    const headers = { 'X-Forwarded-For': '192.0.2.1', Origin: 'https://evil.example' };
+    expect((await upgradeResponse(s.port, '/ws', headers)).status).toBe(403);
     expect(logger.events('upgrade.rejected')).toEqual([
       {
         level: 'warn',
@@ -208,8 +209,10 @@ describe('connection and upgrade logs for operators', () => {
           status: 403,
           reason: 'origin-not-allowed',
           remoteAddress: '192.0.2.1',
+          origin: 'https://evil.example',
+          expectedOrigin: `http://127.0.0.1:${s.port}`,
         },
-        msg: 'upgrade rejected',
+        msg: 'upgrade rejected: Origin is not this server nor in allowedOrigins (behind a proxy: set trustProxy)',
       },
     ]);
     const burst = await Promise.all(

@@ -158,7 +158,7 @@ describe('Prometheus metrics', () => {
     s.manager.on('error', () => {});
     const registry = new promClient.Registry();
     registerPrometheusMetrics(s.manager, { promClient, registry });
-    expect((await upgradeResponse(s.port, '/ws')).status).toBe(403);
+    expect((await upgradeResponse(s.port, '/ws', { Origin: 'http://evil.example:8080' })).status).toBe(403);
     expect((await upgradeResponse(s.port, '/ws', { Origin: 'http://evil.example' })).status).toBe(403);
     expect((await upgradeResponse(s.port, '/ws?deny', { Origin: origin })).status).toBe(401);
     expect((await upgradeResponse(s.port, '/ws?boom', { Origin: origin })).status).toBe(401);
