@@ -196,7 +196,9 @@ export class ProtocolHandler {
     // A fresh session that replaces none must fit the session caps (which may evict detached sessions).
     const replacesOne = taken !== undefined || (plan.kind === 'fresh' && plan.reason === 'gap');
     const refused =
-      plan.kind === 'fresh' && !replacesOne ? m.admitSession(conn.remoteAddress, conn.principal, conn.clientAddress) : undefined;
+      plan.kind === 'fresh' && !replacesOne
+        ? m.admitSession(conn.remoteAddress, conn.principal, conn.clientAddress)
+        : undefined;
     if (refused !== undefined) {
       const retryAfterMs = m.config.shutdownRetryAfterMs;
       conn.writeMessage({ t: 'reconnect', retryAfterMs, reason: 'overloaded' }, m.nowMs);

@@ -47,16 +47,21 @@ export function documentedNginxConfig(listenPort: number, upstreamPort: number, 
 
 /**
  * Run a real nginx (`daemon off`, its own prefix in a temporary directory) with `httpBlock` as the content of its
- * `http { }` block, and wait until it accepts connections on `port` (which `httpBlock` must listen on).
+ * `http { }` block, and wait until it accepts connections on `port` (which `httpBlock` must listen on). Each proxied
+ * WebSocket takes two of its `workerConnections`.
  */
-export async function startNginxWithConfig(httpBlock: string, port: number): Promise<RunningProxy> {
+export async function startNginxWithConfig(
+  httpBlock: string,
+  port: number,
+  workerConnections = 256,
+): Promise<RunningProxy> {
   const nginxBin = requireBinary('nginx');
   const dir = mkdtempSync(join(tmpdir(), 'stabilizer-nginx-'));
   const conf = `
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
-events { worker_connections 256; }
+events { worker_connections ${workerConnections}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/body;

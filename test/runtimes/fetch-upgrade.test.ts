@@ -154,6 +154,36 @@ describe('handleFetchUpgrade over a standard WebSocket', () => {
     expect(response.status).toBe(426);
   });
 
+  it('refuses another origin by default (403), trusts forwarded headers only with trustProxy', async () => {
+    const manager = new WebSocketConnectionManager();
+    const addresses: Array<string | undefined> = [];
+    manager.on('connect', (e) => void addresses.push(e.remoteAddress));
+    const url = await fetchRuntime(manager);
+    const own = url.replace('ws:', 'http:').replace('/ws', '');
+    expect(await upgradeStatus(url, { origin: 'https://evil.example', cookie: 'sid=1' })).toBe(403);
+    expect(await upgradeStatus(url, { origin: own, cookie: 'sid=1' })).toBe(101);
+    expect(await upgradeStatus(url, { cookie: 'sid=1' })).toBe(101);
+    const proxied = {
+      origin: 'https://app.example',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'app.example',
+    };
+    const spoof = { ...proxied, 'x-forwarded-for': '203.0.113.9' };
+    expect(await upgradeStatus(url, spoof)).toBe(403); // the peer is no trusted proxy
+    const trusting = await fetchRuntime(manager, { trustProxy: ['127.0.0.1'] });
+    expect(await upgradeStatus(trusting, spoof)).toBe(101);
+    await waitFor(() => addresses.length === 3, 'three connects');
+    expect(addresses).toEqual(['127.0.0.1', '127.0.0.1', '203.0.113.9']);
+    addresses.length = 0;
+    // The client address: the peer's unless the peer is a trusted proxy.
+    const direct = await openClient(url, { headers: { 'x-forwarded-for': '198.51.100.1' } });
+    const viaProxy = await openClient(trusting, { headers: spoof });
+    await waitFor(() => addresses.length === 2, 'two connects');
+    expect(addresses.sort()).toEqual(['127.0.0.1', '203.0.113.9']);
+    direct.close();
+    viaProxy.close();
+  });
+
   it('answers 429 with Retry-After over rateLimiters.upgradesPerIp', async () => {
     const upgradesPerIp = new RateLimiterMemory({ points: 1, duration: 30 });
     const manager = new WebSocketConnectionManager({ rateLimiters: { upgradesPerIp } });
