@@ -133,28 +133,39 @@ describe('chat demo', () => {
 });
 
 describe('reconnect example', () => {
-  it('restores the identity from a token, and closes 4500 for a replayed or forged one', async () => {
+  it('restores the identity from a token sent in the first message (never the URL), closes 4500 for a replayed or forged one', async () => {
     const port = await listen(createReconnectServer() as App);
     const res = await fetch(`http://127.0.0.1:${port}/token?clientId=user-7`);
     const { clientId, token } = (await res.json()) as { clientId: string; token: string };
     expect(clientId).toBe('user-7');
+    const url = `ws://127.0.0.1:${port}/ws`;
+    const hello = (t: string) => JSON.stringify({ type: 'hello', token: t });
 
-    const { got } = await connect(`ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(token)}`);
+    const { ws, got } = await connect(url);
+    ws.send(hello(token));
     await waitFor(() => got.length === 1);
     expect(got[0]).toMatchObject({ type: 'restored', clientId: 'user-7' });
     expect(typeof got[0]!.token).toBe('string');
 
-    const replay = await openClient(`ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(token)}`);
+    const replay = await openClient(url);
+    replay.send(hello(token));
     expect(await closed(replay)).toEqual({ code: 4500, reason: 'TOKEN_REPLAYED' });
-    const forged = await openClient(`ws://127.0.0.1:${port}/ws?token=v1.k1.e30.AAAA`);
+    const forged = await openClient(url);
+    forged.send(hello('v1.k1.e30.AAAA'));
     expect((await closed(forged)).code).toBe(4500);
+    const noHello = await openClient(url);
+    noHello.send('hi');
+    expect((await closed(noHello)).code).toBe(4500);
+    // A token in the URL is not read: without the hello nothing is restored.
+    const inUrl = await openClient(`${url}?token=${encodeURIComponent(got[0]!.token as string)}`);
+    inUrl.send('{}');
+    expect((await closed(inUrl)).code).toBe(4500);
 
     // The fresh token from the restored connection works once.
-    const { got: nextGot } = await connect(
-      `ws://127.0.0.1:${port}/ws?token=${encodeURIComponent(got[0]!.token as string)}`,
-    );
-    await waitFor(() => nextGot.length === 1);
-    expect(nextGot[0]).toMatchObject({ type: 'restored', clientId: 'user-7' });
+    const next = await connect(url);
+    next.ws.send(hello(got[0]!.token as string));
+    await waitFor(() => next.got.length === 1);
+    expect(next.got[0]).toMatchObject({ type: 'restored', clientId: 'user-7' });
   });
 });
 
