@@ -75,7 +75,7 @@ const adapters: Record<string, Starter> = {
     const ws = createHonoStabilizer(manager, { app, trustProxy });
     app.get(
       '/ws',
-      ws.upgrade((c) => cookieAuth(seen)(c.env.incoming as IncomingMessage)),
+      ws.upgrade((c) => cookieAuth(seen)({ headers: { cookie: c.req.header('cookie') } } as IncomingMessage)),
     );
     const server = serve({ fetch: app.fetch, port: 0, hostname: '127.0.0.1' }) as Server;
     ws.attach(server);
