@@ -273,7 +273,7 @@ export interface WebSocketConfig<In = unknown> {
    * that is not loopback, private, link-local or shared (100.64.0.0/10), i.e. not likely a proxy. Behind a proxy
    * without `trustProxy`, the default thus caps nothing. A number set here counts every address, the proxy's too:
    * set `trustProxy` with it.
-   * @default undefined (1000 per client address, see above)
+   * @default 1000, counted only for client addresses (see above)
    */
   maxSessionsPerIp?: number;
   /**
@@ -349,7 +349,9 @@ export interface ResolvedConfig {
   handshakeTimeoutMs: number;
   sessionTtlMs: number;
   maxSessions: number;
-  maxSessionsPerIp: number | undefined;
+  maxSessionsPerIp: number;
+  /** Whether `maxSessionsPerIp` was set, and so counts every address (unset, only client addresses). */
+  maxSessionsPerIpEveryAddress: boolean;
   maxSessionsPerPrincipal: number;
   maxDetachedSessionBytes: number;
   replay: Required<ReplayConfig>;

@@ -3,6 +3,9 @@ import { ConfigError } from './errors.js';
 import type { PresetName, ReplayConfig, ResolvedConfig, WebSocketConfig } from './config-types.js';
 import type { RateLimiterLike } from './shared-limits.js';
 
+/** The default `maxSessionsPerIp`, counted only for client addresses (see `WebSocketConfig.maxSessionsPerIp`). */
+const DEFAULT_MAX_SESSIONS_PER_CLIENT_IP = 1000;
+
 export type * from './config-types.js';
 
 /**
@@ -210,7 +213,8 @@ export function resolveConfig(input: WebSocketConfig<unknown> = {}): ResolvedCon
     handshakeTimeoutMs: c.handshakeTimeoutMs,
     sessionTtlMs: c.sessionTtlMs,
     maxSessions: c.maxSessions,
-    maxSessionsPerIp: c.maxSessionsPerIp,
+    maxSessionsPerIp: c.maxSessionsPerIp ?? DEFAULT_MAX_SESSIONS_PER_CLIENT_IP,
+    maxSessionsPerIpEveryAddress: c.maxSessionsPerIp !== undefined,
     maxSessionsPerPrincipal: c.maxSessionsPerPrincipal,
     maxDetachedSessionBytes: c.maxDetachedSessionBytes,
     replay,

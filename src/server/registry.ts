@@ -9,9 +9,6 @@ import type { Logger } from './logger.js';
 import { SessionCounts } from './session-counts.js';
 import type { InvalidMessageEvent } from './validation.js';
 
-/** The default `maxSessionsPerIp`, counted only for client addresses (see `WebSocketConfig.maxSessionsPerIp`). */
-export const DEFAULT_MAX_SESSIONS_PER_CLIENT_IP = 1000;
-
 /**
  * The registry half of the manager: who is connected (by id, O(1)), who is handshaking, per-IP counts, the
  * duplicate-id policy, detached protocol sessions, and the lifecycle events (`connect`, `disconnect`,
@@ -292,9 +289,17 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
   ): string | undefined {
     const c = this.config;
     // Unset, the cap counts only client addresses: a proxy's address would cap the whole deployment.
-    const perIp = c.maxSessionsPerIp ?? (clientAddress ? DEFAULT_MAX_SESSIONS_PER_CLIENT_IP : undefined);
-    if (remoteAddress !== undefined && perIp !== undefined && this.sessionCounts.ofIp(remoteAddress) >= perIp)
-      return 'too many sessions from this address';
+    const capped = clientAddress || c.maxSessionsPerIpEveryAddress;
+    if (
+      remoteAddress !== undefined &&
+      capped &&
+      this.sessionCounts.ofIp(remoteAddress) >= c.maxSessionsPerIp
+    ) {
+      // Name the setting; an address that may be a proxy's also names the fix.
+      return clientAddress
+        ? 'too many sessions from this address (maxSessionsPerIp)'
+        : 'too many sessions from this address (maxSessionsPerIp; behind a proxy, set trustProxy)';
+    }
     if (principal !== undefined && this.sessionCounts.ofPrincipal(principal) >= c.maxSessionsPerPrincipal)
       return 'too many sessions for this principal';
     while (this.backend.sessionCount >= c.maxSessions) {

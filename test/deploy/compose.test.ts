@@ -8,7 +8,7 @@ import { StabilizerClient } from '../../src/client/index.js';
 import { requireBinary } from '../helpers/binaries.js';
 import { freePort, repoRoot, startNginxWithConfig, substitute } from '../helpers/nginx.js';
 import type { RunningProxy } from '../helpers/proxy-process.js';
-import { waitFor } from '../helpers/server.js';
+import { upgradeStatus, waitFor } from '../helpers/server.js';
 import { startRedis, type TestRedis } from '../redis/redis-server.js';
 
 requireBinary('nginx');
@@ -147,6 +147,10 @@ describe('the compose topology, run without Docker', () => {
     c.on('resumed', () => outcomes.push('resumed'));
     await waitFor(() => c.state === 'open', 'the client to open', 10_000);
     const id = c.sessionId!;
+    // A browser page served through nginx connects (its origin is nginx's host:port); another site's does not.
+    const ws = `ws://127.0.0.1:${proxyPort}/ws`;
+    expect(await upgradeStatus(ws, { Origin: `http://127.0.0.1:${proxyPort}` })).toBe(101);
+    expect(await upgradeStatus(ws, { Origin: 'http://evil.example' })).toBe(403);
 
     const counts = async () =>
       Promise.all(

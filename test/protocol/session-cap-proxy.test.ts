@@ -9,6 +9,7 @@ import { SUBPROTOCOL, type WelcomeMessage } from '../../src/protocol/index.js';
 import { closeAllServers, startServer } from '../helpers/server.js';
 import { documentedNginxConfig, freePort, startNginxWithConfig } from '../helpers/nginx.js';
 import type { RunningProxy } from '../helpers/proxy-process.js';
+import { recordingLogger } from '../server/support.js';
 
 const secret = 'session-cap-proxy-secret-0123456789abcdef012345';
 const sockets: WebSocket[] = [];
@@ -69,9 +70,14 @@ describe('default maxSessionsPerIp behind a proxy', () => {
     expect('welcome' in (await newSession(s.url, { 'X-Forwarded-For': '198.51.100.8' }))).toBe(true);
   }, 120_000);
 
-  it('an explicit maxSessionsPerIp counts every address, a loopback peer too', async () => {
-    const s = await startServer({ tokens: { secret }, maxSessionsPerIp: 3 });
+  it('an explicit maxSessionsPerIp counts every address, a loopback peer too; the refusal names the setting', async () => {
+    const logger = recordingLogger();
+    const s = await startServer({ tokens: { secret }, maxSessionsPerIp: 3, logger });
     expect(welcomed(await sessions(3, s.url))).toBe(3);
     expect(await newSession(s.url)).toEqual({ closed: 1013, error: 'SESSION_LIMIT' });
+    const refusal = logger.events('protocol.error').find((e) => e.obj.code === 'SESSION_LIMIT');
+    expect(refusal?.msg).toBe(
+      'too many sessions from this address (maxSessionsPerIp; behind a proxy, set trustProxy)',
+    );
   });
 });
