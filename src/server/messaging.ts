@@ -197,6 +197,9 @@ export abstract class MessagingManager<
     const t = this.topics.table.get(topic);
     if (!t || t === this.topics.table.all) {
       if (t) return this.broadcast(payload as Out, options); // a Payload is passed on as it is
+      // No members: a reliable publish still takes the topic's next offset (as on Redis); no one gets it.
+      if (options?.volatile !== true && this.topics.table.invalidName(topic) === undefined)
+        this.topics.table.publishIdle(topic);
       return { delivered: 0, buffered: 0, dropped: 0, failed: [] };
     }
     const span = this.tracing?.fanOutStarted(topic);
