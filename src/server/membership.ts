@@ -140,7 +140,9 @@ export class Memberships {
         topic.version++;
         // Without the read of the offset (it failed), everything the topic holds here: more, never less.
         const from = at ?? { offset: topic.history.droppedThrough, epoch: topic.epoch };
-        this.joined(clientId, session, now.c, topic, by, from, at !== undefined && session !== undefined);
+        // Stored unless the session was read again from shared storage meanwhile (a resume here) without it.
+        const stored = at !== undefined && session?.topics.get(name) === at.offset;
+        this.joined(clientId, session, now.c, topic, by, from, stored);
       },
       (err: unknown) => this.host.reportError(clientId, err),
     );

@@ -135,7 +135,10 @@ export function topicJoinSuite(o: JoinSuiteOptions): void {
         want.push(`${topic}:${n}`);
         await o.stored(b!.manager.publish(topic, `${topic}:${n}`));
       }
-      await until(() => (r.got.get(topic)?.length ?? 0) >= want.length, `${topic}: ${want.length} publications`);
+      await until(
+        () => (r.got.get(topic)?.length ?? 0) >= want.length,
+        `${topic}: ${want.length} publications`,
+      );
       await new Promise((res) => setTimeout(res, 20)); // a duplicate would come right behind
       expectExact(r, topic, want);
       expect(r.log.find((l) => l.startsWith(`subscribed ${topic} `))).toBe(`subscribed ${topic} 1`);
