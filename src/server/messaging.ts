@@ -183,7 +183,8 @@ export abstract class MessagingManager<
 
   /**
    * Publish to every member of `topic`: one offset, one frame for all (PROTOCOL.md §2.6), kept once in the topic's
-   * history for detached members. Same report as `broadcast`; a topic without members reports zeros.
+   * history for detached members. Same report as `broadcast`; a topic without members reports zeros (and still
+   * takes an offset: offsets are never reused).
    */
   publish(topic: string, data: Out | BinaryPayload, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);

@@ -12,7 +12,8 @@ import { waitFor } from '../helpers/server.js';
 // before the client was told it is in the topic (the client would close with 4502), and `subscribed` before any
 // publication of a topic.
 
-type Topic = 'a' | 'b' | 'c';
+/** A topic of the schedule: `a`, `b` or `c`, prefixed with the schedule's number at run time. */
+type Topic = string;
 type Step =
   | { kind: 'publish'; topic: Topic; count: number; excludeMe: boolean; fromOther: boolean }
   | { kind: 'serverJoin' | 'serverLeave' | 'subscribe' | 'unsubscribe'; topic: Topic }
@@ -21,7 +22,7 @@ type Step =
   | { kind: 'pause'; ms: number }
   | { kind: 'fault'; fault: Fault; move: boolean };
 
-const topicArb = fc.constantFrom<Topic>('a', 'b', 'c');
+const topicArb = fc.constantFrom('a', 'b', 'c');
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   {
     weight: 6,
@@ -83,6 +84,8 @@ export interface PropertyStats {
   resumes: number;
   moves: number;
   joinCuts: number;
+  /** Schedules started (numbers the topics of each run). */
+  started: number;
 }
 
 /** `got` is `want` with some items left out, in the same order, none twice. */
@@ -97,30 +100,12 @@ function isSubsequence(got: string[], want: string[]): boolean {
 }
 
 async function runSchedule(nodes: PropertyNode[], steps: Step[], stats: PropertyStats): Promise<void> {
-  // The previous schedule's session is gone everywhere: this session is the only member of its topics, so each
-  // join starts from the offset Redis has (a topic another member keeps live on a node starts from what that node
-  // applied, which may be behind a publish still on its way).
-  await waitFor(
-    () =>
-      nodes.every((nd) =>
-        (['a', 'b', 'c'] as const).every((t) => nd.manager.getTopicMembers(t).length === 0),
-      ),
-    'no member left from the previous schedule',
-    20_000,
-  ).catch((err: Error) => {
-    const left = nodes.map((nd) =>
-      (['a', 'b', 'c'] as const).map((t) =>
-        nd.manager.getTopicMembers(t).map((id) => ({
-          t,
-          id,
-          connected: nd.manager.isConnected(id),
-          topics: nd.manager.getClientTopics(id),
-          joining: [...(nd.manager.topics.table.get(t)?.joining ?? [])],
-        })),
-      ),
-    );
-    throw new Error(`${err.message}: ${JSON.stringify(left)}`);
-  });
+  // Topics of this schedule only: a session of an earlier one (ended, or detached until its TTL) is in none of them,
+  // so this session is the only member and each join starts from the offset Redis has (a topic that another member
+  // keeps live on a node starts from what that node applied, which may be behind a publish on its way).
+  const run = `s${stats.started++}-`;
+  const names: Topic[] = ['a', 'b', 'c'].map((t) => run + t);
+  steps = steps.map((st) => ('topic' in st ? { ...st, topic: run + st.topic } : st));
   const expected = new Map<Topic, string[]>();
   const received = new Map<Topic, string[]>();
   const optional = new Set<string>();
@@ -194,6 +179,17 @@ async function runSchedule(nodes: PropertyNode[], steps: Step[], stats: Property
   const leavingTopic = (topic: Topic) => {
     for (const p of expected.get(topic) ?? []) optional.add(p);
   };
+  /**
+   * Server joins and leaves go to the node the session is attached to: a join on a node the session is leaving
+   * while it resumes elsewhere (a claim already in flight) is the cluster-wide join by id (issue 17, item 3), not
+   * this test's subject. The cut that follows a join races it as before.
+   */
+  const settled = () =>
+    waitFor(
+      () => client.state === 'open' && homeManager().connections.get(sid!)?.isOpen === true,
+      'attached before a server join or leave',
+      20_000,
+    );
   const join = (topic: Topic) => {
     try {
       homeManager().join(sid!, topic);
@@ -214,9 +210,11 @@ async function runSchedule(nodes: PropertyNode[], steps: Step[], stats: Property
           for (let i = 0; i < step.count; i++) await publish(step.topic, step.excludeMe, step.fromOther);
           break;
         case 'serverJoin':
+          await settled();
           join(step.topic);
           break;
         case 'serverLeave':
+          await settled();
           leavingTopic(step.topic);
           try {
             homeManager().leave(sid!, step.topic);
@@ -234,6 +232,7 @@ async function runSchedule(nodes: PropertyNode[], steps: Step[], stats: Property
           break;
         case 'joinCut': {
           stats.joinCuts++;
+          await settled();
           join(step.topic);
           const from = homeManager();
           for (let i = 0; i < step.count; i++) {
@@ -263,7 +262,7 @@ async function runSchedule(nodes: PropertyNode[], steps: Step[], stats: Property
         JSON.stringify(client.topics.filter((t) => t !== '$all').sort()) ===
           JSON.stringify(homeManager().getClientTopics(sid).sort()) &&
         // no join is still pending anywhere (a member the client was not told of yet)
-        (['a', 'b', 'c'] as Topic[]).every((t) => isMember(t) === client.topics.includes(t)),
+        names.every((t) => isMember(t) === client.topics.includes(t)),
       'a stable connection, memberships agreed',
       20_000,
     ).catch((err: Error) => {
@@ -271,7 +270,7 @@ async function runSchedule(nodes: PropertyNode[], steps: Step[], stats: Property
         node: i,
         connected: nd.manager.connections.get(sid!)?.isOpen,
         topics: nd.manager.getClientTopics(sid!),
-        members: (['a', 'b', 'c'] as Topic[]).filter((t) => nd.manager.getTopicMembers(t).includes(sid!)),
+        members: names.filter((t) => nd.manager.getTopicMembers(t).includes(sid!)),
       }));
       throw new Error(
         `${err.message}: client ${client.state} ${JSON.stringify(client.topics)}, home ${home}, nodes ${JSON.stringify(state)}, log ${JSON.stringify(log)}, ${JSON.stringify(violations)}`,
@@ -330,6 +329,7 @@ export function topicsPropertySuite(name: string, start: () => Promise<PropertyN
       resumes: 0,
       moves: 0,
       joinCuts: 0,
+      started: 0,
     };
     // Always at least one join racing a cut with a move to the other node.
     const racing: Step[] = [
