@@ -104,7 +104,11 @@ export class TopicFollower {
   private readBase(f: Followed): Promise<{ offset: number; epoch: string } | undefined> {
     const maxAge = f.topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
     return this.link
-      .topicScript('wssTopicRead', [f.keys.meta, f.keys.stream], [Number.MAX_SAFE_INTEGER, newEpoch(), maxAge, 0])
+      .topicScript(
+        'wssTopicRead',
+        [f.keys.meta, f.keys.stream],
+        [Number.MAX_SAFE_INTEGER, newEpoch(), maxAge, 0],
+      )
       .then(
         (r) => {
           const reply = r as unknown[];
