@@ -147,6 +147,37 @@ export function topicJoinSuite(o: JoinSuiteOptions): void {
     expect(r.closes).toEqual([]);
   });
 
+  it(`${o.name}: two protocol clients and a plain socket joined in one turn: each gets exactly what followed its join`, async () => {
+    const [a, b] = await o.start(2);
+    const r1 = recordClient(a!.url);
+    const r2 = recordClient(a!.url);
+    const ids = [await opened(r1), await opened(r2)];
+    let plainId: string | undefined;
+    const off = a!.manager.on('connect', ({ clientId, mode }) => {
+      if (mode === 'plain') plainId = clientId;
+    });
+    const plain = new WebSocket(a!.url);
+    const plainGot: string[] = [];
+    plain.on('message', (data) => plainGot.push(data.toString()));
+    await until(() => plainId !== undefined, 'plain socket registered');
+    off();
+    try {
+      await o.stored(b!.manager.publish('shared', 'before'));
+      for (const id of [...ids, plainId!]) expect(a!.manager.join(id, 'shared')).toBe(true);
+      const want = Array.from({ length: 10 }, (_, i) => `shared:${i + 1}`);
+      for (const p of want) a!.manager.publish('shared', p);
+      await until(
+        () => [r1, r2].every((r) => r.got.get('shared')?.length === 10) && plainGot.length === 10,
+        'every member got the 10',
+      );
+      await new Promise((res) => setTimeout(res, 20));
+      for (const r of [r1, r2]) expectExact(r, 'shared', want);
+      expect(plainGot).toEqual(want);
+    } finally {
+      plain.terminate();
+    }
+  });
+
   it(`${o.name}: join() then publish 10, the connection is cut in flight, resume on another node: all 10 once, in order`, async () => {
     const nodes = await o.start(3);
     const figures: Figures = { publications: 0, lost: 0, duplicated: 0 };
