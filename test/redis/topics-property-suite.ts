@@ -340,6 +340,7 @@ export function topicsPropertySuite(name: string, start: () => Promise<PropertyN
       fc.asyncProperty(fc.array(stepArb, { minLength: 1, maxLength: 20 }), (steps) =>
         runSchedule(nodes, steps, stats),
       ),
+      // REPRO='<a counterexample's steps as JSON>' replays one schedule 20 times (a race may need several).
       process.env.REPRO
         ? {
             numRuns: 20,
