@@ -165,6 +165,12 @@ export interface StorageBackend {
   /** `undefined` when `topic` is in step with shared storage; else a promise that settles once it is. */
   topicReady?(topic: Topic): Promise<void> | undefined;
   /**
+   * While `topic` is not ready ({@link topicReady}): the offset (and epoch) shared storage had when this process
+   * started loading it, which a member joining meanwhile starts from, so that it misses nothing published after
+   * its join. Settles before the promise of {@link topicReady}; `undefined` if that read failed.
+   */
+  topicJoinOffset?(topic: Topic): Promise<{ offset: number; epoch: string } | undefined> | undefined;
+  /**
    * `memberId` (a session, or a plain connection when `session` is `undefined`) joined `topic` at `topic.offset`
    * (after {@link topicReady}). A cluster backend stores it with the session and in the topic's presence.
    */

@@ -161,7 +161,8 @@ export interface ClientEvents<In> {
   stream: { topic: string; resume: 'resumed' | 'fresh'; reason?: TopicFreshReason | FreshReason };
   /**
    * The client is now in `topic`, and its next publication has `offset + 1`: a `subscribe()` was confirmed, the
-   * server joined the client to it, or a fresh session's subscribe was repeated.
+   * server joined the client to it (live, or while it was away: then before the topic's `stream` event), or a
+   * fresh session's subscribe was repeated. Always before any publication of that topic.
    */
   subscribed: { topic: string; offset: number };
   /**

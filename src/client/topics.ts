@@ -79,7 +79,12 @@ export function welcome(t: Topics, list: TopicState[] = [], resumed: boolean, re
   const pos = (t.p = new Map(list.map((s) => [s.c, s.o])));
   const out = list.map((s) => {
     settle(t, s.c, s.o); // the server had our sub before the drop
-    return () => e('stream', { topic: s.c, resume: s.resume, reason: s.reason });
+    // A topic the client learns here (the server joined it while away, or had our sub): `subscribed` first.
+    const added = !old.has(s.c) && s.c[0] !== '$';
+    return () => {
+      if (added) e('subscribed', { topic: s.c, offset: s.o });
+      e('stream', { topic: s.c, resume: s.resume, reason: s.reason });
+    };
   });
   for (const c of old.keys()) {
     if (pos.has(c)) continue;

@@ -258,11 +258,22 @@ export class RedisBackend implements StorageBackend {
     return this.topics.readyOf(topic.name);
   }
 
+  topicJoinOffset(topic: Topic): Promise<{ offset: number; epoch: string } | undefined> | undefined {
+    return this.topics.joinOffsetOf(topic.name);
+  }
+
   onTopicJoin(memberId: string, session: SessionRecord | undefined, topic: Topic): void {
     const g = session && this.local.of(session)?.g;
     const stored = session?.topics.get(topic.name) ?? topic.offset;
-    this.cluster.joined(memberId, session && g ? { id: session.id, g } : undefined, topic, stored, (err) =>
-      this.fail(memberId, err),
+    // A join while the topic loads here is stored under the epoch its offset was read in.
+    const epoch = session?.topicEpochs?.get(topic.name) ?? topic.epoch;
+    this.cluster.joined(
+      memberId,
+      session && g ? { id: session.id, g } : undefined,
+      topic,
+      stored,
+      (err) => this.fail(memberId, err),
+      epoch,
     );
   }
 

@@ -46,9 +46,10 @@ export class TopicCluster {
     topic: Topic,
     joinedAt: number,
     fail: (err: unknown) => void,
+    epoch = topic.epoch,
   ): void {
     if (session) {
-      const value = `${joinedAt} ${topic.epoch ?? ''}`;
+      const value = `${joinedAt} ${epoch ?? ''}`;
       this.link.call('wssSessionTopic', [session.id, session.g, topic.name, value]).catch(fail);
     }
     if (topic.name !== BROADCAST_TOPIC) this.presence('add', memberId, topic.name);

@@ -23,6 +23,11 @@ interface Followed {
   held: TopicPublication[];
   /** Settles when the first load is done (or failed). */
   ready: Promise<void> | undefined;
+  /**
+   * The topic's offset and epoch in Redis when this node started following it, read before the load (members
+   * that join while it loads start there); settles before `ready`.
+   */
+  base: Promise<{ offset: number; epoch: string } | undefined> | undefined;
   /** `$all` before the bind: the first read, applied to the manager's topic by `bindAll`. */
   preload?: unknown[];
   closed: boolean;
@@ -76,20 +81,53 @@ export class TopicFollower {
       state: 'loading',
       held: [],
       ready: undefined,
+      base: undefined,
       closed: false,
     };
     this.byName.set(name, f);
     this.byChannel.set(f.keys.channel, f);
-    f.ready = this.load(f).finally(() => {
-      if (this.byName.get(name) === f) f.ready = undefined;
-    });
+    const base = (f.base = name === BROADCAST_TOPIC ? undefined : this.readBase(f));
+    f.ready = Promise.all([this.load(f), base]).then(
+      () => {
+        if (this.byName.get(name) === f) f.ready = f.base = undefined;
+      },
+      () => {},
+    );
     return f.ready;
+  }
+
+  /**
+   * The topic's offset in Redis now (an empty read after the last offset; it creates the epoch of a new topic as
+   * the load does). Sent at once on the command connection, so it runs before any publish this node sends after
+   * the join that opened the topic.
+   */
+  private readBase(f: Followed): Promise<{ offset: number; epoch: string } | undefined> {
+    const maxAge = f.topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
+    return this.link
+      .topicScript(
+        'wssTopicRead',
+        [f.keys.meta, f.keys.stream],
+        [Number.MAX_SAFE_INTEGER, newEpoch(), maxAge, 0],
+      )
+      .then(
+        (r) => {
+          const reply = r as unknown[];
+          return { epoch: String(reply[0]), offset: Number(reply[1]) };
+        },
+        () => undefined,
+      );
   }
 
   /** `undefined` if `name` is live here, else the promise of its load. */
   readyOf(name: string): Promise<void> | undefined {
     const f = this.byName.get(name);
     return f && f.state !== 'live' ? (f.ready ?? undefined) : undefined;
+  }
+
+  /** While `name` loads here: its offset in Redis when the load started (see `Followed.base`). */
+  joinOffsetOf(name: string): Promise<{ offset: number; epoch: string } | undefined> | undefined {
+    const f = this.byName.get(name);
+    return f && f.state !== 'live' && f.ready ? f.base : undefined;
   }
 
   /** The last member here left: unsubscribe and forget (a later member loads it again). */

@@ -1,8 +1,9 @@
 import { BROADCAST_TOPIC, type SubMessage, type UnsubMessage } from '../protocol/messages.js';
+import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { SessionRecord, StorageBackend } from '../backends/types.js';
 import type { ResolvedConfig } from './config-types.js';
-import type { Connection } from './connection.js';
+import type { Connection, WriteOutcome } from './connection.js';
 import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
 import { TopicTable, type Topic } from './topics.js';
@@ -35,6 +36,8 @@ export interface MembershipHost {
   /** Log and emit an `error` event. */
   reportError(clientId: string | undefined, err: unknown): void;
   emitTopicEvent<K extends 'join' | 'leave'>(name: K, event: ManagerEvents[K]): void;
+  /** A write to a member failed: disconnect it (its resume replays from the history). */
+  onWriteFailure(conn: Connection, outcome: WriteOutcome): unknown;
 }
 
 /** Who is in which topic: the sessions' and plain sockets' side of the {@link TopicTable}. */
@@ -82,23 +85,67 @@ export class Memberships {
     const topic = this.table.join(name, clientId);
     const ready = this.host.backend.topicReady?.(topic);
     if (!ready) this.joined(clientId, session, conn, topic, by);
-    else {
-      // A cluster backend is still loading the topic: the member is in (publications wait for it), and learns its
-      // starting offset once the topic is in step.
-      ready.then(
-        () => {
+    else this.joinWhileLoading(clientId, session, conn, topic, by, ready);
+    return topic;
+  }
+
+  /**
+   * A cluster backend is still loading `topic` here. The member is in the topic at once (it keeps it alive) but
+   * gets nothing yet: it starts from the offset shared storage had when the load started (a session stores that
+   * at once, so that a resume anywhere is exact), and once the topic is in step it is told that offset (`sub`)
+   * and given every publication after it from the history, then the live ones. A publication never reaches a
+   * client before the `sub` of its topic.
+   */
+  private joinWhileLoading(
+    clientId: string,
+    session: SessionRecord | undefined,
+    conn: Connection | undefined,
+    topic: Topic,
+    by: 'server' | 'client',
+    ready: Promise<void>,
+  ): void {
+    (topic.joining ??= new Set()).add(clientId);
+    topic.version++;
+    const name = topic.name;
+    /** Still the member this join is for: in the topic, and the same session (or plain socket). */
+    const same = () => {
+      const c = this.host.connections.get(clientId);
+      const s = c ? c.session : this.host.backend.getSession(clientId);
+      if (this.table.get(name) !== topic || !topic.joining?.has(clientId)) return undefined;
+      return s === session && (s || c === conn) ? { c } : undefined;
+    };
+    let at: { offset: number; epoch: string } | undefined;
+    this.host.backend.topicJoinOffset?.(topic)?.then((base) => {
+      if (!base || !same()) return;
+      at = base;
+      if (!session) return;
+      session.topics.set(name, base.offset);
+      (session.topicEpochs ??= new Map()).set(name, base.epoch);
+      this.host.backend.onTopicJoin?.(clientId, session, topic);
+    });
+    ready.then(
+      () => {
+        if (this.table.get(name) !== topic || !topic.joining?.has(clientId)) return; // left meanwhile
+        const now = same();
+        if (!now) {
+          // The member it was for is gone (session ended or moved, socket closed): do not leave it in the topic,
+          // unless whoever holds the id now is a member by its own join.
+          topic.joining.delete(clientId);
           const c = this.host.connections.get(clientId);
           const s = c ? c.session : this.host.backend.getSession(clientId);
-          if (this.table.get(name) !== topic || !topic.members.has(clientId)) return;
-          if (s === session && (s || c === conn)) return this.joined(clientId, session, c, topic, by);
-          // The member it was for is gone (session ended, socket closed): do not leave it in the topic, unless
-          // whoever holds the id now is a member by its own join.
           if (!(s ? s.topics.has(name) : c?.topics?.has(name))) this.table.leave(name, clientId);
-        },
-        (err: unknown) => this.host.reportError(clientId, err),
-      );
-    }
-    return topic;
+          return;
+        }
+        topic.joining.delete(clientId);
+        topic.version++;
+        // Without the read of the offset (it failed), everything the topic holds here: more, never less.
+        const from = at ?? { offset: topic.history.droppedThrough, epoch: topic.epoch };
+        // Stored unless the session was read again from shared storage meanwhile (a resume here) without it.
+        const stored = at !== undefined && session?.topics.get(name) === at.offset;
+        this.joined(clientId, session, now.c, topic, by, from, stored);
+      },
+      (err: unknown) => this.host.reportError(clientId, err),
+    );
   }
 
   private joined(
@@ -107,20 +154,54 @@ export class Memberships {
     conn: Connection | undefined,
     topic: Topic,
     by: 'server' | 'client',
+    from?: { offset: number; epoch: string | undefined },
+    stored = false,
   ): void {
+    const offset = from?.offset ?? topic.offset;
     if (session) {
-      session.topics.set(topic.name, topic.offset);
-      if (topic.epoch !== undefined) (session.topicEpochs ??= new Map()).set(topic.name, topic.epoch);
+      if (!stored) {
+        session.topics.set(topic.name, offset);
+        const epoch = from ? from.epoch : topic.epoch;
+        if (epoch !== undefined) (session.topicEpochs ??= new Map()).set(topic.name, epoch);
+      }
     } else (conn!.topics ??= new Set()).add(topic.name);
     // A protocol client learns the offset it starts from, so that a resume right after is exact.
     if (conn?.protocol)
       conn.writeMessage(
-        { t: 'sub', c: topic.name, o: topic.offset },
+        { t: 'sub', c: topic.name, o: offset },
         this.host.nowMs,
-        `{"t":"sub","c":${topic.quoted},"o":${topic.offset}}`,
+        `{"t":"sub","c":${topic.quoted},"o":${offset}}`,
       );
-    this.host.backend.onTopicJoin?.(clientId, session, topic);
+    if (conn && offset < topic.offset) this.catchUp(conn, session, topic, offset, from?.epoch);
+    if (!stored) this.host.backend.onTopicJoin?.(clientId, session, topic);
     this.host.emitTopicEvent('join', { clientId, topic: topic.name, by });
+  }
+
+  /**
+   * A member that joined while its topic loaded: the publications after its join offset, from the history, right
+   * after its `sub`. If the history no longer has them (or lost the epoch), a protocol client is closed with 1012:
+   * its resume answers `gap` for the topic, never partial.
+   */
+  private catchUp(
+    conn: Connection,
+    session: SessionRecord | undefined,
+    topic: Topic,
+    offset: number,
+    epoch: string | undefined,
+  ): void {
+    const pubs = epoch === topic.epoch || !session ? topic.history.since(offset) : undefined;
+    if (!pubs) {
+      if (session) conn.close(CloseCode.ServiceRestart, 'topic history lost, please resume', 'server-closed');
+      return;
+    }
+    let written: WriteOutcome = 'ok';
+    for (let i = 0; i < pubs.length && written === 'ok'; i++) {
+      const pub = pubs[i]!;
+      const skip = pub.exclude?.has(conn.id) === true;
+      if (skip && !conn.protocol) continue;
+      written = conn.writePublication(pub, skip, this.host.nowMs);
+    }
+    if (written !== 'ok' && written !== 'closed') this.host.onWriteFailure(conn, written);
   }
 
   /** Remove `clientId` from `name`. Returns whether it was a member. */
@@ -136,8 +217,11 @@ export class Memberships {
       return true;
     }
     session?.topicEpochs?.delete(name);
+    // Still joining (stored, not told `sub` yet): the client never heard of it, nor did `join` listeners.
+    const told = this.table.get(name)?.joining?.has(clientId) !== true;
     this.table.leave(name, clientId);
     this.host.backend.onTopicLeave?.(clientId, session, name);
+    if (!told) return true;
     if (conn?.protocol && reason !== 'disconnect' && reason !== 'session-end') {
       conn.writeMessage({ t: 'unsub', c: name }, this.host.nowMs);
     }
@@ -155,9 +239,10 @@ export class Memberships {
     for (const name of [...topics.keys()]) {
       if (name === BROADCAST_TOPIC) continue;
       topics.delete(name);
+      const told = this.table.get(name)?.joining?.has(clientId) !== true;
       this.table.leave(name, clientId);
       this.host.backend.onTopicLeave?.(clientId, undefined, name);
-      this.host.emitTopicEvent('leave', { clientId, topic: name, reason });
+      if (told) this.host.emitTopicEvent('leave', { clientId, topic: name, reason });
     }
   }
 

@@ -183,7 +183,8 @@ export abstract class MessagingManager<
 
   /**
    * Publish to every member of `topic`: one offset, one frame for all (PROTOCOL.md §2.6), kept once in the topic's
-   * history for detached members. Same report as `broadcast`; a topic without members reports zeros.
+   * history for detached members. Same report as `broadcast`; a topic without members reports zeros (and still
+   * takes an offset: offsets are never reused).
    */
   publish(topic: string, data: Out | BinaryPayload, options?: BroadcastOptions): BroadcastResult {
     const payload = data instanceof Payload ? data : new Payload(data);
@@ -197,6 +198,9 @@ export abstract class MessagingManager<
     const t = this.topics.table.get(topic);
     if (!t || t === this.topics.table.all) {
       if (t) return this.broadcast(payload as Out, options); // a Payload is passed on as it is
+      // No members: a reliable publish still takes the topic's next offset (as on Redis); no one gets it.
+      if (options?.volatile !== true && this.topics.table.invalidName(topic) === undefined)
+        this.topics.table.publishIdle(topic);
       return { delivered: 0, buffered: 0, dropped: 0, failed: [] };
     }
     const span = this.tracing?.fanOutStarted(topic);

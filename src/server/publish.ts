@@ -218,7 +218,9 @@ function membersOf(target: PublishTarget, topic: Topic): MemberLookup {
     attached: [],
     detached: [],
   };
+  const joining = topic.joining;
   for (const id of topic.members) {
+    if (joining?.has(id)) continue; // told its offset first, then given the history after it (membership.ts)
     const conn = target.connections.get(id);
     if (conn) lookup.attached.push(conn);
     else lookup.detached.push(id);

@@ -15,6 +15,11 @@ export class Topic {
   readonly history: ReplayBuffer<Publication>;
   /** Member ids. Empty for `$all`, whose members are every connection and session. */
   readonly members = new Set<string>();
+  /**
+   * Members still joining (a cluster backend is loading the topic): they keep it alive but get no publication
+   * until they are told their starting offset (`sub`), then the ones after it from the history.
+   */
+  joining: Set<string> | undefined = undefined;
   /** Bumped on every join and leave, so that the publish path can reuse its member lookups. */
   version = 0;
   /** The name as a JSON string literal, quoted once for every frame of this topic. */
@@ -67,12 +72,21 @@ export interface TopicReplay {
   replay: Publication[];
 }
 
+/** How many topics without members keep their last offset here (memory backend), at most. */
+export const MAX_IDLE_TOPIC_OFFSETS = 100_000;
+
 /**
  * The topics of this process, by name. A named topic exists while it has members (a detached session counts),
- * so its history lives exactly as long as someone may resume from it; `$all` always exists.
+ * so its history lives exactly as long as someone may resume from it; `$all` always exists. Offsets are never
+ * reused: without a cluster backend (which keeps them in shared storage), a topic without members keeps its last
+ * offset here, and a publish to it takes the next one, as on Redis.
  */
 export class TopicTable {
   private readonly byName = new Map<string, Topic>();
+  /** Last offset of each named topic that has no members (no cluster backend), oldest first. */
+  private readonly idle = new Map<string, number>();
+  /** Highest offset forgotten from `idle` (over {@link MAX_IDLE_TOPIC_OFFSETS}): a topic not known starts there. */
+  private idleFloor = 0;
   /** The built-in topic `broadcast()` publishes to. */
   readonly all: Topic;
   /** Told when a named topic gets its first member here, and when its last one leaves (cluster backends). */
@@ -112,6 +126,11 @@ export class TopicTable {
     let opened = false;
     if (!topic) {
       topic = new Topic(name, this.limitsFor(name));
+      const last = this.hooks ? 0 : (this.idle.get(name) ?? this.idleFloor);
+      if (last > 0) {
+        this.idle.delete(name);
+        topic.reset(last, undefined);
+      }
       this.byName.set(name, topic);
       opened = true;
     }
@@ -133,11 +152,33 @@ export class TopicTable {
     const topic = this.byName.get(name);
     if (!topic || topic === this.all) return;
     if (!topic.members.delete(memberId)) return;
+    topic.joining?.delete(memberId);
     topic.version++;
     if (topic.members.size === 0) {
       this.byName.delete(name);
-      this.hooks?.closed(topic);
+      if (this.hooks) this.hooks.closed(topic);
+      else if (topic.offset > 0) this.keepIdle(name, topic.offset);
     }
+  }
+
+  /**
+   * A reliable publish to a named topic without members here (no cluster backend): it takes the next offset, as
+   * on Redis, and reaches no one (a later member starts after it). Returns that offset.
+   */
+  publishIdle(name: string): number {
+    const offset = (this.idle.get(name) ?? this.idleFloor) + 1;
+    this.idle.delete(name);
+    this.keepIdle(name, offset);
+    return offset;
+  }
+
+  private keepIdle(name: string, offset: number): void {
+    this.idle.set(name, offset);
+    if (this.idle.size <= MAX_IDLE_TOPIC_OFFSETS) return;
+    const [oldest, last] = this.idle.entries().next().value as [string, number];
+    this.idle.delete(oldest);
+    // Forgotten: every topic not known here starts after it, so that no offset is ever handed out twice.
+    this.idleFloor = Math.max(this.idleFloor, last);
   }
 
   /** Drop publications older than their topic's `maxAgeMs`. Called from the sweep: O(topics). */

@@ -18,7 +18,9 @@ type Step =
   | { kind: 'direct'; count: number }
   | { kind: 'serverJoin' | 'serverLeave' | 'subscribe' | 'unsubscribe'; topic: 'a' | 'b' }
   | { kind: 'pause'; ms: number }
-  | { kind: 'fault'; fault: Fault };
+  | { kind: 'fault'; fault: Fault }
+  /** A server join, publications right behind it, and a cut while they are in flight. */
+  | { kind: 'joinCut'; topic: 'a' | 'b'; count: number; fault: Fault };
 
 const named = fc.constantFrom<'a' | 'b'>('a', 'b');
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
@@ -52,6 +54,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
     arbitrary: fc.record({ kind: fc.constant('pause' as const), ms: fc.integer({ min: 0, max: 15 }) }),
   },
   { weight: 3, arbitrary: faultStepArb },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      kind: fc.constant('joinCut' as const),
+      topic: named,
+      count: fc.integer({ min: 1, max: 10 }),
+      fault: faultStepArb.map((f) => f.fault),
+    }),
+  },
 );
 
 interface Stats {
@@ -162,6 +173,11 @@ async function runSchedule(
           await new Promise((r) => setTimeout(r, step.ms));
           break;
         case 'fault':
+          injectFault(manager, client, current!, step.fault);
+          break;
+        case 'joinCut':
+          manager.join(current!, step.topic);
+          for (let i = 0; i < step.count; i++) publish(step.topic, false);
           injectFault(manager, client, current!, step.fault);
           break;
       }

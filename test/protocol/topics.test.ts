@@ -24,12 +24,13 @@ describe('topics', () => {
     const a = await join(s.url, s);
     const b = await join(s.url, s);
     const c = await join(s.url, s);
-    s.manager.publish('room', 'before anyone joined'); // no members: nothing stored, nothing sent
+    // No members: it takes offset 1 (as on Redis, PROTOCOL.md §2.6), nothing is stored, nothing sent.
+    s.manager.publish('room', 'before anyone joined');
     expect(s.manager.join(a.welcome.sessionId, 'room')).toBe(true);
     expect(s.manager.join(a.welcome.sessionId, 'room')).toBe(false);
     s.manager.join(b.welcome.sessionId, 'room');
     await a.client.waitFor((f) => f.t === 'sub');
-    expect(a.client.frames.find((f) => f.t === 'sub')).toEqual({ t: 'sub', c: 'room', o: 0 });
+    expect(a.client.frames.find((f) => f.t === 'sub')).toEqual({ t: 'sub', c: 'room', o: 1 });
 
     const report = s.manager.publish('room', { n: 1 });
     expect(report).toEqual({ delivered: 2, buffered: 0, dropped: 0, failed: [] });
@@ -37,8 +38,8 @@ describe('topics', () => {
     await a.client.waitForData(2);
     await b.client.waitForData(2);
     expect(a.client.data).toEqual([
-      { c: 'room', o: 1, p: { n: 1 } },
-      { c: 'room', o: 2, p: { n: 2 } },
+      { c: 'room', o: 2, p: { n: 1 } },
+      { c: 'room', o: 3, p: { n: 2 } },
     ]);
     expect(b.client.data).toEqual(a.client.data);
     expect(c.client.data).toEqual([]); // not a member
