@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { clientOpScripts } from './client-op-scripts.js';
 
 /**
  * The Lua scripts of the Redis backend. Every script that writes session state starts with the epoch check, so a
@@ -305,6 +306,7 @@ const SOURCES = {
   wssAck: ACK,
   wssBeat: BEAT,
   wssCluster: CLUSTER,
+  ...clientOpScripts(PROLOGUE),
 } as const;
 
 export type ScriptName = keyof typeof SOURCES;
