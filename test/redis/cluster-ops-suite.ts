@@ -1,4 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 import { closeAllNodes, startNode, uniquePrefix, until, type InProcessNode } from './in-process.js';
 import { ProtocolClient } from './protocol-client.js';
@@ -232,6 +233,36 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
       expect(a!.manager.getStats().sessions).toBe(0); // a terminal code ended the session
       await expect(b!.manager.fetchClient(cl.sessionId!)).resolves.toBeUndefined();
       await expect(b!.manager.clusterDisconnect(cl.sessionId!)).resolves.toBe(false);
+    });
+
+    it('a plain socket on another node: fetch, join (it gets the bare payloads), leave and disconnect by id', async () => {
+      const [a, b, c] = await cluster();
+      const ws = new WebSocket(`${a!.url}?user=plain`);
+      const got: string[] = [];
+      ws.on('message', (d) => got.push(d.toString()));
+      const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+      await new Promise((r) => ws.once('open', r));
+      await until(() => a!.manager.getConnectionCount() === 1, 'registered');
+      const id = a!.manager.getActiveConnections()[0]!;
+      await expect(b!.manager.fetchClient(id)).resolves.toEqual({
+        clientId: id,
+        nodeId: a!.backend.nodeId,
+        connected: true,
+        session: false,
+        principal: 'plain',
+        data: { user: 'plain', role: 'tester' },
+        topics: [],
+      });
+      await expect(b!.manager.clusterJoin(id, 'feed')).resolves.toBe(true);
+      await c!.manager.publish('feed', 'one').cluster;
+      await until(() => got.length === 1, 'the publication');
+      await expect(c!.manager.clusterLeave(id, 'feed')).resolves.toBe(true);
+      await c!.manager.publish('feed', 'two').cluster;
+      await b!.backend.send(id, 'direct');
+      await until(() => got.length === 2, 'the direct message');
+      expect(got).toEqual(['one', 'direct']);
+      await expect(b!.manager.clusterDisconnect(id, 1000, 'bye')).resolves.toBe(true);
+      expect(await closed).toBe(1000);
     });
 
     it('a join or leave racing a resume onto another node takes effect exactly once', async () => {
