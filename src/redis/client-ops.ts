@@ -124,7 +124,8 @@ export class ClusterClientOps {
       const a = await answered;
       if (!a || a.r === 'retry') return { done: false, why: 'retry' };
       if (a.r === 'done') return { done: true, value: a.v as ClientOpValue };
-      if (a.r === 'error') throw new StabilizerError((a.c ?? ErrorCode.BackendUnavailable) as ErrorCode, a.m ?? 'failed');
+      if (a.r === 'error')
+        throw new StabilizerError((a.c ?? ErrorCode.BackendUnavailable) as ErrorCode, a.m ?? 'failed');
       skip = `${String(reply[1])} ${String(reply[2])}`; // absent: that node lost it without Redis knowing
     }
     return { done: false, why: 'retry' };

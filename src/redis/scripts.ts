@@ -22,7 +22,8 @@ import { clientOpScripts } from './client-op-scripts.js';
  * - `P nonce:<n>`      used token nonces (SET NX PX)
  * - `P nodes`          zset: node id → last heartbeat ms
  * - `P n:<node>:s`     set: sessions owned by a node;  `P n:<node>:c`: client ids connected to a node
- * - channel `P n:<node>`  messages for one node (sequenced direct sends, plain sends, `claimed` notices)
+ * - channel `P n:<node>`  messages for one node (sequenced direct sends, plain sends, `claimed` notices, client
+ *                      operations and their answers: client-ops.ts)
  */
 const PROLOGUE = `
 local P = ARGV[1]

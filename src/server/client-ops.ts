@@ -56,9 +56,7 @@ export type ClientOpValue = boolean | ClientInfo;
  * What one process did with an operation: `done` (with its value), or not: `absent` (it holds no such client)
  * or `retry` (the client is moving: a resume is loading it here, or it moved elsewhere meanwhile).
  */
-export type ClientOpAnswer =
-  | { done: true; value: ClientOpValue }
-  | { done: false; why: 'absent' | 'retry' };
+export type ClientOpAnswer = { done: true; value: ClientOpValue } | { done: false; why: 'absent' | 'retry' };
 
 /** What a cluster backend's routing of an operation gave: `done`, or `retry` (a new attempt, here first). */
 export type ClientOpRoute = ClientOpAnswer;
@@ -126,7 +124,8 @@ export class ClientOperations {
    */
   forward(op: ClientOp): boolean {
     const { backend, connections } = this.host;
-    if (!backend.routeClientOp || connections.has(op.clientId) || backend.getSession(op.clientId)) return false;
+    if (!backend.routeClientOp || connections.has(op.clientId) || backend.getSession(op.clientId))
+      return false;
     this.run(op, undefined).catch((err: unknown) => {
       // A leave of a client that is gone anywhere is what `leave` answers `false` for, not an error.
       if (op.op === 'leave' && err instanceof StabilizerError && err.code === ErrorCode.UnknownClient) return;

@@ -36,19 +36,18 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
       return { principal: user, data: { user, role: 'tester' } };
     };
     const start = () =>
-      startNode(
-        redis?.url ?? 'redis://unused',
-        prefix,
-        {},
-        rc ? { client: rc.createClient() } : {},
-        { authenticate },
-      );
+      startNode(redis?.url ?? 'redis://unused', prefix, {}, rc ? { client: rc.createClient() } : {}, {
+        authenticate,
+      });
     return [await start(), await start(), await start()];
   }
 
   const users = new Map<ProtocolClient, string>();
   function client(urls: string[], user = 'u1'): ProtocolClient {
-    const c = new ProtocolClient({ nextUrl: (i) => `${urls[i % urls.length]!}?user=${user}`, reconnect: false });
+    const c = new ProtocolClient({
+      nextUrl: (i) => `${urls[i % urls.length]!}?user=${user}`,
+      reconnect: false,
+    });
     clients.push(c);
     users.set(c, user);
     return c;
@@ -57,7 +56,12 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
   /** The same session continued by a new client object (its old socket is gone), connecting to `url`. */
   function continueOn(c: ProtocolClient, url: string): ProtocolClient {
     const next = client([url], users.get(c));
-    Object.assign(next, { token: c.token, sessionId: c.sessionId, lastSeq: c.lastSeq, topics: { ...c.topics } });
+    Object.assign(next, {
+      token: c.token,
+      sessionId: c.sessionId,
+      lastSeq: c.lastSeq,
+      topics: { ...c.topics },
+    });
     next.received[0]!.push(...c.all);
     c.stop();
     return next;
@@ -141,7 +145,9 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
       await until(() => cl.all.length === 1, 'publication');
       expect(c!.manager.leave(cl.sessionId!, 'news')).toBe(true);
       await until(() => cl.topics.news === undefined, 'unsub');
-      expect(() => b!.manager.join(cl.sessionId!, '$bad')).toThrow(expect.objectContaining({ code: 'INVALID_TOPIC' }));
+      expect(() => b!.manager.join(cl.sessionId!, '$bad')).toThrow(
+        expect.objectContaining({ code: 'INVALID_TOPIC' }),
+      );
       expect(cl.anomalies).toEqual([]);
     });
 
@@ -225,7 +231,9 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
         topics: ['room'],
       });
       await expect(b!.manager.fetchClient('nobody')).resolves.toBeUndefined();
-      await expect(b!.manager.clusterJoin('nobody', 'room')).rejects.toMatchObject({ code: 'UNKNOWN_CLIENT' });
+      await expect(b!.manager.clusterJoin('nobody', 'room')).rejects.toMatchObject({
+        code: 'UNKNOWN_CLIENT',
+      });
       await expect(b!.manager.clusterLeave('nobody', 'room')).resolves.toBe(false);
       await expect(b!.manager.clusterDisconnect(cl.sessionId!, 4503, 'banned')).resolves.toBe(true);
       await until(() => cl.closes.length === 1, 'closed');
