@@ -219,6 +219,8 @@ export interface BackendHost {
     readonly sessionTtlMs: number;
     readonly replay: ReplayLimits;
     readonly tokens: { readonly secret: Uint8Array | undefined };
+    /** `topics.maxPerConnection`, which a join applied to a stored session checks too. */
+    readonly topics?: { readonly maxPerConnection: number };
   };
   /** Disconnect a client whose write failed and report it. */
   onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];

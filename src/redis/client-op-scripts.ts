@@ -4,7 +4,7 @@
  * scripts (scripts.ts), after the same prologue (epoch check, `NOW`, `liveness`, `drop`), so each is atomic with
  * every claim (resume) and create of the session it looks at.
  *
- * `wssClientOp` — ARGV: P epoch requestId self nodeTimeoutMs op id topic value terminal request skip →
+ * `wssClientOp` — ARGV: P epoch requestId self nodeTimeoutMs op id topic value terminal request skip maxTopics →
  * - `{'node', nodeId, g}`: a live node other than `self` owns the session (or, without a session, has a socket
  *   for the id): the request (JSON built by the caller) was published on that node's channel, which answers on
  *   the caller's channel. `skip` (`"<node> <g>"`) names an owner that answered that it does not hold the session
@@ -16,6 +16,7 @@
  *   tombstone, as a 1000 close ends it (`{'done', 1}`), else `{'done', 0}`; `fetch`:
  *   `{'done', principal, data, {topic, ...}}`. The reply is kept 60 s under `P d:<requestId>`, so a resend of the
  *   same request (ioredis after a reconnect) is answered the same and applies nothing twice.
+ * - `{'limit'}`: a stored join of a session already in `maxTopics` topics (`$all` not counted): nothing changed.
  * - `{'unknown'}`: no live session and no socket on a live node under `id`.
  *
  * `wssClientOpCheck` — ARGV: P epoch id kind('in'|'out'|'gone') topic incarnation → 1 if the stored session
@@ -45,6 +46,9 @@ if live and redis.call('EXISTS', sk) == 1 then
   local tk = sk .. ':t'
   local out
   if op == 'join' then
+    if redis.call('HEXISTS', tk, ARGV[8]) == 0 and redis.call('HLEN', tk) - redis.call('HEXISTS', tk, '$all') >= tonumber(ARGV[13]) then
+      return {'limit'}
+    end
     out = {'done', redis.call('HSETNX', tk, ARGV[8], ARGV[9])}
   elseif op == 'leave' then
     out = {'done', redis.call('HDEL', tk, ARGV[8])}

@@ -112,6 +112,7 @@ export class ClusterClientOps {
           op.op === 'disconnect' && !isRetryableCloseCode(op.code) ? '1' : '0',
           request,
           skip,
+          this.host()?.config.topics?.maxPerConnection ?? 100,
         ])) as unknown[];
       } catch (err) {
         this.cancel(requestId);
@@ -119,6 +120,9 @@ export class ClusterClientOps {
       }
       if (reply[0] !== 'node') this.cancel(requestId);
       if (reply[0] === 'unknown') throw unknownClient(op.clientId);
+      if (reply[0] === 'limit') {
+        throw new StabilizerError(ErrorCode.TopicLimit, `client ${op.clientId} is in too many topics`);
+      }
       if (reply[0] === 'self') return { done: false, why: 'retry' };
       if (reply[0] === 'done') return { done: true, value: this.storedValue(op, reply) };
       const a = await answered;

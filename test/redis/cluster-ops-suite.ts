@@ -2,6 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 import { closeAllNodes, startNode, uniquePrefix, until, type InProcessNode } from './in-process.js';
+import type { WebSocketConfig } from '../../src/server/index.js';
 import { ProtocolClient } from './protocol-client.js';
 import { startRedis, type TestRedis } from './redis-server.js';
 
@@ -29,14 +30,14 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
   });
 
   /** Three nodes of one cluster; every client authenticates with the `data` and `principal` of its query. */
-  async function cluster(): Promise<InProcessNode[]> {
+  async function cluster(config: WebSocketConfig = {}): Promise<InProcessNode[]> {
     const prefix = uniquePrefix();
     const authenticate = (req: { url?: string }) => {
       const user = new URL(req.url ?? '/', 'http://x').searchParams.get('user') ?? 'anon';
       return { principal: user, data: { user, role: 'tester' } };
     };
     const start = () =>
-      startNode(redis?.url ?? 'redis://unused', prefix, {}, rc ? { client: rc.createClient() } : {}, {
+      startNode(redis?.url ?? 'redis://unused', prefix, config, rc ? { client: rc.createClient() } : {}, {
         authenticate,
       });
     return [await start(), await start(), await start()];
@@ -271,6 +272,22 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
       expect(got).toEqual(['one', 'direct']);
       await expect(b!.manager.clusterDisconnect(id, 1000, 'bye')).resolves.toBe(true);
       expect(await closed).toBe(1000);
+    });
+
+    it('topics.maxPerConnection holds wherever the client is: TOPIC_LIMIT from its node and from its stored session', async () => {
+      const [a, b] = await cluster({ topics: { maxPerConnection: 2 } });
+      const cl = client([a!.url]);
+      await cl.connect();
+      const id = cl.sessionId!;
+      await b!.manager.clusterJoin(id, 't1');
+      await b!.manager.clusterJoin(id, 't2');
+      await expect(b!.manager.clusterJoin(id, 't3')).rejects.toMatchObject({ code: 'TOPIC_LIMIT' });
+      await expect(b!.manager.clusterJoin(id, 't2')).resolves.toBe(false); // a member already: no limit
+      await a!.close(); // only Redis holds the session now
+      await expect(b!.manager.clusterJoin(id, 't3')).rejects.toMatchObject({ code: 'TOPIC_LIMIT' });
+      await expect(b!.manager.clusterLeave(id, 't1')).resolves.toBe(true);
+      await expect(b!.manager.clusterJoin(id, 't3')).resolves.toBe(true);
+      expect((await b!.manager.fetchClient(id))?.topics.sort()).toEqual(['t2', 't3']);
     });
 
     it('a join or leave racing a resume onto another node takes effect exactly once', async () => {
