@@ -28,7 +28,8 @@ interface OpRequest {
 
 /**
  * The owner's answer on the asking node's channel: `{"k":"a","i":<request id>,"r":...}`, `r` = `done` (with
- * `v`, the value), `absent` (it does not hold the client), `retry` (it is moving), or `error` (`c` code, `m`).
+ * `v`, the value), `absent` (it does not hold the client), `retry` (it is moving; `v: true` if it changed
+ * something first), or `error` (`c` code, `m`).
  */
 interface OpAnswer {
   k: 'a';
@@ -126,7 +127,7 @@ export class ClusterClientOps {
       if (reply[0] === 'self') return { done: false, why: 'retry' };
       if (reply[0] === 'done') return { done: true, value: this.storedValue(op, reply) };
       const a = await answered;
-      if (!a || a.r === 'retry') return { done: false, why: 'retry' };
+      if (!a || a.r === 'retry') return { done: false, why: 'retry', changed: a?.v === true };
       if (a.r === 'done') return { done: true, value: a.v as ClientOpValue };
       if (a.r === 'error')
         throw new StabilizerError((a.c ?? ErrorCode.BackendUnavailable) as ErrorCode, a.m ?? 'failed');
@@ -185,7 +186,8 @@ export class ClusterClientOps {
     if (!host) return { k: 'a', i: '', r: 'absent' };
     try {
       const a = await host.applyClientOp(op);
-      return a.done ? { k: 'a', i: '', r: 'done', v: a.value } : { k: 'a', i: '', r: a.why };
+      if (a.done) return { k: 'a', i: '', r: 'done', v: a.value };
+      return a.changed ? { k: 'a', i: '', r: a.why, v: true } : { k: 'a', i: '', r: a.why };
     } catch (err) {
       const code = err instanceof StabilizerError ? err.code : ErrorCode.BackendUnavailable;
       return { k: 'a', i: '', r: 'error', c: code, m: err instanceof Error ? err.message : String(err) };

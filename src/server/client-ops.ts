@@ -54,9 +54,11 @@ export type ClientOpValue = boolean | ClientInfo;
 
 /**
  * What one process did with an operation: `done` (with its value), or not: `absent` (it holds no such client)
- * or `retry` (the client is moving: a resume is loading it here, or it moved elsewhere meanwhile).
+ * or `retry` (the client is moving: a resume is loading it here, or it moved elsewhere meanwhile), with `changed`
+ * when this attempt did change something (so that the operation's result says so, even if a retry finds it done).
  */
-export type ClientOpAnswer = { done: true; value: ClientOpValue } | { done: false; why: 'absent' | 'retry' };
+export type ClientOpAnswer =
+  { done: true; value: ClientOpValue } | { done: false; why: 'absent' | 'retry'; changed?: boolean };
 
 /** What a cluster backend's routing of an operation gave: `done`, or `retry` (a new attempt, here first). */
 export type ClientOpRoute = ClientOpAnswer;
@@ -74,6 +76,7 @@ export interface ClientOpsHost {
 const DEFAULT_TIMEOUT_MS = 10_000;
 const ABSENT: ClientOpAnswer = { done: false, why: 'absent' };
 const RETRY: ClientOpAnswer = { done: false, why: 'retry' };
+const RETRY_CHANGED: ClientOpAnswer = { done: false, why: 'retry', changed: true };
 const done = (value: ClientOpValue): ClientOpAnswer => ({ done: true, value });
 
 /** Rejects with `OPERATION_TIMEOUT` once `deadline` (epoch ms) has passed. */
@@ -104,6 +107,7 @@ export class ClientOperations {
     const deadline = Date.now() + budgetMs;
     const what = `${op.op} on client ${op.clientId}`;
     const requestId = randomUUID();
+    let changed = false;
     for (let attempt = 0; ; attempt++) {
       let answer = await beforeDeadline(this.apply(op), deadline, what);
       if (!answer.done && answer.why === 'absent') {
@@ -111,7 +115,8 @@ export class ClientOperations {
         const left = deadline - Date.now();
         answer = await beforeDeadline(backend.routeClientOp(op, requestId, left), deadline, what);
       }
-      if (answer.done) return answer.value;
+      if (answer.done) return answer.value === false && changed ? true : answer.value;
+      if (answer.changed) changed = true;
       const left = deadline - Date.now();
       if (left <= 0) throw new StabilizerError(ErrorCode.OperationTimeout, `${what} timed out`);
       await new Promise((r) => setTimeout(r, Math.min(left, 5 * 2 ** Math.min(attempt, 6))));
@@ -174,8 +179,9 @@ export class ClientOperations {
     if (ready) await ready;
     const now = this.host.connections.get(id);
     const held = now ? now.session : backend.getSession(id);
-    if (held !== session || (!session && now !== conn)) return RETRY; // moved meanwhile
-    if (session ? !session.topics.has(op.topic) : !conn!.topics?.has(op.topic)) return RETRY;
+    const retry = joined ? RETRY_CHANGED : RETRY;
+    if (held !== session || (!session && now !== conn)) return retry; // moved meanwhile
+    if (session ? !session.topics.has(op.topic) : !conn!.topics?.has(op.topic)) return retry;
     return this.settle(op, session, joined);
   }
 
@@ -202,11 +208,12 @@ export class ClientOperations {
   ): Promise<ClientOpAnswer> {
     const backend = this.host.backend;
     if (!session || !backend.confirmClientOp) return done(value);
-    if (!(await backend.confirmClientOp(session, op))) return RETRY;
+    const retry = value ? RETRY_CHANGED : RETRY;
+    if (!(await backend.confirmClientOp(session, op))) return retry;
     // Stored, but a resume may have reloaded the session here from what was stored before: check it again.
-    if (backend.isClientBusy?.(op.clientId)) return RETRY;
+    if (backend.isClientBusy?.(op.clientId)) return retry;
     if ((op.op === 'join' || op.op === 'leave') && backend.getSession(op.clientId) === session) {
-      if (session.topics.has(op.topic) !== (op.op === 'join')) return RETRY;
+      if (session.topics.has(op.topic) !== (op.op === 'join')) return retry;
     }
     return done(value);
   }
