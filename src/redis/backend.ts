@@ -77,7 +77,12 @@ export class RedisBackend implements StorageBackend {
     this.topics = new TopicFollower(link);
     this.topics.onPresence = (e) => link.presence(e);
     this.cluster = new TopicCluster(link, opts, this.topics, () => this.host, DEFAULT_LIMITS);
-    this.clientOps = new ClusterClientOps(link, opts, () => this.host);
+    this.clientOps = new ClusterClientOps(
+      link,
+      opts,
+      () => this.host,
+      (id) => this.local.byId.has(id),
+    );
     link.handlers = {
       message: (channel, text, topic) =>
         topic

@@ -9,7 +9,8 @@
  *   for the id): the request (JSON built by the caller) was published on that node's channel, which answers on
  *   the caller's channel. `skip` (`"<node> <g>"`) names an owner that answered that it does not hold the session
  *   (it lost it without Redis knowing): that owner is treated as gone.
- * - `{'self'}`: this node owns it (a resume is loading it here): the caller tries again locally.
+ * - `{'self', g}`: this node owns it (a resume is loading it here): the caller tries again locally, or, if it
+ *   does not hold the session at all (it dropped it without Redis knowing), asks again with `skip` naming itself.
  * - `{'done', ...}`: no live node owns the session: applied to the stored session, atomically. `join`: the
  *   topic is stored with `value` (`"<joined-at offset> <topic epoch>"`) unless it is there (`{'done', 1|0}`);
  *   `leave`: removed (`{'done', 1|0}`); `disconnect` with `terminal` '1': the session is deleted without a
@@ -38,7 +39,7 @@ local live = liveness(id)
 if live and redis.call('EXISTS', sk) == 1 then
   local h = redis.call('HMGET', sk, 'o', 'g')
   local o = h[1]
-  if o == self then return {'self'} end
+  if o == self and (o .. ' ' .. (h[2] or '')) ~= ARGV[12] then return {'self', h[2] or ''} end
   if o and up(o) and redis.call('SISMEMBER', P .. 'n:' .. o .. ':s', id) == 1 and (o .. ' ' .. (h[2] or '')) ~= ARGV[12] then
     redis.call('PUBLISH', P .. 'n:' .. o, ARGV[11])
     return {'node', o, h[2] or ''}

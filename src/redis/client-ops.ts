@@ -81,6 +81,8 @@ export class ClusterClientOps {
     private readonly link: RedisLink,
     private readonly opts: ResolvedRedisOptions,
     private readonly host: () => BackendHost | undefined,
+    /** Whether this node has a local session under the id, in any state (a claim in flight included). */
+    private readonly holds: (clientId: string) => boolean,
   ) {}
 
   /** Default `timeoutMs`: long enough for a dead owner to be detected (`nodeTimeoutMs`) and worked around. */
@@ -124,7 +126,11 @@ export class ClusterClientOps {
       if (reply[0] === 'limit') {
         throw new StabilizerError(ErrorCode.TopicLimit, `client ${op.clientId} is in too many topics`);
       }
-      if (reply[0] === 'self') return { done: false, why: 'retry' };
+      if (reply[0] === 'self') {
+        if (this.holds(op.clientId)) return { done: false, why: 'retry' };
+        skip = `${this.opts.nodeId} ${String(reply[1])}`; // Redis names this node, which no longer has it
+        continue;
+      }
       if (reply[0] === 'done') return { done: true, value: this.storedValue(op, reply) };
       const a = await answered;
       if (!a || a.r === 'retry') return { done: false, why: 'retry', changed: a?.v === true };

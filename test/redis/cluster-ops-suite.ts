@@ -291,6 +291,31 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
       expect((await b!.manager.fetchClient(id))?.topics.sort()).toEqual(['t2', 't3']);
     });
 
+    it('a node that dropped a session Redis still says it owns (an evicted gap): the operation lands on the stored session', async () => {
+      const [a, b, c] = await cluster();
+      let cl = client([a!.url]);
+      await cl.connect();
+      const id = cl.sessionId!;
+      // What the node does when a catch-up finds evicted messages: forget the session, close with 1012. Redis
+      // keeps naming node A as the owner until a resume claims it.
+      const local = (
+        a!.backend as unknown as {
+          local: { byId: Map<string, unknown>; lose(ls: unknown, why: string): void };
+        }
+      ).local;
+      local.lose(local.byId.get(id), 'test: missed messages were evicted');
+      await until(() => cl.closes.length === 1, 'closed');
+      await expect(b!.manager.clusterJoin(id, 'x')).resolves.toBe(true); // A answers `absent`
+      await expect(a!.manager.clusterJoin(id, 'y')).resolves.toBe(true); // Redis names A itself
+      await expect(c!.manager.fetchClient(id)).resolves.toMatchObject({
+        nodeId: undefined,
+        topics: ['x', 'y'],
+      });
+      cl = continueOn(cl, c!.url);
+      expect((await cl.connect()).resume).toBe('resumed');
+      expect(cl.topicOutcomes.map((t) => t.c).sort()).toEqual(['$all', 'x', 'y']);
+    });
+
     it('a join or leave racing a resume onto another node takes effect exactly once', async () => {
       const [a, b, c] = await cluster();
       const nodes = [a!, c!];
