@@ -40,11 +40,9 @@ describe('cluster-wide client operations when the owner dies mid-request', () =>
     await expect(b.manager.fetchClient(id)).resolves.toMatchObject({ nodeId: 'victim', connected: true });
 
     victim.proc.kill('SIGSTOP'); // alive for the cluster (its heartbeat is fresh), but answers nothing
-    const started = Date.now();
     await expect(b.manager.clusterJoin(id, 'room', { timeoutMs: 300 })).rejects.toMatchObject({
       code: 'OPERATION_TIMEOUT',
     });
-    expect(Date.now() - started).toBeLessThan(5000); // bounded by its timeout, not by the dead node
     const joining = b.manager.clusterJoin(id, 'room'); // the default: 2 × nodeTimeoutMs, at least 5 s
     await new Promise((r) => setTimeout(r, 100));
     await victim.kill9();
