@@ -151,6 +151,14 @@ export function clusterOpsSuite(store: 'redis' | 'redis-cluster'): void {
       expect(() => b!.manager.join(cl.sessionId!, '$bad')).toThrow(
         expect.objectContaining({ code: 'INVALID_TOPIC' }),
       );
+      // An id that no node has: join reports UNKNOWN_CLIENT as an `error` event; leave stays quiet (as `false` was).
+      const errors: string[] = [];
+      b!.manager.on('error', (e) => void errors.push((e.error as { code?: string }).code ?? ''));
+      expect(b!.manager.join('nobody', 'news')).toBe(true);
+      expect(b!.manager.leave('nobody', 'news')).toBe(true);
+      await until(() => errors.length === 1, 'the error event');
+      await b!.manager.clusterLeave('nobody', 'news'); // issued after the forwarded one on one connection: settles later
+      expect(errors).toEqual(['UNKNOWN_CLIENT']);
       expect(cl.anomalies).toEqual([]);
     });
 
