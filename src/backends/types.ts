@@ -5,6 +5,7 @@ import type { Logger } from '../server/logger.js';
 import type { Payload } from '../server/payload.js';
 import type { Publication } from '../server/publication.js';
 import type { Topic, TopicTable } from '../server/topics.js';
+import type { ClientOp, ClientOpAnswer, ClientOpRoute } from '../server/client-ops.js';
 
 /**
  * A protocol-mode session: the state that outlives one socket. Held in memory by the process that serves it;
@@ -184,6 +185,26 @@ export interface StorageBackend {
   persistClientSeq?(session: SessionRecord, seq: number): Promise<void> | undefined;
   /** The client acknowledged every server message up to `seq` (the manager already trimmed `session.buffer`). */
   onAck?(session: SessionRecord, seq: number): void;
+  /**
+   * A cluster-wide operation on a client that neither a connection nor a session of this process holds
+   * (`clusterJoin`, `clusterLeave`, `clusterDisconnect`, `fetchClient`): run it where the client is, or on its
+   * stored session when no live node holds it. `requestId` is the same for every attempt of one operation (the
+   * owner answers a repeated one once). `done`: it took effect (with the result); `retry`: the client moved or
+   * is being resumed, try again (this process first). Rejects `UNKNOWN_CLIENT` when nobody has it.
+   */
+  routeClientOp?(op: ClientOp, requestId: string, attemptTimeoutMs: number): Promise<ClientOpRoute>;
+  /**
+   * After this process applied `op` to a session it holds: resolves `true` once shared storage reflects it (the
+   * session's topic stored or removed, or the session deleted), `false` if the session moved to another process
+   * first (the operation is then retried there).
+   */
+  confirmClientOp?(session: SessionRecord, op: ClientOp): Promise<boolean>;
+  /** `true` while a resume is loading session `clientId` into this process: an operation on it waits. */
+  isClientBusy?(clientId: string): boolean;
+  /** The default `timeoutMs` of the cluster-wide client operations. @default 10000 (memory: local only) */
+  readonly clientOpTimeoutMs?: number;
+  /** This process's id in the cluster (`fetchClient().nodeId`); `undefined` on the in-memory backend. */
+  readonly nodeId?: string;
   /** A connection entered the registry (with its session in protocol mode). */
   onAttach?(clientId: string, session: SessionRecord | undefined): void;
   /** A registered connection closed. `retained`: its session is kept for a resume. */
@@ -204,6 +225,8 @@ export interface BackendHost {
     readonly sessionTtlMs: number;
     readonly replay: ReplayLimits;
     readonly tokens: { readonly secret: Uint8Array | undefined };
+    /** `topics.maxPerConnection`, which a join applied to a stored session checks too. */
+    readonly topics?: { readonly maxPerConnection: number };
   };
   /** Disconnect a client whose write failed and report it. */
   onWriteFailure(conn: Connection, outcome: WriteOutcome): DeliveryFailure['reason'];
@@ -218,4 +241,6 @@ export interface BackendHost {
    * and resolve once every one is in step, so that the resume is planned from complete histories.
    */
   adoptTopics(session: SessionRecord): Promise<void>;
+  /** Apply a cluster-wide client operation here, if this process holds the client (asked by another node). */
+  applyClientOp(op: ClientOp): Promise<ClientOpAnswer>;
 }

@@ -32,6 +32,12 @@ export const ErrorCode = {
   BackendUnavailable: 'BACKEND_UNAVAILABLE',
   /** Cluster backend: shared storage lost its history (e.g. Redis restarted empty); the operation was dropped. */
   HistoryLost: 'HISTORY_LOST',
+  /**
+   * A cluster-wide operation on a client (`clusterJoin`, `clusterLeave`, `clusterDisconnect`, `fetchClient`) did not
+   * take effect within its `timeoutMs` (e.g. its node died and Redis was unreachable): its outcome is unknown, and
+   * it may be repeated (every one is idempotent).
+   */
+  OperationTimeout: 'OPERATION_TIMEOUT',
 
   /** Client: a reliable message was sent on a session the server no longer has; delivery is unknown. */
   SessionLost: 'SESSION_LOST',

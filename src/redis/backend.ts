@@ -16,7 +16,9 @@ import type { Listener } from '../server/events.js';
 import { silentLogger } from '../server/logger.js';
 import { Payload, type SendData } from '../server/payload.js';
 import type { Topic } from '../server/topics.js';
+import type { ClientOp, ClientOpAnswer } from '../server/client-ops.js';
 import { AckTrimmer } from './acks.js';
+import { ClusterClientOps } from './client-ops.js';
 import { NodeConnections } from './connections.js';
 import { NonceStore } from './nonces.js';
 import { SessionOwnership } from './ownership.js';
@@ -75,9 +77,17 @@ export class RedisBackend implements StorageBackend {
     this.topics = new TopicFollower(link);
     this.topics.onPresence = (e) => link.presence(e);
     this.cluster = new TopicCluster(link, opts, this.topics, () => this.host, DEFAULT_LIMITS);
+    this.clientOps = new ClusterClientOps(
+      link,
+      opts,
+      () => this.host,
+      (id) => this.local.byId.has(id),
+    );
     link.handlers = {
       message: (channel, text, topic) =>
-        topic ? this.topics.dispatch(channel, text) : this.local.dispatch(text),
+        topic
+          ? this.topics.dispatch(channel, text)
+          : this.clientOps.dispatch(text) || this.local.dispatch(text),
       resync: (reaped) => this.resync(reaped),
       historyLost: () => this.historyLost(),
     };
@@ -85,6 +95,7 @@ export class RedisBackend implements StorageBackend {
 
   private readonly topics: TopicFollower;
   private readonly cluster: TopicCluster;
+  private readonly clientOps: ClusterClientOps;
 
   /** See {@link createRedisBackend}. */
   static async connect(options: RedisBackendOptions = {}): Promise<RedisBackend> {
@@ -296,6 +307,20 @@ export class RedisBackend implements StorageBackend {
   onAck(session: SessionRecord, seq: number): void {
     const ls = this.local.of(session);
     if (ls) this.acks.ack(ls, seq); // nothing in Redis unless it advances past what was acked before
+  }
+
+  // Cluster-wide client operations (clusterJoin, clusterLeave, clusterDisconnect, fetchClient): client-ops.ts.
+  routeClientOp(op: ClientOp, requestId: string, attemptMs: number): Promise<ClientOpAnswer> {
+    return this.clientOps.route(op, requestId, attemptMs);
+  }
+  confirmClientOp(session: SessionRecord, op: ClientOp): Promise<boolean> {
+    return this.clientOps.confirm(session, op);
+  }
+  isClientBusy(clientId: string): boolean {
+    return this.local.byId.get(clientId)?.state === 'loading'; // a resume is loading it here
+  }
+  get clientOpTimeoutMs(): number {
+    return this.clientOps.timeoutMs;
   }
 
   onAttach(clientId: string, session: SessionRecord | undefined): void {

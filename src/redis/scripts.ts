@@ -1,4 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
+import { clientOpScripts } from './client-op-scripts.js';
 
 /**
  * The Lua scripts of the Redis backend. Every script that writes session state starts with the epoch check, so a
@@ -21,7 +22,8 @@ import type { Cluster, Redis } from 'ioredis';
  * - `P nonce:<n>`      used token nonces (SET NX PX)
  * - `P nodes`          zset: node id → last heartbeat ms
  * - `P n:<node>:s`     set: sessions owned by a node;  `P n:<node>:c`: client ids connected to a node
- * - channel `P n:<node>`  messages for one node (sequenced direct sends, plain sends, `claimed` notices)
+ * - channel `P n:<node>`  messages for one node (sequenced direct sends, plain sends, `claimed` notices, client
+ *                      operations and their answers: client-ops.ts)
  */
 const PROLOGUE = `
 local P = ARGV[1]
@@ -305,6 +307,7 @@ const SOURCES = {
   wssAck: ACK,
   wssBeat: BEAT,
   wssCluster: CLUSTER,
+  ...clientOpScripts(PROLOGUE),
 } as const;
 
 export type ScriptName = keyof typeof SOURCES;

@@ -1,6 +1,7 @@
 export { WebSocketConnectionManager } from './manager.js';
 export type { ConnectOptions, ManagerHooks, ManagerStats } from './manager.js';
 export type { SendOutcome } from './messaging.js';
+export type { ClientInfo, ClientOpOptions } from './client-ops.js';
 export type { RequestContext, RequestHandler } from './requests.js';
 export {
   RequestErrorCode,

@@ -26,6 +26,14 @@ import type {
   RequestTypes,
 } from '../protocol/requests.js';
 import { ConnectionRegistry } from './registry.js';
+import {
+  ClientOperations,
+  type ClientInfo,
+  type ClientOpOptions,
+  type ClientOp,
+  type ClientOpAnswer,
+  type ClientOpsHost,
+} from './client-ops.js';
 import { fanOutEnded, type ServerTracing } from './tracing.js';
 
 /** Outcome of `sendToClient`. */
@@ -55,6 +63,8 @@ export abstract class MessagingManager<
   tracing: ServerTracing | undefined = undefined;
   /** @internal The shared permessage-deflate compressor, when `compression.enabled`. */
   readonly compressor: FrameCompressor | undefined;
+  /** @internal The cluster-wide operations on a client by id. */
+  readonly clientOps = new ClientOperations(this as unknown as ClientOpsHost);
 
   constructor(
     config: ResolvedConfig,
@@ -169,16 +179,100 @@ export abstract class MessagingManager<
    * Make a client a member of `topic` (a room). A protocol client is told the offset it starts from and gets every
    * later publication exactly once, across resumes; a plain socket gets them at most once. Returns `false` if it
    * already was a member.
+   * On a cluster backend, a client that another node holds is joined there in the background, and `true` is
+   * returned (await {@link clusterJoin} for the outcome and its ordering guarantee).
    * @throws StabilizerError `UNKNOWN_CLIENT`, `INVALID_TOPIC` (empty, too long, control characters, `$` prefix),
    * `TOPIC_LIMIT` (over `topics.maxPerConnection`).
    */
   join(clientId: string, topic: string): boolean {
+    this.assertTopicName(topic);
+    if (this.clientOps.forward({ op: 'join', clientId, topic })) return true;
     return this.topics.join(clientId, topic, 'server') !== undefined;
   }
 
-  /** Remove a client from `topic`; a protocol client is told. Returns whether it was a member. */
+  /**
+   * Remove a client from `topic`; a protocol client is told. Returns whether it was a member. On a cluster
+   * backend, a client that another node holds leaves there in the background, and `true` is returned (await
+   * {@link clusterLeave} for the outcome).
+   */
   leave(clientId: string, topic: string): boolean {
+    if (topic !== BROADCAST_TOPIC && this.clientOps.forward({ op: 'leave', clientId, topic })) return true;
     return this.topics.leave(clientId, topic, 'server');
+  }
+
+  /**
+   * `join` wherever the client is: on this node, on the node that holds its session or socket, or (Redis, a
+   * detached session no live node holds) in its stored session, so that its resume on any node has the topic.
+   * Resolves once it took effect: the member is in, a connected protocol client was sent `sub` with its starting
+   * offset, and (Redis) the membership is stored. Every publication made after that reaches it exactly once,
+   * from that offset on. `false`: it already was a member.
+   * @throws StabilizerError (rejects) `UNKNOWN_CLIENT`, `INVALID_TOPIC`, `TOPIC_LIMIT`, `OPERATION_TIMEOUT`,
+   * `BACKEND_UNAVAILABLE`.
+   */
+  async clusterJoin(clientId: string, topic: string, options: ClientOpOptions = {}): Promise<boolean> {
+    this.assertTopicName(topic);
+    return (await this.clientOps.run({ op: 'join', clientId, topic }, options.timeoutMs)) as boolean;
+  }
+
+  /**
+   * `leave` wherever the client is (as {@link clusterJoin}). Resolves once it took effect: a connected protocol
+   * client was sent `unsub`, and no publication of the topic reaches it afterwards, live or on a resume. `false`:
+   * it was not a member, or no such client exists.
+   * @throws StabilizerError (rejects) `OPERATION_TIMEOUT`, `BACKEND_UNAVAILABLE`.
+   */
+  async clusterLeave(clientId: string, topic: string, options: ClientOpOptions = {}): Promise<boolean> {
+    if (topic === BROADCAST_TOPIC) return false;
+    return this.clientOrFalse(this.clientOps.run({ op: 'leave', clientId, topic }, options.timeoutMs));
+  }
+
+  /**
+   * `disconnect` wherever the client is. Resolves `true` once its socket closed with `code`; a terminal code
+   * (1000, 4500–4999) also ends its session, detached or not (on Redis also one that no live node holds: it is
+   * deleted from Redis, and its resume gets `fresh`). `false`: no such client, or a retryable code for a detached
+   * session (nothing to close).
+   * @throws StabilizerError (rejects) `OPERATION_TIMEOUT`, `BACKEND_UNAVAILABLE`.
+   */
+  async clusterDisconnect(
+    clientId: string,
+    code: number = CloseCode.Normal,
+    reason = '',
+    options: ClientOpOptions = {},
+  ): Promise<boolean> {
+    const op = { op: 'disconnect', clientId, code, reason } as const;
+    return this.clientOrFalse(this.clientOps.run(op, options.timeoutMs));
+  }
+
+  /**
+   * A client wherever it is: its node, whether it is connected, its `principal` and `data` (what `authenticate`
+   * returned) and its topics. `undefined` for an unknown id.
+   * @throws StabilizerError (rejects) `OPERATION_TIMEOUT`, `BACKEND_UNAVAILABLE`.
+   */
+  async fetchClient(clientId: string, options: ClientOpOptions = {}): Promise<ClientInfo<Data> | undefined> {
+    try {
+      return (await this.clientOps.run({ op: 'fetch', clientId }, options.timeoutMs)) as ClientInfo<Data>;
+    } catch (err) {
+      if (err instanceof StabilizerError && err.code === ErrorCode.UnknownClient) return undefined;
+      throw err;
+    }
+  }
+
+  private async clientOrFalse(p: Promise<unknown>): Promise<boolean> {
+    try {
+      return (await p) as boolean;
+    } catch (err) {
+      if (err instanceof StabilizerError && err.code === ErrorCode.UnknownClient) return false;
+      throw err;
+    }
+  }
+
+  private assertTopicName(topic: string): void {
+    const invalid = this.topics.table.invalidName(topic);
+    if (invalid) throw new StabilizerError(ErrorCode.InvalidTopic, `invalid topic name: ${invalid}`);
+  }
+
+  /** @internal A node asked this one to apply an operation on a client it holds (see `BackendHost`). */
+  applyClientOp(op: ClientOp): Promise<ClientOpAnswer> {
+    return this.clientOps.apply(op);
   }
 
   /**

@@ -140,6 +140,9 @@ export class ProtocolClient {
     this.welcomes.push(w);
     const states = (msg.topics ?? []) as Array<{ c: string; o: number; resume: string; reason?: string }>;
     if (w.resume === 'fresh') for (const k of Object.keys(this.topics)) delete this.topics[k];
+    // A topic the session left while the client was away is missing from the list (PROTOCOL.md §3).
+    else
+      for (const k of Object.keys(this.topics)) if (!states.some((st) => st.c === k)) delete this.topics[k];
     for (const st of states) {
       this.topicOutcomes.push(st);
       if (st.resume === 'fresh') this.topics[st.c] = st.o;

@@ -12,6 +12,7 @@ import {
   type AuthResult,
   type HelloAuth,
   type BroadcastResult,
+  type ClientInfo,
   type Listener,
   type ManagerEvents,
   type SendOutcome,
@@ -63,6 +64,14 @@ typed.on('disconnect', (e) => expectTypeOf(e.code).toBeNumber());
 // Out: the same type flows into sendToClient, broadcast and publish.
 expectTypeOf(typed.sendToClient('a', { type: 'chat', from: 'b', text: 'hi' })).toEqualTypeOf<SendOutcome>();
 expectTypeOf(typed.broadcast({ type: 'chat', from: 'b', text: 'hi' })).toEqualTypeOf<BroadcastResult>();
+// Cluster-wide operations by client id: the synchronous join/leave keep returning a boolean; the async ones resolve
+// once the operation took effect, and fetchClient carries the manager's `Data`.
+expectTypeOf(typed.join('a', 'room')).toEqualTypeOf<boolean>();
+expectTypeOf(typed.leave('a', 'room')).toEqualTypeOf<boolean>();
+expectTypeOf(typed.clusterJoin('a', 'room', { timeoutMs: 1000 })).toEqualTypeOf<Promise<boolean>>();
+expectTypeOf(typed.clusterLeave('a', 'room')).toEqualTypeOf<Promise<boolean>>();
+expectTypeOf(typed.clusterDisconnect('a', 4503, 'banned')).toEqualTypeOf<Promise<boolean>>();
+expectTypeOf(typed.fetchClient('a')).toEqualTypeOf<Promise<ClientInfo<User> | undefined>>();
 expectTypeOf(
   typed.publish('room:1', { type: 'chat', from: 'b', text: 'hi' }),
 ).toEqualTypeOf<BroadcastResult>();

@@ -1,0 +1,3 @@
+import { clusterOpsSuite } from './cluster-ops-suite.js';
+
+clusterOpsSuite('redis-cluster');
