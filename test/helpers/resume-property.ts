@@ -339,6 +339,8 @@ export function resumePropertyCases(
   servers: () => Record<'large' | 'small' | 'fixedLarge' | 'fixedSmall', PropertyServer>,
   options: { msgpack?: boolean; /** @default true */ fixedId?: boolean } = {},
 ): void {
+  // PROPERTY_SEED replays one run of fast-check (it prints the seed of a failure); a new random seed otherwise.
+  const seed = process.env.PROPERTY_SEED === undefined ? undefined : Number(process.env.PROPERTY_SEED);
   const all = fc.array(stepArb, { minLength: 1, maxLength: 20 });
   const withoutLate = fc.array(
     stepArb.filter((s) => s.kind !== 'lateHello'),
@@ -352,7 +354,7 @@ export function resumePropertyCases(
       const schedules = late ? all : withoutLate;
       await fc.assert(
         fc.asyncProperty(schedules, (steps) => runSchedule(server, steps, true, stats)),
-        { numRuns: runs },
+        { numRuns: runs, seed },
       );
       // The schedules really exercised resume (a property that never resumed would prove nothing).
       expect(stats.resumes).toBeGreaterThan(runs / 2);
@@ -368,7 +370,7 @@ export function resumePropertyCases(
       const schedules = late ? all : withoutLate;
       await fc.assert(
         fc.asyncProperty(schedules, (steps) => runSchedule(server, steps, false, stats)),
-        { numRuns: runs },
+        { numRuns: runs, seed },
       );
       expect(stats.gaps).toBeGreaterThan(0);
       expect(stats.resumes).toBeGreaterThan(0);

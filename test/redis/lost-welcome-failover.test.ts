@@ -4,6 +4,7 @@ import { StabilizerClient } from '../../src/client/index.js';
 import { CloseCode } from '../../src/protocol/index.js';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
 import { startRedisSentinel, type TestRedisSentinel } from '../helpers/redis-sentinel.js';
+import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { startWelcomeDropper, type WelcomeDropper } from '../helpers/welcome-dropper.js';
 import { buildLibrary, startNodeProcess, type NodeProcess } from './cluster-harness.js';
 import { closeAllNodes, startNode, uniquePrefix, until, type InProcessNode } from './in-process.js';
@@ -55,6 +56,8 @@ async function loseWelcomeDuring(node: InProcessNode, fail: () => Promise<void> 
   await until(() => received.includes('before'), 'a message before the cut');
   await new Promise((r) => setTimeout(r, 30)); // the client's ack of it reaches Redis
   const welcomed = outcomes.length;
+  // The token whose resume loses its welcome: once a resume with it is confirmed, it is spent for good.
+  const token = (c as unknown as { _token: string })._token;
   dropper.arm(fail);
   const dropped = dropper.dropped();
   // Cut the connection: the client resumes through the proxy, which loses that welcome.
@@ -66,6 +69,19 @@ async function loseWelcomeDuring(node: InProcessNode, fail: () => Promise<void> 
   node.manager.sendToClient(c.sessionId!, 'after');
   await until(() => received.includes('after'), 'a message after the outcome', 20_000);
   const after = closes.slice(closesBefore);
+  if (outcomes[welcomed] === 'resumed') {
+    // A thief replaying that token on another connection, after the resume was confirmed: refused (4004), and the
+    // client's connection and session are untouched.
+    await until(() => node.manager.connections.get(id)?.confirmed === true, 'the resume confirmed');
+    const thief = await RawProtocolClient.open(node.url);
+    thief.send({ t: 'hello', v: 1, token, sessionId: id, lastSeq: 0 });
+    expect((await thief.waitClose(20_000)).code).toBe(CloseCode.StaleHello);
+    expect(thief.frames.some((f) => f.t === 'welcome')).toBe(false);
+    node.manager.sendToClient(id, 'after the thief');
+    await until(() => received.includes('after the thief'), 'a message after the thief');
+    expect(c.state).toBe('open');
+    expect(closes.length).toBe(closesBefore + after.length);
+  }
   return {
     outcome: outcomes[welcomed]!,
     refusals: after.filter((code) => code === CloseCode.StaleHello).length,
@@ -75,7 +91,6 @@ async function loseWelcomeDuring(node: InProcessNode, fail: () => Promise<void> 
 }
 
 function check(o: Outcome): void {
-  // eslint-disable-next-line no-console
   console.log(`lost welcome: ${o.outcome}, ${o.refusals} × 4004, closes ${JSON.stringify(o.closes)}`);
   expect(o.outcome).toMatch(/^(resumed|fresh:[a-z-]+)$/);
   expect(o.refusals).toBeLessThanOrEqual(2);
@@ -160,7 +175,6 @@ describe('a lost welcome while Redis fails over', () => {
     const closesBefore = closes.length;
     await until(() => outcomes.length > 1, 'an outcome after the lost welcome', 60_000);
     const refusals = closes.slice(closesBefore).filter((code) => code === CloseCode.StaleHello).length;
-    // eslint-disable-next-line no-console
     console.log(`node died with the welcome: ${outcomes[1]}, ${refusals} × 4004`);
     expect(outcomes[1]).toBe('fresh:token-replayed');
     expect(refusals).toBe(2);
