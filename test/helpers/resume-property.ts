@@ -84,9 +84,7 @@ export interface PropertyServer {
   /** `authenticate` gives every connection the same client id (`user-1`), as the README's auth example does. */
   fixedId?: boolean;
   /**
-   * Whether schedules include late hellos. Off only for the Redis backend with a fixed id, where a late hello racing
-   * the client's own retry of the same token can still end the client with 4501 (a known gap, see README "Scaling
-   * out"); on everywhere else.
+   * Whether schedules include late hellos (every backend runs them, also with a fixed id on Redis).
    * @default true
    */
   lateHellos?: boolean;
