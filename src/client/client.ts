@@ -32,6 +32,8 @@ export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
 type Timer = ReturnType<typeof setTimeout> | undefined;
 
 const noop = (): void => {};
+/** 4004 refusals in a row of the same token after which the client gives the session up (PROTOCOL.md §3). */
+const STALE_REFUSALS = 2;
 
 /**
  * A WebSocket client that speaks `stabilizer.v1` (PROTOCOL.md): it reconnects with jittered backoff, resumes its
@@ -70,6 +72,12 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
   private _hintMs = 0;
   /** Closes with 4505 (credentials expired) since the last welcome: the first makes `auth()` refresh. */
   private _expired = 0;
+  /**
+   * Closes with 4004 (stale hello) since the last welcome. The second means the server holds our newest token as
+   * used (its welcome was lost, and the nonce was never given back): the token is dropped and the next welcome is a
+   * fresh session, reported with reason `token-replayed` (PROTOCOL.md §3). Never a loop of refusals.
+   */
+  private _stale = 0;
   /** The page is hidden (browsers): the server is told, so that it waits longer for a throttled tab. */
   private _hidden = false;
   private readonly _lv: liveness.Liveness = {
@@ -239,7 +247,9 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     ws.binaryType = 'arraybuffer';
     const hello = (credentials?: unknown) => {
       if (ws === this._ws)
-        this._write(helloFrame(this._token, this._sid, this._lastSeq, this._tp.p, credentials));
+        this._write(
+          helloFrame(this._token, this._token && this._sid, this._lastSeq, this._tp.p, credentials),
+        );
     };
     ws.onopen = () => {
       if (ws !== this._ws) return;
@@ -255,6 +265,7 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
       const info = { code, reason };
       // Credentials expired: the first time since the last welcome, reconnect and let auth() refresh them.
       if (code === CloseCode.CredentialsExpired && !this._expired++) return this._lost(info, true);
+      if (code === CloseCode.StaleHello && ++this._stale >= STALE_REFUSALS) this._token = undefined;
       // 4503 Forbidden, 4504 Unauthorized, 4505 CredentialsExpired (again): terminal, reported.
       if (code > 4502 && code < 4506) this._emit('unauthorized', info);
       this._lost(info, isRetryableCloseCode(code));
@@ -307,12 +318,14 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     // The decoder checked every number is a safe integer ≥ 0; a heartbeat needs an interval above 0.
     if (!m.pingIntervalMs) return this._violation('bad welcome');
     const resumed = m.resume === 'resumed';
+    // Our token was dropped after refusals (see `_stale`): the server saw a first hello, the app hears why.
+    const reason = !resumed && this._stale >= STALE_REFUSALS ? 'token-replayed' : m.reason;
     const sessionId = (this._sid = m.sessionId);
     this._st = 'open';
     this._token = m.token;
     this._lv.i = m.pingIntervalMs;
     this._lv.p = m.pongTimeoutMs;
-    this._attempt = this._hintMs = this._expired = 0;
+    this._attempt = this._hintMs = this._expired = this._stale = 0;
     if (!resumed) this._lastSeq = 0;
     this._outbox._maxFrame = m.maxPayloadBytes ?? Infinity;
     this._outbox._welcome(m.lastClientSeq, !resumed);
@@ -321,9 +334,9 @@ export class StabilizerClient<In = unknown, Out = unknown> extends Emitter<
     this._ack('ack');
     if (this._hidden) this._visibility(true);
     liveness.tick(this._lv);
-    const topicEvents = topics.welcome(this._tp, m.topics, resumed, m.reason);
+    const topicEvents = topics.welcome(this._tp, m.topics, resumed, reason);
     if (resumed) this._emit('resumed', { sessionId });
-    else this._emit('fresh', { sessionId, reason: m.reason ?? 'new' });
+    else this._emit('fresh', { sessionId, reason: reason ?? 'new' });
     for (const f of topicEvents) f();
     this._emit('open', { sessionId, resumed });
   }

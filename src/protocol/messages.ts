@@ -44,7 +44,12 @@ export type FreshReason =
   /** The token was forged, tampered, replayed or malformed. */
   | 'token-rejected'
   /** The server evicted the detached session to stay within its memory budget or session cap. */
-  | 'evicted';
+  | 'evicted'
+  /**
+   * Reported by the client, never sent by a server: its newest token was refused as already used (4004) twice in
+   * a row (the welcome of its last resume was lost and the token's nonce stayed spent), so it started a new session.
+   */
+  | 'token-replayed';
 
 /** Client → server, first frame on every connection. */
 export interface HelloMessage {

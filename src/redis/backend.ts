@@ -216,6 +216,7 @@ export class RedisBackend implements StorageBackend {
     this.acks.flush();
     await this.owned.detachAttached();
     this.local.byId.clear();
+    this.nonces.close();
     await this.link.close();
   }
 

@@ -12,6 +12,7 @@ import { writeWelcome } from './welcome.js';
 import { authenticateAtHello } from './hello-auth.js';
 import { decodeInboundFrame } from './inbound-decode.js';
 import { handleSessionMessage } from './session-inbound.js';
+import { closeReplaced } from './replaced.js';
 
 interface PendingHandshake {
   resolve: (id: string) => void;
@@ -37,6 +38,11 @@ export class ProtocolHandler {
    * the record itself, not its id: with a fixed client id the new session has the same id.
    */
   private readonly dropOnConfirm = new Map<Connection, SessionRecord>();
+  /**
+   * Connections whose hello's nonce was spent for good while they were still in the handshake (the token issued
+   * for it is in use elsewhere): their client moved on, so they are refused as stale (4004), whatever their lookup.
+   */
+  private readonly overtaken = new WeakSet<Connection>();
   private readonly onViolation = (conn: Connection, why: string): void => this.violation(conn, why);
 
   constructor(
@@ -141,6 +147,7 @@ export class ProtocolHandler {
             if (!holder) return;
             this.unconfirmed.delete(nonce); // its close will not give the nonce back, and nobody can reclaim it
             holder.unconfirmedNonce = undefined;
+            if (holder.state === 'handshaking') this.overtaken.add(holder);
           },
           reclaim: (nonce) => {
             const holder = this.unconfirmed.get(nonce);
@@ -149,6 +156,7 @@ export class ProtocolHandler {
             holder.terminate('replaced');
             return true;
           },
+          overtaken: () => this.overtaken.has(conn),
         },
       );
     } catch (err) {
@@ -169,7 +177,7 @@ export class ProtocolHandler {
     if (outcome.kind === 'forbidden') {
       return this.fail(conn, CloseCode.Forbidden, 'forbidden', ErrorCode.Forbidden, 'resume not authorized');
     }
-    if (outcome.kind === 'stale') return this.refuseStale(conn);
+    if (outcome.kind === 'stale' || this.overtaken.has(conn)) return this.refuseStale(conn);
     // Plan synchronously, after the last await: messages sent meanwhile are in the buffer and get replayed.
     const plan = outcome.kind === 'found' ? planReplay(outcome.session, outcome.lastSeq, m.backend) : outcome;
     const taken = plan.kind === 'fresh' ? m.backend.getSession(conn.id) : undefined;
@@ -331,7 +339,7 @@ export class ProtocolHandler {
     const m = this.manager;
     if (m.backend.getSession(session.id) !== session) return;
     const conn = m.connections.get(session.id);
-    if (conn?.session === session) conn.close(CloseCode.Replaced, 'session replaced', 'replaced');
+    if (conn?.session === session) closeReplaced(conn, 'session replaced');
     m.endSession(session, 'replaced');
   }
 

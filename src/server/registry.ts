@@ -8,6 +8,7 @@ import { peerLogFields } from './log-fields.js';
 import type { Logger } from './logger.js';
 import { SessionCounts } from './session-counts.js';
 import type { InvalidMessageEvent } from './validation.js';
+import { closeReplaced } from './replaced.js';
 
 /**
  * The registry half of the manager: who is connected (by id, O(1)), who is handshaking, per-IP counts, the
@@ -105,7 +106,7 @@ export abstract class ConnectionRegistry<In = unknown, Data = unknown> extends T
       this.connections.delete(conn.id);
       this.connectionsVersion++;
       this.replaced.add(existing);
-      existing.close(CloseCode.Replaced, 'replaced by a newer connection', 'replaced');
+      closeReplaced(existing, 'replaced by a newer connection');
     }
     this.connections.set(conn.id, conn);
     this.connectionsVersion++;

@@ -64,6 +64,11 @@ export interface ResumeDeps {
   onSpent?: (nonce: string) => void;
   /** Whether an already-claimed nonce may be taken over (its resume was never confirmed by the client). */
   reclaim?: (nonce: string) => boolean;
+  /**
+   * Whether the nonce this hello claimed was spent for good meanwhile (`onSpent`: the token its resume issued
+   * elsewhere is in use). The hello is then an attempt its client gave up, and stale.
+   */
+  overtaken?: () => boolean;
 }
 
 function rejected(deps: ResumeDeps, ctx: HelloContext, why: string, clientId?: string): HelloOutcome {
@@ -129,7 +134,11 @@ export async function decideHello(
     if (deps.authorizeResume && !(await deps.authorizeResume({ ...ctx, clientId, session })))
       return { kind: 'forbidden' };
   }
+  // The client came back with a newer token while this hello waited (e.g. in authorizeResume): never claim the
+  // session from it (a claim would take the session's generation), and never replace it.
+  if (deps.overtaken?.()) return { kind: 'stale' };
   const lookup = await deps.backend.findSession(clientId, deps.limits, incarnation);
+  if (deps.overtaken?.()) return { kind: 'stale' };
   // Overtaken by a newer hello for the same session: this one is the older attempt, and must not replace it.
   if (!lookup.found) {
     return lookup.reason === 'superseded' ? { kind: 'stale' } : { kind: 'fresh', reason: lookup.reason };

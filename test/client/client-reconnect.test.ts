@@ -135,3 +135,53 @@ describe('reconnecting', () => {
     expect(events.close.at(-1)).toEqual({ code: 1000, reason: '', willReconnect: false });
   });
 });
+
+describe('4004 (stale hello) for its own newest token', () => {
+  const hello = () => FakeWebSocket.last.open().framesOf('hello')[0]!;
+
+  it('retries once with the same token, then gives the session up: fresh with token-replayed, never a loop', () => {
+    const { ws, events, client } = openClient();
+    ws().serverClose(1006);
+    vi.advanceTimersByTime(750);
+    expect(hello()).toMatchObject({ token: 'tok1', sessionId: 's1' });
+    ws().serverClose(4004);
+    vi.advanceTimersByTime(1250);
+    expect(hello()).toMatchObject({ token: 'tok1', sessionId: 's1' }); // one 4004 may be a race between nodes
+    ws().serverClose(4004);
+    vi.advanceTimersByTime(2250);
+    const third = hello();
+    expect(third.token).toBeUndefined(); // a first hello: the server answers with a new session
+    expect(third.sessionId).toBeUndefined();
+    ws().welcome({ sessionId: 's2', token: 'tok2', reason: 'new' });
+    expect(events.fresh.at(-1)).toEqual({ sessionId: 's2', reason: 'token-replayed' });
+    expect(client.state).toBe('open');
+    expect(events.close.map((c) => c.code)).toEqual([1006, 4004, 4004]);
+  });
+
+  it('counts refusals in a row only: a welcome in between starts over', () => {
+    const { ws, events } = openClient();
+    ws().serverClose(4004);
+    vi.advanceTimersByTime(750);
+    expect(hello()).toMatchObject({ token: 'tok1' });
+    ws().welcome({ sessionId: 's1', token: 'tok2', resume: 'resumed', reason: undefined });
+    ws().serverClose(4004);
+    vi.advanceTimersByTime(750);
+    expect(hello()).toMatchObject({ token: 'tok2', sessionId: 's1' });
+    ws().welcome({ sessionId: 's1', token: 'tok3', resume: 'resumed', reason: undefined });
+    expect(events.resumed).toHaveLength(2);
+    expect(events.fresh.map((f) => f.reason)).toEqual(['new']);
+  });
+
+  it('reports the server reason when the retry without a token is not the first welcome after the refusals', () => {
+    const { ws, events } = openClient();
+    ws().serverClose(4004);
+    vi.advanceTimersByTime(750);
+    ws().serverClose(4004);
+    vi.advanceTimersByTime(1250);
+    ws().welcome({ sessionId: 's2', token: 'tok2', reason: 'new' });
+    ws().serverClose(1006);
+    vi.advanceTimersByTime(750);
+    ws().welcome({ sessionId: 's3', token: 'tok3', reason: 'expired' });
+    expect(events.fresh.map((f) => f.reason)).toEqual(['new', 'token-replayed', 'expired']);
+  });
+});

@@ -74,6 +74,7 @@ describe('docs/troubleshooting.md', () => {
       gap: true,
       'token-rejected': true,
       evicted: true,
+      'token-replayed': true,
     };
     for (const reason of Object.keys(reasons)) expect(titles).toContain(reason);
   });

@@ -29,10 +29,8 @@ describe('exactly-once resume (property, redis backend)', () => {
   resumePropertyCases(runs, () => ({
     large,
     small,
-    // Late hellos with a fixed id are not covered on Redis: one racing the client's own retry of the same token
-    // can still end the client with 4501 (found by this test, seed -1615529347; README "Scaling out" says so).
-    // test/redis/identity.test.ts covers the late-hello cases that are handled; the memory backend runs them all.
-    fixedLarge: { ...fixedLarge, fixedId: true, lateHellos: false },
-    fixedSmall: { ...fixedSmall, fixedId: true, lateHellos: false },
+    // Late hellos with a fixed id too: one racing the client's own retry of the same token must not end the client.
+    fixedLarge: { ...fixedLarge, fixedId: true },
+    fixedSmall: { ...fixedSmall, fixedId: true },
   }));
 });
