@@ -42,11 +42,19 @@ export function isCrossSite(req: IncomingMessage): boolean {
   }
 }
 
-/** A peer on this machine, not relayed by a proxy on this machine. */
+/** A host name that only ever means this machine. */
+const LOCAL_HOST = /^(localhost|127\.\d{1,3}\.\d{1,3}\.\d{1,3}|\[::1\])(:\d+)?$/i;
+
+/**
+ * A peer on this machine, not relayed by a proxy on this machine, that asked for this machine by name (`Host`:
+ * localhost, 127.x or [::1]; another name pointing here is DNS rebinding: another site's page on a loopback
+ * address, whose `Origin` then matches its `Host`).
+ */
 export function isLocalRequest(req: IncomingMessage): boolean {
   const h = req.headers;
   if (h.forwarded !== undefined || h['x-forwarded-for'] !== undefined || h['x-real-ip'] !== undefined)
     return false;
+  if (!LOCAL_HOST.test(h.host ?? '')) return false;
   const address = req.socket.remoteAddress ?? '';
   const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
   return address === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);

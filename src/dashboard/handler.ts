@@ -24,7 +24,8 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-store',
   'x-content-type-options': 'nosniff',
   'x-frame-options': 'DENY',
-  'referrer-policy': 'no-referrer',
+  // Not `no-referrer`: with it a browser sends `Origin: null` on the login form's POST, which the check refuses.
+  'referrer-policy': 'same-origin',
 };
 
 function sendText(

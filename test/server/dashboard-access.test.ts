@@ -157,19 +157,28 @@ describe('dashboard access', () => {
     expect(
       (await fetchRaw(`${base}/dashboard/events`, { headers: { origin: 'http://evil.example' } })).status,
     ).toBe(403);
+    // DNS rebinding: another site's name for this address, its own origin (the check above passes).
+    const port = new URL(base).port;
+    const rebound = { host: `evil.example:${port}`, origin: `http://evil.example:${port}` };
+    expect((await fetchRaw(`${base}/dashboard/events`, { headers: rebound })).status).toBe(401);
     // Loopback without credentials never reaches an action.
     expect((await fetchRaw(`${base}/dashboard/actions/drain`, { method: 'POST', body: '{}' })).status).toBe(
       403,
     );
   });
 
-  it('judges the peer address: loopback v4, v6 and mapped v4 only', () => {
-    const req = (remoteAddress: string) =>
-      ({ headers: {}, socket: { remoteAddress } }) as unknown as IncomingMessage;
+  it('judges the peer address (loopback v4, v6 and mapped v4 only) and the name asked for', () => {
+    const req = (remoteAddress: string, host = '127.0.0.1:3000') =>
+      ({ headers: { host }, socket: { remoteAddress } }) as unknown as IncomingMessage;
     for (const a of ['127.0.0.1', '127.3.2.1', '::1', '::ffff:127.0.0.1'])
       expect(isLocalRequest(req(a))).toBe(true);
     for (const a of ['10.0.0.5', '192.168.1.2', '::ffff:10.0.0.1', 'fe80::1', '1127.0.0.1'])
       expect(isLocalRequest(req(a))).toBe(false);
+    // Asked for by another name: DNS rebinding (another site's page, resolved to 127.0.0.1).
+    for (const host of ['localhost', 'localhost:8080', '127.0.0.1', '[::1]:3000'])
+      expect(isLocalRequest(req('127.0.0.1', host))).toBe(true);
+    for (const host of ['evil.example', 'evil.example:3000', 'localhost.evil.example', '127.0.0.1.nip.io'])
+      expect(isLocalRequest(req('127.0.0.1', host))).toBe(false);
   });
 
   it('runs the authorize hook: false is 403, true lets in; a throw is a 500 and the process lives', async () => {
