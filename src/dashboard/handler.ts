@@ -104,7 +104,9 @@ export class DashboardRoutes {
     const verdict = await checkAccess(req, this.options);
     if (!verdict.ok) return this.refuse(req, res, verdict.status, sub);
     if (sub === '/' && (method === 'GET' || method === 'HEAD'))
-      return sendHtml(res, 200, (nonce) => dashboardPage(nonce, base));
+      return sendHtml(res, 200, (nonce) =>
+        dashboardPage(nonce, base, this.options.actions && verdict.by !== 'loopback'),
+      );
     if (sub === '/events' && method === 'GET') return this.stream(req, res);
     if (sub.startsWith('/actions/') && method === 'POST') return this.action(req, res, sub.slice(9), verdict);
     sendText(res, 404, 'not found');

@@ -12,6 +12,7 @@ export function dashboardScript(): void {
     dropsPerS: number;
     rttMs: number | null;
     loopDelayMs: number;
+    loopBusyPct: number;
   };
   type Snapshot = {
     point: Point;
@@ -26,6 +27,7 @@ export function dashboardScript(): void {
     plain: number;
     protocol: number;
     sinceMs: number;
+    lastRttMs: number | null;
     resumed: number;
     fresh: Record<string, number>;
     disconnects: Record<string, number>;
@@ -36,7 +38,6 @@ export function dashboardScript(): void {
     otherTopics: { count: number; members: number };
     backend: { name: string; nodeId?: string; degraded: boolean; pendingOps: number };
     nodes: Array<{ nodeId: string; connections: number }> | null;
-    actions: boolean;
   };
 
   const base = document.body.dataset.base ?? '';
@@ -51,7 +52,9 @@ export function dashboardScript(): void {
     const w = 160;
     const h = 36;
     const max = Math.max(1e-9, ...values.map((v) => v ?? 0));
-    const step = values.length > 1 ? w / (maxPoints - 1) : 0;
+    // The x axis spans the points so far (at least a minute's worth), growing up to `maxPoints`.
+    const span = Math.max(values.length, 60);
+    const step = w / (span - 1);
     const x0 = w - step * (values.length - 1);
     const pts = values.map(
       (v, i) => `${(x0 + i * step).toFixed(1)},${(h - 2 - ((v ?? 0) / max) * (h - 4)).toFixed(1)}`,
@@ -94,8 +97,9 @@ export function dashboardScript(): void {
       in: fmt(p.inPerS),
       out: fmt(p.outPerS),
       drops: fmt(p.dropsPerS),
-      rtt: fmt(p.rttMs),
+      rtt: fmt(p.rttMs ?? s.lastRttMs),
       loop: fmt(p.loopDelayMs),
+      busy: fmt(p.loopBusyPct),
       resumed: String(s.resumed),
       sent: fmt(s.totals.sent ?? 0),
       dropped: fmt(s.totals.dropped ?? 0),
@@ -157,9 +161,9 @@ export function dashboardScript(): void {
       }
       nodes.append(tr);
     }
-    $('actions').hidden = !s.actions;
   }
 
+  $('actions').hidden = document.body.dataset.actions !== 'on';
   const status = $('status');
   const events = new EventSource(`${base}/events`);
   events.onopen = () => {

@@ -28,11 +28,14 @@ const card = (id: string, label: string, series?: string, extra = ''): string =>
 const tallyBox = (id: string, title: string): string =>
   `<section><h2>${title}</h2><table><tbody id="${id}"></tbody></table></section>`;
 
-/** The dashboard page: markup, style and script inlined (nothing loaded from elsewhere). */
-export function dashboardPage(nonce: string, basePath: string): string {
+/**
+ * The dashboard page: markup, style and script inlined (nothing loaded from elsewhere). `actions`: the viewer may
+ * use them (they are on, and it came with credentials).
+ */
+export function dashboardPage(nonce: string, basePath: string, actions: boolean): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>websocket-stabilizer dashboard</title><style nonce="${nonce}">${STYLE}</style></head>
-<body data-base="${escapeHtml(basePath)}">
+<body data-base="${escapeHtml(basePath)}" data-actions="${actions ? 'on' : 'off'}">
 <header><h1>websocket-stabilizer</h1><span id="backend"></span><span id="status">connecting…</span>
 <span>event tallies since <span id="since">–</span></span></header>
 <div class="cards">
@@ -41,8 +44,9 @@ ${card('detached', 'detached sessions', 'detached', '<small>sessions held <span 
 ${card('in', 'messages in / s', 'inPerS')}
 ${card('out', 'messages out / s', 'outPerS')}
 ${card('drops', 'drops / s', 'dropsPerS', '<small>slow consumers closed <span id="v-slow">–</span></small>')}
-${card('rtt', 'heartbeat round trip (ms)', 'rttMs')}
-${card('loop', 'event-loop delay p99 (ms)', 'loopDelayMs')}
+${card('rtt', 'heartbeat round trip (ms)', 'rttMs', '<small>pings go to idle connections only</small>')}
+${card('loop', 'event-loop delay (ms)', 'loopDelayMs', '<small>how late the sampling timer fired</small>')}
+${card('busy', 'event loop busy (%)', 'loopBusyPct')}
 ${card('resumed', 'sessions resumed')}
 </div>
 <div class="grid">

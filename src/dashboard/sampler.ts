@@ -1,5 +1,5 @@
 import { closeCodeLabel } from '../metrics/index.js';
-import { EventLoopDelayWindow } from '../server/event-loop-delay.js';
+import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 import type { ResolvedDashboardOptions } from './options.js';
 import {
@@ -28,7 +28,7 @@ function readCounters(manager: WebSocketConnectionManager) {
 
 /**
  * Samples a manager for the dashboard while at least one viewer watches, and costs nothing otherwise: with no
- * viewer there is no timer, no event-loop monitor and no event listener. The first viewer starts it (tallies from
+ * viewer there is no timer and no event listener. The first viewer starts it (tallies from
  * the manager's events count from then on); the last one to leave stops it and drops the history.
  *
  * What it reads: `getStats()`, `manager.counters` (messages sent and dropped, heartbeat answers: the same integers
@@ -37,14 +37,18 @@ function readCounters(manager: WebSocketConnectionManager) {
  */
 export class DashboardSampler {
   private readonly viewers = new Set<(snapshot: DashboardSnapshot, history?: DashboardPoint[]) => void>();
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private loop: EventLoopDelayWindow | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  /** When the sampling timer is due (`performance.now()`): how late it fires is the event-loop delay. */
+  private dueAtMs = 0;
+  private loopDelayMs = 0;
+  private elu: EventLoopUtilization | undefined;
   private offs: Array<() => void> = [];
   private history: DashboardPoint[] = [];
   private tallies = DashboardSampler.emptyTallies();
   private received = 0;
   private last: ReturnType<typeof readCounters> & { t: number; received: number };
   private nodes: DashboardSnapshot['nodes'] = null;
+  private lastRttMs: number | null = null;
   private lastClusterReadMs = 0;
   private clusterReading = false;
 
@@ -100,7 +104,7 @@ export class DashboardSampler {
     this.tallies = DashboardSampler.emptyTallies();
     this.received = 0;
     this.last = { t: Date.now(), received: 0, ...readCounters(m) };
-    this.loop = new EventLoopDelayWindow(20);
+    this.elu = performance.eventLoopUtilization();
     this.offs = [
       m.on('connect', (e) => {
         if (e.mode !== 'protocol') return;
@@ -116,19 +120,35 @@ export class DashboardSampler {
         this.received++;
       }),
     ];
-    this.timer = setInterval(() => this.tick(), this.options.sampleIntervalMs);
+    this.schedule();
+  }
+
+  /**
+   * The next sample. The event-loop delay is how late this timer fires: a monitor of its own
+   * (`monitorEventLoopDelay`) would wake the loop every few ms, which costs an idle server more than the rest of
+   * the dashboard together (see docs/dashboard.md, Cost).
+   */
+  private schedule(): void {
+    this.dueAtMs = performance.now() + this.options.sampleIntervalMs;
+    this.timer = setTimeout(this.onTimer, this.options.sampleIntervalMs);
     this.timer.unref();
   }
 
+  private readonly onTimer = (): void => {
+    this.loopDelayMs = Math.max(0, performance.now() - this.dueAtMs);
+    this.tick();
+    this.schedule();
+  };
+
   private stop(): void {
-    clearInterval(this.timer);
+    clearTimeout(this.timer);
     this.timer = undefined;
-    this.loop?.stop();
-    this.loop = undefined;
+    this.elu = undefined;
     for (const off of this.offs) off();
     this.offs = [];
     this.history = [];
     this.nodes = null;
+    this.lastRttMs = null;
     this.last.t = 0;
   }
 
@@ -157,10 +177,21 @@ export class DashboardSampler {
       outPerS: round((c.out - this.last.out) / dtS),
       dropsPerS: round((c.dropped - this.last.dropped) / dtS),
       rttMs: answers > 0 ? round((c.rttMsTotal - this.last.rttMsTotal) / answers) : null,
-      loopDelayMs: round(this.loop?.readP99Ms() ?? 0),
+      loopDelayMs: round(this.loopDelayMs),
+      loopBusyPct: this.readLoopBusy(),
     };
     this.last = { t: now, received: this.received, ...c };
+    if (point.rttMs !== null) this.lastRttMs = point.rttMs;
     return point;
+  }
+
+  /** The share of the interval the event loop was busy (%), from libuv's own counters (nothing sampled). */
+  private readLoopBusy(): number {
+    if (!this.elu) return 0;
+    const now = performance.eventLoopUtilization();
+    const busy = performance.eventLoopUtilization(now, this.elu).utilization;
+    this.elu = now;
+    return round(busy * 100);
   }
 
   /** The gauges now, with the rates of the last sample (none yet: 0), for a viewer that just arrived. */
@@ -176,6 +207,7 @@ export class DashboardSampler {
       dropsPerS: last?.dropsPerS ?? 0,
       rttMs: last?.rttMs ?? null,
       loopDelayMs: last?.loopDelayMs ?? 0,
+      loopBusyPct: last?.loopBusyPct ?? 0,
     };
   }
 
@@ -207,6 +239,7 @@ export class DashboardSampler {
       stats: m.getStats(),
       ...countByMode(m),
       ...this.tallies,
+      lastRttMs: this.lastRttMs,
       totals: {
         sent: c.sentReliable + c.sentVolatile + c.sentPlain,
         dropped: c.droppedVolatile + c.droppedPlain,
@@ -225,7 +258,6 @@ export class DashboardSampler {
         pendingOps: backend.pendingOps ?? 0,
       },
       nodes: this.nodes,
-      actions: this.options.actions,
     };
   }
 }

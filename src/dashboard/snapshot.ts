@@ -14,8 +14,10 @@ export interface DashboardPoint {
   dropsPerS: number;
   /** Mean heartbeat round trip over the interval (ms); `null` when no ping was answered in it. */
   rttMs: number | null;
-  /** p99 event-loop delay over the interval (ms). */
+  /** How late the sampling timer fired (ms): the event-loop delay at that moment. */
   loopDelayMs: number;
+  /** The share of the interval the event loop was busy (%, `performance.eventLoopUtilization`). */
+  loopBusyPct: number;
 }
 
 /** A topic as listed: its members on this process, and the first few member ids. */
@@ -34,6 +36,11 @@ export interface DashboardSnapshot {
   protocol: number;
   /** When counting by event began (the first viewer's arrival): the tallies below count from then. */
   sinceMs: number;
+  /**
+   * The latest mean heartbeat round trip measured (ms), for when the last interval had none: only idle
+   * connections are pinged (any inbound frame proves liveness), so a busy server answers few pings.
+   */
+  lastRttMs: number | null;
   /** Protocol connections that resumed their session. */
   resumed: number;
   /** Protocol connections that got a new session, by reason (`new` for a first connection). */
@@ -58,8 +65,6 @@ export interface DashboardSnapshot {
   backend: { name: string; nodeId?: string; degraded: boolean; pendingOps: number };
   /** With a cluster backend: open connections per live node, read from the backend (`null` otherwise). */
   nodes: Array<{ nodeId: string; connections: number }> | null;
-  /** Whether the page may offer the actions. */
-  actions: boolean;
 }
 
 /** Open connections by mode: one pass over the registry (O(connections), once per sample). */

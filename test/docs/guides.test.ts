@@ -130,6 +130,7 @@ describe('links in the guides', () => {
     'docs/deployment.md',
     'docs/troubleshooting.md',
     'docs/redis-deployments.md',
+    'docs/dashboard.md',
   ];
 
   it('every relative link points at a file that exists, and every #anchor at a heading', () => {

@@ -191,6 +191,7 @@ describe('dashboard in real Chromium', () => {
     const own = await browser.newPage();
     expect((await own.goto(`${base}/dashboard`))?.status()).toBe(200);
     await own.waitForFunction(() => document.querySelector('#status')?.textContent === 'live');
+    expect(await own.locator('#actions').isHidden()).toBe(true); // never for loopback without credentials
     const other = createServer((_req, res) =>
       res.writeHead(200, { 'content-type': 'text/html' }).end('<p>another site</p>'),
     );
