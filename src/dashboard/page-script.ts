@@ -45,7 +45,11 @@ export function dashboardScript(): void {
   const series: Point[] = [];
   const $ = (id: string): HTMLElement => document.getElementById(id)!;
   const fmt = (n: number | null): string =>
-    n === null ? '–' : n >= 10_000 ? `${Math.round(n / 1000)}k` : String(Math.round(n * 10) / 10);
+    n === null
+      ? '–'
+      : n >= 10_000
+        ? `${Math.round(n / 1000)}k`
+        : String(n >= 100 ? Math.round(n) : Math.round(n * 10) / 10);
 
   /** A sparkline: the series as an SVG polyline over its own range (0 at the bottom). */
   function spark(svg: SVGSVGElement, values: Array<number | null>): void {
