@@ -214,4 +214,24 @@ describe('dashboard in real Chromium', () => {
     await waitFor(refused('/dashboard/actions/drain'), 'the action refused to the other site', 15_000);
     expect(manager.getStats().draining).toBe(false);
   }, 60_000);
+
+  it('runs the actions from the page for a signed-in viewer: disconnect a client, drain the node', async () => {
+    const { manager, base, wsUrl } = await start(200, { token: TOKEN, actions: true });
+    const page = await login(base);
+    expect(await page.locator('#actions').isVisible()).toBe(true);
+    const ws = await openClient(wsUrl);
+    await waitFor(() => manager.getConnectionCount() === 1, 'the client');
+    const [id] = manager.getActiveConnections();
+    const closedWith = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    await page.fill('#disconnect-id', id!);
+    await page.uncheck('#disconnect-resume');
+    await page.click('#disconnect-form button');
+    expect(await closedWith).toBe(1000);
+    await seeText(page, '#action-result', (t) => t.startsWith('disconnect: 200'), 'the action result');
+    page.once('dialog', (d) => void d.accept());
+    await page.click('#drain');
+    await seeText(page, '#action-result', (t) => t.startsWith('drain: 200'), 'the drain result');
+    expect(manager.getStats().draining).toBe(true);
+    await seeText(page, '#backend', (t) => t.includes('draining'), 'the node shown draining');
+  }, 60_000);
 });
