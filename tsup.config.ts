@@ -7,6 +7,7 @@ export default defineConfig([
       protocol: 'src/protocol/index.ts',
       metrics: 'src/metrics/index.ts',
       redis: 'src/redis/index.ts',
+      dashboard: 'src/dashboard/index.ts',
       // Framework adapters: a few KB each over the server core; the frameworks are optional peers.
       express: 'src/adapters/express.ts',
       fastify: 'src/adapters/fastify.ts',

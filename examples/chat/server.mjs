@@ -16,7 +16,7 @@ const { server, manager } = createChatServer({ logger, config: backend ? { backe
 server.listen(port, () => {
   logger.info(
     { port, backend: backend ? 'redis' : 'memory' },
-    `chat demo: open http://localhost:${port}/  (WebSocket: ws://localhost:${port}/ws, stats: /stats)`,
+    `chat demo: open http://localhost:${port}/  (WebSocket: ws://localhost:${port}/ws, stats: /stats, dashboard: /dashboard)`,
   );
 });
 const drainDelayMs = Number(process.env.DRAIN_DELAY_MS ?? 0);

@@ -57,6 +57,20 @@ export class ServerCounters {
   invalidMessages = 0;
   /** Upgrades refused by an `authenticate` error with its own status, by that status. */
   readonly appRefusals = new Map<number, number>();
+  /**
+   * Heartbeat round trips: answers to the sweep's pings (a `ws` pong from a plain client, a `pong` frame from a
+   * protocol client) and their summed time since the ping (ms, wall clock). The mean over an interval is the
+   * difference of `heartbeatRttMsTotal` over the difference of `heartbeatAnswers`.
+   */
+  heartbeatAnswers = 0;
+  heartbeatRttMsTotal = 0;
+
+  /** Count one answer to a heartbeat ping sent at `pingSentAtMs` (0: none was waiting, nothing is counted). */
+  countHeartbeatAnswer(pingSentAtMs: number): void {
+    if (pingSentAtMs === 0) return;
+    this.heartbeatAnswers++;
+    this.heartbeatRttMsTotal += Math.max(0, Date.now() - pingSentAtMs);
+  }
 
   /** Count one refused upgrade. */
   countRejection(reason: UpgradeRejectionReason, status: number): void {

@@ -23,6 +23,7 @@ export function handleSessionMessage(
       return handleData(m, conn, msg, isBinary, violation);
     case 'ack':
     case 'pong':
+      if (msg.t === 'pong') conn.counters.countHeartbeatAnswer(conn.pingSentAtMs);
       if (msg.s === undefined) return;
       if (msg.s > session.lastSeq) return violation(conn, 'ack ahead of sent');
       session.buffer.ack(msg.s);

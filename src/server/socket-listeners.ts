@@ -30,7 +30,9 @@ export class SocketListeners {
     };
     this.onPong = function () {
       const conn = this[kConnection];
-      if (conn) conn.lastInboundMs = manager.nowMs;
+      if (!conn) return;
+      conn.counters.countHeartbeatAnswer(conn.pingSentAtMs);
+      conn.lastInboundMs = manager.nowMs;
     };
     this.onClose = function (code) {
       const conn = this[kConnection];

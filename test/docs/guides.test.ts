@@ -132,6 +132,7 @@ describe('links in the guides', () => {
     'docs/troubleshooting.md',
     'docs/redis-deployments.md',
     'docs/security.md',
+    'docs/dashboard.md',
   ];
 
   it('every relative link points at a file that exists, and every #anchor at a heading', () => {

@@ -22,6 +22,7 @@ import { withRequests } from 'websocket-stabilizer/client/request';
 import { CloseCode } from 'websocket-stabilizer/protocol';
 import { RedisBackend } from 'websocket-stabilizer/redis';
 import { closeCodeLabel } from 'websocket-stabilizer/metrics';
+import { createDashboard } from 'websocket-stabilizer/dashboard';
 import { attachExpress } from 'websocket-stabilizer/express';
 import { fastifyStabilizer } from 'websocket-stabilizer/fastify';
 import { createHonoStabilizer } from 'websocket-stabilizer/hono';
@@ -30,6 +31,9 @@ import { StabilizerWsAdapter } from 'websocket-stabilizer/nestjs';
 const manager = new WebSocketConnectionManager<{ type: 'say' }, { type: 'chat'; text: string }, { name: string }>();
 manager.on('message', (e) => manager.broadcast({ type: 'chat', text: e.data.type }));
 manager.on('connect', (e) => e.data?.name);
+const dashboard = createDashboard(manager, { token: 'a-token-of-16-chars-or-more' });
+const sampling: boolean = dashboard.sampling;
+void sampling;
 // @ts-expect-error a wrong payload shape must not compile through the published declarations
 manager.sendToClient('x', { tpye: 'oops' });
 const client = new StabilizerClient<{ type: 'chat'; text: string }, { type: 'say' }>('ws://localhost/');
