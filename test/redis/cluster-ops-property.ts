@@ -20,9 +20,8 @@ export function clusterOpsProperty(store: string, h: ClusterOpsHarness): void {
   it('property: random cross-node joins, leaves and publishes, with resumes on random nodes racing them', async () => {
     const nodes = await cluster();
     const topics = ['p0', 'p1', 'p2'];
-    // Every node follows every topic from the start (an anchor member each), so that a join never lands on a
-    // node that is loading the topic's history: frames of that history ahead of `sub` are item 1 of issue 17,
-    // fixed beside this work, and here every anomaly counts (a publication after a leave shows up as one).
+    // Every node follows every topic from the start (an anchor member each); here every anomaly counts (a
+    // publication after a leave shows up as one).
     for (const node of nodes) {
       const anchor = client([node.url], 'anchor');
       await anchor.connect();
