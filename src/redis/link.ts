@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import { TypedEmitter } from '../server/events.js';
 import type { Logger } from '../server/logger.js';
+import { duplicate, OVERRIDES, withTimeout } from './client-options.js';
+import { ClusterWatch } from './cluster-watch.js';
 import { redactUrl, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptRunner } from './scripts.js';
 import type { PresenceEvent } from './topics.js';
@@ -38,41 +40,6 @@ export interface LinkHandlers {
 }
 
 const MIN_REDIS = [6, 2];
-
-/** Connection options the backend needs, whatever the user's client had. */
-const OVERRIDES: Partial<RedisOptions> = {
-  lazyConnect: true,
-  keyPrefix: '',
-  enableOfflineQueue: true,
-  maxRetriesPerRequest: null, // wait for Redis instead of failing: the backend bounds what waits itself
-  autoResendUnfulfilledCommands: true, // safe: every script is idempotent
-  autoResubscribe: true,
-  retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
-};
-
-/** The same overrides for an ioredis `Cluster` (per-node options go in `redisOptions`). */
-const CLUSTER_OVERRIDES: ClusterOptions = {
-  lazyConnect: true,
-  keyPrefix: '',
-  enableOfflineQueue: true,
-  clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
-  redisOptions: { maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true, autoResubscribe: true },
-};
-
-/** A client of our own with the backend's settings: `subscriber` clients of a Cluster subscribe per shard. */
-function duplicate(client: Redis | Cluster, subscriber: boolean): Redis | Cluster {
-  if (!(client instanceof Cluster)) return client.duplicate(OVERRIDES);
-  const redisOptions = { ...client.options.redisOptions, ...CLUSTER_OVERRIDES.redisOptions };
-  return client.duplicate([], { ...CLUSTER_OVERRIDES, redisOptions, shardedSubscribers: subscriber });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 /**
  * The backend's two Redis connections (commands, subscriber), the history epoch, the heartbeat and the degraded
@@ -186,8 +153,19 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   }
 
   get degraded(): boolean {
-    return !this.cmdUp || !this.subUp || this.stalled || this.recovering;
+    return !this.cmdUp || !this.subUp || this.stalled || this.recovering || this.clusterDown;
   }
+
+  /**
+   * Degraded, or a Cluster node was just lost and the probe has not decided yet: publishes go one at a time per
+   * topic (see `PublishLanes`).
+   */
+  get unsettled(): boolean {
+    return this.degraded || this.clusterWatch?.suspect === true;
+  }
+
+  private clusterDown = false;
+  private clusterWatch: ClusterWatch | undefined;
 
   /** Run a script with the prefix and the current epoch prepended; counted in `pending`. */
   call(name: ScriptName, args: ScriptArg[]): Promise<unknown> {
@@ -224,6 +202,28 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     );
     // Sharded pub/sub (Redis Cluster): topic channels only.
     sub.on('smessage', (channel: string, text: string) => this.handlers?.message(channel, text, true));
+    if (cmd instanceof Cluster) {
+      const watched = sub instanceof Cluster ? [cmd, sub] : [cmd];
+      this.clusterWatch = new ClusterWatch(
+        cmd,
+        {
+          down: (reason) => {
+            if (this.closed) return;
+            const was = this.degraded;
+            this.clusterDown = true;
+            if (!was) this.enterDegraded(reason);
+          },
+          up: () => {
+            if (this.closed) return;
+            this.clusterDown = false;
+            // The sharded subscriber of the failed shard may have missed publications: read what was missed.
+            this.handlers?.resync(false);
+            this.maybeRecovered();
+          },
+        },
+        watched,
+      );
+    }
     this.timer = setInterval(() => this.tick(), this.opts.nodeHeartbeatMs);
     this.timer.unref();
   }
@@ -347,6 +347,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   sessionTtlMs = 120_000;
 
   private tick(): void {
+    this.clusterWatch?.tick();
     if (this.beatStartedMs !== 0) {
       // The previous heartbeat has not come back: Redis is stalled (or the network is).
       if (!this.stalled && Date.now() - this.beatStartedMs > this.opts.nodeTimeoutMs / 2) {
@@ -374,6 +375,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.clusterWatch?.close();
     const o = this.opts;
     if (this.cmd.status === 'ready') {
       await withTimeout(
