@@ -170,6 +170,12 @@ export class RedisBackend implements StorageBackend {
       if (before === r) for (const name of had) if (!r.topics.has(name)) table.leave(name, id);
       // Its topics are followed here from now on, each in step with Redis before the resume is planned.
       await this.host.adoptTopics(r);
+      // A join offset above a topic's top in the same epoch: its history went backwards (see checkFloor).
+      await Promise.all(
+        [...r.topics].map(([name, at]) =>
+          r.topicEpochs?.get(name) === table.get(name)?.epoch ? this.topics.checkFloor(name, at) : undefined,
+        ),
+      );
       const ls = this.local.of(r);
       if (!ls) return { found: false, reason: 'superseded' };
       for (const name of r.topics.keys())

@@ -69,6 +69,7 @@ export async function publishToTopic(
         60_000,
         link.pubCmd,
         expectedEpoch,
+        id,
       ],
     )) as unknown[];
     return { offset: Number(reply[0]), nodes: Number(reply[2]) };
