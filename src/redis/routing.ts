@@ -30,7 +30,8 @@ export function assertCapacity(link: RedisLink, opts: ResolvedRedisOptions): voi
  * nodes there are. Every node following the topic delivers it to its members. A volatile publication is one
  * PUBLISH on the channel. Resolves once Redis stored it, with its offset. `expectedEpoch` (the topic's epoch as
  * this node follows it, or '' if it does not) makes a publish queued across a Redis restart fail `HISTORY_LOST`
- * instead of starting the topic's new history.
+ * instead of starting the topic's new history; `floor` (the highest offset this node saw taken in that epoch) makes
+ * a history that went backwards take a new epoch instead of giving an offset to a second publication.
  */
 export async function publishToTopic(
   link: RedisLink,
@@ -40,6 +41,7 @@ export async function publishToTopic(
   payload: Payload,
   options: BroadcastOptions,
   expectedEpoch: string,
+  floor = 0,
 ): Promise<ClusterBroadcastReport> {
   assertCapacity(link, opts);
   const keys = topicKeys(opts.keyPrefix, topic);
@@ -70,6 +72,7 @@ export async function publishToTopic(
         link.pubCmd,
         expectedEpoch,
         id,
+        expectedEpoch === '' ? 0 : floor,
       ],
     )) as unknown[];
     return { offset: Number(reply[0]), nodes: Number(reply[2]) };

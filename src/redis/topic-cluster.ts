@@ -47,7 +47,8 @@ export class TopicCluster {
       p = this.lanes.run(topic, () => {
         // The epoch as this node follows the topic when the publish is sent (not when it was queued).
         const epoch = this.follower.epochOf(topic) ?? '';
-        return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch);
+        const floor = this.follower.floorOf(topic);
+        return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch, floor);
       });
     }
     p.catch((err: unknown) => {

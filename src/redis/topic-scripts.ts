@@ -26,9 +26,11 @@ end
 
 /**
  * KEYS: meta stream dedupe. ARGV: channel enc bytes excludeJson('' none) maxN maxB maxAge newEpoch dedupeTtlMs
- * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) id → {offset, epoch, receivers}, or the error `EPOCH` when the
- * topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written). `id` is the
- * publish's random id (that of its dedupe key), stored and sent with it.
+ * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) id floor → {offset, epoch, receivers}, or the error `EPOCH`
+ * when the topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written). `id` is
+ * the publish's random id (that of its dedupe key), stored and sent with it. `floor` is the highest offset the
+ * publisher saw taken in `expectedEpoch` (0 if it does not follow the topic): a topic whose top is below it went
+ * backwards, and gets a new epoch from `floor` before the publication takes `floor + 1`.
  *
  * Seven commands on the common path (TIME, GET, HMGET, XADD, HSET, PUBLISH, SET), whatever the audience:
  * - the count bound is XADD's own exact `MAXLEN` (it evicts the one oldest entry when the stream is full);
@@ -48,6 +50,13 @@ local epoch = h[1]
 if ARGV[11] ~= '' and epoch ~= ARGV[11] then return redis.error_reply('EPOCH topic history changed') end
 local o, bytes = tonumber(h[2] or '0') + 1, tonumber(ARGV[3])
 local t, r = tonumber(h[3] or '0') + bytes, tonumber(h[4] or '0')
+local floor = tonumber(ARGV[13])
+if epoch and o <= floor then
+  -- Below what the publisher saw taken in this epoch: the history went backwards (a failover lost writes). A new
+  -- epoch continues above it, without the rewound entries: the offset is never given to two publications.
+  redis.call('XTRIM', stream, 'MINID', '0-' .. (floor + 1))
+  epoch, o, r = nil, floor + 1, t - bytes
+end
 local enc, x, id = ARGV[2], ARGV[4], ARGV[12]
 local maxN, maxB, maxAge = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 if x == '' then

@@ -310,6 +310,14 @@ export class TopicFollower {
     return this.byName.get(name)?.epoch;
   }
 
+  /** The highest offset this node saw taken in the epoch it follows `name` at (0 if it does not follow it). */
+  floorOf(name: string): number {
+    const f = this.byName.get(name);
+    const topic = f?.topic;
+    if (!f || !topic || f.epoch === undefined || topic.epoch !== f.epoch) return 0;
+    return Math.max(topic.offset, f.chanTop);
+  }
+
   /** A publish found another epoch: read the topic again. */
   refresh(name: string): void {
     const f = this.byName.get(name);
