@@ -56,25 +56,36 @@ export async function publishToTopic(
       return { offset: undefined, nodes: Number(nodes) };
     }
     const id = msgId();
-    const reply = (await link.topicScript(
-      'wssTopicPublish',
-      [keys.meta, keys.stream, keys.dedupe(id)],
-      [
-        keys.channel,
-        encodePayload(payload),
-        payload.bytes,
-        x,
-        l.maxMessages,
-        l.maxBytes,
-        l.maxAgeMs,
-        msgId(),
-        60_000,
-        link.pubCmd,
-        expectedEpoch,
-        id,
-        expectedEpoch === '' ? 0 : floor,
-      ],
-    )) as unknown[];
+    const args = [
+      keys.channel,
+      encodePayload(payload),
+      payload.bytes,
+      x,
+      l.maxMessages,
+      l.maxBytes,
+      l.maxAgeMs,
+      msgId(),
+      60_000,
+      link.pubCmd,
+      expectedEpoch,
+      id,
+      expectedEpoch === '' ? 0 : floor,
+    ];
+    const scriptKeys = [keys.meta, keys.stream, keys.dedupe(id)];
+    if (opts.publishReplicas === 0) {
+      const reply = (await link.topicScript('wssTopicPublish', scriptKeys, args)) as unknown[];
+      return { offset: Number(reply[0]), nodes: Number(reply[2]) };
+    }
+    const { publishReplicas: want, publishReplicaTimeoutMs: ms } = opts;
+    const r = await link.topicScriptReplicated('wssTopicPublish', scriptKeys, args, want, ms);
+    const reply = r.reply as unknown[];
+    if (r.replicas < want) {
+      throw new StabilizerError(
+        ErrorCode.BackendUnavailable,
+        `publish to ${topic}: stored at offset ${Number(reply[0])} on the master, but ${r.replicas} of ` +
+          `${want} replicas acknowledged it within ${ms} ms (a failover may lose it)`,
+      );
+    }
     return { offset: Number(reply[0]), nodes: Number(reply[2]) };
   } catch (err) {
     throw typedRedisError(err, 'publish');
