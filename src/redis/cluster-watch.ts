@@ -95,7 +95,9 @@ export class ClusterWatch {
         masters.add(mapped ? `${mapped.host}:${mapped.port}` : key);
       }
       if (covered < SLOTS) return false;
-      const byKey = new Map(this.cluster.nodes('master').map((r) => [`${r.options.host}:${r.options.port}`, r]));
+      const byKey = new Map(
+        this.cluster.nodes('master').map((r) => [`${r.options.host}:${r.options.port}`, r]),
+      );
       const missing = [...masters].some((k) => !byKey.has(k));
       if (missing) {
         // ioredis has not learnt the new slot map yet: ask it to (its own refresh, also run on MOVED).

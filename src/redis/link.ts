@@ -92,33 +92,6 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     return this.runTopic(name, keys, args).finally(() => this.pending--);
   }
 
-  /**
-   * Run a topic script, then `WAIT replicas timeoutMs` in the same pipeline: on the same connection (on a Cluster,
-   * to the master of the script's slot), so it waits for this script's writes. Counted in `pending`.
-   */
-  async topicScriptReplicated(
-    name: TopicScriptName,
-    keys: string[],
-    args: ScriptArg[],
-    replicas: number,
-    timeoutMs: number,
-  ): Promise<{ reply: unknown; replicas: number }> {
-    this.pending++;
-    try {
-      const pipe = this.cmd.pipeline();
-      (pipe as unknown as Record<string, (...a: ScriptArg[]) => unknown>)[name]!(...keys, ...args);
-      pipe.wait(replicas, timeoutMs);
-      const out = (await pipe.exec()) ?? [];
-      const [scriptErr, reply] = out[0] ?? [new Error('no reply')];
-      if (scriptErr) throw scriptErr;
-      const [waitErr, acked] = out[1] ?? [new Error('no reply to WAIT')];
-      if (waitErr) throw waitErr;
-      return { reply, replicas: Number(acked) };
-    } finally {
-      this.pending--;
-    }
-  }
-
   /** Emit a `presence` event (from the topic follower). */
   presence(e: PresenceEvent): void {
     this.emitSafely('presence', e, () => {});

@@ -127,7 +127,8 @@ export function resolveRedisOptions(o: RedisBackendOptions): ResolvedRedisOption
     connectTimeoutMs: positiveInt('connectTimeoutMs', o.connectTimeoutMs, 5000),
     maxPendingOps: positiveInt('maxPendingOps', o.maxPendingOps, 10_000),
     tombstoneTtlMs: positiveInt('tombstoneTtlMs', o.tombstoneTtlMs, 3_600_000),
-    publishReplicas: (o.publishReplicas ?? 0) === 0 ? 0 : positiveInt('publishReplicas', o.publishReplicas, 1),
+    publishReplicas:
+      (o.publishReplicas ?? 0) === 0 ? 0 : positiveInt('publishReplicas', o.publishReplicas, 1),
     publishReplicaTimeoutMs: positiveInt('publishReplicaTimeoutMs', o.publishReplicaTimeoutMs, 1000),
   };
   if (resolved.nodeTimeoutMs < resolved.nodeHeartbeatMs * 2) {

@@ -27,7 +27,8 @@ export class PublishLanes {
       lane = { inFlight: 0, waiting: [] };
       this.lanes.set(topic, lane);
     }
-    if (lane.waiting.length === 0 && (lane.inFlight === 0 || !this.unsettled())) return this.start(topic, lane, send);
+    if (lane.waiting.length === 0 && (lane.inFlight === 0 || !this.unsettled()))
+      return this.start(topic, lane, send);
     const l = lane;
     this.counter.pending++;
     return new Promise<T>((resolve, reject) => {

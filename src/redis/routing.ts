@@ -8,7 +8,8 @@ import { encodePayload } from './codec.js';
 import { typedRedisError } from './errors.js';
 import type { RedisLink } from './link.js';
 import type { ResolvedRedisOptions } from './options.js';
-import { topicKeys } from './topic-scripts.js';
+import type { ScriptArg } from './scripts.js';
+import { topicKeys, type TopicScriptName } from './topic-scripts.js';
 
 /** Outcome of a cluster-wide `RedisBackend.send`. */
 export type ClusterSendOutcome = 'sent' | 'buffered' | 'dropped';
@@ -77,7 +78,7 @@ export async function publishToTopic(
       return { offset: Number(reply[0]), nodes: Number(reply[2]) };
     }
     const { publishReplicas: want, publishReplicaTimeoutMs: ms } = opts;
-    const r = await link.topicScriptReplicated('wssTopicPublish', scriptKeys, args, want, ms);
+    const r = await scriptThenWait(link, 'wssTopicPublish', scriptKeys, args, want, ms);
     const reply = r.reply as unknown[];
     if (r.replicas < want) {
       throw new StabilizerError(
@@ -89,6 +90,34 @@ export async function publishToTopic(
     return { offset: Number(reply[0]), nodes: Number(reply[2]) };
   } catch (err) {
     throw typedRedisError(err, 'publish');
+  }
+}
+
+/**
+ * Run a topic script, then `WAIT replicas timeoutMs` in the same pipeline: on the same connection (on a Cluster, to
+ * the master of the script's slot), so it waits for this script's writes. Counted in `pending`.
+ */
+async function scriptThenWait(
+  link: RedisLink,
+  name: TopicScriptName,
+  keys: string[],
+  args: ScriptArg[],
+  replicas: number,
+  timeoutMs: number,
+): Promise<{ reply: unknown; replicas: number }> {
+  link.pending++;
+  try {
+    const pipe = link.cmd.pipeline();
+    (pipe as unknown as Record<string, (...a: ScriptArg[]) => unknown>)[name]!(...keys, ...args);
+    pipe.wait(replicas, timeoutMs);
+    const out = (await pipe.exec()) ?? [];
+    const [scriptErr, reply] = out[0] ?? [new Error('no reply')];
+    if (scriptErr) throw scriptErr;
+    const [waitErr, acked] = out[1] ?? [new Error('no reply to WAIT')];
+    if (waitErr) throw waitErr;
+    return { reply, replicas: Number(acked) };
+  } finally {
+    link.pending--;
   }
 }
 

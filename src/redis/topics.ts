@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { BackendHost } from '../backends/types.js';
+import type { BackendHost, SessionRecord } from '../backends/types.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import { Publication } from '../server/publication.js';
 import type { Topic } from '../server/topics.js';
-import { decodePayload, encodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
+import { decodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
 import type { RedisLink } from './link.js';
 import { topicKeys, type TopicKeys } from './topic-scripts.js';
 
@@ -289,10 +289,15 @@ export class TopicFollower {
    * Read the topic with that floor, which gives it a new epoch in Redis, so this resume and every other one answer
    * `gap` for it. Resolves once the read is applied.
    */
-  async checkFloor(name: string, joinedAt: number): Promise<void> {
+  async checkFloors(session: SessionRecord): Promise<void> {
+    await Promise.all([...session.topics].map(([name, at]) => this.checkFloor(name, at, session)));
+  }
+
+  private async checkFloor(name: string, joinedAt: number, session: SessionRecord): Promise<void> {
     const f = this.byName.get(name);
     const topic = f?.topic;
     if (!f || !topic || f.state !== 'live' || joinedAt <= topic.offset || topic.epoch !== f.epoch) return;
+    if (session.topicEpochs?.get(name) !== topic.epoch) return; // joined under another epoch: a gap anyway
     f.floor = joinedAt;
     f.state = 'catching-up';
     await this.load(f, false);

@@ -98,7 +98,11 @@ describe('Redis Cluster: clean failover while publishing', () => {
     const killedAt = Date.now();
     await rc.waitForFailover(30_000);
     const failoverMs = Date.now() - killedAt;
-    await until(() => events.filter((e) => e.endsWith(':recovered')).length >= 2, 'both nodes recovered', 30_000);
+    await until(
+      () => events.filter((e) => e.endsWith(':recovered')).length >= 2,
+      'both nodes recovered',
+      30_000,
+    );
     const atRecovery = i;
     await until(() => i >= atRecovery + 50, 'publishes after the failover', 20_000);
     publishing = false;

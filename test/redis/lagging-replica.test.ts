@@ -89,7 +89,10 @@ describe('Redis Cluster: failover to a lagging replica', () => {
     await onPort(range.master, (r) => r.call('CLIENT', 'KILL', 'TYPE', 'replica'));
     // 200 publications (some large) that only the master gets.
     for (let i = 0; i < 200; i++) await publish(i % 2 ? a : b);
-    await until(() => [0, 1, 2].every((k) => cs[k]!.topics[topic] === 260), 'the publications the replica lacks');
+    await until(
+      () => [0, 1, 2].every((k) => cs[k]!.topics[topic] === 260),
+      'the publications the replica lacks',
+    );
 
     await rc.killMaster(slot);
     rc.signal(replica, 'SIGCONT');

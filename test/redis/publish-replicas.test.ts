@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ErrorCode } from '../../src/protocol/error-codes.js';
 import { onPort } from '../helpers/redis-processes.js';
-import { closeAllNodes, startNode, uniquePrefix, until } from './in-process.js';
+import { closeAllNodes, startNode, uniquePrefix } from './in-process.js';
 import { startRedis, type TestRedis } from './redis-server.js';
 
 // `publishReplicas`: a publish resolves only once that many replicas have it (Redis WAIT after the publish script).
@@ -42,7 +42,12 @@ describe('publishReplicas (WAIT)', () => {
   it('resolves once a replica has the publication, rejects when none acknowledges it; cost measured', async () => {
     const prefix = uniquePrefix();
     const fast = await startNode(master.url, prefix);
-    const durable = await startNode(master.url, prefix, {}, { publishReplicas: 1, publishReplicaTimeoutMs: 300 });
+    const durable = await startNode(
+      master.url,
+      prefix,
+      {},
+      { publishReplicas: 1, publishReplicaTimeoutMs: 300 },
+    );
 
     const r = await durable.manager.publish('room', 'kept').cluster!;
     expect(r.offset).toBe(1);
