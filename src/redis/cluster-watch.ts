@@ -30,7 +30,7 @@ export class ClusterWatch {
 
   constructor(
     private readonly cluster: Cluster,
-    private readonly handlers: { down(reason: string): void; up(): void },
+    private readonly handlers: { suspect(): void; down(reason: string): void; up(): void },
     watched: Cluster[],
   ) {
     for (const c of watched) {
@@ -41,6 +41,7 @@ export class ClusterWatch {
 
   private signal(reason: string): void {
     if (this.closed) return;
+    if (!this.suspect) this.handlers.suspect();
     this.suspect = true;
     if (!this.down) this.reason = reason;
     void this.check();

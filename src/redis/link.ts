@@ -164,6 +164,9 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     return this.degraded || this.clusterWatch?.suspect === true;
   }
 
+  /** Bumped whenever the link turns degraded or a Cluster node is lost (see `PublishLanes`). */
+  generation = 0;
+
   private clusterDown = false;
   private clusterWatch: ClusterWatch | undefined;
 
@@ -207,6 +210,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       this.clusterWatch = new ClusterWatch(
         cmd,
         {
+          suspect: () => void this.generation++,
           down: (reason) => {
             if (this.closed) return;
             const was = this.degraded;
@@ -237,6 +241,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   }
 
   private enterDegraded(reason: string): void {
+    this.generation++;
     this.degradedSinceMs = Date.now();
     this.log.warn(
       { event: 'redis.degraded', reason, nodeId: this.opts.nodeId },

@@ -25,7 +25,7 @@ export class TopicCluster {
     private readonly host: () => BackendHost | undefined,
     private readonly defaultLimits: ReplayLimits,
   ) {
-    this.lanes = new PublishLanes(() => link.unsettled, link);
+    this.lanes = new PublishLanes(link);
   }
 
   private readonly lanes: PublishLanes;
