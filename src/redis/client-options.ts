@@ -31,11 +31,30 @@ export const CLUSTER_OVERRIDES: ClusterOptions = {
   redisOptions: { maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true, autoResubscribe: true },
 };
 
-/** A client of our own with the backend's settings: `subscriber` clients of a Cluster subscribe per shard. */
-export function duplicate(client: Redis | Cluster, subscriber: boolean): Redis | Cluster {
+/**
+ * The Cluster connection of topic publishes: ioredis does not retry a command that met a closed connection or
+ * CLUSTERDOWN by itself (it would retry each on its own timer, and a publish could overtake an earlier one): the
+ * publish lanes retry them, oldest first (`PublishLanes`). MOVED and ASK are still followed at once, in order.
+ */
+const PUBLISHER_OVERRIDES: ClusterOptions = {
+  ...CLUSTER_OVERRIDES,
+  maxRedirections: 16,
+  retryDelayOnFailover: 0,
+  retryDelayOnClusterDown: 0,
+};
+
+/**
+ * A client of our own with the backend's settings: `subscriber` clients of a Cluster subscribe per shard, the
+ * `publisher` Cluster client leaves failover retries to the publish lanes.
+ */
+export function duplicate(
+  client: Redis | Cluster,
+  role: 'commands' | 'subscriber' | 'publisher',
+): Redis | Cluster {
   if (!(client instanceof Cluster)) return client.duplicate(OVERRIDES);
   const redisOptions = { ...client.options.redisOptions, ...CLUSTER_OVERRIDES.redisOptions };
-  return client.duplicate([], { ...CLUSTER_OVERRIDES, redisOptions, shardedSubscribers: subscriber });
+  const base = role === 'publisher' ? PUBLISHER_OVERRIDES : CLUSTER_OVERRIDES;
+  return client.duplicate([], { ...base, redisOptions, shardedSubscribers: role === 'subscriber' });
 }
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

@@ -65,6 +65,8 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   private constructor(
     readonly cmd: Redis | Cluster,
     readonly sub: Redis | Cluster,
+    /** Topic publishes: `cmd`, or on a Cluster a client that leaves failover retries to `PublishLanes`. */
+    readonly pub: Redis | Cluster,
     readonly opts: ResolvedRedisOptions,
     log: Logger,
   ) {
@@ -72,12 +74,14 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     this.log = log;
     this.run = defineScripts(cmd, `${opts.controlPrefix}epoch`);
     this.runTopic = defineTopicScripts(cmd);
+    this.runPublish = pub === cmd ? this.runTopic : defineTopicScripts(pub);
     this.channel = `${opts.controlPrefix}n:${opts.nodeId}`;
     this.sharded = (cmd as { isCluster?: boolean }).isCluster === true;
     this.pubCmd = this.sharded ? 'SPUBLISH' : 'PUBLISH';
   }
 
   private readonly runTopic: TopicScriptRunner;
+  private readonly runPublish: TopicScriptRunner;
   /**
    * `true` when the client is an ioredis `Cluster`: topic channels use sharded pub/sub (SSUBSCRIBE, SPUBLISH), so
    * a publication goes only to the shard that holds its topic's slot.
@@ -89,7 +93,8 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   /** Run a topic script (keys first); counted in `pending`. No history epoch: a topic carries its own. */
   topicScript(name: TopicScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
     this.pending++;
-    return this.runTopic(name, keys, args).finally(() => this.pending--);
+    const run = name === 'wssTopicPublish' ? this.runPublish : this.runTopic;
+    return run(name, keys, args).finally(() => this.pending--);
   }
 
   /** Emit a `presence` event (from the topic follower). */
@@ -118,9 +123,12 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       );
     }
     const where = o.client ? 'the given client' : redactUrl(url);
-    const cmd = o.client ? duplicate(o.client, false) : new Redis(url, OVERRIDES);
-    const sub = duplicate(o.client ?? cmd, true);
-    const link = new RedisLink(cmd, sub, opts, log);
+    const cmd = o.client ? duplicate(o.client, 'commands') : new Redis(url, OVERRIDES);
+    const sub = duplicate(o.client ?? cmd, 'subscriber');
+    const pub = o.client instanceof Cluster ? duplicate(o.client, 'publisher') : cmd;
+    if (pub !== cmd)
+      pub.on('error', (err: Error) => log.debug({ event: 'redis.error', err }, 'redis publisher error'));
+    const link = new RedisLink(cmd, sub, pub, opts, log);
     let lastError: Error | undefined;
     const onError = (err: Error) => (lastError = err);
     cmd.on('error', onError);
@@ -140,6 +148,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     } catch (err) {
       cmd.disconnect();
       sub.disconnect();
+      pub.disconnect();
       const cause = lastError ?? err;
       const why = cause instanceof Error ? cause.message : String(cause);
       throw new StabilizerError(ErrorCode.BackendUnavailable, `cannot use Redis at ${where}: ${why}`, {
@@ -206,7 +215,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     // Sharded pub/sub (Redis Cluster): topic channels only.
     sub.on('smessage', (channel: string, text: string) => this.handlers?.message(channel, text, true));
     if (cmd instanceof Cluster) {
-      const watched = sub instanceof Cluster ? [cmd, sub] : [cmd];
+      const watched = [...new Set([cmd, sub, this.pub])].filter((c): c is Cluster => c instanceof Cluster);
       this.clusterWatch = new ClusterWatch(
         cmd,
         {
@@ -394,6 +403,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       ).catch(() => {});
     }
     this.sub.disconnect();
+    if (this.pub !== this.cmd) this.pub.disconnect();
     await withTimeout(this.cmd.quit(), 1000, 'QUIT').catch(() => this.cmd.disconnect());
   }
 }

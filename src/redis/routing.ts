@@ -43,8 +43,9 @@ export async function publishToTopic(
   options: BroadcastOptions,
   expectedEpoch: string,
   floor = 0,
+  id?: string,
 ): Promise<ClusterBroadcastReport> {
-  assertCapacity(link, opts);
+  if (id === undefined) assertCapacity(link, opts); // else the caller counted it (a retry from PublishLanes)
   const keys = topicKeys(opts.keyPrefix, topic);
   const excluded = options.exclude ? [...options.exclude] : [];
   const x = excluded.length > 0 ? JSON.stringify(excluded) : '';
@@ -56,7 +57,7 @@ export async function publishToTopic(
         : await link.cmd.publish(keys.channel, text);
       return { offset: undefined, nodes: Number(nodes) };
     }
-    const id = msgId();
+    id ??= msgId();
     const args = [
       keys.channel,
       encodePayload(payload),
@@ -107,7 +108,7 @@ async function scriptThenWait(
 ): Promise<{ reply: unknown; replicas: number }> {
   link.pending++;
   try {
-    const pipe = link.cmd.pipeline();
+    const pipe = link.pub.pipeline();
     (pipe as unknown as Record<string, (...a: ScriptArg[]) => unknown>)[name]!(...keys, ...args);
     pipe.wait(replicas, timeoutMs);
     const out = (await pipe.exec()) ?? [];

@@ -9,7 +9,7 @@ import type { Topic } from '../server/topics.js';
 import type { RedisLink } from './link.js';
 import type { ResolvedRedisOptions } from './options.js';
 import { PublishLanes } from './publish-lanes.js';
-import { assertCapacity, publishToTopic } from './routing.js';
+import { assertCapacity, msgId, publishToTopic } from './routing.js';
 import type { TopicFollower } from './topics.js';
 
 /**
@@ -44,11 +44,12 @@ export class TopicCluster {
       } catch (err) {
         return Promise.reject(err);
       }
+      const id = msgId(); // the same on every try: one that executed but lost its reply is not published twice
       p = this.lanes.run(topic, () => {
         // The epoch as this node follows the topic when the publish is sent (not when it was queued).
         const epoch = this.follower.epochOf(topic) ?? '';
         const floor = this.follower.floorOf(topic);
-        return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch, floor);
+        return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch, floor, id);
       });
     }
     p.catch((err: unknown) => {

@@ -120,7 +120,7 @@ describe('Redis Cluster: clean failover while publishing', () => {
     const errorLines = logs.lines.error ?? 0;
     console.log(
       `clean failover (port ${killed.port}, ${failoverMs} ms): publications ${total}, rejected ${rejected.length}, ` +
-        `out of order ${outOfOrder}, lost ${lost.join('/')}, duplicated ${duplicated.join('/')}, ` +
+        `${rejected[0]?.error ?? ''} out of order ${outOfOrder}, lost ${lost.join('/')}, duplicated ${duplicated.join('/')}, ` +
         `events ${events.join(' ')} (${reasons.join('; ')}), log lines ${JSON.stringify(logs.lines)}`,
     );
     expect(rejected.map((r) => r.error).slice(0, 3)).toEqual([]);
