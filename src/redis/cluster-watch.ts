@@ -1,7 +1,9 @@
-import type { Cluster } from 'ioredis';
+import { Cluster } from 'ioredis';
 
 const SLOTS = 16384;
 const PROBE_TIMEOUT_MS = 1000;
+/** A failed probe is confirmed by another one this much later before the link is degraded. */
+const CONFIRM_MS = 250;
 
 function within<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -27,12 +29,14 @@ export class ClusterWatch {
   private probing = false;
   private closed = false;
   private reason = '';
+  private failedSinceMs = 0;
 
   constructor(
     private readonly cluster: Cluster,
+    clients: unknown[],
     private readonly handlers: { suspect(): void; down(reason: string): void; up(): void },
-    watched: Cluster[],
   ) {
+    const watched = new Set(clients.filter((c): c is Cluster => c instanceof Cluster));
     for (const c of watched) {
       c.on('node error', (err: Error, key?: string) => this.signal(`${key ?? 'a node'}: ${err.message}`));
       c.on('-node', () => this.signal('a Redis Cluster node connection was lost'));
@@ -72,9 +76,18 @@ export class ClusterWatch {
         this.down = false;
         this.handlers.up();
       }
+      this.failedSinceMs = 0;
     } else if (!this.down) {
-      this.down = true;
-      this.handlers.down(`redis cluster failover (${this.reason || 'a master is unreachable'})`);
+      // Confirmed by a second probe a moment later: a node whose slot map lags the others' for a moment after a
+      // failover (gossip) is not another failover.
+      const nowMs = Date.now();
+      if (this.failedSinceMs === 0) {
+        this.failedSinceMs = nowMs;
+        setTimeout(() => void this.check(), CONFIRM_MS).unref();
+      } else if (nowMs - this.failedSinceMs >= CONFIRM_MS) {
+        this.down = true;
+        this.handlers.down(`redis cluster failover (${this.reason || 'a master is unreachable'})`);
+      }
     }
   }
 

@@ -215,38 +215,31 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     // Sharded pub/sub (Redis Cluster): topic channels only.
     sub.on('smessage', (channel: string, text: string) => this.handlers?.message(channel, text, true));
     if (cmd instanceof Cluster) {
-      const watched = [...new Set([cmd, sub, this.pub])].filter((c): c is Cluster => c instanceof Cluster);
-      this.clusterWatch = new ClusterWatch(
-        cmd,
-        {
-          suspect: () => void this.generation++,
-          down: (reason) => {
-            if (this.closed) return;
-            const was = this.degraded;
-            this.clusterDown = true;
-            if (!was) this.enterDegraded(reason);
-          },
-          up: () => {
-            if (this.closed) return;
-            this.clusterDown = false;
-            // The sharded subscriber of the failed shard may have missed publications: read what was missed.
-            this.handlers?.resync(false);
-            this.maybeRecovered();
-          },
-        },
-        watched,
-      );
+      this.clusterWatch = new ClusterWatch(cmd, [cmd, sub, this.pub], {
+        suspect: () => void this.generation++,
+        down: (reason) => this.setDown('cluster', reason),
+        up: () => this.clusterUp(),
+      });
     }
     this.timer = setInterval(() => this.tick(), this.opts.nodeHeartbeatMs);
     this.timer.unref();
   }
 
-  private setDown(which: 'cmd' | 'sub', reason: string): void {
+  private setDown(which: 'cmd' | 'sub' | 'cluster', reason: string): void {
     if (this.closed) return;
     const was = this.degraded;
     if (which === 'cmd') this.cmdUp = false;
-    else this.subUp = false;
+    else if (which === 'sub') this.subUp = false;
+    else this.clusterDown = true;
     if (!was) this.enterDegraded(reason);
+  }
+
+  /** The Cluster probe passed after a failover: read what the sharded subscriber of the failed shard missed. */
+  private clusterUp(): void {
+    if (this.closed) return;
+    this.clusterDown = false;
+    this.handlers?.resync(false);
+    this.maybeRecovered();
   }
 
   private enterDegraded(reason: string): void {
