@@ -139,7 +139,7 @@ export async function runLaggingReplica(
   }
   const deliveredReused = [...received.values()].filter((s) => s.size > 1).length;
   const figures =
-    `publications ${n}, rejected ${rejected.length}, offsets resolved twice ${reusedOffsets}, ` +
+    `publications ${n}, rejected ${rejected.length} (${[...new Set(rejected)].join(' | ')}), offsets resolved twice ${reusedOffsets}, ` +
     `offsets delivered for two publications ${deliveredReused}, c3 resume ${w.resume}/` +
     `${JSON.stringify(back.topicOutcomes.find((t) => t.c === topic))}; ${report.join('; ')}; events ${events.join(' ')}`;
   console.log(`lagging replica: ${figures}`);
