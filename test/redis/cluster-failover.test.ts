@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../../src/server/logger.js';
 import { startRedisCluster, type TestRedisCluster } from '../helpers/redis-cluster.js';
@@ -20,8 +21,10 @@ afterAll(async () => {
 afterEach(closeAllNodes);
 
 const clients: ProtocolClient[] = [];
+const userClients: Cluster[] = [];
 afterEach(() => {
   for (const c of clients.splice(0)) c.stop();
+  for (const c of userClients.splice(0)) c.disconnect();
 });
 
 /** A logger that counts lines per level (and keeps the error ones for the failure message). */
@@ -54,7 +57,10 @@ describe('Redis Cluster: clean failover while publishing', () => {
     const events: string[] = [];
     const reasons: string[] = [];
     for (const name of ['a', 'b']) {
-      const client = rc.createClient({ retryDelayOnFailover: 100, retryDelayOnClusterDown: 100 });
+      // As the README shows it: no failover options (the harness's own client refreshes its slot map every second).
+      const client = new Cluster(rc.startupNodes(), { shardedSubscribers: true });
+      client.on('error', () => {});
+      userClients.push(client);
       const n = await startNode('redis://unused', prefix, { logger: logs.logger }, { client });
       n.backend.on('degraded', (e) => {
         events.push(`${name}:degraded`);
