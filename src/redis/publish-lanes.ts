@@ -32,6 +32,8 @@ interface Lane {
   items: Item[];
   /** A try failed: the publishes go one at a time, oldest first, until one succeeds and none is failed. */
   blocked: boolean;
+  /** The last try succeeded: the next failed one goes at once rather than after a delay. */
+  lastOk: boolean;
   timer: ReturnType<typeof setTimeout> | undefined;
 }
 
@@ -63,7 +65,7 @@ export class PublishLanes {
   run<T>(topic: string, send: () => Promise<T>): Promise<T> {
     let lane = this.lanes.get(topic);
     if (!lane) {
-      lane = { items: [], blocked: false, timer: undefined };
+      lane = { items: [], blocked: false, lastOk: true, timer: undefined };
       this.lanes.set(topic, lane);
     }
     const l = lane;
@@ -90,7 +92,7 @@ export class PublishLanes {
     if (lane.blocked) {
       if (inFlight.length > 0) return; // wait for the tries under way to settle
       const first = lane.items[0]!;
-      if (first.state === 'failed') {
+      if (first.state === 'failed' && !lane.lastOk) {
         lane.timer = setTimeout(() => {
           lane.timer = undefined;
           this.start(topic, lane, first);
@@ -127,6 +129,7 @@ export class PublishLanes {
     p.then(
       (v) => {
         this.settle(lane, item);
+        lane.lastOk = true;
         item.resolve(v);
         if (lane.blocked && !lane.items.some((i) => i.state === 'failed')) lane.blocked = false;
         this.pump(topic, lane);
@@ -134,6 +137,7 @@ export class PublishLanes {
       (err: unknown) => {
         if (retriable(err) && Date.now() - item.firstTryMs < RETRY_FOR_MS) {
           item.state = 'failed';
+          lane.lastOk = false;
           this.link.pending++;
           lane.blocked = true;
         } else {
