@@ -165,17 +165,13 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     return !this.cmdUp || !this.subUp || this.stalled || this.recovering || this.clusterDown;
   }
 
-  /**
-   * Degraded, or a Cluster node was just lost and the probe has not decided yet: publishes go one at a time per
-   * topic (see `PublishLanes`).
-   */
+  /** Degraded, or a Cluster node was just lost and the probe has not decided yet (see `PublishLanes`). */
   get unsettled(): boolean {
     return this.degraded || this.clusterWatch?.suspect === true;
   }
 
   /** Bumped whenever the link turns degraded or a Cluster node is lost (see `PublishLanes`). */
   generation = 0;
-
   private clusterDown = false;
   private clusterWatch: ClusterWatch | undefined;
 
