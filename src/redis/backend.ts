@@ -27,6 +27,7 @@ import { isEpochError, RedisLink, type RedisBackendEvents } from './link.js';
 import { resolveRedisOptions, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { assertCapacity, sendPayload, type ClusterSendOutcome } from './routing.js';
 import { LocalSessions } from './sessions.js';
+import { ErrorReport } from './error-report.js';
 import { TopicCluster } from './topic-cluster.js';
 import { TopicFollower } from './topics.js';
 
@@ -181,6 +182,7 @@ export class RedisBackend implements StorageBackend {
       if (before === r) for (const name of had) if (!r.topics.has(name)) table.leave(name, id);
       // Its topics are followed here from now on, each in step with Redis before the resume is planned.
       await this.host.adoptTopics(r);
+      await this.topics.checkFloors(r); // a join offset above a topic's top: its history went backwards
       const ls = this.local.of(r);
       if (!ls) return { found: false, reason: 'superseded' };
       for (const name of r.topics.keys())
@@ -239,13 +241,20 @@ export class RedisBackend implements StorageBackend {
     }
   }
 
+  /** Failed background sends and publishes: at most 5 reported a second, the rest summed up (an outage). */
+  private readonly failures = new ErrorReport(
+    (err, clientId) => this.host?.reportError(clientId, err),
+    (count) =>
+      this.host?.log.error({ event: 'redis.errors-suppressed', count }, `${count} more redis failures`),
+  );
+
   routeSend(clientId: string, payload: Payload, volatile: boolean): ClusterSendOutcome | undefined {
     const conn = this.host?.connections.get(clientId);
     if (conn && (!conn.session || volatile)) return undefined; // a local write, nothing to sequence
     if (volatile && this.link.degraded) return 'dropped';
     assertCapacity(this.link, this.opts);
     sendPayload(this.link, this.opts, this.limits, clientId, payload, volatile).catch((err: unknown) =>
-      this.host?.reportError(clientId, err),
+      this.failures.add(err, clientId),
     );
     return conn ? 'sent' : volatile ? 'sent' : 'buffered';
   }
@@ -254,7 +263,7 @@ export class RedisBackend implements StorageBackend {
     const volatile = options.volatile === true;
     if (volatile && (this.link.degraded || this.link.pending >= this.opts.maxPendingOps)) return undefined; // local
     const cluster = this.cluster.publish(topic, payload, options);
-    cluster.catch((err: unknown) => this.host?.reportError(undefined, err));
+    cluster.catch((err: unknown) => this.failures.add(err));
     return { delivered: 0, buffered: 0, dropped: 0, failed: [], cluster };
   }
 

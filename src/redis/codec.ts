@@ -121,6 +121,8 @@ export interface TopicPublication {
   p: string;
   /** Excluded ids as a JSON array, or '' for none. */
   x: string;
+  /** The publish's random id ('' from an older node): two publications under one offset differ in it. */
+  i: string;
 }
 
 /** A message on a topic channel. */
@@ -129,17 +131,22 @@ export type TopicMessage =
   | { k: 'volatile'; p: string; x: string }
   | { k: 'presence'; change: 'join' | 'leave'; i: string; n: string };
 
-/** A reliable publication as the publish script sends it: `#<epoch>\n<offset>\n<ms>\n<excluded>\n<payload>`. */
+/**
+ * A reliable publication as the publish script sends it:
+ * `#<epoch>\n<offset>\n<ms>\n<excluded>\n<id>\n<payload>`.
+ */
 function parsePublication(text: string): TopicPublication | undefined {
   const i1 = text.indexOf('\n');
   const i2 = text.indexOf('\n', i1 + 1);
   const i3 = text.indexOf('\n', i2 + 1);
   const i4 = text.indexOf('\n', i3 + 1);
-  if (i1 < 0 || i2 < 0 || i3 < 0 || i4 < 0) return undefined;
+  const i5 = text.indexOf('\n', i4 + 1);
+  if (i1 < 0 || i2 < 0 || i3 < 0 || i4 < 0 || i5 < 0) return undefined;
   const o = Number(text.slice(i1 + 1, i2));
   const a = Number(text.slice(i2 + 1, i3));
   if (!Number.isSafeInteger(o) || !Number.isFinite(a)) return undefined;
-  return { k: 'pub', e: text.slice(1, i1), o, a, p: text.slice(i4 + 1), x: text.slice(i3 + 1, i4) };
+  const x = text.slice(i3 + 1, i4);
+  return { k: 'pub', e: text.slice(1, i1), o, a, p: text.slice(i5 + 1), x, i: text.slice(i4 + 1, i5) };
 }
 
 /** Parse a topic-channel message; `undefined` for anything unexpected. */
@@ -151,7 +158,7 @@ export function parseTopicMessage(text: string): TopicMessage | undefined {
   if (typeof o.p === 'string') {
     if (o.v === 1) return { k: 'volatile', p: o.p, x };
     if (typeof o.e === 'string' && typeof o.o === 'number' && typeof o.a === 'number') {
-      return { k: 'pub', e: o.e, o: o.o, a: o.a, p: o.p, x };
+      return { k: 'pub', e: o.e, o: o.o, a: o.a, p: o.p, x, i: typeof o.i === 'string' ? o.i : '' };
     }
     return undefined;
   }

@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import { TypedEmitter } from '../server/events.js';
 import type { Logger } from '../server/logger.js';
+import { duplicate, OVERRIDES, withTimeout } from './client-options.js';
+import { ClusterWatch } from './cluster-watch.js';
 import { redactUrl, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptRunner } from './scripts.js';
 import type { PresenceEvent } from './topics.js';
@@ -39,41 +41,6 @@ export interface LinkHandlers {
 
 const MIN_REDIS = [6, 2];
 
-/** Connection options the backend needs, whatever the user's client had. */
-const OVERRIDES: Partial<RedisOptions> = {
-  lazyConnect: true,
-  keyPrefix: '',
-  enableOfflineQueue: true,
-  maxRetriesPerRequest: null, // wait for Redis instead of failing: the backend bounds what waits itself
-  autoResendUnfulfilledCommands: true, // safe: every script is idempotent
-  autoResubscribe: true,
-  retryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
-};
-
-/** The same overrides for an ioredis `Cluster` (per-node options go in `redisOptions`). */
-const CLUSTER_OVERRIDES: ClusterOptions = {
-  lazyConnect: true,
-  keyPrefix: '',
-  enableOfflineQueue: true,
-  clusterRetryStrategy: (attempt: number) => Math.min(100 * attempt, 2000),
-  redisOptions: { maxRetriesPerRequest: null, autoResendUnfulfilledCommands: true, autoResubscribe: true },
-};
-
-/** A client of our own with the backend's settings: `subscriber` clients of a Cluster subscribe per shard. */
-function duplicate(client: Redis | Cluster, subscriber: boolean): Redis | Cluster {
-  if (!(client instanceof Cluster)) return client.duplicate(OVERRIDES);
-  const redisOptions = { ...client.options.redisOptions, ...CLUSTER_OVERRIDES.redisOptions };
-  return client.duplicate([], { ...CLUSTER_OVERRIDES, redisOptions, shardedSubscribers: subscriber });
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 /**
  * The backend's two Redis connections (commands, subscriber), the history epoch, the heartbeat and the degraded
  * state machine. Degraded = a connection is down, the heartbeat is overdue, or a history loss is being handled.
@@ -98,6 +65,8 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   private constructor(
     readonly cmd: Redis | Cluster,
     readonly sub: Redis | Cluster,
+    /** Topic publishes: `cmd`, or on a Cluster a client that leaves failover retries to `PublishLanes`. */
+    readonly pub: Redis | Cluster,
     readonly opts: ResolvedRedisOptions,
     log: Logger,
   ) {
@@ -105,12 +74,14 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     this.log = log;
     this.run = defineScripts(cmd, `${opts.controlPrefix}epoch`);
     this.runTopic = defineTopicScripts(cmd);
+    this.runPublish = pub === cmd ? this.runTopic : defineTopicScripts(pub);
     this.channel = `${opts.controlPrefix}n:${opts.nodeId}`;
     this.sharded = (cmd as { isCluster?: boolean }).isCluster === true;
     this.pubCmd = this.sharded ? 'SPUBLISH' : 'PUBLISH';
   }
 
   private readonly runTopic: TopicScriptRunner;
+  private readonly runPublish: TopicScriptRunner;
   /**
    * `true` when the client is an ioredis `Cluster`: topic channels use sharded pub/sub (SSUBSCRIBE, SPUBLISH), so
    * a publication goes only to the shard that holds its topic's slot.
@@ -122,7 +93,8 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   /** Run a topic script (keys first); counted in `pending`. No history epoch: a topic carries its own. */
   topicScript(name: TopicScriptName, keys: string[], args: ScriptArg[]): Promise<unknown> {
     this.pending++;
-    return this.runTopic(name, keys, args).finally(() => this.pending--);
+    const run = name === 'wssTopicPublish' ? this.runPublish : this.runTopic;
+    return run(name, keys, args).finally(() => this.pending--);
   }
 
   /** Emit a `presence` event (from the topic follower). */
@@ -151,9 +123,12 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       );
     }
     const where = o.client ? 'the given client' : redactUrl(url);
-    const cmd = o.client ? duplicate(o.client, false) : new Redis(url, OVERRIDES);
-    const sub = duplicate(o.client ?? cmd, true);
-    const link = new RedisLink(cmd, sub, opts, log);
+    const cmd = o.client ? duplicate(o.client, 'commands') : new Redis(url, OVERRIDES);
+    const sub = duplicate(o.client ?? cmd, 'subscriber');
+    const pub = o.client instanceof Cluster ? duplicate(o.client, 'publisher') : cmd;
+    if (pub !== cmd)
+      pub.on('error', (err: Error) => log.debug({ event: 'redis.error', err }, 'redis publisher error'));
+    const link = new RedisLink(cmd, sub, pub, opts, log);
     let lastError: Error | undefined;
     const onError = (err: Error) => (lastError = err);
     cmd.on('error', onError);
@@ -173,6 +148,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     } catch (err) {
       cmd.disconnect();
       sub.disconnect();
+      pub.disconnect();
       const cause = lastError ?? err;
       const why = cause instanceof Error ? cause.message : String(cause);
       throw new StabilizerError(ErrorCode.BackendUnavailable, `cannot use Redis at ${where}: ${why}`, {
@@ -186,8 +162,18 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   }
 
   get degraded(): boolean {
-    return !this.cmdUp || !this.subUp || this.stalled || this.recovering;
+    return !this.cmdUp || !this.subUp || this.stalled || this.recovering || this.clusterDown;
   }
+
+  /** Degraded, or a Cluster node was just lost and the probe has not decided yet (see `PublishLanes`). */
+  get unsettled(): boolean {
+    return this.degraded || this.clusterWatch?.suspect === true;
+  }
+
+  /** Bumped whenever the link turns degraded or a Cluster node is lost (see `PublishLanes`). */
+  generation = 0;
+  private clusterDown = false;
+  private clusterWatch: ClusterWatch | undefined;
 
   /** Run a script with the prefix and the current epoch prepended; counted in `pending`. */
   call(name: ScriptName, args: ScriptArg[]): Promise<unknown> {
@@ -224,19 +210,36 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     );
     // Sharded pub/sub (Redis Cluster): topic channels only.
     sub.on('smessage', (channel: string, text: string) => this.handlers?.message(channel, text, true));
+    if (cmd instanceof Cluster) {
+      this.clusterWatch = new ClusterWatch(cmd, [cmd, sub, this.pub], {
+        suspect: () => void this.generation++,
+        down: (reason) => this.setDown('cluster', reason),
+        up: () => this.clusterUp(),
+      });
+    }
     this.timer = setInterval(() => this.tick(), this.opts.nodeHeartbeatMs);
     this.timer.unref();
   }
 
-  private setDown(which: 'cmd' | 'sub', reason: string): void {
+  private setDown(which: 'cmd' | 'sub' | 'cluster', reason: string): void {
     if (this.closed) return;
     const was = this.degraded;
     if (which === 'cmd') this.cmdUp = false;
-    else this.subUp = false;
+    else if (which === 'sub') this.subUp = false;
+    else this.clusterDown = true;
     if (!was) this.enterDegraded(reason);
   }
 
+  /** The Cluster probe passed after a failover: read what the sharded subscriber of the failed shard missed. */
+  private clusterUp(): void {
+    if (this.closed) return;
+    this.clusterDown = false;
+    this.handlers?.resync(false);
+    this.maybeRecovered();
+  }
+
   private enterDegraded(reason: string): void {
+    this.generation++;
     this.degradedSinceMs = Date.now();
     this.log.warn(
       { event: 'redis.degraded', reason, nodeId: this.opts.nodeId },
@@ -347,6 +350,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
   sessionTtlMs = 120_000;
 
   private tick(): void {
+    this.clusterWatch?.tick();
     if (this.beatStartedMs !== 0) {
       // The previous heartbeat has not come back: Redis is stalled (or the network is).
       if (!this.stalled && Date.now() - this.beatStartedMs > this.opts.nodeTimeoutMs / 2) {
@@ -374,6 +378,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
     if (this.closed) return;
     this.closed = true;
     clearInterval(this.timer);
+    this.clusterWatch?.close();
     const o = this.opts;
     if (this.cmd.status === 'ready') {
       await withTimeout(
@@ -387,6 +392,7 @@ export class RedisLink extends TypedEmitter<RedisBackendEvents> {
       ).catch(() => {});
     }
     this.sub.disconnect();
+    if (this.pub !== this.cmd) this.pub.disconnect();
     await withTimeout(this.cmd.quit(), 1000, 'QUIT').catch(() => this.cmd.disconnect());
   }
 }

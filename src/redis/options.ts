@@ -50,6 +50,22 @@ export interface RedisBackendOptions {
    */
   maxPendingOps?: number;
   /**
+   * Durability of topic publications (and broadcasts): a publish resolves only once this many replicas of the
+   * topic's master have it (Redis `WAIT` right after the publish script, on the same master). With 0 a publish
+   * resolves once the master has it, and a failover to a replica that missed it loses it: the topic's members then
+   * get `gap` for it (see README "Scaling out"). The cost is the replication round trip on every publish (figures in
+   * docs/redis-deployments.md). A publish that fewer replicas acknowledge within `publishReplicaTimeoutMs` rejects
+   * with `BACKEND_UNAVAILABLE`; it was stored and delivered on the master all the same (the message says its offset),
+   * but a failover may lose it.
+   * @default 0
+   */
+  publishReplicas?: number;
+  /**
+   * How long a publish waits for `publishReplicas` replicas (the `WAIT` timeout).
+   * @default 1000
+   */
+  publishReplicaTimeoutMs?: number;
+  /**
    * How long an expired session id is remembered, so a late resume hears `expired` instead of `unknown-session`.
    * @default 3600000 (1 hour)
    */
@@ -75,6 +91,8 @@ export interface ResolvedRedisOptions {
   connectTimeoutMs: number;
   maxPendingOps: number;
   tombstoneTtlMs: number;
+  publishReplicas: number;
+  publishReplicaTimeoutMs: number;
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
@@ -109,6 +127,9 @@ export function resolveRedisOptions(o: RedisBackendOptions): ResolvedRedisOption
     connectTimeoutMs: positiveInt('connectTimeoutMs', o.connectTimeoutMs, 5000),
     maxPendingOps: positiveInt('maxPendingOps', o.maxPendingOps, 10_000),
     tombstoneTtlMs: positiveInt('tombstoneTtlMs', o.tombstoneTtlMs, 3_600_000),
+    publishReplicas:
+      (o.publishReplicas ?? 0) === 0 ? 0 : positiveInt('publishReplicas', o.publishReplicas, 1),
+    publishReplicaTimeoutMs: positiveInt('publishReplicaTimeoutMs', o.publishReplicaTimeoutMs, 1000),
   };
   if (resolved.nodeTimeoutMs < resolved.nodeHeartbeatMs * 2) {
     throw new StabilizerError(

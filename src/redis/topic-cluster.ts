@@ -8,7 +8,8 @@ import type { Payload } from '../server/payload.js';
 import type { Topic } from '../server/topics.js';
 import type { RedisLink } from './link.js';
 import type { ResolvedRedisOptions } from './options.js';
-import { publishToTopic } from './routing.js';
+import { PublishLanes } from './publish-lanes.js';
+import { assertCapacity, msgId, publishToTopic } from './routing.js';
 import type { TopicFollower } from './topics.js';
 
 /**
@@ -23,13 +24,34 @@ export class TopicCluster {
     private readonly follower: TopicFollower,
     private readonly host: () => BackendHost | undefined,
     private readonly defaultLimits: ReplayLimits,
-  ) {}
+  ) {
+    this.lanes = new PublishLanes(link);
+  }
 
-  /** Publish through Redis (see `publishToTopic`); a changed epoch makes this node read the topic again. */
+  private readonly lanes: PublishLanes;
+
+  /**
+   * Publish through Redis (see `publishToTopic`), in call order per topic through a failover (`PublishLanes`); a
+   * changed epoch makes this node read the topic again.
+   */
   publish(topic: string, payload: Payload, options: BroadcastOptions): Promise<ClusterBroadcastReport> {
     const limits = this.host()?.topicTable.limitsFor(topic) ?? this.defaultLimits;
-    const epoch = this.follower.epochOf(topic);
-    const p = publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch ?? '');
+    let p: Promise<ClusterBroadcastReport>;
+    if (options.volatile) p = publishToTopic(this.link, this.opts, topic, limits, payload, options, '');
+    else {
+      try {
+        assertCapacity(this.link, this.opts);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const id = msgId(); // the same on every try: one that executed but lost its reply is not published twice
+      p = this.lanes.run(topic, () => {
+        // The epoch as this node follows the topic when the publish is sent (not when it was queued).
+        const epoch = this.follower.epochOf(topic) ?? '';
+        const floor = this.follower.floorOf(topic);
+        return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch, floor, id);
+      });
+    }
     p.catch((err: unknown) => {
       if (err instanceof StabilizerError && err.code === ErrorCode.HistoryLost) this.follower.refresh(topic);
     });

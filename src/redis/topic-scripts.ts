@@ -9,10 +9,11 @@ import type { Cluster, Redis } from 'ioredis';
  * - `P{t:T}`       meta hash: `o` last offset, `e` epoch (random id of this history), `t` bytes ever published,
  *                  `r` bytes known trimmed (`t - r` ≥ bytes stored)
  * - `P{t:T}:x`     stream, entry id `0-<offset>`, fields `p` payload, `b` bytes, `a` Redis ms, `c` `t` through this
- *                  entry, `x` excluded ids (JSON)
+ *                  entry, `i` the publish's random id (tells two publications under one offset apart), `x` excluded
+ *                  ids (JSON)
  * - `P{t:T}:d:<m>` dedupe key of publish `m` (its reply), so a resend after a reconnect does not publish twice
  * - `P{t:T}:m`     presence hash: member id → node id;  `P{t:T}:n` hash: node id → members held by that node
- * - channel `P{t:T}` publications (`#` epoch, offset, Redis ms, excluded, payload; see PUBLISH) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
+ * - channel `P{t:T}` publications (`#` epoch, offset, Redis ms, excluded, id, payload; see PUBLISH) and presence changes (PUBLISH, or SPUBLISH on a Cluster)
  */
 const TIME = `
 local T = redis.call('TIME')
@@ -25,8 +26,11 @@ end
 
 /**
  * KEYS: meta stream dedupe. ARGV: channel enc bytes excludeJson('' none) maxN maxB maxAge newEpoch dedupeTtlMs
- * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) → {offset, epoch, receivers}, or the error `EPOCH` when the
- * topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written).
+ * pubCmd('PUBLISH'|'SPUBLISH') expectedEpoch('' any) id floor → {offset, epoch, receivers}, or the error `EPOCH`
+ * when the topic's epoch is not the one the publisher follows (Redis lost the topic: nothing is written). `id` is
+ * the publish's random id (that of its dedupe key), stored and sent with it. `floor` is the highest offset the
+ * publisher saw taken in `expectedEpoch` (0 if it does not follow the topic): a topic whose top is below it went
+ * backwards, and gets a new epoch from `floor` before the publication takes `floor + 1`.
  *
  * Seven commands on the common path (TIME, GET, HMGET, XADD, HSET, PUBLISH, SET), whatever the audience:
  * - the count bound is XADD's own exact `MAXLEN` (it evicts the one oldest entry when the stream is full);
@@ -34,7 +38,7 @@ end
  *   `r` the cumulative bytes known to be trimmed. `t - r` is an upper bound of the bytes held (MAXLEN trims
  *   without updating `r`), so the head is read only when that bound is over `maxB`, or every 16th publish for
  *   the age bound: then the oldest entries over a bound go in one XTRIM MINID, and `r` is exact again;
- * - the publication goes out as `#<epoch>\n<offset>\n<ms>\n<excluded>\n<payload>`: no JSON encoding in Lua;
+ * - the publication goes out as `#<epoch>\n<offset>\n<ms>\n<excluded>\n<id>\n<payload>`: no JSON encoding in Lua;
  * - the dedupe key makes a resend of the same publish (ioredis resends after a reconnect) return the first reply.
  */
 const PUBLISH = `${TIME}
@@ -46,12 +50,19 @@ local epoch = h[1]
 if ARGV[11] ~= '' and epoch ~= ARGV[11] then return redis.error_reply('EPOCH topic history changed') end
 local o, bytes = tonumber(h[2] or '0') + 1, tonumber(ARGV[3])
 local t, r = tonumber(h[3] or '0') + bytes, tonumber(h[4] or '0')
-local enc, x = ARGV[2], ARGV[4]
+local floor = tonumber(ARGV[13])
+if epoch and o <= floor then
+  -- Below what the publisher saw taken in this epoch: the history went backwards (a failover lost writes). A new
+  -- epoch continues above it, without the rewound entries: the offset is never given to two publications.
+  redis.call('XTRIM', stream, 'MINID', '0-' .. (floor + 1))
+  epoch, o, r = nil, floor + 1, t - bytes
+end
+local enc, x, id = ARGV[2], ARGV[4], ARGV[12]
 local maxN, maxB, maxAge = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 if x == '' then
-  redis.call('XADD', stream, 'MAXLEN', maxN, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'c', t)
+  redis.call('XADD', stream, 'MAXLEN', maxN, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'c', t, 'i', id)
 else
-  redis.call('XADD', stream, 'MAXLEN', maxN, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'c', t, 'x', x)
+  redis.call('XADD', stream, 'MAXLEN', maxN, '0-' .. o, 'p', enc, 'b', bytes, 'a', NOW, 'c', t, 'i', id, 'x', x)
 end
 if t - r > maxB or o % 16 == 0 then
   local cut, from = nil, '-'
@@ -76,7 +87,7 @@ else
   epoch = ARGV[8]
   redis.call('HSET', meta, 'o', o, 't', t, 'r', r, 'e', epoch)
 end
-local msg = '#' .. epoch .. '\\n' .. o .. '\\n' .. NOW .. '\\n' .. x .. '\\n' .. enc
+local msg = '#' .. epoch .. '\\n' .. o .. '\\n' .. NOW .. '\\n' .. x .. '\\n' .. id .. '\\n' .. enc
 local receivers = redis.call(ARGV[10], ARGV[1], msg)
 local result = {o, epoch, receivers}
 redis.call('SET', dk, cjson.encode(result), 'PX', ARGV[9])
@@ -84,17 +95,31 @@ return result
 `;
 
 /**
- * KEYS: meta stream. ARGV: after newEpoch maxAge known → {epoch, offset, now, o1, a1, p1, x1, ...}: the topic's
- * epoch (created if the topic is new), its last offset, and every stored entry after offset `after` not older than
- * `maxAge` (what a node loads when it starts following the topic, or fetches to fill a hole). `known` is the
- * highest offset the reader applied: if Redis is behind it (a failover to a replica that missed the last writes),
- * the topic's history went backwards, so it gets a new epoch, continuing from `known` (offsets never repeat).
+ * KEYS: meta stream. ARGV: after newEpoch maxAge floor at id → {epoch, offset, now, o1, a1, p1, x1, i1, ...}: the
+ * topic's epoch (created if the topic is new), its last offset, and every stored entry after offset `after` not
+ * older than `maxAge` (what a node loads when it starts following the topic, or fetches to fill a hole).
+ *
+ * The reader's view checks that the topic's history did not go backwards (a failover to a replica that missed the
+ * last writes): `floor` is the highest offset the reader knows was taken in this epoch, `id` the id of the
+ * publication it applied at offset `at`. If the stream's top is below `floor`, or the entry at `at` is another
+ * publication, the history was rewound: the topic gets a new epoch continuing from the higher of the two offsets
+ * (offsets never repeat), and the entries of the rewound epoch are dropped, so every node and every resume sees the
+ * epoch change (`gap`), never a reused offset.
  */
 const READ = `${TIME}
 local meta, stream = KEYS[1], KEYS[2]
 redis.call('HSETNX', meta, 'e', ARGV[2])
-if tonumber(redis.call('HGET', meta, 'o') or '0') < tonumber(ARGV[4]) then
-  redis.call('HSET', meta, 'e', ARGV[2], 'o', ARGV[4])
+local top, floor, at = tonumber(redis.call('HGET', meta, 'o') or '0'), tonumber(ARGV[4]), tonumber(ARGV[5])
+local rewound = top < floor
+if not rewound and at > 0 and ARGV[6] ~= '' then
+  local here = redis.call('XRANGE', stream, '0-' .. at, '0-' .. at)[1]
+  local id = here and field(here[2], 'i')
+  rewound = id ~= nil and id ~= false and id ~= ARGV[6]
+end
+if rewound then
+  if floor > top then top = floor end
+  redis.call('XTRIM', stream, 'MINID', '0-' .. (top + 1))
+  redis.call('HSET', meta, 'e', ARGV[2], 'o', top, 'r', redis.call('HGET', meta, 't') or '0')
 end
 local h = redis.call('HMGET', meta, 'e', 'o')
 local out = {h[1], h[2] or '0', NOW}
@@ -103,7 +128,7 @@ for _, e in ipairs(redis.call('XRANGE', stream, '(0-' .. ARGV[1], '+')) do
   local f = e[2]
   if tonumber(field(f, 'a')) >= oldest then
     out[#out + 1] = string.sub(e[1], 3); out[#out + 1] = field(f, 'a')
-    out[#out + 1] = field(f, 'p'); out[#out + 1] = field(f, 'x') or ''
+    out[#out + 1] = field(f, 'p'); out[#out + 1] = field(f, 'x') or ''; out[#out + 1] = field(f, 'i') or ''
   end
 end
 return out

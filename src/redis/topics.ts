@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { BackendHost } from '../backends/types.js';
+import type { BackendHost, SessionRecord } from '../backends/types.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import { Publication } from '../server/publication.js';
 import type { Topic } from '../server/topics.js';
-import { decodePayload, encodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
+import { decodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
 import type { RedisLink } from './link.js';
 import { topicKeys, type TopicKeys } from './topic-scripts.js';
 
@@ -21,6 +21,8 @@ interface Followed {
    */
   state: 'loading' | 'live' | 'catching-up';
   held: TopicPublication[];
+  /** An offset known to be taken in `epoch` (a resuming session's join offset), for the next read's check. */
+  floor?: number | undefined;
   /** Settles when the first load is done (or failed). */
   ready: Promise<void> | undefined;
   /**
@@ -31,6 +33,14 @@ interface Followed {
   /** `$all` before the bind: the first read, applied to the manager's topic by `bindAll`. */
   preload?: unknown[];
   closed: boolean;
+  /** The id of the publication applied at `topic.offset` ('' when not known: after a reset). */
+  lastId: string;
+  /** The highest offset seen on the channel in `epoch`: offsets on one channel only grow. */
+  chanTop: number;
+  /** A channel message said the history may have gone backwards: read the topic (with the check) again. */
+  suspect: boolean;
+  /** Epochs this node left (rewound or lost histories): their publications are dropped. */
+  dead: string[];
 }
 
 /** Presence change of a topic, seen by every node that follows it. */
@@ -83,6 +93,10 @@ export class TopicFollower {
       ready: undefined,
       base: undefined,
       closed: false,
+      lastId: '',
+      chanTop: 0,
+      suspect: false,
+      dead: [],
     };
     this.byName.set(name, f);
     this.byChannel.set(f.keys.channel, f);
@@ -184,19 +198,23 @@ export class TopicFollower {
   }
 
   private offer(f: Followed, m: TopicPublication): void {
+    if (f.dead.includes(m.e)) return; // a history this node left (rewound or lost): never applied
+    if (m.e === f.epoch) {
+      // Redis numbers a topic's publications in the order it publishes them, so offsets on its channel only grow.
+      // One at or below an offset already seen (or another publication under the offset applied last) means the
+      // history went backwards: a failover promoted a replica that lacked the last writes. The read that follows
+      // checks it in Redis and gives the topic a new epoch.
+      if (m.o <= f.chanTop) f.suspect = true;
+      else f.chanTop = m.o;
+      if (m.o === f.topic?.offset && m.i !== '' && f.lastId !== '' && m.i !== f.lastId) f.suspect = true;
+    }
     const topic = f.topic;
     if (f.state !== 'live' || !topic) return void f.held.push(m);
-    if (m.e !== f.epoch) {
+    if (m.e !== f.epoch || f.suspect) {
       f.held.push(m);
       return this.catchUp(f); // the read tells the new epoch, and what it holds
     }
-    if (m.o <= topic.offset) {
-      // Already applied (held by a load or a catch-up), unless it is another publication under the same offset:
-      // Redis went back in time (a failover lost writes). The read that follows gives the topic a new epoch.
-      const had = topic.history.since(m.o - 1)?.[0];
-      if (had?.offset === m.o && encodePayload(had.payload) !== m.p) this.catchUp(f);
-      return;
-    }
+    if (m.o <= topic.offset) return; // already applied (held by a load or a catch-up)
     if (m.o === topic.offset + 1) return this.apply(f, topic, m);
     f.held.push(m);
     this.catchUp(f);
@@ -206,6 +224,7 @@ export class TopicFollower {
     const host = this.host;
     const exclude = m.x ? new Set(JSON.parse(m.x) as string[]) : undefined;
     const pub = topic.accept(m.o, decodePayload(m.p), exclude, host?.nowMs ?? Date.now());
+    f.lastId = m.i;
     host?.deliverPublication(topic, pub);
   }
 
@@ -219,12 +238,17 @@ export class TopicFollower {
       if (full) await this.link.follow(f.keys.channel);
       const after = full || !topic ? 0 : topic.offset;
       const maxAge = topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
-      // The offset this node applied in the epoch it knows: Redis must not be behind it (see the READ script).
-      const known = topic && f.epoch !== undefined && topic.epoch === f.epoch ? topic.offset : 0;
+      // What this node knows of the epoch: Redis must not be behind it, and the publication it applied last must
+      // still be the one at its offset (see the READ script).
+      const same = topic !== undefined && f.epoch !== undefined && topic.epoch === f.epoch;
+      const floor = same ? Math.max(topic.offset, f.chanTop, f.floor ?? 0) : 0;
+      const at = same && f.lastId !== '' ? topic.offset : 0;
+      f.floor = undefined;
+      f.suspect = false;
       const reply = (await this.link.topicScript(
         'wssTopicRead',
         [f.keys.meta, f.keys.stream],
-        [after, newEpoch(), maxAge, known],
+        [after, newEpoch(), maxAge, floor, at, at > 0 ? f.lastId : ''],
       )) as unknown[];
       if (f.closed) return;
       this.applyRead(f, reply, full);
@@ -246,7 +270,7 @@ export class TopicFollower {
     const epoch = String(reply[0]);
     const offset = Number(reply[1]);
     const entries: TopicPublication[] = [];
-    for (let i = 3; i + 3 < reply.length + 1 && i + 2 < reply.length; i += 4) {
+    for (let i = 3; i + 4 < reply.length; i += 5) {
       entries.push({
         k: 'pub',
         e: epoch,
@@ -254,15 +278,21 @@ export class TopicFollower {
         a: Number(reply[i + 1]),
         p: String(reply[i + 2]),
         x: String(reply[i + 3] ?? ''),
+        i: String(reply[i + 4] ?? ''),
       });
     }
     const topic = f.topic;
     const changed = f.epoch !== undefined && f.epoch !== epoch;
     if (full || changed || f.epoch === undefined) {
       const first = entries.length > 0 ? entries[0]!.o - 1 : offset;
-      if (changed) this.lost(f, topic, first, epoch, 'the topic’s history in redis was lost');
-      else topic.reset(first, epoch);
+      if (changed) {
+        f.dead.push(f.epoch!);
+        if (f.dead.length > 8) f.dead.shift();
+        this.lost(f, topic, first, epoch, 'the topic’s history in redis was lost or went backwards');
+      } else topic.reset(first, epoch);
       f.epoch = epoch;
+      f.chanTop = 0;
+      f.lastId = '';
     }
     for (const e of entries) {
       if (e.o <= topic.offset) continue;
@@ -277,7 +307,7 @@ export class TopicFollower {
 
   private goLive(f: Followed, topic: Topic): void {
     f.state = 'live';
-    const held = f.held.sort((a, b) => a.o - b.o);
+    const held = f.held.filter((m) => !f.dead.includes(m.e)).sort((a, b) => a.o - b.o);
     f.held = [];
     for (let i = 0; i < held.length; i++) {
       const m = held[i]!;
@@ -287,6 +317,28 @@ export class TopicFollower {
       }
       if (m.o === topic.offset + 1) this.apply(f, topic, m);
     }
+    // A suspicious message arrived while the read was under way (which may have run before it): check again.
+    if (f.suspect) this.catchUp(f);
+  }
+
+  /**
+   * A session resuming here joined `name` at offset `joinedAt` of the epoch this node follows, and Redis's top is
+   * below it: the topic's history went backwards (a failover lost its last writes) without this node seeing it.
+   * Read the topic with that floor, which gives it a new epoch in Redis, so this resume and every other one answer
+   * `gap` for it. Resolves once the read is applied.
+   */
+  async checkFloors(session: SessionRecord): Promise<void> {
+    await Promise.all([...session.topics].map(([name, at]) => this.checkFloor(name, at, session)));
+  }
+
+  private async checkFloor(name: string, joinedAt: number, session: SessionRecord): Promise<void> {
+    const f = this.byName.get(name);
+    const topic = f?.topic;
+    if (!f || !topic || f.state !== 'live' || joinedAt <= topic.offset || topic.epoch !== f.epoch) return;
+    if (session.topicEpochs?.get(name) !== topic.epoch) return; // joined under another epoch: a gap anyway
+    f.floor = joinedAt;
+    f.state = 'catching-up';
+    await this.load(f, false);
   }
 
   /** Fill a hole (or learn a new epoch) from the stream before anything else is applied. */
@@ -299,6 +351,14 @@ export class TopicFollower {
   /** The epoch this node follows `name` at (`undefined` if it does not follow it, or has not loaded it yet). */
   epochOf(name: string): string | undefined {
     return this.byName.get(name)?.epoch;
+  }
+
+  /** The highest offset this node saw taken in the epoch it follows `name` at (0 if it does not follow it). */
+  floorOf(name: string): number {
+    const f = this.byName.get(name);
+    const topic = f?.topic;
+    if (!f || !topic || f.epoch === undefined || topic.epoch !== f.epoch) return 0;
+    return Math.max(topic.offset, f.chanTop);
   }
 
   /** A publish found another epoch: read the topic again. */
@@ -320,6 +380,7 @@ export class TopicFollower {
    */
   private lost(f: Followed, topic: Topic, offset: number, epoch: string, why: string): void {
     topic.reset(offset, epoch);
+    f.lastId = '';
     const host = this.host;
     if (!host) return;
     host.log.warn({ event: 'redis.topic-gap', topic: f.name, offset, why }, `topic reset: ${why}`);

@@ -64,6 +64,8 @@ export interface TestRedisCluster {
    * @default timeoutMs 15000
    */
   waitForFailover(timeoutMs?: number): Promise<SlotRange[]>;
+  /** Send a signal to the node on `port` (`SIGSTOP` pauses it, `SIGCONT` resumes it; use `killMaster` to kill). */
+  signal(port: number, signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** Kill every node (SIGKILL), close the clients made by `createClient`, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -204,6 +206,11 @@ export async function startRedisCluster(options: Options = {}): Promise<TestRedi
           return cluster.slots();
         },
       );
+    },
+    signal(port, signal) {
+      const i = nodes.findIndex((n) => n.port === port);
+      if (i < 0) throw new Error(`no node on port ${port}`);
+      children[i]!.kill(signal);
     },
     async stop() {
       if (stopped) return;

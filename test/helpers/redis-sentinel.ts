@@ -26,6 +26,8 @@ export interface TestRedisSentinel {
   killMaster(): Promise<number>;
   /** Wait until the Sentinels report another master than `oldPort` and it answers as a master. @default 20000 */
   waitForFailover(oldPort: number, timeoutMs?: number): Promise<number>;
+  /** Send a signal to the server on `port` (`SIGSTOP` pauses it, `SIGCONT` resumes it). */
+  signal(port: number, signal: 'SIGSTOP' | 'SIGCONT'): void;
   /** Kill every process (SIGKILL), close the clients, remove the temp dir. Idempotent. */
   stop(): Promise<void>;
 }
@@ -120,6 +122,11 @@ export async function startRedisSentinel(): Promise<TestRedisSentinel> {
         const info = await onPort(port, (r) => r.info('replication'));
         return /^role:master/m.test(info) ? port : undefined;
       });
+    },
+    signal(port, signal) {
+      const child = children.get(port);
+      if (!child) throw new Error(`no server on port ${port}`);
+      child.kill(signal);
     },
     async stop() {
       if (stopped) return;
