@@ -112,8 +112,8 @@ export class TopicFollower {
 
   /**
    * The topic's offset in Redis now (an empty read after the last offset; it creates the epoch of a new topic as
-   * the load does). Sent at once on the command connection, so it runs before any publish this node sends after
-   * the join that opened the topic.
+   * the load does). Sent at once on the command connection, before any publish this node sends after the join
+   * that opened the topic (on a Cluster, publishes use their own connection to the same master: sent later).
    */
   private readBase(f: Followed): Promise<{ offset: number; epoch: string } | undefined> {
     const maxAge = f.topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
@@ -121,7 +121,7 @@ export class TopicFollower {
       .topicScript(
         'wssTopicRead',
         [f.keys.meta, f.keys.stream],
-        [Number.MAX_SAFE_INTEGER, newEpoch(), maxAge, 0],
+        [Number.MAX_SAFE_INTEGER, newEpoch(), maxAge, 0, 0, ''],
       )
       .then(
         (r) => {
