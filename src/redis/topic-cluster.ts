@@ -45,12 +45,17 @@ export class TopicCluster {
         return Promise.reject(err);
       }
       const id = msgId(); // the same on every try: one that executed but lost its reply is not published twice
-      p = this.lanes.run(topic, () => {
-        // The epoch as this node follows the topic when the publish is sent (not when it was queued).
-        const epoch = this.follower.epochOf(topic) ?? '';
-        const floor = this.follower.floorOf(topic);
-        return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch, floor, id);
-      });
+      const send = () =>
+        this.lanes.run(topic, () => {
+          // The epoch as this node follows the topic when the publish is sent (not when it was queued).
+          const epoch = this.follower.epochOf(topic) ?? '';
+          const floor = this.follower.floorOf(topic);
+          return publishToTopic(this.link, this.opts, topic, limits, payload, options, epoch, floor, id);
+        });
+      // A member that joined here while the topic loads starts at the offset read when the load began. On a Cluster
+      // publishes go on their own connection, which could overtake that read: they wait for its answer.
+      const base = this.link.pub !== this.link.cmd ? this.follower.joinOffsetOf(topic) : undefined;
+      p = base ? base.then(send, send) : send();
     }
     p.catch((err: unknown) => {
       if (err instanceof StabilizerError && err.code === ErrorCode.HistoryLost) this.follower.refresh(topic);

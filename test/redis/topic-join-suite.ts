@@ -210,7 +210,7 @@ export function topicJoinSuite(o: JoinSuiteOptions): void {
         }
         await until(
           () => (r.got.get(topic)?.length ?? 0) >= want.length && r.client.state === 'open',
-          `${topic} (${cut}): 10 publications, got ${JSON.stringify(r.got.get(topic))} ${JSON.stringify(r.log)}`,
+          `${topic} (${cut}): 10 publications, got ${JSON.stringify(r.got.get(topic))} ${JSON.stringify(r.log)} closes ${JSON.stringify(r.closes)} errors ${JSON.stringify(r.errors)} state ${r.client.state}`,
         );
         await new Promise((res) => setTimeout(res, 20));
         tally(figures, r.got.get(topic) ?? [], want);
