@@ -25,7 +25,7 @@ await build({
     contents: [
       "export { matchHeartbeatFrame } from './src/server/heartbeat-frames.ts';",
       "export { decodeClientMessage } from './src/protocol/messages.ts';",
-      "export { PROTOCOL_PONG_FRAME, textFrame } from './src/server/payload.ts';",
+      "export { PROTOCOL_PONG_FRAME, textFrame } from './src/frames/payload.ts';",
     ].join('\n'),
     resolveDir: root,
     loader: 'ts',

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { Application, Request, RequestHandler } from 'express';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 import { runMiddleware } from '../server/middleware.js';
-import type { SendData } from '../server/payload.js';
+import type { SendData } from '../frames/payload.js';
 import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
 
 /**

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import type { WebSocketConfig } from '../server/config-types.js';
 import { WebSocketConnectionManager, type ManagerHooks } from '../server/manager.js';
-import type { SendData } from '../server/payload.js';
+import type { SendData } from '../frames/payload.js';
 import type { ShutdownOptions } from '../server/shutdown.js';
 import type { AttachOptions } from '../server/upgrade.js';
 

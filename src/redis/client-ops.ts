@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { BackendHost, SessionRecord } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { BackendHost } from '../server/storage-backend.js';
 import { isRetryableCloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import {

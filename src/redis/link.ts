@@ -6,9 +6,13 @@ import { TypedEmitter } from '../server/events.js';
 import type { Logger } from '../server/logger.js';
 import { duplicate, OVERRIDES, withTimeout } from './client-options.js';
 import { ClusterWatch } from './cluster-watch.js';
-import { redactUrl, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
+import {
+  redactUrl,
+  type PresenceEvent,
+  type RedisBackendOptions,
+  type ResolvedRedisOptions,
+} from './options.js';
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptRunner } from './scripts.js';
-import type { PresenceEvent } from './topics.js';
 import { defineTopicScripts, type TopicScriptName, type TopicScriptRunner } from './topic-scripts.js';
 
 /** Events of the Redis backend (`backend.on(...)`). */

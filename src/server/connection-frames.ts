@@ -1,8 +1,33 @@
+import type { WebSocket } from 'ws';
 import { encodeBinaryData } from '../protocol/binary.js';
-import type { Connection, WriteOutcome } from './connection.js';
-import { deadSocket } from './direct-socket.js';
-import type { Payload } from './payload.js';
+import type { ServerMessage } from '../protocol/messages.js';
+import type { MsgpackCodec } from '../frames/msgpack.js';
+import type { Payload } from '../frames/payload.js';
+import type { FrameCompressor } from './compression.js';
+import { deadSocket, type RawSocket } from './direct-socket.js';
 import type { Publication } from './publication.js';
+import type { WriteOutcome } from './write-outcome.js';
+
+/** What the frame choice needs of a connection (`Connection` implements it; named here so neither imports back). */
+export interface FrameTarget {
+  readonly isOpen: boolean;
+  readonly socket: WebSocket;
+  readonly protocol: boolean;
+  readonly maxBufferedBytes: number;
+  readonly msgpack: MsgpackCodec | undefined;
+  readonly compressor: FrameCompressor | undefined;
+  readonly deflate: boolean;
+  directSocket(): RawSocket | undefined;
+  writeMessage(message: ServerMessage, nowMs: number, json?: string): WriteOutcome;
+  send(data: string | Buffer, isBinary: boolean, nowMs: number): WriteOutcome;
+  writeDirect(
+    raw: RawSocket,
+    head: Buffer,
+    tail: Buffer | undefined,
+    nowMs: number,
+    coalesce: boolean,
+  ): WriteOutcome;
+}
 
 /**
  * Which frame variant a connection gets for a payload or a publication: plain, JSON or MessagePack; reliable or
@@ -16,7 +41,7 @@ import type { Publication } from './publication.js';
  * `{"t":"d","s":N,"p":` head.
  */
 export function writePayloadFrame(
-  conn: Connection,
+  conn: FrameTarget,
   payload: Payload,
   seq: number | undefined,
   nowMs: number,
@@ -81,7 +106,7 @@ export function writePayloadFrame(
  * deflated for a socket that negotiated that, when it pays, once per encoding (variants `topic` and `mp-topic`);
  * `skip` frames are small and never are.
  */
-export function publicationFrame(conn: Connection, pub: Publication, skip: boolean): Buffer {
+export function publicationFrame(conn: FrameTarget, pub: Publication, skip: boolean): Buffer {
   if (!conn.protocol) return plainFrameOf(conn, pub.payload);
   const mp = conn.msgpack;
   if (mp) {
@@ -103,7 +128,7 @@ export function publicationFrame(conn: Connection, pub: Publication, skip: boole
 }
 
 /** The shared plain-mode frame of a payload, deflated for a socket that negotiated that. */
-function plainFrameOf(conn: Connection, payload: Payload): Buffer {
+function plainFrameOf(conn: FrameTarget, payload: Payload): Buffer {
   if (conn.deflate) {
     const frame = conn.compressor!.frameFor(payload, 'plain', payload.bytes, payload.plain, payload.isBinary);
     if (frame) return frame;

@@ -3,15 +3,21 @@ import { clampCloseReason } from '../protocol/close-codes.js';
 import type { RateBucket, SessionRecord } from '../backends/types.js';
 import { unownedCounters, type ServerCounters } from './counters.js';
 import type { DisconnectReason } from './events.js';
-import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME, type Payload } from './payload.js';
+import {
+  dataFrame,
+  PING_FRAME,
+  PROTOCOL_PING_FRAME,
+  PROTOCOL_PONG_FRAME,
+  type Payload,
+} from '../frames/payload.js';
 import type { Publication } from './publication.js';
-import type { MsgpackCodec } from './msgpack.js';
+import type { MsgpackCodec } from '../frames/msgpack.js';
 import {
   MSGPACK_PING_FRAME,
   MSGPACK_PING_MESSAGE,
   MSGPACK_PONG_FRAME,
   MSGPACK_PONG_MESSAGE,
-} from './msgpack-frames.js';
+} from '../frames/msgpack-frames.js';
 import type { ServerMessage } from '../protocol/messages.js';
 import type { FrameCompressor } from './compression.js';
 import { corkForTurn } from './cork.js';
@@ -24,9 +30,9 @@ import {
   type WsInternals,
 } from './direct-socket.js';
 import { publicationFrame, writePayloadFrame } from './connection-frames.js';
+import type { WriteOutcome } from './write-outcome.js';
 
-/** Result of one write: `ok`, `closed` (socket not open), `slow` (over the buffered-bytes cap), `failed`. */
-export type WriteOutcome = 'ok' | 'closed' | 'slow' | 'failed';
+export type { WriteOutcome };
 
 const OPEN = 1;
 const CLOSED = 3;

@@ -1,4 +1,4 @@
-import type { WriteOutcome } from './connection.js';
+import type { WriteOutcome } from './write-outcome.js';
 
 /** Why an upgrade was refused before a WebSocket existed. */
 export type UpgradeRejectionReason =

@@ -1,7 +1,7 @@
 import { SUBPROTOCOL } from '../protocol/messages.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
 import type { WebSocketConnectionManager } from './manager.js';
-import type { SendData } from './payload.js';
+import type { SendData } from '../frames/payload.js';
 import { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
 import { originLogFields, refusalStatus, type AuthResult } from './upgrade.js';

@@ -1,7 +1,7 @@
 import { decodeBinaryData } from '../protocol/binary.js';
 import { decodeClientMessage, type ClientMessage, type DecodeFailure } from '../protocol/messages.js';
 import { matchHeartbeatFrame, matchMsgpackHeartbeat } from './heartbeat-frames.js';
-import type { MsgpackCodec } from './msgpack.js';
+import type { MsgpackCodec } from '../frames/msgpack.js';
 
 /**
  * Decode one inbound frame of a `stabilizer.v1` connection: MessagePack (`codec` set), a binary data frame, or

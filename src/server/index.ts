@@ -45,11 +45,12 @@ export type {
   TraceTracer,
   TracingOptions,
 } from './tracing.js';
-export { Payload, type BinaryPayload, type SendData } from './payload.js';
+export { Payload, type BinaryPayload, type SendData } from '../frames/payload.js';
 export { closeOnSignals, type SignalOptions } from './signals.js';
-export { loadMsgpack } from './msgpack.js';
+export { loadMsgpack } from '../frames/msgpack.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
-export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
+export type { SessionRecord, SessionLookup } from '../backends/types.js';
+export type { StorageBackend, BackendHost } from './storage-backend.js';
 export { ReplayBuffer, type ReplayEntry, type ReplayLimits } from '../backends/replay-buffer.js';
 export {
   CloseCode,

@@ -1,4 +1,4 @@
-import type { AuthResult } from './upgrade.js';
+import type { AuthResult } from './auth-result.js';
 import type { AuthorizeSubscribe } from './membership.js';
 import type { AuthorizeResume } from './resume.js';
 import type { TracingOptions } from './tracing.js';

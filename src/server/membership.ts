@@ -1,7 +1,8 @@
 import { BROADCAST_TOPIC, type SubMessage, type UnsubMessage } from '../protocol/messages.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { StorageBackend } from './storage-backend.js';
 import type { ResolvedConfig } from './config-types.js';
 import type { Connection, WriteOutcome } from './connection.js';
 import { StabilizerError } from './errors.js';

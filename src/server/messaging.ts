@@ -1,7 +1,8 @@
 import { CloseCode } from '../protocol/close-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { StorageBackend } from './storage-backend.js';
 import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
 import type { ResolvedConfig } from './config-types.js';
 import type { Connection, WriteOutcome } from './connection.js';
@@ -11,7 +12,7 @@ import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
 import type { Logger } from './logger.js';
 import { Memberships, type AuthorizeSubscribe } from './membership.js';
-import { Payload, type BinaryPayload, type SendData } from './payload.js';
+import { Payload, type BinaryPayload, type SendData } from '../frames/payload.js';
 import type { Publication } from './publication.js';
 import { deliverPublication, publishTo, type PublishTarget } from './publish.js';
 import type { Topic, TopicTable } from './topics.js';

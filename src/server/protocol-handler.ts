@@ -4,7 +4,7 @@ import { isDecodeFailure, type HelloMessage } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
 import { StabilizerError } from './errors.js';
-import type { WebSocketConnectionManager } from './manager.js';
+import type { ManagerHost } from './manager-host.js';
 import { decideHello, planReplay, type AuthorizeResume, type HelloOutcome } from './resume.js';
 import type { ReconnectTokenService } from './tokens.js';
 import type { HelloTrace } from './tracing.js';
@@ -46,7 +46,7 @@ export class ProtocolHandler {
   private readonly onViolation = (conn: Connection, why: string): void => this.violation(conn, why);
 
   constructor(
-    private readonly manager: WebSocketConnectionManager,
+    private readonly manager: ManagerHost,
     private readonly tokens: ReconnectTokenService,
     private readonly authorizeResume: AuthorizeResume | undefined,
   ) {}

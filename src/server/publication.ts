@@ -1,9 +1,9 @@
 import { BinaryKind } from '../protocol/binary.js';
 import type { ReplayEntry } from '../backends/replay-buffer.js';
 import type { DeflatedFrames } from './compression.js';
-import { dataFrame, textFrame, type Payload } from './payload.js';
-import type { MsgpackCodec } from './msgpack.js';
-import { PublicationMsgpack } from './msgpack-frames.js';
+import { dataFrame, textFrame, type Payload } from '../frames/payload.js';
+import type { MsgpackCodec } from '../frames/msgpack.js';
+import { PublicationMsgpack } from '../frames/msgpack-frames.js';
 
 /**
  * One message published to a topic, with its offset (reliable) or without (volatile). Its protocol frame is the

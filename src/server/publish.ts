@@ -1,11 +1,11 @@
 import type { SessionRecord } from '../backends/types.js';
 import type { BroadcastOptions, BroadcastResult, DeliveryFailure } from './broadcast.js';
 import type { Connection, WriteOutcome } from './connection.js';
-import type { Payload } from './payload.js';
+import type { Payload } from '../frames/payload.js';
 import type { Publication } from './publication.js';
 import type { Topic, TopicTable } from './topics.js';
 import type { FrameCompressor } from './compression.js';
-import type { MsgpackCodec } from './msgpack.js';
+import type { MsgpackCodec } from '../frames/msgpack.js';
 
 /** What the publish path needs from the manager. */
 export interface PublishTarget {

@@ -1,5 +1,6 @@
 import { CloseCode, isRetryableCloseCode } from '../protocol/close-codes.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { StorageBackend } from './storage-backend.js';
 import type { ResolvedConfig } from './config-types.js';
 import type { Connection } from './connection.js';
 import { DetachedSessions } from './detached-sessions.js';

@@ -3,7 +3,7 @@ import { DEFAULT_REQUEST_TIMEOUT_MS, RequestErrorCode, type RequestOptions } fro
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
 import { StabilizerError } from './errors.js';
-import { Payload, type SendData } from './payload.js';
+import { Payload, type SendData } from '../frames/payload.js';
 
 /** What a request handler learns about the request besides its payload. */
 export interface RequestContext<Data = unknown> {

@@ -1,7 +1,8 @@
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { FreshReason, HelloMessage } from '../protocol/messages.js';
 import type { ReplayEntry, ReplayLimits } from '../backends/replay-buffer.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { StorageBackend } from './storage-backend.js';
 import { StabilizerError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { ReconnectTokenService, VerifiedToken } from './tokens.js';

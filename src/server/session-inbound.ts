@@ -1,7 +1,7 @@
 import type { DataMessage, ProtocolMessage } from '../protocol/messages.js';
 import type { SessionRecord } from '../backends/types.js';
 import type { Connection } from './connection.js';
-import type { WebSocketConnectionManager } from './manager.js';
+import type { ManagerHost } from './manager-host.js';
 import type { Verdict } from './validation.js';
 
 type Violation = (conn: Connection, why: string) => void;
@@ -11,7 +11,7 @@ type Violation = (conn: Connection, why: string) => void;
  * durable; shared rate limits keep arrival order), acks, pings, and topic subscriptions.
  */
 export function handleSessionMessage(
-  m: WebSocketConnectionManager,
+  m: ManagerHost,
   conn: Connection,
   msg: ProtocolMessage,
   isBinary: boolean,
@@ -45,17 +45,13 @@ export function handleSessionMessage(
   }
 }
 
-function subscription(
-  m: WebSocketConnectionManager,
-  conn: Connection,
-  msg: { t: 'sub' | 'unsub'; c: string },
-): void {
+function subscription(m: ManagerHost, conn: Connection, msg: { t: 'sub' | 'unsub'; c: string }): void {
   if (msg.t === 'sub') void m.topics.subscribe(conn, msg.c);
   else m.topics.unsubscribe(conn, msg.c);
 }
 
 function handleData(
-  m: WebSocketConnectionManager,
+  m: ManagerHost,
   conn: Connection,
   msg: DataMessage,
   isBinary: boolean,
@@ -95,7 +91,7 @@ function handleData(
 
 /** Record, deliver (or answer as invalid) and ack one reliable message: an invalid one is acked too. */
 function acceptReliable(
-  m: WebSocketConnectionManager,
+  m: ManagerHost,
   conn: Connection,
   session: SessionRecord,
   msg: DataMessage,
@@ -112,12 +108,7 @@ function acceptReliable(
 }
 
 /** Ack once the backend has stored the client sequence (a cluster backend); at once otherwise. */
-function ackDurable(
-  m: WebSocketConnectionManager,
-  conn: Connection,
-  session: SessionRecord,
-  seq: number,
-): void {
+function ackDurable(m: ManagerHost, conn: Connection, session: SessionRecord, seq: number): void {
   const durable = m.backend.persistClientSeq?.(session, seq);
   if (!durable) return ack(m, conn, seq);
   // On failure there is no ack: the client resends after its resume and the server drops the duplicate.
@@ -127,7 +118,7 @@ function ackDurable(
   );
 }
 
-function ack(m: WebSocketConnectionManager, conn: Connection, seq: number): void {
+function ack(m: ManagerHost, conn: Connection, seq: number): void {
   if (conn.msgpack) conn.writeMessage({ t: 'ack', s: seq }, m.nowMs);
   else conn.write(`{"t":"ack","s":${seq}}`, false, m.nowMs);
 }

@@ -1,9 +1,16 @@
 import { BROADCAST_TOPIC, isTopicName, type TopicState } from '../protocol/messages.js';
 import { ReplayBuffer, type ReplayLimits } from '../backends/replay-buffer.js';
 import type { SessionRecord } from '../backends/types.js';
-import type { ResolvedConfig } from './config-types.js';
-import type { Payload } from './payload.js';
+import type { Payload } from '../frames/payload.js';
 import { Publication } from './publication.js';
+
+/** The resolved `topics` settings a topic table applies (`ResolvedConfig['topics']`). */
+export interface TopicSettings {
+  readonly maxPerConnection: number;
+  readonly maxNameLength: number;
+  readonly history: ReplayLimits;
+  readonly overrides: ReadonlyArray<{ readonly prefix: string; readonly history: ReplayLimits }>;
+}
 
 /**
  * A topic: one offset counter and one bounded history shared by all its members. Members are ids: protocol
@@ -93,7 +100,7 @@ export class TopicTable {
   hooks: { opened(topic: Topic): void; closed(topic: Topic): void } | undefined = undefined;
 
   constructor(
-    private readonly config: ResolvedConfig['topics'],
+    private readonly config: TopicSettings,
     broadcastLimits: ReplayLimits,
   ) {
     this.all = new Topic(BROADCAST_TOPIC, broadcastLimits);

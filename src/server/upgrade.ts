@@ -2,28 +2,17 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import { AUTH_SUBPROTOCOL, SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
-import { loadedMsgpack, loadMsgpack, msgpackSettled, offersMsgpack } from './msgpack.js';
+import { loadedMsgpack, loadMsgpack, msgpackSettled, offersMsgpack } from '../frames/msgpack.js';
 import { upgradeRejectionStatus, type UpgradeRejectionReason } from './counters.js';
-import type { WebSocketConnectionManager } from './manager.js';
+import type { ManagerHost } from './manager-host.js';
 import { servableDeflateOffer, wsDeflateOptions } from './compression.js';
 import { consumePoint, retryAfterSeconds } from './shared-limits.js';
-import type { SendData } from './payload.js';
+import type { SendData } from '../frames/payload.js';
+import type { AuthResult } from './auth-result.js';
 import { checkOrigin } from './origin.js';
 import { clientResolver, type ClientView, type RequestFacts, type TrustProxy } from './proxy-trust.js';
 
-/**
- * Result of the `authenticate` hook: `false` refuses (401 at the upgrade, close 4504 at the `hello`), `'expired'`
- * refuses credentials that were valid but have expired (401 at the upgrade, close 4505 at the `hello`: the bundled
- * client then calls its `auth()` again once), `true` accepts anonymously; an object accepts with:
- * - `clientId`: a fixed client id (one connection per id: a second one replaces the first). Default: a random id.
- * - `data`: per connection, of the manager's `Data` type (echoed in `connect` events and shown to
- *   `authorizeResume` and `authorizeSubscribe`).
- * - `principal`: the stable identity of the user (e.g. a user id). A protocol session is bound to the principal of
- *   the connection that created it: a resume from another principal is answered `fresh` (`token-rejected`);
- *   `maxSessionsPerPrincipal` counts sessions by it.
- */
-export type AuthResult<Data = unknown> =
-  boolean | 'expired' | { clientId?: string; data?: Data; principal?: string };
+export type { AuthResult };
 
 /** The second argument of `authenticate` when it runs at the `hello` (see {@link AttachOptions.authenticate}). */
 export interface HelloAuth<Auth = unknown> {
@@ -112,7 +101,7 @@ export function nodeRequestFacts(request: IncomingMessage): RequestFacts {
  * `manager.connect`. The request is not retained.
  */
 export function createUpgradeHandler<In, Out extends SendData, Data, Auth = unknown>(
-  manager: WebSocketConnectionManager<In, Out, Data>,
+  manager: ManagerHost<In, Out, Data>,
   options: AttachOptions<Data, Auth> = {},
 ): UpgradeHandler {
   const { config } = manager;
@@ -289,7 +278,7 @@ function offersHelloAuth(request: IncomingMessage): boolean {
 const routers = new WeakMap<Server, Map<string, UpgradeHandler>>();
 
 export function attachToServer<In, Out extends SendData, Data, Auth = unknown>(
-  manager: WebSocketConnectionManager<In, Out, Data>,
+  manager: ManagerHost<In, Out, Data>,
   server: Server,
   options: AttachOptions<Data, Auth> = {},
 ): () => void {

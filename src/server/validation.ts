@@ -2,7 +2,10 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { ErrorCode } from '../protocol/error-codes.js';
 import type { Connection } from './connection.js';
 import type { ServerCounters } from './counters.js';
+import type { InvalidMessageEvent, InvalidMessageIssue } from './invalid-message.js';
 import type { Logger } from './logger.js';
+
+export type { InvalidMessageEvent, InvalidMessageIssue };
 
 /**
  * Run-time checks of what clients send, with any validator that implements Standard Schema
@@ -26,13 +29,6 @@ export interface InboundSchemas<In = unknown> {
 /** What the validator said about one message. */
 export type Verdict = StandardSchemaV1.Result<unknown>;
 
-/** One problem of an invalid message, as in the `invalid-message` event and the error answer. */
-export interface InvalidMessageIssue {
-  message: string;
-  /** Where in the message, e.g. `['user', 'name']` or `[2]`. */
-  path?: Array<string | number>;
-}
-
 /** Issues in an error answer: at most this many, each message cut to {@link maxIssueChars}. */
 export const maxIssuesAnswered = 5;
 export const maxIssueChars = 200;
@@ -54,23 +50,6 @@ export interface ValidationHost {
   ): void;
   /** Emit `invalid-message` for `conn`. */
   announceInvalid(conn: Connection, event: InvalidMessageEvent): void;
-}
-
-/** The `invalid-message` event. */
-export interface InvalidMessageEvent {
-  clientId: string;
-  /** What the client sent (not the schema's output: there is none). */
-  data: unknown;
-  isBinary: boolean;
-  reliable: boolean;
-  /** Protocol mode, reliable messages: the client sequence number (also in the error answer). */
-  seq?: number;
-  messageId?: string;
-  /**
-   * Every issue the validator reported, messages cut to {@link maxIssueChars} characters (the error answer carries
-   * the first {@link maxIssuesAnswered}).
-   */
-  issues: InvalidMessageIssue[];
 }
 
 const isThenable = (v: unknown): v is PromiseLike<Verdict> =>

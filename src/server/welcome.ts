@@ -1,6 +1,6 @@
 import type { WelcomeMessage } from '../protocol/messages.js';
 import type { Connection } from './connection.js';
-import type { WebSocketConnectionManager } from './manager.js';
+import type { ManagerHost } from './manager-host.js';
 import type { ResumePlan } from './resume.js';
 
 /**
@@ -9,7 +9,7 @@ import type { ResumePlan } from './resume.js';
  * registered, so nothing sent meanwhile is missed or duplicated. Returns the number of messages replayed.
  */
 export function writeWelcome(
-  m: WebSocketConnectionManager,
+  m: ManagerHost,
   conn: Connection,
   plan: ResumePlan,
   positions: Record<string, number> | undefined,

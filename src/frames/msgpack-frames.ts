@@ -1,11 +1,10 @@
 import type { MsgpackCodec } from './msgpack.js';
-import { headerBytes, writeHeader } from './payload.js';
+import { headerBytes, OPCODE_BINARY, writeHeader } from './ws-frame.js';
 
 // The `stabilizer.v1.msgpack` data frames (PROTOCOL.md §2.7), built from bytes: MessagePack is a concatenation, so
 // a payload encoded once (`p`) is followed by nothing and preceded by a small map head, like the JSON frames. A
 // reliable message's head carries the recipient's sequence; everything else is the same bytes for every recipient.
 
-const BINARY = 0x82; // FIN + binary (payload.ts has the same; not imported: a module cycle)
 /** `{t:'d', p}`, `{t:'d', s, p}`: fixmap of 2 / 3, then the keys and values up to `s`'s value. */
 const VOLATILE_HEAD = Buffer.from([0x82, 0xa1, 0x74, 0xa1, 0x64, 0xa1, 0x70]); // …"p" key last
 const RELIABLE_PREFIX = Buffer.from([0x83, 0xa1, 0x74, 0xa1, 0x64, 0xa1, 0x73]); // then s
@@ -46,7 +45,7 @@ function binaryFrame(parts: Buffer[]): Buffer {
   let length = 0;
   for (const p of parts) length += p.length;
   const out = Buffer.allocUnsafe(headerBytes(length) + length);
-  let at = writeHeader(out, BINARY, length);
+  let at = writeHeader(out, OPCODE_BINARY, length);
   for (const p of parts) at += p.copy(out, at);
   return out;
 }
@@ -87,7 +86,7 @@ export class PayloadMsgpack {
     const headBody = RELIABLE_PREFIX.length + uintBytes(seq) + KEY_P.length;
     const length = headBody + this.p.length;
     const head = Buffer.allocUnsafe(headerBytes(length) + headBody + (inline ? this.p.length : 0));
-    let at = writeHeader(head, BINARY, length);
+    let at = writeHeader(head, OPCODE_BINARY, length);
     at += RELIABLE_PREFIX.copy(head, at);
     at = writeUint(head, at, seq);
     at += KEY_P.copy(head, at);
@@ -153,5 +152,11 @@ export class PublicationMsgpack {
 /** `{t:'ping'}` and `{t:'pong'}` as MessagePack frames, framed once for every connection. */
 export const MSGPACK_PING_MESSAGE = Buffer.from([0x81, 0xa1, 0x74, 0xa4, 0x70, 0x69, 0x6e, 0x67]);
 export const MSGPACK_PONG_MESSAGE = Buffer.from([0x81, 0xa1, 0x74, 0xa4, 0x70, 0x6f, 0x6e, 0x67]);
-export const MSGPACK_PING_FRAME: Buffer = Buffer.concat([Buffer.from([BINARY, 8]), MSGPACK_PING_MESSAGE]);
-export const MSGPACK_PONG_FRAME: Buffer = Buffer.concat([Buffer.from([BINARY, 8]), MSGPACK_PONG_MESSAGE]);
+export const MSGPACK_PING_FRAME: Buffer = Buffer.concat([
+  Buffer.from([OPCODE_BINARY, 8]),
+  MSGPACK_PING_MESSAGE,
+]);
+export const MSGPACK_PONG_FRAME: Buffer = Buffer.concat([
+  Buffer.from([OPCODE_BINARY, 8]),
+  MSGPACK_PONG_MESSAGE,
+]);
