@@ -10,7 +10,7 @@ import {
   type ClientOp,
   type ClientOpAnswer,
   type ClientOpValue,
-} from '../server/client-ops.js';
+} from '../server/topics/client-ops.js';
 import { StabilizerError } from '../server/errors.js';
 import { decodeOwner } from './codec.js';
 import { typedRedisError } from './errors.js';

@@ -3,7 +3,7 @@ import { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import { TypedEmitter } from '../server/events.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../server/operations/logger.js';
 import { duplicate, OVERRIDES, withTimeout } from './client-options.js';
 import { ClusterWatch } from './cluster-watch.js';
 import {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../server/operations/logger.js';
 
 /** Presence change of a topic, seen by every node that follows it. */
 export interface PresenceEvent {

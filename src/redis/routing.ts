@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ReplayLimits } from '../backends/replay-buffer.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import type { BroadcastOptions, ClusterBroadcastReport } from '../server/broadcast.js';
+import type { BroadcastOptions, ClusterBroadcastReport } from '../server/topics/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Payload } from '../frames/payload.js';
 import { encodePayload } from './codec.js';

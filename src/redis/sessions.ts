@@ -4,7 +4,7 @@ import type { SessionLookup, SessionOwner, SessionRecord } from '../backends/typ
 import type { BackendHost } from '../server/storage-backend.js';
 import { newSessionRecord } from '../backends/session-record.js';
 import { CloseCode } from '../protocol/close-codes.js';
-import type { Connection } from '../server/connection.js';
+import type { Connection } from '../server/transport/connection.js';
 import type { Payload } from '../frames/payload.js';
 import { decodeOwner, decodePayload, parseEntries, parseNodeMessage } from './codec.js';
 import { isEpochError, type RedisLink } from './link.js';

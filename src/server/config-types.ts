@@ -1,8 +1,8 @@
-import type { Logger } from './logger.js';
+import type { Logger } from './operations/logger.js';
 import type { StorageBackend } from './storage-backend.js';
-import type { RateLimiterLike } from './shared-limits.js';
-import type { InboundSchemas } from './validation.js';
-import type { CompressionConfig } from './compression.js';
+import type { RateLimiterLike } from './inbound/shared-limits.js';
+import type { InboundSchemas } from './inbound/validation.js';
+import type { CompressionConfig } from './transport/compression.js';
 
 export type { CompressionConfig };
 

@@ -1,12 +1,12 @@
 import type { WebSocket } from 'ws';
 import type { RequestTypes, AnyRequestTypes } from '../protocol/requests.js';
 import type { SendData } from '../frames/payload.js';
-import type { Connection } from './connection.js';
-import type { UpgradeRejectionReason } from './counters.js';
+import type { Connection } from './transport/connection.js';
+import type { UpgradeRejectionReason } from './operations/counters.js';
 import type { ConnectOptions } from './manager-options.js';
 import type { MessagingManager } from './messaging.js';
-import type { InboundAdmission } from './shared-limits.js';
-import type { InboundValidation } from './validation.js';
+import type { InboundAdmission } from './inbound/shared-limits.js';
+import type { InboundValidation } from './inbound/validation.js';
 
 /**
  * What the handshake and session code (upgrade.ts, protocol-handler.ts, welcome.ts, session-inbound.ts) uses of

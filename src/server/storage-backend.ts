@@ -1,12 +1,12 @@
 import type { ReplayLimits } from '../backends/replay-buffer.js';
 import type { SessionRecord, SessionStore } from '../backends/types.js';
 import type { Payload } from '../frames/payload.js';
-import type { BroadcastOptions, BroadcastResult, DeliveryFailure } from './broadcast.js';
-import type { ClientOp, ClientOpAnswer, ClientOpRoute } from './client-op-types.js';
-import type { Connection, WriteOutcome } from './connection.js';
-import type { Logger } from './logger.js';
-import type { Publication } from './publication.js';
-import type { Topic, TopicTable } from './topics.js';
+import type { BroadcastOptions, BroadcastResult, DeliveryFailure } from './topics/broadcast.js';
+import type { ClientOp, ClientOpAnswer, ClientOpRoute } from './topics/client-op-types.js';
+import type { Connection, WriteOutcome } from './transport/connection.js';
+import type { Logger } from './operations/logger.js';
+import type { Publication } from './topics/publication.js';
+import type { Topic, TopicTable } from './topics/topics.js';
 
 /**
  * The storage seam: everything the manager keeps beyond one socket goes through this interface. `MemoryBackend`
