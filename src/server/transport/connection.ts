@@ -30,6 +30,7 @@ import {
   type WsInternals,
 } from './direct-socket.js';
 import { publicationFrame, writePayloadFrame } from './connection-frames.js';
+import type { Transport } from './transport.js';
 import type { WriteOutcome } from './write-outcome.js';
 
 export type { WriteOutcome };
@@ -47,7 +48,7 @@ function terminateLate(conn: Connection): void {
  * One live socket and its small per-connection state. This is the only place that touches the `ws` socket: the
  * manager, broadcast, heartbeat and shutdown all go through it. Kept lean on purpose (no closures, no request).
  */
-export class Connection {
+export class Connection implements Transport {
   /** `handshaking` until the protocol `hello` is answered; plain sockets start `open`. */
   state: 'handshaking' | 'open' | 'closed' = 'open';
   /** Coarse time (sweep clock) of the last inbound and outbound frame. */
@@ -141,6 +142,10 @@ export class Connection {
 
   get isOpen(): boolean {
     return this.state !== 'closed' && this.socket.readyState === OPEN;
+  }
+
+  get socketOpen(): boolean {
+    return this.socket.readyState === OPEN;
   }
 
   get bufferedBytes(): number {

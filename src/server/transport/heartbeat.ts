@@ -1,18 +1,16 @@
-import type { Connection } from './connection.js';
-
-const OPEN = 1;
+import type { Transport } from './transport.js';
 
 /** What one sweep needs from the manager. */
 export interface SweepTarget {
-  readonly connections: ReadonlyMap<string, Connection>;
+  readonly connections: ReadonlyMap<string, Transport>;
   readonly pingIntervalMs: number;
   readonly pongTimeoutMs: number;
   /** The pong timeout of a protocol connection whose client said its page is hidden (never below `pongTimeoutMs`). */
   readonly hiddenPongTimeoutMs: number;
   /** Send a heartbeat ping (protocol ping frame in plain mode, `{"t":"ping"}` in protocol mode). */
-  ping(conn: Connection, nowMs: number): void;
+  ping(conn: Transport, nowMs: number): void;
   /** Drop a connection that did not answer. */
-  expire(conn: Connection): void;
+  expire(conn: Transport): void;
 }
 
 /** Sweep period: often enough to honour both deadlines within half of the shorter one. */
@@ -33,7 +31,7 @@ export function sweepIntervalMs(pingIntervalMs: number, pongTimeoutMs: number): 
  */
 export function sweepHeartbeats(target: SweepTarget, nowMs: number): void {
   for (const conn of target.connections.values()) {
-    if (conn.socket.readyState !== OPEN) {
+    if (!conn.socketOpen) {
       // Closing, perhaps started by the peer, which ws then waits 30 s for: not pinged, and bounded from here.
       conn.limitCloseWait();
       continue;
