@@ -31,4 +31,43 @@ export default tseslint.config(
       '@typescript-eslint/no-explicit-any': 'error',
     },
   },
+  // Floors (ARCHITECTURE.md "Floors"): protocol < frames < backends < server < redis, adapters, dashboard, metrics;
+  // the client sits on protocol alone. A file never imports a folder on a higher floor; `npm run check:cycles`
+  // (madge, type-only imports included) finds import cycles within a floor.
+  ...floorRules({
+    'src/protocol/**': [
+      'frames',
+      'backends',
+      'server',
+      'client',
+      'redis',
+      'adapters',
+      'dashboard',
+      'metrics',
+    ],
+    'src/frames/**': ['backends', 'server', 'client', 'redis', 'adapters', 'dashboard', 'metrics'],
+    'src/backends/**': ['server', 'client', 'redis', 'adapters', 'dashboard', 'metrics'],
+    'src/server/**': ['client', 'redis', 'adapters', 'dashboard', 'metrics'],
+    'src/client/**': ['frames', 'backends', 'server', 'redis', 'adapters', 'dashboard', 'metrics'],
+  }),
 );
+
+/** One `no-restricted-imports` rule per floor: relative imports of the named top-level folders of src/ fail. */
+function floorRules(floors) {
+  return Object.entries(floors).map(([files, above]) => ({
+    files: [files],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: above.map((folder) => `**/../${folder}/**`),
+              message: 'a lower floor imports a higher one (see ARCHITECTURE.md "Floors")',
+            },
+          ],
+        },
+      ],
+    },
+  }));
+}

@@ -6,7 +6,7 @@
 // second); the report gives per-message medians with their p10–p90 spread and the median ratio over the rounds.
 // Time is this process's CPU time (process.cpuUsage), not wall time.
 // The codecs are the ones the package uses: JSON.stringify/parse, and msgpackr with the options of
-// src/server/msgpack.ts and src/client/msgpack.ts.
+// src/frames/msgpack.ts and src/client/msgpack.ts.
 import { Packr, Unpackr } from 'msgpackr';
 
 const arg = (name, fallback) => {

@@ -23,9 +23,9 @@ const root = new URL('..', import.meta.url).pathname;
 await build({
   stdin: {
     contents: [
-      "export { matchHeartbeatFrame } from './src/server/heartbeat-frames.ts';",
+      "export { matchHeartbeatFrame } from './src/server/session/heartbeat-frames.ts';",
       "export { decodeClientMessage } from './src/protocol/messages.ts';",
-      "export { PROTOCOL_PONG_FRAME, textFrame } from './src/server/payload.ts';",
+      "export { PROTOCOL_PONG_FRAME, textFrame } from './src/frames/payload.ts';",
     ].join('\n'),
     resolveDir: root,
     loader: 'ts',

@@ -1,9 +1,9 @@
 import type { Server } from 'node:http';
 import type { Application, Request, RequestHandler } from 'express';
 import type { WebSocketConnectionManager } from '../server/manager.js';
-import { runMiddleware } from '../server/middleware.js';
-import type { SendData } from '../server/payload.js';
-import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
+import { runMiddleware } from '../server/upgrade/middleware.js';
+import type { SendData } from '../frames/payload.js';
+import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade/upgrade.js';
 
 /**
  * Options of {@link attachExpress}: those of `manager.attach`, plus middleware for the upgrade request. `Data` is

@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyPluginCallback } from 'fastify';
 import type { WebSocketConfig } from '../server/config-types.js';
 import { WebSocketConnectionManager, type ManagerHooks } from '../server/manager.js';
-import type { SendData } from '../server/payload.js';
-import type { ShutdownOptions } from '../server/shutdown.js';
-import type { AttachOptions } from '../server/upgrade.js';
+import type { SendData } from '../frames/payload.js';
+import type { ShutdownOptions } from '../server/operations/shutdown.js';
+import type { AttachOptions } from '../server/upgrade/upgrade.js';
 
 /**
  * Options of the {@link fastifyStabilizer} plugin: those of `manager.attach`, plus the manager or its config.

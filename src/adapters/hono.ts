@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context, Env, MiddlewareHandler } from 'hono';
 import type { WebSocketConnectionManager } from '../server/manager.js';
-import type { SendData } from '../server/payload.js';
-import type { AttachOptions, AuthResult, HelloAuth, UpgradeHandler } from '../server/upgrade.js';
+import type { SendData } from '../frames/payload.js';
+import type { AttachOptions, AuthResult, HelloAuth, UpgradeHandler } from '../server/upgrade/upgrade.js';
 
 /** What {@link createHonoStabilizer} needs of a Hono app: its `fetch`. */
 export interface FetchApp {

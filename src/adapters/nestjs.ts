@@ -4,10 +4,10 @@ import type { Observable } from 'rxjs';
 import type { WebSocketConfig } from '../server/config-types.js';
 import { WebSocketConnectionManager, type ManagerHooks } from '../server/manager.js';
 import type { SendOutcome } from '../server/messaging.js';
-import type { BinaryPayload, SendData } from '../server/payload.js';
-import { runMiddleware, type ConnectMiddleware } from '../server/middleware.js';
-import type { ShutdownOptions } from '../server/shutdown.js';
-import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade.js';
+import type { BinaryPayload, SendData } from '../frames/payload.js';
+import { runMiddleware, type ConnectMiddleware } from '../server/upgrade/middleware.js';
+import type { ShutdownOptions } from '../server/operations/shutdown.js';
+import type { AttachOptions, AuthResult, HelloAuth } from '../server/upgrade/upgrade.js';
 
 /**
  * Options of {@link StabilizerWsAdapter}. `In`, `Out` and `Data` are the manager's (inferred from `manager`, or

@@ -1,6 +1,6 @@
 import type { ReplayLimits } from './replay-buffer.js';
 import { newIncarnation, newSessionRecord } from './session-record.js';
-import type { SessionInfo, SessionLookup, SessionOwner, SessionRecord, StorageBackend } from './types.js';
+import type { SessionInfo, SessionLookup, SessionOwner, SessionRecord, SessionStore } from './types.js';
 
 export interface MemoryBackendOptions {
   /**
@@ -20,7 +20,7 @@ export interface MemoryBackendOptions {
  * The default backend: everything in this process's memory. Sessions do not survive a restart (a resume after a
  * restart gets `fresh` with `unknown-session`), and nothing is shared between processes.
  */
-export class MemoryBackend implements StorageBackend {
+export class MemoryBackend implements SessionStore {
   readonly name = 'memory';
   /**
    * Nonce → expiry. Tokens carry different TTLs (`generateReconnectToken(id, { ttlMs })`, resume tokens), so

@@ -1,4 +1,4 @@
-import type { Payload } from '../server/payload.js';
+import type { Payload } from '../frames/payload.js';
 
 /** One reliable message kept for replay. The payload object is shared with other sessions' buffers. */
 export interface ReplayEntry {

@@ -25,9 +25,9 @@ import {
 import { Outbox, type OutboxEntry } from './outbox.js';
 import { closeSocket, resolveWebSocket, type WebSocketConstructor, type WebSocketLike } from './socket.js';
 import * as topics from './topics.js';
+import type { ClientState } from './options.js';
 
-/** `connecting` until the welcome, `open` after it, `reconnecting` while waiting to retry, `closed` for good. */
-export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+export type { ClientState };
 
 type Timer = ReturnType<typeof setTimeout> | undefined;
 

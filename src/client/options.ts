@@ -2,6 +2,9 @@ import { SUBPROTOCOL, type ErrorCode, type FreshReason, type TopicFreshReason } 
 import type { ClientError } from './errors.js';
 import type { ClientCodec, WebSocketConstructor } from './socket.js';
 
+/** `connecting` until the welcome, `open` after it, `reconnecting` while waiting to retry, `closed` for good. */
+export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed';
+
 /** Why a socket closed. For closes the client decides itself, see {@link ClientEvents.close}. */
 export interface CloseInfo {
   code: number;

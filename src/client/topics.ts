@@ -5,9 +5,8 @@ import {
   type TopicState,
   type UnsubMessage,
 } from '../protocol/index.js';
-import type { ClientState } from './client.js';
 import { ClientError } from './errors.js';
-import type { ClientEvents } from './options.js';
+import type { ClientEvents, ClientState } from './options.js';
 
 type Events = ClientEvents<unknown>;
 type Settle = (v: number | ClientError) => void;

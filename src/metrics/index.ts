@@ -1,6 +1,6 @@
 import type { Counter, Gauge, LabelValues, Registry } from 'prom-client';
 import { CloseCode } from '../protocol/close-codes.js';
-import { upgradeRejectionStatus } from '../server/counters.js';
+import { upgradeRejectionStatus } from '../server/operations/counters.js';
 import type { WebSocketConnectionManager } from '../server/manager.js';
 
 /** Close codes reported as themselves; any other code a peer sends is reported as `other` (bounded cardinality). */

@@ -20,6 +20,7 @@ export const SUBPROTOCOL_MSGPACK = 'stabilizer.v1.msgpack';
  */
 export const AUTH_SUBPROTOCOL = 'stabilizer.auth';
 
+import type { FreshReason } from './fresh-reason.js';
 import { isSeq, isTopicName, isTopicPositions, isTopicStates, type TopicState } from './topics.js';
 
 export {
@@ -31,25 +32,7 @@ export {
   type TopicState,
 } from './topics.js';
 
-/** Why a session started fresh instead of resuming. */
-export type FreshReason =
-  /** The client presented no token: a first connection. */
-  | 'new'
-  /** The token or the session it names has outlived its TTL. */
-  | 'expired'
-  /** The server does not know the session (restarted with in-memory storage, or another cluster). */
-  | 'unknown-session'
-  /** Messages the client missed were evicted from the replay buffer (count, bytes or age). */
-  | 'gap'
-  /** The token was forged, tampered, replayed or malformed. */
-  | 'token-rejected'
-  /** The server evicted the detached session to stay within its memory budget or session cap. */
-  | 'evicted'
-  /**
-   * Reported by the client, never sent by a server: its newest token was refused as already used (4004) twice in
-   * a row (the welcome of its last resume was lost and the token's nonce stayed spent), so it started a new session.
-   */
-  | 'token-replayed';
+export type { FreshReason };
 
 /** Client → server, first frame on every connection. */
 export interface HelloMessage {

@@ -2,7 +2,7 @@
  * Topic names, topic positions and the small value checks the decoders share (PROTOCOL.md §2.6). Split from
  * messages.ts to keep files short; messages.ts re-exports the public names.
  */
-import type { FreshReason } from './messages.js';
+import type { FreshReason } from './fresh-reason.js';
 
 /**
  * The built-in topic that `broadcast()` publishes to. Every protocol session is a member of it from its start.

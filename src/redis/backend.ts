@@ -1,22 +1,20 @@
 import type { ReplayLimits } from '../backends/replay-buffer.js';
 import { newIncarnation } from '../backends/session-record.js';
-import type {
-  BackendHost,
-  SessionInfo,
-  SessionLookup,
-  SessionOwner,
-  SessionRecord,
-  StorageBackend,
-} from '../backends/types.js';
+import type { SessionInfo, SessionLookup, SessionOwner, SessionRecord } from '../backends/types.js';
+import type { BackendHost, StorageBackend } from '../server/storage-backend.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
-import type { BroadcastOptions, BroadcastResult, ClusterBroadcastReport } from '../server/broadcast.js';
+import type {
+  BroadcastOptions,
+  BroadcastResult,
+  ClusterBroadcastReport,
+} from '../server/topics/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
 import type { Listener } from '../server/events.js';
-import { silentLogger } from '../server/logger.js';
-import { Payload, type SendData } from '../server/payload.js';
-import type { Topic } from '../server/topics.js';
-import type { ClientOp, ClientOpAnswer } from '../server/client-ops.js';
+import { silentLogger } from '../server/operations/logger.js';
+import { Payload, type SendData } from '../frames/payload.js';
+import type { Topic } from '../server/topics/topics.js';
+import type { ClientOp, ClientOpAnswer } from '../server/topics/client-ops.js';
 import { AckTrimmer } from './acks.js';
 import { ClusterClientOps } from './client-ops.js';
 import { NodeConnections } from './connections.js';

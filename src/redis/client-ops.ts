@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { BackendHost, SessionRecord } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { BackendHost } from '../server/storage-backend.js';
 import { isRetryableCloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import {
@@ -9,7 +10,7 @@ import {
   type ClientOp,
   type ClientOpAnswer,
   type ClientOpValue,
-} from '../server/client-ops.js';
+} from '../server/topics/client-ops.js';
 import { StabilizerError } from '../server/errors.js';
 import { decodeOwner } from './codec.js';
 import { typedRedisError } from './errors.js';

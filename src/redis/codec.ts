@@ -1,5 +1,5 @@
 import type { SessionOwner } from '../backends/types.js';
-import { Payload, type PayloadRpc } from '../server/payload.js';
+import { Payload, type PayloadRpc } from '../frames/payload.js';
 
 /**
  * Payload encoding in Redis: one tag character and the body. `s` raw text (sent as given), `j` JSON text of a

@@ -13,4 +13,4 @@
 export { createRedisBackend, RedisBackend, type ClusterSendOutcome } from './backend.js';
 export type { RedisBackendOptions } from './options.js';
 export type { RedisBackendEvents } from './link.js';
-export type { ClusterBroadcastReport } from '../server/broadcast.js';
+export type { ClusterBroadcastReport } from '../server/topics/broadcast.js';

@@ -3,12 +3,16 @@ import { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
 import { TypedEmitter } from '../server/events.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../server/operations/logger.js';
 import { duplicate, OVERRIDES, withTimeout } from './client-options.js';
 import { ClusterWatch } from './cluster-watch.js';
-import { redactUrl, type RedisBackendOptions, type ResolvedRedisOptions } from './options.js';
+import {
+  redactUrl,
+  type PresenceEvent,
+  type RedisBackendOptions,
+  type ResolvedRedisOptions,
+} from './options.js';
 import { defineScripts, type ScriptArg, type ScriptName, type ScriptRunner } from './scripts.js';
-import type { PresenceEvent } from './topics.js';
 import { defineTopicScripts, type TopicScriptName, type TopicScriptRunner } from './topic-scripts.js';
 
 /** Events of the Redis backend (`backend.on(...)`). */

@@ -2,7 +2,15 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { StabilizerError } from '../server/errors.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../server/operations/logger.js';
+
+/** Presence change of a topic, seen by every node that follows it. */
+export interface PresenceEvent {
+  topic: string;
+  clientId: string;
+  nodeId: string;
+  change: 'join' | 'leave';
+}
 
 /** Options of {@link createRedisBackend}. Give `client` or `url`. */
 export interface RedisBackendOptions {

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { ReplayLimits } from '../backends/replay-buffer.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import type { BroadcastOptions, ClusterBroadcastReport } from '../server/broadcast.js';
+import type { BroadcastOptions, ClusterBroadcastReport } from '../server/topics/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
-import type { Payload } from '../server/payload.js';
+import type { Payload } from '../frames/payload.js';
 import { encodePayload } from './codec.js';
 import { typedRedisError } from './errors.js';
 import type { RedisLink } from './link.js';

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type { ReplayLimits } from '../backends/replay-buffer.js';
-import type { BackendHost, SessionLookup, SessionOwner, SessionRecord } from '../backends/types.js';
+import type { SessionLookup, SessionOwner, SessionRecord } from '../backends/types.js';
+import type { BackendHost } from '../server/storage-backend.js';
 import { newSessionRecord } from '../backends/session-record.js';
 import { CloseCode } from '../protocol/close-codes.js';
-import type { Connection } from '../server/connection.js';
-import type { Payload } from '../server/payload.js';
+import type { Connection } from '../server/transport/connection.js';
+import type { Payload } from '../frames/payload.js';
 import { decodeOwner, decodePayload, parseEntries, parseNodeMessage } from './codec.js';
 import { isEpochError, type RedisLink } from './link.js';
 

@@ -1,11 +1,11 @@
 import type { ReplayLimits } from '../backends/replay-buffer.js';
-import type { BackendHost } from '../backends/types.js';
+import type { BackendHost } from '../server/storage-backend.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
-import type { BroadcastOptions, ClusterBroadcastReport } from '../server/broadcast.js';
+import type { BroadcastOptions, ClusterBroadcastReport } from '../server/topics/broadcast.js';
 import { StabilizerError } from '../server/errors.js';
-import type { Payload } from '../server/payload.js';
-import type { Topic } from '../server/topics.js';
+import type { Payload } from '../frames/payload.js';
+import type { Topic } from '../server/topics/topics.js';
 import type { RedisLink } from './link.js';
 import type { ResolvedRedisOptions } from './options.js';
 import { PublishLanes } from './publish-lanes.js';

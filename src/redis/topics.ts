@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { BackendHost, SessionRecord } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { BackendHost } from '../server/storage-backend.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
-import { Publication } from '../server/publication.js';
-import type { Topic } from '../server/topics.js';
+import { Publication } from '../server/topics/publication.js';
+import type { Topic } from '../server/topics/topics.js';
 import { decodePayload, parseTopicMessage, type TopicPublication } from './codec.js';
 import type { RedisLink } from './link.js';
+import type { PresenceEvent } from './options.js';
 import { topicKeys, type TopicKeys } from './topic-scripts.js';
 
 /** A topic this node follows: subscribed to its channel, its local `Topic` kept in step with its Redis stream. */
@@ -43,13 +45,7 @@ interface Followed {
   dead: string[];
 }
 
-/** Presence change of a topic, seen by every node that follows it. */
-export interface PresenceEvent {
-  topic: string;
-  clientId: string;
-  nodeId: string;
-  change: 'join' | 'leave';
-}
+export type { PresenceEvent };
 
 /** Longest a topic's history can be asked for when the manager's bounds are not known yet (before `bind`). */
 const UNBOUND_MAX_AGE_MS = 86_400_000;

@@ -1,7 +1,10 @@
-import type { Logger } from './logger.js';
-import type { StorageBackend } from '../backends/types.js';
-import type { RateLimiterLike } from './shared-limits.js';
-import type { InboundSchemas } from './validation.js';
+import type { Logger } from './operations/logger.js';
+import type { StorageBackend } from './storage-backend.js';
+import type { RateLimiterLike } from './inbound/shared-limits.js';
+import type { InboundSchemas } from './inbound/validation.js';
+import type { CompressionConfig } from './transport/compression.js';
+
+export type { CompressionConfig };
 
 /** Named heartbeat settings. See README "Choosing a preset" for which fits behind which proxy. */
 export type PresetName = 'conservative' | 'aggressive' | 'relaxed';
@@ -119,53 +122,6 @@ export interface RateLimitersConfig {
    * @default undefined (no limit)
    */
   upgradesPerIp?: RateLimiterLike;
-}
-
-/**
- * permessage-deflate (RFC 7692), paid once per broadcast: a publication is deflated once and framed once, and
- * every connection that negotiated the extension gets the same compressed frame (see README "Compression").
- * Only offers the shared compressor can serve are accepted: the server always answers
- * `server_no_context_takeover` and `server_max_window_bits=serverMaxWindowBits`; an offer that asks for a smaller
- * server window is declined, and that client gets uncompressed frames.
- */
-export interface CompressionConfig {
-  /**
-   * Negotiate permessage-deflate with clients that offer it (browsers always do; `ws` clients by default).
-   * @default false
-   */
-  enabled?: boolean;
-  /**
-   * Payloads smaller than this (bytes of the application payload) are sent uncompressed: below about 1 KB,
-   * realistic JSON shrinks little and the deflate costs more than the bytes it saves.
-   * @default 1024
-   */
-  thresholdBytes?: number;
-  /**
-   * zlib level, 1 (fastest) to 9 (smallest). Level 1 keeps the deflate of a 16 KB JSON message at about half the
-   * CPU of level 6, for about 15% more bytes.
-   * @default 1
-   */
-  level?: number;
-  /**
-   * The LZ77 window (9-15) of every compressed frame, announced as `server_max_window_bits`. A client offer with a
-   * smaller `server_max_window_bits` is declined.
-   * @default 15
-   */
-  serverMaxWindowBits?: number;
-  /**
-   * zlib memory level (1-9) of the deflate.
-   * @default 8
-   */
-  memLevel?: number;
-  /**
-   * Payloads of at least this many bytes are deflated in zlib's thread pool instead of on the event loop; until
-   * it is done, later publications to the same topic wait behind it, so every member keeps the topic's order.
-   * Measured with `bench/deflate-threshold.mjs` (realistic JSON, level 1): up to 8 KB an inline deflate costs the
-   * event loop less than handing it to the pool (tens of µs against ~0.1 ms); from 16 KB on the pool costs it
-   * less, and at 32 KB an inline deflate blocks it for about 1 ms against ~0.1 ms.
-   * @default 16384
-   */
-  asyncThresholdBytes?: number;
 }
 
 /** Configuration of a {@link WebSocketConnectionManager}. Every field is optional. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import type { PresetName, ReplayConfig, ResolvedConfig, WebSocketConfig } from './config-types.js';
-import type { RateLimiterLike } from './shared-limits.js';
+import type { RateLimiterLike } from './inbound/shared-limits.js';
 
 /** The default `maxSessionsPerIp`, counted only for client addresses (see `WebSocketConfig.maxSessionsPerIp`). */
 const DEFAULT_MAX_SESSIONS_PER_CLIENT_IP = 1000;

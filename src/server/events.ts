@@ -1,5 +1,5 @@
 import type { FreshReason } from '../protocol/messages.js';
-import type { InvalidMessageEvent } from './validation.js';
+import type { InvalidMessageEvent } from './inbound/invalid-message.js';
 
 /** Why a connection ended, as reported to `disconnect` listeners and logs. */
 export type DisconnectReason =

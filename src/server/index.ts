@@ -1,8 +1,8 @@
 export { WebSocketConnectionManager } from './manager.js';
 export type { ConnectOptions, ManagerHooks, ManagerStats } from './manager.js';
 export type { SendOutcome } from './messaging.js';
-export type { ClientInfo, ClientOpOptions } from './client-ops.js';
-export type { RequestContext, RequestHandler } from './requests.js';
+export type { ClientInfo, ClientOpOptions } from './topics/client-ops.js';
+export type { RequestContext, RequestHandler } from './session/requests.js';
 export {
   RequestErrorCode,
   DEFAULT_REQUEST_TIMEOUT_MS,
@@ -19,37 +19,44 @@ export {
 export { resolveConfig, presets } from './config.js';
 export type * from './config-types.js';
 export { StabilizerError, TokenError, ConfigError } from './errors.js';
-export type { Logger } from './logger.js';
+export type { Logger } from './operations/logger.js';
 export type { ManagerEvents, DisconnectReason, Listener } from './events.js';
-export type { InboundSchemas, InvalidMessageEvent, InvalidMessageIssue } from './validation.js';
+export type { InboundSchemas, InvalidMessageEvent, InvalidMessageIssue } from './inbound/validation.js';
 export type {
   BroadcastOptions,
   BroadcastResult,
   ClusterBroadcastReport,
   DeliveryFailure,
-} from './broadcast.js';
-export type { ShutdownOptions, ShutdownStats } from './shutdown.js';
-export type { RateLimiterLike } from './shared-limits.js';
-export type { AttachOptions, Authenticate, AuthResult, HelloAuth, UpgradeHandler } from './upgrade.js';
-export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './fetch-upgrade.js';
-export { checkOrigin, type AllowedOrigins, type OriginVerdict, type OwnOrigin } from './origin.js';
-export type { TrustProxy } from './proxy-trust.js';
-export { StandardSocketAdapter, type StandardWebSocket } from './standard-socket.js';
-export type { AuthorizeResume, ResumeAuthorizationContext } from './resume.js';
-export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './membership.js';
-export type { VerifiedToken } from './tokens.js';
+} from './topics/broadcast.js';
+export type { ShutdownOptions, ShutdownStats } from './operations/shutdown.js';
+export type { RateLimiterLike } from './inbound/shared-limits.js';
+export type {
+  AttachOptions,
+  Authenticate,
+  AuthResult,
+  HelloAuth,
+  UpgradeHandler,
+} from './upgrade/upgrade.js';
+export { handleFetchUpgrade, type FetchUpgrade, type FetchUpgradeOptions } from './upgrade/fetch-upgrade.js';
+export { checkOrigin, type AllowedOrigins, type OriginVerdict, type OwnOrigin } from './upgrade/origin.js';
+export type { TrustProxy } from './upgrade/proxy-trust.js';
+export { StandardSocketAdapter, type StandardWebSocket } from './transport/standard-socket.js';
+export type { AuthorizeResume, ResumeAuthorizationContext } from './session/resume.js';
+export type { AuthorizeSubscribe, SubscribeAuthorizationContext } from './topics/membership.js';
+export type { VerifiedToken } from './session/tokens.js';
 export type {
   OpenTelemetryApi,
   TraceAttributeValue,
   TraceSpan,
   TraceTracer,
   TracingOptions,
-} from './tracing.js';
-export { Payload, type BinaryPayload, type SendData } from './payload.js';
-export { closeOnSignals, type SignalOptions } from './signals.js';
-export { loadMsgpack } from './msgpack.js';
+} from './operations/tracing.js';
+export { Payload, type BinaryPayload, type SendData } from '../frames/payload.js';
+export { closeOnSignals, type SignalOptions } from './operations/signals.js';
+export { loadMsgpack } from '../frames/msgpack.js';
 export { MemoryBackend, type MemoryBackendOptions } from '../backends/memory.js';
-export type { StorageBackend, SessionRecord, SessionLookup, BackendHost } from '../backends/types.js';
+export type { SessionRecord, SessionLookup } from '../backends/types.js';
+export type { StorageBackend, BackendHost } from './storage-backend.js';
 export { ReplayBuffer, type ReplayEntry, type ReplayLimits } from '../backends/replay-buffer.js';
 export {
   CloseCode,
@@ -61,11 +68,11 @@ export {
   type FreshReason,
   type TopicFreshReason,
 } from '../protocol/index.js';
-export type { Connection, WriteOutcome } from './connection.js';
+export type { Connection, WriteOutcome } from './transport/connection.js';
 export {
   createHealthHandler,
   type HealthHandler,
   type HealthOptions,
   type NotReadyReason,
   type ReadinessReport,
-} from './health.js';
+} from './operations/health.js';

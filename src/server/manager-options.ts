@@ -1,7 +1,7 @@
-import type { AuthResult } from './upgrade.js';
-import type { AuthorizeSubscribe } from './membership.js';
-import type { AuthorizeResume } from './resume.js';
-import type { TracingOptions } from './tracing.js';
+import type { AuthResult } from './upgrade/auth-result.js';
+import type { AuthorizeSubscribe } from './topics/membership.js';
+import type { AuthorizeResume } from './session/resume.js';
+import type { TracingOptions } from './operations/tracing.js';
 
 /** Options of `connect`; `Data` is the manager's. */
 export interface ConnectOptions<Data = unknown> {

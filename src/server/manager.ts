@@ -4,28 +4,33 @@ import { brand, hasBrandedInstance } from '../protocol/brand.js';
 import { CloseCode } from '../protocol/close-codes.js';
 import { ErrorCode } from '../protocol/error-codes.js';
 import { SUBPROTOCOL, SUBPROTOCOL_MSGPACK } from '../protocol/messages.js';
-import { loadedMsgpack } from './msgpack.js';
+import { loadedMsgpack } from '../frames/msgpack.js';
 import { MemoryBackend } from '../backends/memory.js';
 import { resolveConfig } from './config.js';
 import type { WebSocketConfig } from './config-types.js';
-import { Connection } from './connection.js';
-import type { UpgradeRejectionReason } from './counters.js';
+import { Connection } from './transport/connection.js';
+import type { UpgradeRejectionReason } from './operations/counters.js';
 import { StabilizerError } from './errors.js';
-import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './heartbeat.js';
-import { silentLogger } from './logger.js';
-import { ProtocolHandler } from './protocol-handler.js';
-import { newRateBucket, takeRateToken } from './rate-limit.js';
-import { InboundAdmission } from './shared-limits.js';
-import { InboundValidation } from './validation.js';
-import { UpgradeRejectionLog } from './rejection-log.js';
-import { SocketListeners } from './socket-listeners.js';
-import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './shutdown.js';
+import { sweepHeartbeats, sweepIntervalMs, type SweepTarget } from './transport/heartbeat.js';
+import { silentLogger } from './operations/logger.js';
+import { ProtocolHandler } from './session/protocol-handler.js';
+import { newRateBucket, takeRateToken } from './inbound/rate-limit.js';
+import { InboundAdmission } from './inbound/shared-limits.js';
+import { InboundValidation } from './inbound/validation.js';
+import { UpgradeRejectionLog } from './operations/rejection-log.js';
+import { SocketListeners } from './transport/socket-listeners.js';
+import { runGracefulShutdown, type ShutdownOptions, type ShutdownStats } from './operations/shutdown.js';
 import { MessagingManager } from './messaging.js';
-import type { SendData } from './payload.js';
+import type { SendData } from '../frames/payload.js';
 import type { AnyRequestTypes, RequestTypes } from '../protocol/requests.js';
-import { ReconnectTokenService, type VerifiedToken } from './tokens.js';
-import { ServerTracing } from './tracing.js';
-import { attachToServer, createUpgradeHandler, type AttachOptions, type UpgradeHandler } from './upgrade.js';
+import { ReconnectTokenService, type VerifiedToken } from './session/tokens.js';
+import { ServerTracing } from './operations/tracing.js';
+import {
+  attachToServer,
+  createUpgradeHandler,
+  type AttachOptions,
+  type UpgradeHandler,
+} from './upgrade/upgrade.js';
 import type { Server } from 'node:http';
 
 import type { ConnectOptions, ManagerHooks, ManagerStats } from './manager-options.js';

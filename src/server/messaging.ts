@@ -1,21 +1,22 @@
 import { CloseCode } from '../protocol/close-codes.js';
 import { BROADCAST_TOPIC } from '../protocol/messages.js';
 import { ErrorCode } from '../protocol/error-codes.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
-import type { BroadcastOptions, BroadcastResult } from './broadcast.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { StorageBackend } from './storage-backend.js';
+import type { BroadcastOptions, BroadcastResult } from './topics/broadcast.js';
 import type { ResolvedConfig } from './config-types.js';
-import type { Connection, WriteOutcome } from './connection.js';
-import { FrameCompressor } from './compression.js';
-import { ServerCounters } from './counters.js';
+import type { Connection, WriteOutcome } from './transport/connection.js';
+import { FrameCompressor } from './transport/compression.js';
+import { ServerCounters } from './operations/counters.js';
 import { StabilizerError } from './errors.js';
 import type { ManagerEvents } from './events.js';
-import type { Logger } from './logger.js';
-import { Memberships, type AuthorizeSubscribe } from './membership.js';
-import { Payload, type BinaryPayload, type SendData } from './payload.js';
-import type { Publication } from './publication.js';
-import { deliverPublication, publishTo, type PublishTarget } from './publish.js';
-import type { Topic, TopicTable } from './topics.js';
-import { RequestBroker, type RequestHandler, type RequestHost } from './requests.js';
+import type { Logger } from './operations/logger.js';
+import { Memberships, type AuthorizeSubscribe } from './topics/membership.js';
+import { Payload, type BinaryPayload, type SendData } from '../frames/payload.js';
+import type { Publication } from './topics/publication.js';
+import { deliverPublication, publishTo, type PublishTarget } from './topics/publish.js';
+import type { Topic, TopicTable } from './topics/topics.js';
+import { RequestBroker, type RequestHandler, type RequestHost } from './session/requests.js';
 import type {
   AnyReplyOf,
   AnyRequestTypes,
@@ -33,8 +34,8 @@ import {
   type ClientOp,
   type ClientOpAnswer,
   type ClientOpsHost,
-} from './client-ops.js';
-import { fanOutEnded, type ServerTracing } from './tracing.js';
+} from './topics/client-ops.js';
+import { fanOutEnded, type ServerTracing } from './operations/tracing.js';
 
 /** Outcome of `sendToClient`. */
 export type SendOutcome = 'sent' | 'buffered' | 'dropped';

@@ -1,14 +1,15 @@
 import { CloseCode, isRetryableCloseCode } from '../protocol/close-codes.js';
-import type { SessionRecord, StorageBackend } from '../backends/types.js';
+import type { SessionRecord } from '../backends/types.js';
+import type { StorageBackend } from './storage-backend.js';
 import type { ResolvedConfig } from './config-types.js';
-import type { Connection } from './connection.js';
-import { DetachedSessions } from './detached-sessions.js';
+import type { Connection } from './transport/connection.js';
+import { DetachedSessions } from './session/detached-sessions.js';
 import { TypedEmitter, type DisconnectReason, type ManagerEvents } from './events.js';
-import { peerLogFields } from './log-fields.js';
-import type { Logger } from './logger.js';
-import { SessionCounts } from './session-counts.js';
-import type { InvalidMessageEvent } from './validation.js';
-import { closeReplaced } from './replaced.js';
+import { peerLogFields } from './operations/log-fields.js';
+import type { Logger } from './operations/logger.js';
+import { SessionCounts } from './session/session-counts.js';
+import type { InvalidMessageEvent } from './inbound/validation.js';
+import { closeReplaced } from './session/replaced.js';
 
 /**
  * The registry half of the manager: who is connected (by id, O(1)), who is handshaking, per-IP counts, the

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ReplayBuffer } from '../../src/backends/replay-buffer.js';
-import { Payload } from '../../src/server/payload.js';
+import { Payload } from '../../src/frames/payload.js';
 
 describe('ReplayBuffer', () => {
   it('since(n) is exactly the held entries after n, or undefined once anything after n was dropped', () => {

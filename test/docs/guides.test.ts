@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/close-codes.js';
 import type { FreshReason } from '../../src/protocol/messages.js';
-import { upgradeRejectionStatus } from '../../src/server/counters.js';
+import { upgradeRejectionStatus } from '../../src/server/operations/counters.js';
 import { repoRoot } from '../helpers/nginx.js';
 
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');

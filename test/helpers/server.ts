@@ -6,7 +6,7 @@ import {
   type WebSocketConfig,
   type ManagerHooks,
 } from '../../src/server/index.js';
-import type { AttachOptions } from '../../src/server/upgrade.js';
+import type { AttachOptions } from '../../src/server/upgrade/upgrade.js';
 
 export interface TestServer {
   manager: WebSocketConnectionManager;

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CloseCode, isRetryableCloseCode } from '../../src/protocol/index.js';
-import type { AuthResult } from '../../src/server/upgrade.js';
+import type { AuthResult } from '../../src/server/upgrade/upgrade.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, startServer, waitFor } from '../helpers/server.js';
 

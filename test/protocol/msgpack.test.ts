@@ -9,7 +9,7 @@ import {
   SUBPROTOCOL,
   SUBPROTOCOL_MSGPACK,
 } from '../../src/protocol/index.js';
-import { loadMsgpack } from '../../src/server/msgpack.js';
+import { loadMsgpack } from '../../src/frames/msgpack.js';
 import { packr, RawProtocolClient, unpackr } from '../helpers/raw-protocol.js';
 import { closeAllServers, collect, openClient, startServer, waitFor } from '../helpers/server.js';
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Connection } from '../../src/server/connection.js';
+import type { Connection } from '../../src/server/transport/connection.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllServers, startServer } from '../helpers/server.js';
 

@@ -1,6 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { expect } from 'vitest';
-import type { Logger } from '../../src/server/logger.js';
+import type { Logger } from '../../src/server/operations/logger.js';
 import { startNode, uniquePrefix, until, type InProcessNode } from './in-process.js';
 import { ProtocolClient } from './protocol-client.js';
 

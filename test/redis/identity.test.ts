@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode } from '../../src/protocol/index.js';
-import type { AuthResult } from '../../src/server/upgrade.js';
+import type { AuthResult } from '../../src/server/upgrade/upgrade.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { closeAllNodes, startNode, uniquePrefix, until, type InProcessNode } from './in-process.js';
 import { startRedis, type TestRedis } from './redis-server.js';

@@ -6,7 +6,7 @@ import {
   type ManagerHooks,
   type WebSocketConfig,
 } from '../../src/server/index.js';
-import type { AttachOptions } from '../../src/server/upgrade.js';
+import type { AttachOptions } from '../../src/server/upgrade/upgrade.js';
 import { createRedisBackend, type RedisBackend, type RedisBackendOptions } from '../../src/redis/index.js';
 
 /** One cluster node in this process: a manager on an http.Server, with its own Redis backend (own node id). */

@@ -4,7 +4,7 @@ import { RateLimiterMemory, RateLimiterRedis } from 'rate-limiter-flexible';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode, type WelcomeMessage } from '../../src/protocol/index.js';
 import type { RateLimiterLike } from '../../src/server/index.js';
-import type { AuthResult } from '../../src/server/upgrade.js';
+import type { AuthResult } from '../../src/server/upgrade/upgrade.js';
 import { RawProtocolClient } from '../helpers/raw-protocol.js';
 import { upgradeResponse } from '../server/support.js';
 import { closeAllNodes, startNode, uniquePrefix, until, type InProcessNode } from './in-process.js';

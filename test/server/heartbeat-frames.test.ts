@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeClientMessage } from '../../src/protocol/index.js';
-import { matchHeartbeatFrame } from '../../src/server/heartbeat-frames.js';
+import { matchHeartbeatFrame } from '../../src/server/session/heartbeat-frames.js';
 
 /** What the server makes of a text frame: the fast path when it matches, else the full decoder. */
 const decode = (text: string): unknown => matchHeartbeatFrame(Buffer.from(text)) ?? decodeClientMessage(text);

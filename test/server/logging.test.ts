@@ -11,7 +11,7 @@ import {
   upgradeResponse,
 } from './support.js';
 import { WebSocketConnectionManager } from '../../src/server/index.js';
-import { UpgradeRejectionLog } from '../../src/server/rejection-log.js';
+import { UpgradeRejectionLog } from '../../src/server/operations/rejection-log.js';
 
 const SECRET = 'logging-test-secret-of-at-least-32-bytes';
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decodeClientMessage } from '../../src/protocol/index.js';
-import { matchMsgpackHeartbeat } from '../../src/server/heartbeat-frames.js';
+import { matchMsgpackHeartbeat } from '../../src/server/session/heartbeat-frames.js';
 import { msgpackCodec } from '../../src/client/msgpack.js';
 import { packr, unpackr } from '../helpers/raw-protocol.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WebSocketConnectionManager } from '../../src/server/index.js';
-import { MAX_IDLE_TOPIC_OFFSETS } from '../../src/server/topics.js';
+import { MAX_IDLE_TOPIC_OFFSETS } from '../../src/server/topics/topics.js';
 
 // Memory backend: offsets are never reused, with or without members (PROTOCOL.md §2.6), and the offsets kept for
 // topics without members are bounded.

@@ -9,7 +9,7 @@ import {
   type AttachOptions,
   type WebSocketConfig,
 } from '../../src/server/index.js';
-import { clientResolver } from '../../src/server/proxy-trust.js';
+import { clientResolver } from '../../src/server/upgrade/proxy-trust.js';
 import { closeAllServers, openClient, startServer, upgradeStatus, waitFor } from '../helpers/server.js';
 
 const sockets: WebSocket[] = [];

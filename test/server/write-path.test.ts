@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer, type PerMessageDeflateOptions } from 'ws';
 import { WebSocketConnectionManager, Payload } from '../../src/server/index.js';
-import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME } from '../../src/server/payload.js';
+import { dataFrame, PING_FRAME, PROTOCOL_PING_FRAME, PROTOCOL_PONG_FRAME } from '../../src/frames/payload.js';
 import { closeAllServers, collect, startServer, waitFor } from '../helpers/server.js';
 import { cleanup, client, protocolHello } from './support.js';
 
