@@ -12,6 +12,8 @@ export interface LaneLink {
   pending: number;
 }
 
+const noop = (): void => {};
+
 /** Wait between two tries of a publish that met a failover. */
 export const RETRY_DELAY_MS = 100;
 /** A publish that keeps meeting a failover for this long rejects with its last error. */
@@ -25,6 +27,8 @@ interface Item {
   state: 'waiting' | 'sent' | 'failed';
   generation: number;
   firstTryMs: number;
+  /** Resolves once the publish settled (resolved or rejected). */
+  done: Promise<void>;
 }
 
 interface Lane {
@@ -69,20 +73,30 @@ export class PublishLanes {
       this.lanes.set(topic, lane);
     }
     const l = lane;
+    let item: Item | undefined;
     const p = new Promise<T>((resolve, reject) => {
-      const item: Item = {
+      item = {
         send,
         resolve: resolve as (v: unknown) => void,
         reject,
         state: 'waiting',
         generation: 0,
         firstTryMs: 0,
+        done: Promise.resolve(),
       };
       this.link.pending++; // counted while not at Redis (at Redis, the script call counts itself)
       l.items.push(item);
     });
+    item!.done = p.then(noop, noop);
     this.pump(topic, l);
     return p;
+  }
+
+  /** Settles once every publish of `topic` already in its lane has settled; `undefined` if none is. */
+  settled(topic: string): Promise<void> | undefined {
+    const lane = this.lanes.get(topic);
+    if (!lane || lane.items.length === 0) return undefined;
+    return Promise.all(lane.items.map((i) => i.done)).then(noop);
   }
 
   private pump(topic: string, lane: Lane): void {

@@ -26,6 +26,8 @@ export class TopicCluster {
     private readonly defaultLimits: ReplayLimits,
   ) {
     this.lanes = new PublishLanes(link);
+    // On a Cluster publishes have their own connection: a join offset is read after the publishes sent before it.
+    if (link.pub !== link.cmd) follower.beforeBase = (name) => this.lanes.settled(name);
   }
 
   private readonly lanes: PublishLanes;

@@ -66,6 +66,12 @@ export class TopicFollower {
   /** Presence changes of followed topics (set by the backend). */
   onPresence: ((e: PresenceEvent) => void) | undefined;
 
+  /**
+   * Publishes of a topic that this node sent before it started following it, if they can still be in flight on
+   * another connection than the base read (a Cluster's publish connection): the base read waits for them.
+   */
+  beforeBase: ((name: string) => Promise<void> | undefined) | undefined;
+
   constructor(private readonly link: RedisLink) {}
 
   keys(name: string): TopicKeys {
@@ -113,19 +119,20 @@ export class TopicFollower {
    */
   private readBase(f: Followed): Promise<{ offset: number; epoch: string } | undefined> {
     const maxAge = f.topic?.history.limits.maxAgeMs ?? UNBOUND_MAX_AGE_MS;
-    return this.link
-      .topicScript(
+    const read = () =>
+      this.link.topicScript(
         'wssTopicRead',
         [f.keys.meta, f.keys.stream],
         [Number.MAX_SAFE_INTEGER, newEpoch(), maxAge, 0, 0, ''],
-      )
-      .then(
-        (r) => {
-          const reply = r as unknown[];
-          return { epoch: String(reply[0]), offset: Number(reply[1]) };
-        },
-        () => undefined,
       );
+    const earlier = this.beforeBase?.(f.name);
+    return (earlier ? earlier.then(read) : read()).then(
+      (r) => {
+        const reply = r as unknown[];
+        return { epoch: String(reply[0]), offset: Number(reply[1]) };
+      },
+      () => undefined,
+    );
   }
 
   /** `undefined` if `name` is live here, else the promise of its load. */

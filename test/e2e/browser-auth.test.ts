@@ -222,6 +222,12 @@ describe('client auth and hidden pages in real Chromium', () => {
     expect(events.fresh).toHaveLength(1);
     expect(got).toEqual(['after thaw']);
     expect(await sessionOf(hidden)).toBe(hiddenId);
+    // Both are connected again (on a loaded machine a 200 ms pong timeout may cut the control once more: it resumes).
+    await waitFor(
+      () => app.manager.isConnected(hiddenId) && app.manager.isConnected(visibleId),
+      'both pages connected',
+      15_000,
+    );
     expect(app.manager.getActiveConnections().sort()).toEqual([hiddenId, visibleId].sort());
   }, 60_000);
 });
