@@ -69,7 +69,9 @@ describe('redis cluster harness', () => {
     await expect.poll(() => got.length).toBe(3);
     // Each channel's message comes from its own shard's connection: the order across shards is not defined.
     const byChannel = (a: [string, string], b: [string, string]) => a[0].localeCompare(b[0]);
-    expect([...got].sort(byChannel)).toEqual(channels.map((ch, i) => [ch, `m${i}`]).sort(byChannel));
+    expect([...got].sort(byChannel)).toEqual(
+      channels.map((ch, i): [string, string] => [ch, `m${i}`]).sort(byChannel),
+    );
   });
 
   it('kills the master of a key with SIGKILL; its replica takes over and serves the key', async () => {
